@@ -1,0 +1,422 @@
+"""Parse blocks of ALB access-log lines into Arrow tables of the curated schema.
+
+Two paths produce the same result:
+
+* the fast path tokenizes a whole block with Arrow's CSV reader (space-delimited, '"'-quoted, no escape
+  character - ALB hex-escapes '"' and '\\' inside quoted fields) and converts types in C++;
+* the exact path tokenizes line by line in Python. It handles every line the fast path declines (other field
+  counts, unbalanced quotes, invalid UTF-8, bad numbers) and names the reason for lines it rejects.
+
+Both feed one vectorised ``_derive`` step (address/request splitting, escapes, partition keys, required-field
+checks). Every input line ends up either as a row or as a ``QuarantinedLine``: lines in = rows + quarantined.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from alblake.schema import ARROW_SCHEMA
+
+MIN_FIELDS = 25  # pre-2020 logs end after error_reason
+KNOWN_FIELDS = 33  # up to request_transform_status (Oct 2025); later trailing fields are ignored
+
+_TS = pa.timestamp("us", tz="UTC")
+# Arrow type of each raw log field (0-based position); everything else is a string.
+_FIELD_TYPES: dict[int, pa.DataType] = {
+    1: _TS,
+    5: pa.float64(),
+    6: pa.float64(),
+    7: pa.float64(),
+    8: pa.int32(),
+    9: pa.int32(),
+    10: pa.int64(),
+    11: pa.int64(),
+    20: pa.int32(),
+    21: _TS,
+}
+_FIELD_NAMES = {
+    0: "type", 1: "time", 2: "elb", 3: "client:port", 4: "target:port", 5: "request_processing_time",
+    6: "target_processing_time", 7: "response_processing_time", 8: "elb_status_code",
+    9: "target_status_code", 10: "received_bytes", 11: "sent_bytes", 20: "matched_rule_priority",
+    21: "request_creation_time",
+}
+# Raw string fields copied as they are into a schema column (raw position -> column name).
+_PLAIN_STRING_FIELDS = {
+    0: "type", 2: "elb", 13: "user_agent", 14: "ssl_cipher", 15: "ssl_protocol", 16: "target_group_arn",
+    17: "trace_id", 18: "domain_name", 19: "chosen_cert_arn", 22: "actions_executed", 23: "redirect_url",
+    24: "lambda_error_reason", 25: "target_port_list", 26: "target_status_code_list", 27: "classification",
+    28: "classification_reason", 29: "conn_trace_id", 30: "transformed_host", 31: "transformed_uri",
+    32: "request_transform_status",
+}
+_TYPED_FIELDS = {
+    1: "time", 5: "request_processing_time", 6: "target_processing_time", 7: "response_processing_time",
+    8: "elb_status_code", 9: "target_status_code", 10: "received_bytes", 11: "sent_bytes",
+    20: "matched_rule_priority", 21: "request_creation_time",
+}
+# Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
+_ESCAPED_COLUMNS = (
+    "request_verb", "request_url", "user_agent", "domain_name", "redirect_url", "lambda_error_reason",
+    "transformed_host", "transformed_uri",
+)
+
+_ADDRESS_RE = r"^(?P<ip>.*):(?P<port>[0-9]{1,5})$"
+_REQUEST_RE = r"^(?P<verb>[^ ]+) (?P<url>.*) (?P<proto>[^ ]+)$"
+_ELB_NAME_RE = r"^[^/]+/(?P<name>[^/]+)/"
+_INT_RE = re.compile(r"-?[0-9]+")
+_FLOAT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_HEX_ESCAPE_RE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+_INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
+
+
+@dataclass(frozen=True)
+class QuarantinedLine:
+    line_number: int  # 1-based within the source
+    reason: str
+    raw: bytes
+
+
+@dataclass
+class ParsedBlock:
+    """Rows of one block in ``ARROW_SCHEMA`` plus their partition keys, and the rejected lines."""
+
+    table: pa.Table
+    elb_name: pa.Array  # string, one per row
+    hour_start: pa.Array  # timestamp[us, UTC] truncated to the hour, one per row
+    quarantined: list[QuarantinedLine] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.table.num_rows + len(self.quarantined)
+
+
+class LineError(ValueError):
+    """A line that cannot become a row; the message is the quarantine reason."""
+
+
+# --------------------------------------------------------------------------------------------- exact path
+
+
+def tokenize(line: str) -> list[str]:
+    """Split one log line into fields: single spaces separate, '"' delimits quoted fields, no escapes."""
+    fields: list[str] = []
+    pos, end_of_line = 0, len(line)
+    while True:
+        if pos < end_of_line and line[pos] == '"':
+            close = line.find('"', pos + 1)
+            if close < 0:
+                raise LineError(f"unterminated quoted field {len(fields) + 1}")
+            fields.append(line[pos + 1 : close])
+            pos = close + 1
+        else:
+            stop = line.find(" ", pos)
+            stop = end_of_line if stop < 0 else stop
+            token = line[pos:stop]
+            if '"' in token:
+                raise LineError(f"stray quote in field {len(fields) + 1}")
+            fields.append(token)
+            pos = stop
+        if pos == end_of_line:
+            return fields
+        if line[pos] != " ":
+            raise LineError(f"no space after quoted field {len(fields)}")
+        pos += 1
+
+
+def _convert_field(index: int, text: str) -> object:
+    arrow_type = _FIELD_TYPES[index]
+    if text == "-":
+        return None
+    name = _FIELD_NAMES[index]
+    if arrow_type == _TS:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise LineError(f"invalid timestamp in {name}: {text[:40]!r}") from None
+        if value.tzinfo is None:
+            raise LineError(f"timestamp without time zone in {name}: {text[:40]!r}")
+        return value
+    if pa.types.is_floating(arrow_type):
+        if not _FLOAT_RE.fullmatch(text):
+            raise LineError(f"invalid number in {name}: {text[:40]!r}")
+        return float(text)
+    if not _INT_RE.fullmatch(text):
+        raise LineError(f"invalid integer in {name}: {text[:40]!r}")
+    number = int(text)
+    limit = _INT_LIMITS[arrow_type]
+    if not -limit <= number < limit:
+        raise LineError(f"integer out of range in {name}: {text[:40]!r}")
+    return number
+
+
+def parse_line_fields(raw: bytes) -> list[object]:
+    """The first ``KNOWN_FIELDS`` typed values of one raw line (missing ones None); raises LineError."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"invalid UTF-8 at byte {exc.start}") from None
+    if not line.strip():
+        raise LineError("empty line")
+    if "\r" in line:
+        raise LineError("carriage return inside line")
+    fields = tokenize(line)
+    if len(fields) < MIN_FIELDS:
+        raise LineError(f"expected at least {MIN_FIELDS} fields, found {len(fields)}")
+    values: list[object] = []
+    for index, text in enumerate(fields[:KNOWN_FIELDS]):
+        values.append(_convert_field(index, text) if index in _FIELD_TYPES else (None if text == "-" else text))
+    values.extend([None] * (KNOWN_FIELDS - len(values)))
+    return values
+
+
+def _parse_lines_exactly(lines: Sequence[bytes], line_numbers: Sequence[int]) -> ParsedBlock:
+    columns: list[list[object]] = [[] for _ in range(KNOWN_FIELDS)]
+    kept: list[int] = []
+    quarantined: list[QuarantinedLine] = []
+    for raw, number in zip(lines, line_numbers, strict=True):
+        try:
+            values = parse_line_fields(raw)
+        except LineError as exc:
+            quarantined.append(QuarantinedLine(number, str(exc), raw))
+            continue
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        kept.append(number)
+    raw_fields = [pa.array(col, type=_FIELD_TYPES.get(i, pa.string())) for i, col in enumerate(columns)]
+    return _derive(raw_fields, kept, dict(zip(line_numbers, lines, strict=True)), quarantined)
+
+
+# ---------------------------------------------------------------------------------------------- fast path
+
+
+def _line_bounds(block: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, before '\\n') offsets of every line of a block that ends with '\\n'."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    starts = np.empty_like(ends)
+    starts[0:1] = 0
+    starts[1:] = ends[:-1] + 1
+    return starts, ends
+
+
+def _odd_quote_lines(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    quotes = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 34)
+    per_line = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)
+    return np.asarray((per_line % 2) == 1)
+
+
+def _first_field_count(block: bytes, starts: np.ndarray, ends: np.ndarray) -> int | None:
+    for start, end in zip(starts[:50], ends[:50], strict=False):
+        try:
+            return len(tokenize(block[start:end].decode("utf-8")))
+        except (LineError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _csv_read(block: bytes, field_count: int) -> tuple[pa.Table, list[int]]:
+    """CSV-tokenize a block; returns the table and the 1-based line numbers of rows with another count."""
+    other_count: list[int] = []
+
+    def on_invalid_row(row: Any) -> str:
+        other_count.append(int(row.number))
+        return "skip"
+
+    names = [f"f{i}" for i in range(field_count)]
+    types = {f"f{i}": _FIELD_TYPES.get(i, pa.string()) for i in range(min(field_count, KNOWN_FIELDS))}
+    table = pa_csv.read_csv(
+        pa.py_buffer(block),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 22),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=" ",
+            quote_char='"',
+            double_quote=False,
+            escape_char=False,
+            newlines_in_values=False,
+            ignore_empty_lines=False,
+            invalid_row_handler=on_invalid_row,
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=types,
+            include_columns=names[:KNOWN_FIELDS],
+            null_values=["-"],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            timestamp_parsers=[pa_csv.ISO8601],
+        ),
+    )
+    return table, other_count
+
+
+def parse_block(block: bytes, first_line_number: int = 1) -> ParsedBlock:
+    """Parse a block of complete lines (it must end with '\\n'). Never raises for bad content."""
+    if not block:
+        return _parse_lines_exactly([], [])
+    if not block.endswith(b"\n"):
+        raise ValueError("a block must end with a newline")
+    starts, ends = _line_bounds(block)
+    numbers = np.arange(first_line_number, first_line_number + len(ends))
+    raw_lines = _RawLines(block, starts, ends, numbers)
+    declined = (ends == starts) | _odd_quote_lines(block, starts, ends)
+    field_count = None if b"\r" in block else _first_field_count(block, starts, ends)
+    if field_count is None or field_count < MIN_FIELDS:
+        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
+    if declined.any():
+        keep = np.flatnonzero(~declined)
+        csv_block = b"".join(block[starts[i] : ends[i] + 1] for i in keep)
+    else:
+        keep = np.arange(len(ends))
+        csv_block = block
+    try:
+        table, other_count = _csv_read(csv_block, field_count)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
+    if table.num_rows + len(other_count) != len(keep):
+        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
+    slow_idx = np.concatenate([np.flatnonzero(declined), keep[np.asarray(other_count, dtype=np.int64) - 1]])
+    row_idx = np.delete(keep, np.asarray(other_count, dtype=np.int64) - 1) if other_count else keep
+    fast = _from_csv_table(table, numbers[row_idx].tolist(), raw_lines)
+    if not len(slow_idx):
+        return fast
+    slow_idx.sort()
+    slow = _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist())
+    return _concat(fast, slow)
+
+
+@dataclass(frozen=True)
+class _RawLines:
+    block: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    numbers: np.ndarray
+
+    def take(self, indices: np.ndarray) -> list[bytes]:
+        return [self.block[self.starts[i] : self.ends[i]] for i in indices.tolist()]
+
+    def by_number(self, number: int) -> bytes:
+        index = number - int(self.numbers[0])
+        return self.block[self.starts[index] : self.ends[index]]
+
+
+def _from_csv_table(table: pa.Table, line_numbers: list[int], raw_lines: _RawLines) -> ParsedBlock:
+    raw_fields: list[pa.Array] = []
+    for index in range(KNOWN_FIELDS):
+        name = f"f{index}"
+        if name in table.column_names:
+            raw_fields.append(table.column(name).combine_chunks())
+        else:
+            raw_fields.append(pa.nulls(table.num_rows, type=_FIELD_TYPES.get(index, pa.string())))
+    return _derive(raw_fields, line_numbers, raw_lines.by_number, [])
+
+
+def _concat(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
+    return ParsedBlock(
+        table=pa.concat_tables([first.table, second.table]),
+        elb_name=pa.concat_arrays([first.elb_name, second.elb_name]),
+        hour_start=pa.concat_arrays([first.hour_start, second.hour_start]),
+        quarantined=sorted(first.quarantined + second.quarantined, key=lambda q: q.line_number),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- derive
+
+
+def _split_address(column: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(ip, port, malformed mask) for an unbracketed 'ip:port' column; split on the last ':'."""
+    parts = pc.extract_regex(column, _ADDRESS_RE)
+    ip = pc.struct_field(parts, "ip")
+    port = pc.cast(pc.struct_field(parts, "port"), pa.int32())
+    malformed = pc.and_(pc.is_valid(column), pc.is_null(parts))
+    return ip, port, pc.fill_null(malformed, False)
+
+
+def _dash_to_null(column: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(column, "-"), pa.scalar(None, pa.string()), column)
+
+
+def _split_request(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(verb, url, proto). Trailing spaces are dropped; an unsplittable request is kept whole as the URL."""
+    trimmed = pc.utf8_rtrim(request, " ")
+    parts = pc.extract_regex(trimmed, _REQUEST_RE)
+    verb = _dash_to_null(pc.struct_field(parts, "verb"))
+    url = pc.if_else(pc.is_null(parts), trimmed, pc.struct_field(parts, "url"))
+    proto = _dash_to_null(pc.struct_field(parts, "proto"))
+    return verb, _dash_to_null(pc.if_else(pc.equal(url, ""), pa.scalar(None, pa.string()), url)), proto
+
+
+def decode_escapes(text: str) -> str:
+    """Decode ALB's \\xHH escapes when the decoded bytes are valid UTF-8; otherwise keep the logged text."""
+    decoded = _HEX_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
+    try:
+        return decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
+def _decode_escapes_column(column: pa.Array) -> pa.Array:
+    has_escape = pc.fill_null(pc.match_substring(column, "\\x"), False)
+    if not pc.any(has_escape).as_py():
+        return column
+    values = column.to_pylist()
+    for index in np.flatnonzero(has_escape.to_numpy(zero_copy_only=False)).tolist():
+        values[index] = decode_escapes(values[index])
+    return pa.array(values, type=pa.string())
+
+
+def _derive(
+    raw: list[pa.Array],
+    line_numbers: list[int],
+    raw_line: Callable[[int], bytes] | dict[int, bytes],
+    quarantined: list[QuarantinedLine],
+) -> ParsedBlock:
+    columns: dict[str, pa.Array] = {name: raw[i] for i, name in _PLAIN_STRING_FIELDS.items()}
+    columns.update({name: raw[i] for i, name in _TYPED_FIELDS.items()})
+    columns["client_ip"], columns["client_port"], bad_client = _split_address(raw[3])
+    columns["target_ip"], columns["target_port"], bad_target = _split_address(raw[4])
+    columns["request_verb"], columns["request_url"], columns["request_proto"] = _split_request(raw[12])
+    columns["domain_name"] = pc.utf8_trim(columns["domain_name"], " ")
+    for name in _ESCAPED_COLUMNS:
+        columns[name] = _decode_escapes_column(columns[name])
+    elb_name = pc.struct_field(pc.extract_regex(columns["elb"], _ELB_NAME_RE), "name")
+    reasons = _problems(columns, elb_name, bad_client, bad_target)
+    table = pa.table([columns[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
+    hour_start = pc.floor_temporal(columns["time"], unit="hour")
+    if reasons is None:
+        return ParsedBlock(table, elb_name, hour_start, quarantined)
+    lookup = raw_line.__getitem__ if isinstance(raw_line, dict) else raw_line
+    bad_rows = [i for i, reason in enumerate(reasons) if reason]
+    extra = [QuarantinedLine(line_numbers[i], reasons[i] or "", lookup(line_numbers[i])) for i in bad_rows]
+    keep = pa.array(np.array([not reason for reason in reasons]))
+    return ParsedBlock(
+        table.filter(keep),
+        elb_name.filter(keep),
+        hour_start.filter(keep),
+        sorted(quarantined + extra, key=lambda q: q.line_number),
+    )
+
+
+def _problems(
+    columns: dict[str, pa.Array], elb_name: pa.Array, bad_client: pa.Array, bad_target: pa.Array
+) -> list[str | None] | None:
+    """Per-row reason why a parsed row cannot be kept, or None when every row is fine."""
+    checks: list[tuple[pa.Array, str]] = [
+        (pc.is_null(columns["type"]), "missing type"),
+        (pc.is_null(columns["time"]), "missing time"),
+        (pc.is_null(elb_name), "elb is not of the form type/name/id"),
+        (bad_client, "malformed client:port"),
+        (bad_target, "malformed target:port"),
+    ]
+    if not any(pc.any(mask).as_py() for mask, _ in checks):
+        return None
+    reasons: list[str | None] = [None] * len(columns["type"])
+    for mask, reason in reversed(checks):
+        for index in np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist():
+            reasons[index] = reason
+    return reasons

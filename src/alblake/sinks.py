@@ -1,0 +1,41 @@
+"""Where finished lake files go. The core stages files locally; a sink publishes each one atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+
+class LakeSink(Protocol):
+    def publish(self, key: str, local_path: Path) -> None:
+        """Make ``local_path`` visible at ``key`` (relative to the lake root) in one atomic step."""
+        ...
+
+
+class LocalLakeSink:
+    """A lake in a local directory; publishing is a rename, so readers never see a partial file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def staging_dir(self) -> Path:
+        """A staging directory on the lake's filesystem, so that publishing is a plain rename.
+
+        Its name starts with '.', which Hive, Athena, DuckDB and pyarrow datasets all ignore.
+        """
+        path = self.root / ".staging"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def publish(self, key: str, local_path: Path) -> None:
+        destination = self.root / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local_path, destination)
+        except OSError:  # another filesystem: copy next to the destination, then rename
+            temporary = destination.with_name(f".{destination.name}.tmp")
+            shutil.copyfile(local_path, temporary)
+            os.replace(temporary, destination)
+            local_path.unlink()

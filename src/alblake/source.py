@@ -1,0 +1,96 @@
+"""Read a log object as a stream of blocks of whole lines, decompressing gzip on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+from alblake.errors import CorruptInputError, EmptyInputError
+
+try:  # ISA-L inflates ~2-3x faster than zlib; same API and error type family.
+    from isal import isal_zlib as zlib_impl
+except ImportError:  # pragma: no cover - exercised only where isal has no wheel
+    import zlib as zlib_impl  # type: ignore[no-redef]
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_SIZE = 1 << 20  # compressed bytes per read
+BLOCK_SIZE = 1 << 24  # ~16 MiB of text per parsed block: bounded memory, amortised per-block overhead
+
+
+class _Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+def _gzip_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
+    """Inflate a (possibly multi-member) gzip stream; raises CorruptInputError when corrupt or truncated."""
+    decompressor: _Decompressor = zlib_impl.decompressobj(wbits=31)
+    pending = head
+    while True:
+        if not pending:
+            pending = source.read(READ_SIZE)
+            if not pending:
+                break
+        try:
+            text = decompressor.decompress(pending)
+        except zlib_impl.error as exc:
+            raise CorruptInputError(f"not a valid gzip stream: {exc}") from None
+        pending = b""
+        if text:
+            yield text
+        if decompressor.eof:
+            pending = decompressor.unused_data
+            if not pending:
+                pending = source.read(READ_SIZE)
+                if not pending:
+                    return
+            if pending[:2] != GZIP_MAGIC:
+                if pending.strip(b"\x00"):
+                    raise CorruptInputError("trailing garbage after the gzip stream")
+                return
+            decompressor = zlib_impl.decompressobj(wbits=31)
+    if not decompressor.eof:
+        raise CorruptInputError("truncated gzip stream (unexpected end of data)")
+
+
+def _plain_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
+    if head:
+        yield head
+    while chunk := source.read(READ_SIZE):
+        yield chunk
+
+
+def iter_text_chunks(source: BinaryIO, *, require_gzip: bool) -> Iterator[bytes]:
+    """Decompressed text of ``source`` in chunks. Gzip is recognised by its magic bytes."""
+    head = source.read(READ_SIZE)
+    if head[:2] == GZIP_MAGIC:
+        return _gzip_text(head, source)
+    if require_gzip:
+        if not head:
+            raise EmptyInputError("empty object: a .gz log must contain a gzip stream")
+        raise CorruptInputError("not gzip: a .gz log must start with the gzip magic bytes 1f 8b")
+    return _plain_text(head, source)
+
+
+def iter_blocks(chunks: Iterator[bytes], block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Regroup text chunks into blocks of whole lines, each ending with '\\n' (one is added at EOF if missing)."""
+    buffered: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        buffered.append(chunk)
+        size += len(chunk)
+        if size < block_size:
+            continue
+        data = b"".join(buffered)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line longer than a block: keep reading
+            buffered, size = [data], len(data)
+            continue
+        yield data[:cut]
+        rest = data[cut:]
+        buffered, size = ([rest], len(rest)) if rest else ([], 0)
+    if size:
+        data = b"".join(buffered)
+        yield data if data.endswith(b"\n") else data + b"\n"
