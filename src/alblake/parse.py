@@ -206,10 +206,19 @@ def _line_bounds(block: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _odd_quote_lines(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    quotes = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 34)
-    per_line = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)
-    return np.asarray((per_line % 2) == 1)
+def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines the CSV tokenizer must not see: empty, unbalanced quotes, or any non-ASCII byte.
+
+    ALB hex-escapes non-ASCII bytes, so a valid line is ASCII; the exact path decides about the others.
+    """
+    data = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(data == 34)
+    odd_quotes = (np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)) % 2 == 1
+    declined = odd_quotes | (ends == starts)
+    high = np.flatnonzero(data >= 128)
+    if len(high):
+        declined |= np.searchsorted(high, ends) > np.searchsorted(high, starts)
+    return np.asarray(declined)
 
 
 def _first_field_count(block: bytes, starts: np.ndarray, ends: np.ndarray) -> int | None:
@@ -264,7 +273,7 @@ def parse_block(block: bytes, first_line_number: int = 1) -> ParsedBlock:
     starts, ends = _line_bounds(block)
     numbers = np.arange(first_line_number, first_line_number + len(ends))
     raw_lines = _RawLines(block, starts, ends, numbers)
-    declined = (ends == starts) | _odd_quote_lines(block, starts, ends)
+    declined = _lines_to_decline(block, starts, ends)
     field_count = None if b"\r" in block else _first_field_count(block, starts, ends)
     if field_count is None or field_count < MIN_FIELDS:
         return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
@@ -409,6 +418,7 @@ def _problems(
     checks: list[tuple[pa.Array, str]] = [
         (pc.is_null(columns["type"]), "missing type"),
         (pc.is_null(columns["time"]), "missing time"),
+        (pc.is_null(columns["elb"]), "missing elb"),
         (pc.is_null(elb_name), "elb is not of the form type/name/id"),
         (bad_client, "malformed client:port"),
         (bad_target, "malformed target:port"),

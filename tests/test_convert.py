@@ -1,0 +1,151 @@
+"""Conversion of whole objects: partitioned Parquet, determinism, atomicity, bad input, round trips."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+
+from alblake.convert import ConversionResult, convert_stream, publish
+from alblake.errors import CorruptInputError, EmptyInputError, InputError
+from alblake.sample import write_sample_logs
+from alblake.schema import ARROW_SCHEMA
+from alblake.sinks import LocalLakeSink
+from tests.test_parse import DOC_LINE
+
+KEY = "AWSLogs/1/elasticloadbalancing/us-east-2/2018/07/02/1_elasticloadbalancing_us-east-2_app.my-lb.1_20180702T2225Z_10.0.0.1_x.log.gz"
+
+
+def convert_bytes(data: bytes, lake: Path, source_id: str = KEY, block_size: int = 1 << 24) -> ConversionResult:
+    sink = LocalLakeSink(lake)
+    result = convert_stream(io.BytesIO(data), source_id, sink.staging_dir(), block_size=block_size)
+    publish(result, sink)
+    return result
+
+
+def lake_files(lake: Path) -> list[str]:
+    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file())
+
+
+def test_documented_lines_land_in_hive_partitions(tmp_path: Path, documented_lines: list[bytes]) -> None:
+    result = convert_bytes(gzip.compress(b"\n".join(documented_lines) + b"\n"), tmp_path)
+    assert (result.lines, result.rows, result.quarantined) == (7, 7, 0)
+    assert [p.path for p in result.partitions] == [
+        "elb_name=my-loadbalancer/day=2018-07-02/hour=22",
+        "elb_name=my-loadbalancer/day=2018-11-30/hour=22",
+    ]
+    stem = "1_elasticloadbalancing_us-east-2_app.my-lb.1_20180702T2225Z_10.0.0.1_x"
+    files = lake_files(tmp_path)
+    assert len(files) == 2
+    assert all(f.startswith("alb_logs/elb_name=my-loadbalancer/day=") and stem in f for f in files)
+    table = ds.dataset(tmp_path / "alb_logs", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 7
+    assert Counter(table.column("day").to_pylist()) == {"2018-07-02": 5, "2018-11-30": 2}
+    assert table.select(list(ARROW_SCHEMA.names)).schema == ARROW_SCHEMA
+
+
+def test_rerun_replaces_instead_of_duplicating(tmp_path: Path) -> None:
+    data = gzip.compress((DOC_LINE + "\n").encode() * 10)
+    convert_bytes(data, tmp_path)
+    first = lake_files(tmp_path)
+    convert_bytes(data, tmp_path)
+    assert lake_files(tmp_path) == first
+    assert ds.dataset(tmp_path / "alb_logs", partitioning="hive").count_rows() == 10
+    convert_bytes(data, tmp_path, source_id=KEY.replace("_x.log.gz", "_y.log.gz"))
+    assert ds.dataset(tmp_path / "alb_logs", partitioning="hive").count_rows() == 20
+
+
+def test_lines_are_conserved_across_many_small_blocks(tmp_path: Path) -> None:
+    paths = write_sample_logs(tmp_path / "logs", files=2, lines_per_file=3000, seed=3, malformed_every=101)
+    for path in paths:
+        expected_lines = gzip.decompress(path.read_bytes()).count(b"\n")
+        result = convert_bytes(path.read_bytes(), tmp_path / "lake", source_id=str(path), block_size=4096)
+        assert result.lines == expected_lines == 3000
+        assert result.rows + result.quarantined == result.lines
+        assert result.quarantined == 3000 // 101
+    quarantine = [json.loads(line) for f in (tmp_path / "lake" / "quarantine").iterdir() for line in f.open()]
+    assert len(quarantine) == 2 * (3000 // 101)
+    assert all(q["line_number"] % 101 == 0 and q["reason"] for q in quarantine)
+
+
+def test_block_size_does_not_change_the_output(tmp_path: Path) -> None:
+    path = write_sample_logs(tmp_path / "logs", files=1, lines_per_file=2000, seed=5)[0]
+    big = convert_bytes(path.read_bytes(), tmp_path / "a", source_id=str(path))
+    small = convert_bytes(path.read_bytes(), tmp_path / "b", source_id=str(path), block_size=10_000)
+    key = ["time", "trace_id"]
+    read = lambda lake: ds.dataset(lake / "alb_logs", partitioning="hive").to_table().sort_by(  # noqa: E731
+        [(k, "ascending") for k in key])
+    assert (big.rows, big.quarantined) == (small.rows, small.quarantined)
+    assert read(tmp_path / "a").equals(read(tmp_path / "b"))
+
+
+def test_plain_text_and_multi_member_gzip(tmp_path: Path) -> None:
+    text = (DOC_LINE + "\n").encode() * 3
+    assert convert_bytes(text, tmp_path / "a", source_id="local/file.log").rows == 3
+    two_members = gzip.compress(text) + gzip.compress(text[:-1])  # last line without newline
+    assert convert_bytes(two_members, tmp_path / "b").rows == 6
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", EmptyInputError, "empty object"),
+        (b"plain text, not gzip\n", CorruptInputError, "not gzip"),
+        (gzip.compress((DOC_LINE + "\n").encode() * 1000)[:-30], CorruptInputError, "truncated"),
+        (b"\x1f\x8b" + bytes(range(256)) * 4, CorruptInputError, "not a valid gzip stream"),
+        (gzip.compress(b"x\n") + b"trailing junk", CorruptInputError, "trailing garbage"),
+    ],
+)
+def test_bad_gzip_raises_clear_error_and_publishes_nothing(
+    tmp_path: Path, data: bytes, error: type[InputError], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        convert_bytes(data, tmp_path)
+    assert lake_files(tmp_path) == []
+
+
+def test_corruption_after_good_blocks_stages_nothing(tmp_path: Path) -> None:
+    good = zlib.compressobj(wbits=31)
+    data = good.compress((DOC_LINE + "\n").encode() * 20_000) + good.flush()
+    corrupt = data[: len(data) // 2] + b"\x00" * 64 + data[len(data) // 2 + 64 :]
+    with pytest.raises(CorruptInputError):
+        convert_bytes(corrupt, tmp_path, block_size=8192)
+    assert lake_files(tmp_path) == []
+
+
+def test_binary_garbage_and_invalid_utf8_are_quarantined_losslessly(tmp_path: Path) -> None:
+    garbage = bytes(range(1, 256)).replace(b"\n", b"")
+    data = gzip.compress((DOC_LINE + "\n").encode() + garbage + b"\n" + b"caf\xe9 latin-1\n")
+    result = convert_bytes(data, tmp_path)
+    assert (result.lines, result.rows, result.quarantined) == (3, 1, 2)
+    records = [json.loads(line) for line in next((tmp_path / "quarantine").iterdir()).open()]
+    assert [r["line_number"] for r in records] == [2, 3]
+    import base64
+
+    assert base64.b64decode(records[0]["raw_base64"]) == garbage
+    assert base64.b64decode(records[1]["raw_base64"]) == b"caf\xe9 latin-1"
+
+
+def test_duckdb_reads_the_lake_with_partitions(tmp_path: Path) -> None:
+    paths = write_sample_logs(tmp_path / "logs", files=3, lines_per_file=500, seed=11, malformed_every=0)
+    rows = sum(convert_bytes(p.read_bytes(), tmp_path / "lake", source_id=str(p)).rows for p in paths)
+    glob = f"{tmp_path}/lake/alb_logs/**/*.parquet"
+    connection = duckdb.connect()
+    count, names = connection.execute(
+        f"select count(*), count(distinct elb_name) from read_parquet('{glob}', hive_partitioning=true)"
+    ).fetchone() or (0, 0)
+    assert (count, rows, names) == (1500, 1500, 3)
+    mismatched = connection.execute(
+        f"select count(*) from read_parquet('{glob}', hive_partitioning=true) "
+        "where strftime(time AT TIME ZONE 'UTC', '%Y-%m-%d') <> day::varchar "
+        "or lpad(cast(hour(time AT TIME ZONE 'UTC') as varchar), 2, '0') <> lpad(hour::varchar, 2, '0') "
+        "or split_part(elb, '/', 2) <> elb_name"
+    ).fetchone()
+    assert mismatched == (0,)

@@ -1,0 +1,237 @@
+"""Unit tests of the parser on the AWS-documented lines and on each odd case of the format document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from alblake.parse import parse_block, parse_line_fields, tokenize
+from alblake.schema import ARROW_SCHEMA, COLUMN_NAMES
+
+DOC_LINE = (
+    'http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 '
+    '0.000 0.001 0.000 200 200 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - '
+    'arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 '
+    '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
+    '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
+)
+
+
+def rows_of(*lines: str | bytes, fast: bool = True) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Parse lines as one block; with fast=False each line is parsed alone (the exact path's usual case)."""
+    encoded = [line.encode() if isinstance(line, str) else line for line in lines]
+    if fast:
+        parsed = parse_block(b"\n".join(encoded) + b"\n")
+        return parsed.table.to_pylist(), [(q.line_number, q.reason) for q in parsed.quarantined]
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[int, str]] = []
+    for number, line in enumerate(encoded, start=1):
+        parsed = parse_block(line + b"\n", number)
+        rows += parsed.table.to_pylist()
+        problems += [(q.line_number, q.reason) for q in parsed.quarantined]
+    return rows, problems
+
+
+def test_documented_http_line_exact_values() -> None:
+    rows, problems = rows_of(DOC_LINE)
+    assert problems == []
+    assert rows == [{
+        "type": "http",
+        "time": datetime(2018, 7, 2, 22, 23, 0, 186641, tzinfo=UTC),
+        "elb": "app/my-loadbalancer/50dc6c495c0c9188",
+        "client_ip": "192.168.131.39", "client_port": 2817,
+        "target_ip": "10.0.0.1", "target_port": 80,
+        "request_processing_time": 0.0, "target_processing_time": 0.001, "response_processing_time": 0.0,
+        "elb_status_code": 200, "target_status_code": 200, "received_bytes": 34, "sent_bytes": 366,
+        "request_verb": "GET", "request_url": "http://www.example.com:80/", "request_proto": "HTTP/1.1",
+        "user_agent": "curl/7.46.0", "ssl_cipher": None, "ssl_protocol": None,
+        "target_group_arn": "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067",
+        "trace_id": "Root=1-58337262-36d228ad5d99923122bbe354", "domain_name": None, "chosen_cert_arn": None,
+        "matched_rule_priority": 0,
+        "request_creation_time": datetime(2018, 7, 2, 22, 22, 48, 364000, tzinfo=UTC),
+        "actions_executed": "forward", "redirect_url": None, "lambda_error_reason": None,
+        "target_port_list": "10.0.0.1:80", "target_status_code_list": "200",
+        "classification": None, "classification_reason": None, "conn_trace_id": "TID_1234abcd5678ef90",
+        "transformed_host": None, "transformed_uri": None, "request_transform_status": None,
+    }]
+
+
+def test_every_documented_example(documented_lines: list[bytes]) -> None:
+    rows, problems = rows_of(*documented_lines)
+    assert problems == []
+    assert [r["type"] for r in rows] == ["http", "https", "h2", "ws", "wss", "http", "http"]
+    https, h2 = rows[1], rows[2]
+    assert (https["ssl_cipher"], https["ssl_protocol"]) == ("ECDHE-RSA-AES128-GCM-SHA256", "TLSv1.2")
+    assert https["domain_name"] == "www.example.com"
+    assert https["chosen_cert_arn"].endswith("certificate/12345678-1234-1234-1234-123456789012")
+    assert https["actions_executed"] == "authenticate,forward"
+    assert https["transformed_host"] == "m.example.com"
+    assert https["request_transform_status"] == "TransformSuccess"
+    assert (https["request_processing_time"], https["target_processing_time"]) == (0.086, 0.048)
+    assert h2["redirect_url"] == "https://example.com:80/"
+    assert h2["request_proto"] == "HTTP/2.0"
+    assert rows[3]["elb_status_code"] == 101 and rows[3]["user_agent"] is None
+    no_target, lambda_error = rows[5], rows[6]
+    assert (no_target["target_ip"], no_target["target_port"], no_target["target_port_list"]) == (None, None, None)
+    assert lambda_error["elb_status_code"] == 502 and lambda_error["target_status_code"] is None
+    assert lambda_error["lambda_error_reason"] == "LambdaInvalidResponse"
+
+
+def test_fast_and_exact_paths_agree_on_documented_lines(documented_lines: list[bytes]) -> None:
+    assert rows_of(*documented_lines) == rows_of(*documented_lines, fast=False)
+
+
+def _old_format(fields: int) -> str:
+    return " ".join(tokens_of(DOC_LINE)[:fields])
+
+
+def tokens_of(line: str) -> list[str]:
+    """Re-quote tokens so they can be joined back into a line."""
+    out = []
+    position = 0
+    for token in tokenize(line):
+        quoted = line[position] == '"'
+        out.append(f'"{token}"' if quoted else token)
+        position += len(token) + (2 if quoted else 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("fields", [25, 29, 30])
+def test_older_formats_are_valid_and_missing_fields_null(fields: int) -> None:
+    rows, problems = rows_of(_old_format(fields), _old_format(fields))
+    assert problems == []
+    assert len(rows) == 2
+    assert rows[0]["lambda_error_reason"] is None and rows[0]["actions_executed"] == "forward"
+    assert rows[0]["target_port_list"] == ("10.0.0.1:80" if fields > 25 else None)
+    assert rows[0]["conn_trace_id"] == ("TID_1234abcd5678ef90" if fields >= 30 else None)
+    assert rows[0]["transformed_host"] is None
+
+
+def test_mixed_formats_in_one_block() -> None:
+    rows, problems = rows_of(DOC_LINE, _old_format(25), DOC_LINE + ' "future" -', _old_format(29))
+    assert problems == []
+    assert len(rows) == 4
+    assert sorted(r["conn_trace_id"] or "" for r in rows) == ["", "", "TID_1234abcd5678ef90", "TID_1234abcd5678ef90"]
+
+
+def test_new_trailing_fields_are_ignored_not_rejected() -> None:
+    rows, problems = rows_of(DOC_LINE + " -", DOC_LINE + ' "x" "y y" z')
+    assert problems == []
+    assert [r["request_transform_status"] for r in rows] == [None, None]
+    rows_future_only, _ = rows_of(DOC_LINE + ' "new-field"', DOC_LINE + ' "new-field"')
+    assert len(rows_future_only) == 2 and rows_future_only[0]["client_port"] == 2817
+
+
+def test_ipv6_client_and_target_split_on_last_colon() -> None:
+    line = DOC_LINE.replace("192.168.131.39:2817", "2001:db8:85a3::8a2e:370:7334:52814").replace(
+        " 10.0.0.1:80 0.000", " fe80::1ff:fe23:4567:890a:8080 0.000"
+    )
+    rows, problems = rows_of(line)
+    assert problems == []
+    assert (rows[0]["client_ip"], rows[0]["client_port"]) == ("2001:db8:85a3::8a2e:370:7334", 52814)
+    assert (rows[0]["target_ip"], rows[0]["target_port"]) == ("fe80::1ff:fe23:4567:890a", 8080)
+
+
+def test_spaces_in_url_are_kept() -> None:
+    line = DOC_LINE.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"GET http://x:80/a b/c d?q=1 2 HTTP/1.1"')
+    rows, _ = rows_of(line)
+    assert (rows[0]["request_verb"], rows[0]["request_url"], rows[0]["request_proto"]) == (
+        "GET", "http://x:80/a b/c d?q=1 2", "HTTP/1.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_field", "expected"),
+    [
+        ("- http://www.example.com:80- -", (None, "http://www.example.com:80-", None)),
+        ("- - -", (None, None, None)),
+        ("GET http://x:80/ HTTP/1.1 ", ("GET", "http://x:80/", "HTTP/1.1")),
+        ("GET http://x:80/ - ", ("GET", "http://x:80/", None)),
+        ("BREW coffee://pot:80/ HTCPCP/1.0", ("BREW", "coffee://pot:80/", "HTCPCP/1.0")),
+        ("garbage", (None, "garbage", None)),
+        ("", (None, None, None)),
+    ],
+)
+def test_odd_request_lines(request_field: str, expected: tuple[str | None, ...]) -> None:
+    line = DOC_LINE.replace('"GET http://www.example.com:80/ HTTP/1.1"', f'"{request_field}"')
+    for fast in (True, False):
+        rows, problems = rows_of(line, fast=fast)
+        assert problems == []
+        assert (rows[0]["request_verb"], rows[0]["request_url"], rows[0]["request_proto"]) == expected
+
+
+def test_hex_escapes_are_decoded_when_valid_utf8() -> None:
+    line = DOC_LINE.replace('"curl/7.46.0"', r'"Mozilla \x22quoted\x22 back\x5Cslash caf\xC3\xA9"').replace(
+        "http://www.example.com:80/ ", r"http://www.example.com:80/?q=\x22a\x22 "
+    )
+    rows, _ = rows_of(line)
+    assert rows[0]["user_agent"] == 'Mozilla "quoted" back\\slash café'
+    assert rows[0]["request_url"] == 'http://www.example.com:80/?q="a"'
+    invalid, _ = rows_of(DOC_LINE.replace('"curl/7.46.0"', r'"bad \xFF byte"'))
+    assert invalid[0]["user_agent"] == r"bad \xFF byte"
+
+
+def test_empty_quoted_fields_and_leading_space_domain() -> None:
+    line = DOC_LINE.replace('"forward"', '""').replace('"Root=1-58337262-36d228ad5d99923122bbe354" "-"',
+                                                        '"Root=1-58337262-36d228ad5d99923122bbe354" " www.example.com"')
+    rows, problems = rows_of(line)
+    assert problems == []
+    assert rows[0]["actions_executed"] == ""
+    assert rows[0]["domain_name"] == "www.example.com"
+
+
+def test_negative_one_values_are_kept() -> None:
+    line = DOC_LINE.replace("0.000 0.001 0.000 200 200", "-1 -1 -1 460 -").replace(" 0 2018-07-02T22:22", " -1 2018-07-02T22:22")
+    rows, _ = rows_of(line)
+    row = rows[0]
+    assert (row["request_processing_time"], row["target_processing_time"], row["response_processing_time"]) == (-1, -1, -1)
+    assert (row["elb_status_code"], row["target_status_code"], row["matched_rule_priority"]) == (460, None, -1)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("", "empty line"),
+        ("not a log line", "expected at least 25 fields, found 4"),
+        (DOC_LINE.replace('"curl/7.46.0"', '"curl/7.46.0'), "quoted field"),
+        (DOC_LINE.replace(" 200 200 ", " 2xx 200 "), "invalid integer in elb_status_code"),
+        (DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "yesterday"), "invalid timestamp in time"),
+        (DOC_LINE.replace(" 34 366 ", " 34 99999999999999999999 "), "integer out of range in sent_bytes"),
+        (DOC_LINE.replace("192.168.131.39:2817", "192.168.131.39"), "malformed client:port"),
+        (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "-"), "missing elb"),
+        (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "nonsense"), "elb is not of the form"),
+        (DOC_LINE.encode().replace(b"curl", b"cu\xffrl"), "invalid UTF-8"),
+        (DOC_LINE + "\r", "carriage return"),
+    ],
+)
+def test_unparseable_lines_are_quarantined_with_reason(line: str | bytes, reason: str) -> None:
+    for fast in (True, False):
+        rows, problems = rows_of(DOC_LINE, line, DOC_LINE, fast=fast)
+        assert len(rows) == 2
+        assert len(problems) == 1
+        number, why = problems[0]
+        assert number == 2
+        assert why.startswith(reason) or reason in why
+
+
+def test_quarantine_keeps_raw_bytes_and_line_numbers() -> None:
+    raw = b"\x00\x01binary \xfe\xff garbage"
+    parsed = parse_block(DOC_LINE.encode() + b"\n" + raw + b"\n", first_line_number=41)
+    assert parsed.table.num_rows == 1
+    assert [(q.line_number, q.raw) for q in parsed.quarantined] == [(42, raw)]
+
+
+def test_block_output_follows_schema_and_partition_keys() -> None:
+    parsed = parse_block((DOC_LINE + "\n").encode() * 3)
+    assert parsed.table.schema == ARROW_SCHEMA
+    assert tuple(parsed.table.column_names) == COLUMN_NAMES
+    assert parsed.elb_name.to_pylist() == ["my-loadbalancer"] * 3
+    assert parsed.hour_start.to_pylist() == [datetime(2018, 7, 2, 22, tzinfo=UTC)] * 3
+
+
+def test_parse_line_fields_pads_old_lines() -> None:
+    values = parse_line_fields(_old_format(25).encode())
+    assert len(values) == 33
+    assert values[25:] == [None] * 8

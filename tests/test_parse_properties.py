@@ -1,0 +1,63 @@
+"""Property-based tests: the parser never crashes, conserves lines, and both paths agree on valid lines."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alblake.parse import parse_block
+from tests.test_parse import DOC_LINE, rows_of, tokens_of
+
+_URL_CHARS = string.ascii_letters + string.digits + "/?&=%-._~ :;,+!*'()[]"
+_QUOTED_CHARS = string.ascii_letters + string.digits + " /().,;:=-_\\"
+
+
+def _valid_line(draw: st.DrawFn) -> str:
+    url = draw(st.text(_URL_CHARS, min_size=1, max_size=40)).strip() or "/"
+    agent = draw(st.text(_QUOTED_CHARS, max_size=30))
+    status = draw(st.sampled_from(["200", "404", "502", "-"]))
+    client = draw(st.sampled_from(["10.0.0.1", "2001:db8::1", "fe80::1:2:3"]))
+    port = draw(st.integers(0, 65535))
+    trailing = draw(st.sampled_from(["", " -", ' "x"', ' "a b" c']))
+    line = (
+        DOC_LINE.replace("192.168.131.39:2817", f"{client}:{port}")
+        .replace("http://www.example.com:80/", f"http://h:80/{url}")
+        .replace('"curl/7.46.0"', f'"{agent}"')
+        .replace(" 200 200 ", f" 200 {status} ")
+    )
+    fields = draw(st.sampled_from([25, 29, 30, 33]))
+    if fields < 33:
+        line = " ".join(tokens_of(line)[:fields])
+    return line + trailing
+
+
+valid_lines = st.composite(_valid_line)()
+garbage_lines = st.one_of(
+    st.binary(max_size=200).map(lambda b: b.replace(b"\n", b" ")),
+    st.text(max_size=120).map(lambda t: t.replace("\n", " ").encode("utf-8", "surrogatepass")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(valid_lines.map(str.encode), garbage_lines), max_size=30))
+def test_never_crashes_and_conserves_lines(lines: list[bytes]) -> None:
+    block = b"".join(line + b"\n" for line in lines)
+    parsed = parse_block(block, first_line_number=1)
+    assert parsed.table.num_rows + len(parsed.quarantined) == len(lines)
+    assert len({q.line_number for q in parsed.quarantined}) == len(parsed.quarantined)
+    for quarantined in parsed.quarantined:
+        assert quarantined.raw == lines[quarantined.line_number - 1]
+        assert quarantined.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(valid_lines, min_size=1, max_size=20))
+def test_valid_lines_all_become_rows_and_paths_agree(lines: list[str]) -> None:
+    fast_rows, fast_problems = rows_of(*lines)
+    exact_rows, exact_problems = rows_of(*lines, fast=False)
+    assert fast_problems == [] and exact_problems == []
+    key = lambda row: sorted((k, str(v)) for k, v in row.items())  # noqa: E731
+    assert sorted(fast_rows, key=key) == sorted(exact_rows, key=key)
+    assert len(fast_rows) == len(lines)
