@@ -31,6 +31,7 @@ _log = logging.getLogger(__name__)
 
 class RefreshStatus(StrEnum):
     DISABLED = "disabled"  # no dataset configured
+    NOT_NEEDED = "not-needed"  # nothing new was written
     REQUESTED = "requested"
     SKIPPED_IN_PROGRESS = "skipped-in-progress"
     SKIPPED_RECENT = "skipped-recent"
@@ -123,9 +124,8 @@ class SpiceRefresher:
             outcome = RefreshOutcome(status, detail=f"{code}: {err.get('Message', '')}")
         except (BotoCoreError, RuntimeError, KeyError, ValueError, TypeError) as e:
             outcome = RefreshOutcome(RefreshStatus.ERROR, detail=f"{type(e).__name__}: {e}")
-        level = logging.WARNING if outcome.status in _WARN else logging.INFO
-        self._log.log(
-            level,
+        log = self._log.warning if outcome.status in _WARN else self._log.info
+        log(
             "SPICE refresh %s",
             outcome.status.value,
             extra={

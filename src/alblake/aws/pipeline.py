@@ -1,0 +1,313 @@
+"""The Lambda ingest pipeline: S3 event records -> Parquet in the lake bucket -> Glue partitions -> SPICE.
+
+Failure semantics (one invocation = one S3 event, usually one record):
+
+- Objects that are not ALB access logs (test file, NLB, connection and health-check logs, other names) are
+  skipped with a log line and an ``ObjectsSkipped`` metric.
+- Every record is attempted, even after another record of the same event failed.
+- A permanently bad object (``alblake.errors.InputError``: corrupt or truncated gzip, empty object) is logged
+  with its key and reason and counted in ``ObjectsFailed``; nothing of it is published (the core stages
+  locally and publishing only starts after the whole object converted).
+- Any other error (S3/Glue API errors, throttling, timeouts: transient) is logged and counted the same way.
+- After all records, if any failed, the invocation raises: ``ObjectRejectedError`` when every failure is
+  permanent, ``IngestRetryableError`` otherwise. Lambda then retries the event (async invoke: 2 retries)
+  and finally sends it to the on-failure destination / DLQ with that error type and a message listing
+  each failed key. Retrying records that already succeeded is harmless: lake keys are deterministic (the
+  same object always produces the same keys, so it overwrites, never duplicates) and Glue registration is
+  idempotent.
+- The SPICE refresh is requested once per invocation, after the records, when rows were written; it never
+  raises.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from alblake.aws.glue import GluePartitionRegistrar, PartitionRegistrar
+from alblake.aws.quicksight import Refresher, RefreshOutcome, RefreshStatus, SpiceRefresher
+from alblake.aws.s3 import ObjectSource, S3LakeSink, S3ObjectSource
+from alblake.convert import convert_stream, discard, publish
+from alblake.errors import InputError
+from alblake.keys import AccessLogKey, classify_key, decode_event_key
+
+
+class MetricsSink(Protocol):
+    """The part of ``aws_lambda_powertools.Metrics`` the pipeline uses."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class LoggerLike(Protocol):
+    """The part of ``aws_lambda_powertools.Logger`` the pipeline uses."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def append_keys(self, **additional_keys: object) -> None: ...
+    def remove_keys(self, keys: Iterable[str]) -> None: ...
+
+
+class ConfigError(Exception):
+    """A required environment variable is missing."""
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    lake_bucket: str
+    glue_database: str
+    lake_prefix: str = ""
+    glue_table: str = "alb_logs"
+    quicksight_dataset_id: str = ""
+    quicksight_min_refresh_minutes: float = 60.0
+    staging_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LambdaConfig:
+        env = os.environ if env is None else env
+        missing = [k for k in ("LAKE_BUCKET", "GLUE_DATABASE") if not env.get(k)]
+        if missing:
+            raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        return cls(
+            lake_bucket=env["LAKE_BUCKET"],
+            glue_database=env["GLUE_DATABASE"],
+            lake_prefix=env.get("LAKE_PREFIX", ""),
+            glue_table=env.get("GLUE_TABLE") or "alb_logs",
+            quicksight_dataset_id=env.get("QUICKSIGHT_DATASET_ID", ""),
+            quicksight_min_refresh_minutes=float(env.get("QUICKSIGHT_MIN_REFRESH_MINUTES") or 60),
+        )
+
+    @property
+    def quicksight_min_interval(self) -> timedelta:
+        return timedelta(minutes=self.quicksight_min_refresh_minutes)
+
+
+class RecordStatus(StrEnum):
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass
+class RecordOutcome:
+    bucket: str
+    key: str
+    status: RecordStatus
+    detail: str = ""
+    permanent: bool = False
+    rows: int = 0
+    quarantined: int = 0
+    published: list[str] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)
+    partitions_created: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "status": self.status.value,
+            "detail": self.detail,
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "published": self.published,
+            "partitions": self.partitions,
+            "partitions_created": self.partitions_created,
+        }
+
+
+@dataclass
+class InvocationSummary:
+    records: list[RecordOutcome]
+    refresh: RefreshOutcome | None = None
+
+    @property
+    def failures(self) -> list[RecordOutcome]:
+        return [r for r in self.records if r.status is RecordStatus.FAILED]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": [r.as_dict() for r in self.records],
+            "refresh": None if self.refresh is None else self.refresh.status.value,
+        }
+
+
+class IngestFailedError(Exception):
+    """Some records of the event failed; the message lists each failed object and why."""
+
+    def __init__(self, summary: InvocationSummary) -> None:
+        self.summary = summary
+        failures = summary.failures
+        lines = [f"s3://{f.bucket}/{f.key}: {f.detail}" for f in failures]
+        super().__init__(f"{len(failures)} of {len(summary.records)} object(s) failed: " + " | ".join(lines))
+
+
+class ObjectRejectedError(IngestFailedError):
+    """Every failed object is permanently unusable (e.g. corrupt gzip): retries will not help; see the DLQ."""
+
+
+class IngestRetryableError(IngestFailedError):
+    """At least one object failed for a transient reason (AWS API error); Lambda retries the event."""
+
+
+@dataclass(frozen=True)
+class S3Record:
+    bucket: str
+    key: str  # URL-decoded
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        *,
+        config: LambdaConfig,
+        source: ObjectSource,
+        sink: S3LakeSink,
+        registrar: PartitionRegistrar,
+        refresher: Refresher,
+        logger: LoggerLike,
+        metrics: MetricsSink,
+        clock: Any = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.sink = sink
+        self.registrar = registrar
+        self.refresher = refresher
+        self.logger = logger
+        self.metrics = metrics
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def handle(self, records: Iterable[S3Record], account_id: str | None = None) -> InvocationSummary:
+        summary = InvocationSummary([self.process(r) for r in records])
+        if any(r.rows for r in summary.records):
+            summary.refresh = self.refresher.request_refresh(account_id)
+        else:
+            summary.refresh = RefreshOutcome(RefreshStatus.NOT_NEEDED, detail="no new rows")
+        failures = summary.failures
+        if failures:
+            if all(f.permanent for f in failures):
+                raise ObjectRejectedError(summary)
+            raise IngestRetryableError(summary)
+        return summary
+
+    def process(self, record: S3Record) -> RecordOutcome:
+        self.logger.append_keys(bucket=record.bucket, key=record.key)
+        try:
+            return self._process(record)
+        finally:
+            self.logger.remove_keys(["bucket", "key"])
+
+    def _process(self, record: S3Record) -> RecordOutcome:
+        kind = classify_key(record.key)
+        if not isinstance(kind, AccessLogKey):
+            reason = kind.reason.value
+            self.logger.info("skipping object: not an ALB access log", extra={"skip_reason": reason})
+            self.metrics.add_metric("ObjectsSkipped", "Count", 1)
+            return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail=kind.reason.value)
+        try:
+            outcome = self._convert_and_publish(record, kind)
+        except InputError as e:
+            self.logger.error(
+                "rejecting object: permanently unreadable, nothing published",
+                extra={"error_type": type(e).__name__, "error": str(e)},
+            )
+            self.metrics.add_metric("ObjectsFailed", "Count", 1)
+            return RecordOutcome(
+                record.bucket, record.key, RecordStatus.FAILED, f"{type(e).__name__}: {e}", permanent=True
+            )
+        except Exception as e:  # transient (AWS API, network, /tmp full): retry the event
+            self.logger.exception("object failed (transient; the invocation will be retried)")
+            self.metrics.add_metric("ObjectsFailed", "Count", 1)
+            return RecordOutcome(record.bucket, record.key, RecordStatus.FAILED, f"{type(e).__name__}: {e}")
+        return outcome
+
+    def _convert_and_publish(self, record: S3Record, kind: AccessLogKey) -> RecordOutcome:
+        source_id = f"s3://{record.bucket}/{record.key}"
+        staging = self.config.staging_root
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="alblake-", dir=staging) as tmp:
+            stream: BinaryIO = self.source.open(record.bucket, record.key)
+            try:
+                result = convert_stream(stream, source_id, Path(tmp))
+            finally:
+                stream.close()
+            try:
+                publish(result, self.sink)
+            finally:
+                discard(result)
+        partitions = sorted(set(result.partitions))
+        created = self.registrar.register(partitions)
+
+        now = self._clock()
+        # Lag: the key's end time (end of the 5-minute delivery interval); the newest request time otherwise.
+        lag_from = kind.end_time or result.max_time
+        self.metrics.add_metric("RowsWritten", "Count", result.rows)
+        self.metrics.add_metric("LinesQuarantined", "Count", result.quarantined)
+        self.metrics.add_metric("BytesRead", "Bytes", result.bytes_in)
+        self.metrics.add_metric("PartitionsWritten", "Count", len(partitions))
+        if lag_from is not None:
+            self.metrics.add_metric("LogLagSeconds", "Seconds", max(0.0, (now - lag_from).total_seconds()))
+        published = [self.sink.object_key(f.key) for f in result.parquet_files]
+        if result.quarantine_file is not None:
+            published.append(self.sink.object_key(result.quarantine_file.key))
+        self.logger.info(
+            "object converted",
+            extra={
+                "lines": result.lines,
+                "rows": result.rows,
+                "quarantined": result.quarantined,
+                "bytes_in": result.bytes_in,
+                "partitions": [p.path for p in partitions],
+                "partitions_created": created,
+            },
+        )
+        return RecordOutcome(
+            record.bucket,
+            record.key,
+            RecordStatus.PROCESSED,
+            rows=result.rows,
+            quarantined=result.quarantined,
+            published=published,
+            partitions=[p.path for p in partitions],
+            partitions_created=created,
+        )
+
+
+def records_from_event(event: Any) -> list[S3Record]:
+    """``S3Record``s of a powertools ``S3Event`` (keys URL-decoded: '+' -> ' ', %XX -> char)."""
+    return [S3Record(r.s3.bucket.name, decode_event_key(r.s3.get_object.key)) for r in event.records]
+
+
+def build_pipeline(
+    config: LambdaConfig,
+    *,
+    s3: Any,
+    glue: Any,
+    quicksight: Any,
+    sts: Any,
+    logger: LoggerLike,
+    metrics: MetricsSink,
+) -> IngestPipeline:
+    """Wire the adapters around boto3 clients (one set per container)."""
+    return IngestPipeline(
+        config=config,
+        source=S3ObjectSource(s3),
+        sink=S3LakeSink(s3, config.lake_bucket, config.lake_prefix),
+        registrar=GluePartitionRegistrar(glue, config.glue_database, config.glue_table),
+        refresher=SpiceRefresher(
+            quicksight if config.quicksight_dataset_id else None,
+            config.quicksight_dataset_id,
+            min_interval=config.quicksight_min_interval,
+            sts_client=sts,
+            logger=logger,
+        ),
+        logger=logger,
+        metrics=metrics,
+    )

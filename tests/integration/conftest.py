@@ -1,0 +1,235 @@
+"""Shared fixtures for the Lambda/AWS integration tests (moto in-process, no network)."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import importlib.util
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from alblake.schema import ARROW_SCHEMA, glue_columns, glue_partition_keys
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+LOG_BUCKET = "alblake-logs-123456789012"
+LAKE_BUCKET = "alblake-lake-123456789012"
+DATABASE = "alblake"
+TABLE = "alb_logs"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:alblake-ingest"
+
+KEY_DIR = f"AWSLogs/{ACCOUNT}/elasticloadbalancing/{REGION}/2018/07/02/"
+ALB_KEY = (
+    f"{KEY_DIR}{ACCOUNT}_elasticloadbalancing_{REGION}_app.my-loadbalancer.50dc6c495c0c9188_"
+    "20180702T2225Z_10.0.0.1_5v4k2s0a.log.gz"
+)
+
+# The AWS-documented example entries (shared/alb-log-format.md): exact values to check.
+AWS_EXAMPLE_LINES = [
+    "http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
+    '0.000 0.001 0.000 200 200 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - '
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
+    '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
+    '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"',
+    "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
+    '0.086 0.048 0.037 200 200 0 57 "GET https://www.example.com:443/ HTTP/1.1" "curl/7.46.0" '
+    "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 "
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
+    '"Root=1-58337281-1d84f3d73c47ec4e58577259" "www.example.com" '
+    '"arn:aws:acm:us-east-2:123456789012:certificate/12345678-1234-1234-1234-123456789012" 1 '
+    '2018-07-02T22:22:48.364000Z "authenticate,forward" "-" "-" "10.0.0.1:80" "200" "-" "-" '
+    'TID_1234abcd5678ef90 "m.example.com" "-" "TransformSuccess"',
+    "http 2018-11-30T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 - "
+    '0.000 0.001 0.000 502 - 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - '
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
+    '"Root=1-58337364-23a8c76965a2ef7629b185e3" "-" "-" 0 2018-11-30T22:22:48.364000Z "forward" "-" '
+    '"LambdaInvalidResponse" "-" "-" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"',
+]
+
+
+def gz(lines: list[str]) -> bytes:
+    return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+
+
+def s3_record(
+    bucket: str, key: str, *, size: int = 0, sequencer: str = "0066C5F4A5B1C2D3E4"
+) -> dict[str, Any]:
+    """One S3 notification record; the key is URL-encoded the way S3 does it (spaces as '+')."""
+    template = json.loads((EVENTS / "s3-put.json").read_text())["Records"][0]
+    rec: dict[str, Any] = copy.deepcopy(template)
+    rec["s3"]["bucket"]["name"] = bucket
+    rec["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    rec["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    rec["s3"]["object"]["size"] = size
+    rec["s3"]["object"]["sequencer"] = sequencer
+    return rec
+
+
+def s3_event(*keys: str, bucket: str = LOG_BUCKET) -> dict[str, Any]:
+    return {"Records": [s3_record(bucket, k) for k in keys]}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "alblake-ingest"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = FUNCTION_ARN
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "6f1c1f4e-0000-4000-8000-000000000001"
+    log_group_name: str = "/aws/lambda/alblake-ingest"
+    log_stream_name: str = "2026/11/24/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class RecordingMetrics:
+    """A MetricsSink that records metrics (for tests that run several pipelines at once)."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+
+@dataclass
+class Aws:
+    s3: Any
+    glue: Any
+
+    def put_log(self, key: str, body: bytes, bucket: str = LOG_BUCKET) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def lake_keys(self, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+        return sorted(keys)
+
+    def read_parquet(self, key: str) -> pa.Table:
+        body = self.s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read()
+        return pq.read_table(io.BytesIO(body))
+
+    def lake_table(self, prefix: str = "alb_logs/") -> pa.Table:
+        tables = [self.read_parquet(k) for k in self.lake_keys(prefix) if k.endswith(".parquet")]
+        return pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()
+
+    def partitions(self) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        for page in self.glue.get_paginator("get_partitions").paginate(
+            DatabaseName=DATABASE, TableName=TABLE
+        ):
+            parts.extend(page["Partitions"])
+        return parts
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "LAKE_BUCKET": LAKE_BUCKET,
+        "LAKE_PREFIX": "",
+        "GLUE_DATABASE": DATABASE,
+        "GLUE_TABLE": TABLE,
+        "QUICKSIGHT_DATASET_ID": "",
+        "POWERTOOLS_SERVICE_NAME": "alblake-ingest",
+        "POWERTOOLS_METRICS_NAMESPACE": "AlbLake",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "TMPDIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def create_lake_resources(s3: Any, glue: Any, lake_location: str) -> None:
+    """Buckets, Glue database and the Parquet table (as template.yaml declares it)."""
+    for bucket in (LOG_BUCKET, LAKE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    glue.create_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            "Name": TABLE,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "PartitionKeys": glue_partition_keys(),
+            "StorageDescriptor": {
+                "Columns": glue_columns(),
+                "Location": lake_location,
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "Compressed": True,
+                "SerdeInfo": {
+                    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                    "Parameters": {"serialization.format": "1"},
+                },
+            },
+        },
+    )
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[Aws]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        glue = boto3.client("glue", region_name=REGION)
+        create_lake_resources(s3, glue, f"s3://{LAKE_BUCKET}/alb_logs/")
+        yield Aws(s3, glue)
+
+
+def _load_app() -> ModuleType:
+    path = ROOT / "functions" / "ingest" / "app.py"
+    spec = importlib.util.spec_from_file_location("alblake_ingest_app", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def app(aws: Aws) -> Iterator[ModuleType]:
+    """functions/ingest/app.py, its per-container pipeline rebuilt inside this test's moto."""
+    module = sys.modules.get("alblake_ingest_app") or _load_app()
+    module.pipeline.cache_clear()
+    yield module
+    module.pipeline.cache_clear()
+
+
+def emf_lines(out: str) -> list[dict[str, Any]]:
+    """The EMF metric documents printed by powertools Metrics."""
+    docs = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            docs.append(json.loads(line))
+    return docs
+
+
+def metric_values(out: str, name: str) -> list[float]:
+    values: list[float] = []
+    for doc in emf_lines(out):
+        if name in doc:
+            v = doc[name]
+            values.extend(v if isinstance(v, list) else [v])
+    return values
