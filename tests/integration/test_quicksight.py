@@ -1,0 +1,200 @@
+"""SpiceRefresher: debounce and error paths (botocore Stubber: moto has no list_ingestions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools import Logger
+from botocore.stub import Stubber
+
+from alblake.aws.pipeline import LambdaConfig, build_pipeline
+from alblake.aws.quicksight import (
+    RefreshStatus,
+    SpiceRefresher,
+    account_id_from_arn,
+    ingestion_id_for,
+)
+from tests.integration.conftest import (
+    ACCOUNT,
+    ALB_KEY,
+    AWS_EXAMPLE_LINES,
+    DATABASE,
+    LAKE_BUCKET,
+    REGION,
+    Aws,
+    FakeContext,
+    RecordingMetrics,
+    gz,
+    s3_event,
+)
+
+NOW = datetime(2026, 11, 24, 9, 7, 30, tzinfo=UTC)
+DATASET = "alb-logs-dataset"
+LIST_PARAMS = {"AwsAccountId": ACCOUNT, "DataSetId": DATASET, "MaxResults": 100}
+
+
+@pytest.fixture
+def qs(aws_env: None) -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client("quicksight", region_name=REGION)
+    stubber = Stubber(client)
+    with stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def refresher(client: Any, minutes: float = 60) -> SpiceRefresher:
+    return SpiceRefresher(client, DATASET, min_interval=timedelta(minutes=minutes), clock=lambda: NOW)
+
+
+def ingestion(status: str, created: datetime, ingestion_id: str = "i-1") -> dict[str, Any]:
+    return {
+        "Arn": f"arn:aws:quicksight:{REGION}:{ACCOUNT}:dataset/{DATASET}/ingestion/{ingestion_id}",
+        "IngestionId": ingestion_id,
+        "IngestionStatus": status,
+        "CreatedTime": created,
+    }
+
+
+def expect_create(stubber: Stubber, ingestion_id: str) -> None:
+    stubber.add_response(
+        "create_ingestion",
+        {"Arn": "arn", "IngestionId": ingestion_id, "IngestionStatus": "INITIALIZED", "Status": 201},
+        {
+            "AwsAccountId": ACCOUNT,
+            "DataSetId": DATASET,
+            "IngestionId": ingestion_id,
+            "IngestionType": "FULL_REFRESH",
+        },
+    )
+
+
+@pytest.mark.parametrize("status", ["INITIALIZED", "QUEUED", "RUNNING"])
+def test_skip_when_in_progress(qs: tuple[Any, Stubber], status: str) -> None:
+    client, stubber = qs
+    old = NOW - timedelta(hours=5)
+    stubber.add_response("list_ingestions", {"Ingestions": [ingestion(status, old)]}, LIST_PARAMS)
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert out.status is RefreshStatus.SKIPPED_IN_PROGRESS
+
+
+def test_skip_when_recent(qs: tuple[Any, Stubber]) -> None:
+    client, stubber = qs
+    recent = NOW - timedelta(minutes=59)
+    stubber.add_response("list_ingestions", {"Ingestions": [ingestion("COMPLETED", recent)]}, LIST_PARAMS)
+    assert refresher(client).request_refresh(ACCOUNT).status is RefreshStatus.SKIPPED_RECENT
+
+
+def test_create_when_old(qs: tuple[Any, Stubber]) -> None:
+    client, stubber = qs
+    items = [
+        ingestion("COMPLETED", NOW - timedelta(minutes=61)),
+        ingestion("FAILED", NOW - timedelta(days=2)),
+    ]
+    stubber.add_response("list_ingestions", {"Ingestions": items}, LIST_PARAMS)
+    expect_create(stubber, "alblake-20261124T090000Z")
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert out.status is RefreshStatus.REQUESTED
+    assert out.ingestion_id == "alblake-20261124T090000Z"
+
+
+def test_paginates_until_found(qs: tuple[Any, Stubber]) -> None:
+    client, stubber = qs
+    stubber.add_response("list_ingestions", {"Ingestions": [], "NextToken": "t"}, LIST_PARAMS)
+    stubber.add_response(
+        "list_ingestions", {"Ingestions": [ingestion("RUNNING", NOW)]}, {**LIST_PARAMS, "NextToken": "t"}
+    )
+    assert refresher(client).request_refresh(ACCOUNT).status is RefreshStatus.SKIPPED_IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [
+        ("list_ingestions", "ThrottlingException", RefreshStatus.THROTTLED),
+        ("list_ingestions", "ResourceNotFoundException", RefreshStatus.NOT_FOUND),
+        ("list_ingestions", "AccessDeniedException", RefreshStatus.ACCESS_DENIED),
+        ("list_ingestions", "InternalFailureException", RefreshStatus.ERROR),
+        ("create_ingestion", "LimitExceededException", RefreshStatus.LIMIT_EXCEEDED),
+        ("create_ingestion", "ThrottlingException", RefreshStatus.THROTTLED),
+        ("create_ingestion", "ResourceExistsException", RefreshStatus.ALREADY_REQUESTED),
+    ],
+)
+def test_errors_never_raise(
+    qs: tuple[Any, Stubber], operation: str, code: str, status: RefreshStatus
+) -> None:
+    client, stubber = qs
+    if operation == "create_ingestion":
+        stubber.add_response("list_ingestions", {"Ingestions": []}, LIST_PARAMS)
+    stubber.add_client_error(operation, code, http_status_code=429 if "Throttl" in code else 400)
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert out.status is status
+    assert code in out.detail
+
+
+def test_not_configured() -> None:
+    assert SpiceRefresher(None, "").request_refresh(ACCOUNT).status is RefreshStatus.DISABLED
+    assert SpiceRefresher(object(), "").request_refresh(ACCOUNT).status is RefreshStatus.DISABLED
+
+
+def test_account_id_from_sts_when_no_context(aws: Aws) -> None:
+    sts = boto3.client("sts", region_name=REGION)
+    client = boto3.client("quicksight", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response("list_ingestions", {"Ingestions": []}, LIST_PARAMS)  # moto's STS: 123456789012
+    expect_create(stubber, "alblake-20261124T090000Z")
+    with stubber:
+        out = SpiceRefresher(client, DATASET, sts_client=sts, clock=lambda: NOW).request_refresh(None)
+    assert out.status is RefreshStatus.REQUESTED
+
+
+def test_no_account_at_all_is_an_error_not_a_raise() -> None:
+    assert SpiceRefresher(object(), DATASET).request_refresh(None).status is RefreshStatus.ERROR
+
+
+def test_helpers() -> None:
+    assert account_id_from_arn("arn:aws:lambda:us-east-1:123456789012:function:f:live") == "123456789012"
+    assert account_id_from_arn(None) is None
+    assert account_id_from_arn("not-an-arn") is None
+    a = ingestion_id_for(datetime(2026, 1, 1, 10, 59, tzinfo=UTC), timedelta(minutes=60))
+    b = ingestion_id_for(datetime(2026, 1, 1, 10, 0, 1, tzinfo=UTC), timedelta(minutes=60))
+    assert a == b == "alblake-20260101T100000Z"
+    assert ingestion_id_for(NOW, timedelta(0)) == "alblake-20261124T090700Z"
+
+
+def test_handler_requests_refresh_with_context_account(
+    app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client("quicksight", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response(
+        "list_ingestions",
+        {"Ingestions": [ingestion("COMPLETED", datetime.now(UTC) - timedelta(hours=2))]},
+        {**LIST_PARAMS, "AwsAccountId": "210987654321"},
+    )
+    stubber.add_response("create_ingestion", {"IngestionId": "x", "Status": 201})
+    config = LambdaConfig(lake_bucket=LAKE_BUCKET, glue_database=DATABASE, quicksight_dataset_id=DATASET)
+    pipeline = build_pipeline(
+        config,
+        s3=aws.s3,
+        glue=aws.glue,
+        quicksight=client,
+        sts=None,
+        logger=Logger(service="test"),
+        metrics=RecordingMetrics(),
+    )
+    monkeypatch.setattr(app, "pipeline", lambda: pipeline)
+    aws.put_log(ALB_KEY, gz(AWS_EXAMPLE_LINES))
+    ctx = FakeContext(invoked_function_arn="arn:aws:lambda:us-east-1:210987654321:function:alblake-ingest")
+    with stubber:
+        result = app.handler(s3_event(ALB_KEY), ctx)
+        stubber.assert_no_pending_responses()
+    assert result["refresh"] == "requested"
+
+    # a skipped object writes nothing: no refresh is attempted (no stubbed responses left)
+    with stubber:
+        result = app.handler(s3_event("AWSLogs/123456789012/ELBAccessLogTestFile"), ctx)
+    assert result["refresh"] == "not-needed"
