@@ -228,7 +228,9 @@ def html_table(query: Query, table: pa.Table, *, marks: bool = True) -> str:
         rows.append(f"<tr{mark}>{''.join(cells)}</tr>")
     if not rows:
         rows.append(f'<tr><td colspan="{len(columns)}" class="muted">no rows</td></tr>')
-    return (f'<table class="data" data-table="{_esc(query.name)}"><thead><tr>{head}</tr></thead>'
+    # data-table marks the tables that *are* the visual (checked by the render check), not the data views
+    ident = f' data-table="{_esc(query.name)}"' if marks else ""
+    return (f'<table class="data"{ident}><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
