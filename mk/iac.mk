@@ -1,0 +1,81 @@
+# Infrastructure as code: template.yaml (AWS SAM). Every check here is offline: no AWS credentials, no AWS call.
+#
+#   make iac-venv     create .venv-iac (aws-sam-cli, cfn-lint) and .venv-checkov (checkov)
+#   make iac-check    sam validate --lint, cfn-lint, checkov (SAM template and its CloudFormation translation),
+#                     sam build (function + layer, no Docker)
+#
+# Two venvs because aws-sam-cli and checkov pin different exact boto3 versions, and neither goes in .venv.
+# The template/schema and QuickSight-model tests are ordinary pytest tests (tests/test_template.py).
+
+PY ?= .venv/bin/python
+IAC_BASE_PYTHON ?= python3
+IAC_VENV ?= .venv-iac
+CHECKOV_VENV ?= .venv-checkov
+IAC_TEMPLATE ?= template.yaml
+IAC_OUT ?= build/iac
+SAM_BUILD_DIR ?= .aws-sam/build
+
+# sam build checks that the function's runtime (python3.13) is on PATH. Look for a working python3.13 (a
+# pyenv shim is on PATH but fails unless 3.13 is selected, so each candidate is run once).
+PYTHON313 ?= $(firstword $(foreach p,$(shell command -v python3.13 2>/dev/null) \
+  $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) \
+  $(wildcard /usr/local/bin/python3.13 /usr/bin/python3.13),$(if $(shell $(p) -V 2>/dev/null),$(p))))
+
+# Keep SAM CLI offline and out of ~/.aws-sam: no telemetry, a region so nothing asks for one, no instance-metadata
+# probing for credentials, and a private config dir whose recorded "last version check" lies in the future, so
+# SAM CLI does not ask PyPI for a newer release after each command.
+IAC_ENV = SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+  __SAM_CLI_APP_DIR=$(abspath $(IAC_OUT))/sam-cli-home
+SAM = $(IAC_ENV) $(IAC_VENV)/bin/sam
+CHECKOV = $(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download
+
+CHECK_TARGETS += iac-check
+
+.PHONY: iac-venv iac-check iac-lint iac-checkov iac-build iac-clean
+
+$(IAC_VENV)/.installed: requirements-iac.txt
+	$(IAC_BASE_PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(IAC_VENV)/bin/python -m pip install --quiet -r requirements-iac.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(IAC_BASE_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+iac-venv: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
+
+$(IAC_OUT)/sam-cli-home/metadata.json:
+	mkdir -p $(dir $@)
+	echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' > $@
+
+iac-lint: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
+	$(SAM) validate --lint --template-file $(IAC_TEMPLATE)
+	$(IAC_ENV) $(IAC_VENV)/bin/cfn-lint $(IAC_TEMPLATE)
+
+# checkov reads the SAM template directly (AWS::Serverless::* checks) and, translated offline to plain
+# CloudFormation, the IAM role, permission and event invoke config that SAM generates. Any failed check fails the
+# target; justified exceptions are `Metadata: checkov: skip:` entries on the resources in template.yaml.
+iac-checkov: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
+	mkdir -p $(IAC_OUT)
+	$(IAC_ENV) $(IAC_VENV)/bin/python mk/sam_translate.py $(IAC_TEMPLATE) $(IAC_OUT)/template.cfn.json
+	$(CHECKOV) -f $(IAC_TEMPLATE)
+	$(CHECKOV) -f $(IAC_OUT)/template.cfn.json
+
+# Builds the function (python3.13, arm64, pure Python, no Docker) and the layer (BuildMethod: makefile, target
+# build-AlbLakeLayer in layers/alblake/Makefile).
+iac-build: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
+	@test -f functions/ingest/app.py || { echo "iac-build: functions/ingest/app.py is missing" >&2; exit 1; }
+	@test -f layers/alblake/Makefile || { echo "iac-build: layers/alblake/Makefile is missing" >&2; exit 1; }
+	@test -n "$(PYTHON313)" || { echo "iac-build: no working python3.13 found (set PYTHON313=...)" >&2; exit 1; }
+	rm -rf $(SAM_BUILD_DIR)
+	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build --template-file $(IAC_TEMPLATE) --build-dir $(SAM_BUILD_DIR) \
+	  --no-cached --no-use-container
+	@du -sh $(SAM_BUILD_DIR)/* | sed 's/^/iac-build: /'
+
+iac-check: iac-lint iac-checkov iac-build
+
+iac-clean:
+	rm -rf $(IAC_OUT) .aws-sam
