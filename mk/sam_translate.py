@@ -1,9 +1,10 @@
 """Translate template.yaml (SAM) into plain CloudFormation JSON, offline, for checkov.
 
-Run with the IaC venv (aws-sam-cli brings aws-sam-translator): ``.venv-iac/bin/python mk/sam_translate.py IN OUT``.
-No AWS call is made: the template names no managed policies, so the managed-policy map is empty, and the boto3
-session only supplies a region. Local code paths become placeholder S3 URIs. Resource Metadata (checkov skips with their justifications) is passed through
-to the generated resources.
+Run with the IaC venv (aws-sam-cli brings aws-sam-translator):
+``.venv-iac/bin/python mk/sam_translate.py IN OUT``. No AWS call is made: the template names no managed
+policies, so the managed-policy map is empty, and the boto3 session only supplies a region. Local code paths
+become placeholder S3 URIs. Resource Metadata (checkov skips with their justifications) is passed through to
+the generated resources.
 """
 
 from __future__ import annotations
