@@ -10,10 +10,11 @@ import pytest
 from alblake.parse import parse_block, parse_line_fields, tokenize
 from alblake.schema import ARROW_SCHEMA, COLUMN_NAMES
 
+TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067"
 DOC_LINE = (
-    'http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 '
+    "http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
     '0.000 0.001 0.000 200 200 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - '
-    'arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 '
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
     '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
     '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
 )
@@ -37,25 +38,47 @@ def rows_of(*lines: str | bytes, fast: bool = True) -> tuple[list[dict[str, Any]
 def test_documented_http_line_exact_values() -> None:
     rows, problems = rows_of(DOC_LINE)
     assert problems == []
-    assert rows == [{
-        "type": "http",
-        "time": datetime(2018, 7, 2, 22, 23, 0, 186641, tzinfo=UTC),
-        "elb": "app/my-loadbalancer/50dc6c495c0c9188",
-        "client_ip": "192.168.131.39", "client_port": 2817,
-        "target_ip": "10.0.0.1", "target_port": 80,
-        "request_processing_time": 0.0, "target_processing_time": 0.001, "response_processing_time": 0.0,
-        "elb_status_code": 200, "target_status_code": 200, "received_bytes": 34, "sent_bytes": 366,
-        "request_verb": "GET", "request_url": "http://www.example.com:80/", "request_proto": "HTTP/1.1",
-        "user_agent": "curl/7.46.0", "ssl_cipher": None, "ssl_protocol": None,
-        "target_group_arn": "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067",
-        "trace_id": "Root=1-58337262-36d228ad5d99923122bbe354", "domain_name": None, "chosen_cert_arn": None,
-        "matched_rule_priority": 0,
-        "request_creation_time": datetime(2018, 7, 2, 22, 22, 48, 364000, tzinfo=UTC),
-        "actions_executed": "forward", "redirect_url": None, "lambda_error_reason": None,
-        "target_port_list": "10.0.0.1:80", "target_status_code_list": "200",
-        "classification": None, "classification_reason": None, "conn_trace_id": "TID_1234abcd5678ef90",
-        "transformed_host": None, "transformed_uri": None, "request_transform_status": None,
-    }]
+    assert rows == [
+        {
+            "type": "http",
+            "time": datetime(2018, 7, 2, 22, 23, 0, 186641, tzinfo=UTC),
+            "elb": "app/my-loadbalancer/50dc6c495c0c9188",
+            "client_ip": "192.168.131.39",
+            "client_port": 2817,
+            "target_ip": "10.0.0.1",
+            "target_port": 80,
+            "request_processing_time": 0.0,
+            "target_processing_time": 0.001,
+            "response_processing_time": 0.0,
+            "elb_status_code": 200,
+            "target_status_code": 200,
+            "received_bytes": 34,
+            "sent_bytes": 366,
+            "request_verb": "GET",
+            "request_url": "http://www.example.com:80/",
+            "request_proto": "HTTP/1.1",
+            "user_agent": "curl/7.46.0",
+            "ssl_cipher": None,
+            "ssl_protocol": None,
+            "target_group_arn": TARGET_GROUP_ARN,
+            "trace_id": "Root=1-58337262-36d228ad5d99923122bbe354",
+            "domain_name": None,
+            "chosen_cert_arn": None,
+            "matched_rule_priority": 0,
+            "request_creation_time": datetime(2018, 7, 2, 22, 22, 48, 364000, tzinfo=UTC),
+            "actions_executed": "forward",
+            "redirect_url": None,
+            "lambda_error_reason": None,
+            "target_port_list": "10.0.0.1:80",
+            "target_status_code_list": "200",
+            "classification": None,
+            "classification_reason": None,
+            "conn_trace_id": "TID_1234abcd5678ef90",
+            "transformed_host": None,
+            "transformed_uri": None,
+            "request_transform_status": None,
+        }
+    ]
 
 
 def test_every_documented_example(documented_lines: list[bytes]) -> None:
@@ -138,7 +161,9 @@ def test_spaces_in_url_are_kept() -> None:
     line = DOC_LINE.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"GET http://x:80/a b/c d?q=1 2 HTTP/1.1"')
     rows, _ = rows_of(line)
     assert (rows[0]["request_verb"], rows[0]["request_url"], rows[0]["request_proto"]) == (
-        "GET", "http://x:80/a b/c d?q=1 2", "HTTP/1.1"
+        "GET",
+        "http://x:80/a b/c d?q=1 2",
+        "HTTP/1.1",
     )
 
 
@@ -174,8 +199,10 @@ def test_hex_escapes_are_decoded_when_valid_utf8() -> None:
 
 
 def test_empty_quoted_fields_and_leading_space_domain() -> None:
-    line = DOC_LINE.replace('"forward"', '""').replace('"Root=1-58337262-36d228ad5d99923122bbe354" "-"',
-                                                        '"Root=1-58337262-36d228ad5d99923122bbe354" " www.example.com"')
+    line = DOC_LINE.replace('"forward"', '""').replace(
+        '"Root=1-58337262-36d228ad5d99923122bbe354" "-"',
+        '"Root=1-58337262-36d228ad5d99923122bbe354" " www.example.com"',
+    )
     rows, problems = rows_of(line)
     assert problems == []
     assert rows[0]["actions_executed"] == ""
@@ -183,10 +210,16 @@ def test_empty_quoted_fields_and_leading_space_domain() -> None:
 
 
 def test_negative_one_values_are_kept() -> None:
-    line = DOC_LINE.replace("0.000 0.001 0.000 200 200", "-1 -1 -1 460 -").replace(" 0 2018-07-02T22:22", " -1 2018-07-02T22:22")
+    line = DOC_LINE.replace("0.000 0.001 0.000 200 200", "-1 -1 -1 460 -").replace(
+        " 0 2018-07-02T22:22", " -1 2018-07-02T22:22"
+    )
     rows, _ = rows_of(line)
     row = rows[0]
-    assert (row["request_processing_time"], row["target_processing_time"], row["response_processing_time"]) == (-1, -1, -1)
+    assert (row["request_processing_time"], row["target_processing_time"], row["response_processing_time"]) == (
+        -1,
+        -1,
+        -1,
+    )
     assert (row["elb_status_code"], row["target_status_code"], row["matched_rule_priority"]) == (460, None, -1)
 
 

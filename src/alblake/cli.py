@@ -19,15 +19,17 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _format_summary(summary: IngestSummary) -> str:
     seconds = max(summary.seconds, 1e-9)
-    return "\n".join([
-        f"files        {summary.files} converted, {len(summary.failures)} failed",
-        f"lines        {summary.lines}",
-        f"rows         {summary.rows}",
-        f"quarantined  {summary.quarantined}",
-        f"partitions   {len(summary.partitions)}",
-        f"throughput   {summary.lines / seconds:,.0f} lines/s, {summary.text_bytes / seconds / 1e6:,.1f} MB/s "
-        f"of log text ({summary.seconds:.2f} s)",
-    ])
+    return "\n".join(
+        [
+            f"files        {summary.files} converted, {len(summary.failures)} failed",
+            f"lines        {summary.lines}",
+            f"rows         {summary.rows}",
+            f"quarantined  {summary.quarantined}",
+            f"partitions   {len(summary.partitions)}",
+            f"throughput   {summary.lines / seconds:,.0f} lines/s, {summary.text_bytes / seconds / 1e6:,.1f} MB/s "
+            f"of log text ({summary.seconds:.2f} s)",
+        ]
+    )
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:

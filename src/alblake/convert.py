@@ -30,6 +30,34 @@ from alblake.source import BLOCK_SIZE, iter_blocks, iter_text_chunks
 
 QUARANTINE_PREFIX = "quarantine"
 ROW_GROUP_ROWS = 128 * 1024
+# Dictionary encoding pays off only for repetitive columns; for unique-ish ones (trace ids, times, byte
+# counts) it costs time and bytes. Statistics are kept where predicates use them.
+_NO_DICTIONARY = {
+    "time",
+    "request_creation_time",
+    "client_port",
+    "trace_id",
+    "conn_trace_id",
+    "sent_bytes",
+    "received_bytes",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+}
+_DICTIONARY_COLUMNS = [name for name in ARROW_SCHEMA.names if name not in _NO_DICTIONARY]
+_STATISTICS_COLUMNS = [
+    "type",
+    "time",
+    "elb",
+    "client_ip",
+    "target_ip",
+    "elb_status_code",
+    "target_status_code",
+    "request_verb",
+    "ssl_protocol",
+    "request_creation_time",
+    "target_processing_time",
+]
 _BUFFERED_ROWS_LIMIT = 256 * 1024
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _UNSAFE_VALUE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -132,7 +160,14 @@ class _PartitionWriters:
         writer = self.writers.get(partition)
         if writer is None:
             path = self.staging / f"{len(self.writers):05d}.parquet"
-            writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd", compression_level=3)
+            writer = pq.ParquetWriter(
+                path,
+                ARROW_SCHEMA,
+                compression="zstd",
+                compression_level=1,
+                use_dictionary=_DICTIONARY_COLUMNS,
+                write_statistics=_STATISTICS_COLUMNS,
+            )
             self.writers[partition] = writer
         table = pa.concat_tables(tables)
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)

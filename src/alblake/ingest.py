@@ -42,7 +42,7 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     """Files named directly, matched by a glob, or found (``*.log``, ``*.log.gz``) under a directory."""
     found: list[Path] = []
     for pattern in patterns:
-        matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))] or [Path(pattern)]
+        matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))] or [Path(pattern)]  # noqa: PTH207
         for path in matches:
             if path.is_dir():
                 found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOG_SUFFIXES)))

@@ -44,28 +44,66 @@ _FIELD_TYPES: dict[int, pa.DataType] = {
     21: _TS,
 }
 _FIELD_NAMES = {
-    0: "type", 1: "time", 2: "elb", 3: "client:port", 4: "target:port", 5: "request_processing_time",
-    6: "target_processing_time", 7: "response_processing_time", 8: "elb_status_code",
-    9: "target_status_code", 10: "received_bytes", 11: "sent_bytes", 20: "matched_rule_priority",
+    0: "type",
+    1: "time",
+    2: "elb",
+    3: "client:port",
+    4: "target:port",
+    5: "request_processing_time",
+    6: "target_processing_time",
+    7: "response_processing_time",
+    8: "elb_status_code",
+    9: "target_status_code",
+    10: "received_bytes",
+    11: "sent_bytes",
+    20: "matched_rule_priority",
     21: "request_creation_time",
 }
 # Raw string fields copied as they are into a schema column (raw position -> column name).
 _PLAIN_STRING_FIELDS = {
-    0: "type", 2: "elb", 13: "user_agent", 14: "ssl_cipher", 15: "ssl_protocol", 16: "target_group_arn",
-    17: "trace_id", 18: "domain_name", 19: "chosen_cert_arn", 22: "actions_executed", 23: "redirect_url",
-    24: "lambda_error_reason", 25: "target_port_list", 26: "target_status_code_list", 27: "classification",
-    28: "classification_reason", 29: "conn_trace_id", 30: "transformed_host", 31: "transformed_uri",
+    0: "type",
+    2: "elb",
+    13: "user_agent",
+    14: "ssl_cipher",
+    15: "ssl_protocol",
+    16: "target_group_arn",
+    17: "trace_id",
+    18: "domain_name",
+    19: "chosen_cert_arn",
+    22: "actions_executed",
+    23: "redirect_url",
+    24: "lambda_error_reason",
+    25: "target_port_list",
+    26: "target_status_code_list",
+    27: "classification",
+    28: "classification_reason",
+    29: "conn_trace_id",
+    30: "transformed_host",
+    31: "transformed_uri",
     32: "request_transform_status",
 }
 _TYPED_FIELDS = {
-    1: "time", 5: "request_processing_time", 6: "target_processing_time", 7: "response_processing_time",
-    8: "elb_status_code", 9: "target_status_code", 10: "received_bytes", 11: "sent_bytes",
-    20: "matched_rule_priority", 21: "request_creation_time",
+    1: "time",
+    5: "request_processing_time",
+    6: "target_processing_time",
+    7: "response_processing_time",
+    8: "elb_status_code",
+    9: "target_status_code",
+    10: "received_bytes",
+    11: "sent_bytes",
+    20: "matched_rule_priority",
+    21: "request_creation_time",
 }
 # Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
 _ESCAPED_COLUMNS = (
-    "request_verb", "request_url", "user_agent", "domain_name", "redirect_url", "lambda_error_reason",
-    "transformed_host", "transformed_uri",
+    "request_verb",
+    "request_url",
+    "user_agent",
+    "domain_name",
+    "redirect_url",
+    "lambda_error_reason",
+    "transformed_host",
+    "transformed_uri",
 )
 
 _ADDRESS_RE = r"^(?P<ip>.*):(?P<port>[0-9]{1,5})$"
@@ -95,7 +133,7 @@ class ParsedBlock:
 
     @property
     def lines(self) -> int:
-        return self.table.num_rows + len(self.quarantined)
+        return int(self.table.num_rows) + len(self.quarantined)
 
 
 class LineError(ValueError):
@@ -215,8 +253,8 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
     quotes = np.flatnonzero(data == 34)
     odd_quotes = (np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)) % 2 == 1
     declined = odd_quotes | (ends == starts)
-    high = np.flatnonzero(data >= 128)
-    if len(high):
+    if len(data) and int(data.max()) >= 128:
+        high = np.flatnonzero(data >= 128)
         declined |= np.searchsorted(high, ends) > np.searchsorted(high, starts)
     return np.asarray(declined)
 
@@ -259,6 +297,7 @@ def _csv_read(block: bytes, field_count: int) -> tuple[pa.Table, list[int]]:
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
             timestamp_parsers=[pa_csv.ISO8601],
+            check_utf8=False,  # safe: lines with any non-ASCII byte were declined before the CSV pass
         ),
     )
     return table, other_count
@@ -339,6 +378,17 @@ def _concat(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
 
 def _split_address(column: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(ip, port, malformed mask) for an unbracketed 'ip:port' column; split on the last ':'."""
+    parts = pc.split_pattern(column, ":", max_splits=1, reverse=True)
+    lengths = pc.list_value_length(parts)
+    if pc.all(pc.fill_null(pc.equal(lengths, 2), True)).as_py():
+        port_text = pc.list_element(parts, 1)
+        if pc.all(pc.fill_null(pc.match_substring_regex(port_text, "^[0-9]{1,5}$"), True)).as_py():
+            ip, port = pc.list_element(parts, 0), pc.cast(port_text, pa.int32())
+            return ip, port, pa.nulls(len(column), pa.bool_()).fill_null(False)
+    return _split_address_exactly(column)
+
+
+def _split_address_exactly(column: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     parts = pc.extract_regex(column, _ADDRESS_RE)
     ip = pc.struct_field(parts, "ip")
     port = pc.cast(pc.struct_field(parts, "port"), pa.int32())
@@ -352,12 +402,28 @@ def _dash_to_null(column: pa.Array) -> pa.Array:
 
 def _split_request(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(verb, url, proto). Trailing spaces are dropped; an unsplittable request is kept whole as the URL."""
+    head = pc.split_pattern(request, " ", max_splits=1)
+    regular = pc.and_(pc.equal(pc.list_value_length(head), 2), pc.invert(pc.ends_with(request, " ")))
+    if not pc.all(pc.fill_null(regular, True)).as_py():
+        return _split_request_exactly(request)
+    tail = pc.split_pattern(pc.list_element(head, 1), " ", max_splits=1, reverse=True)
+    if not pc.all(pc.fill_null(pc.equal(pc.list_value_length(tail), 2), True)).as_py():
+        return _split_request_exactly(request)
+    verb, url, proto = pc.list_element(head, 0), pc.list_element(tail, 0), pc.list_element(tail, 1)
+    return _dash_to_null(verb), _dash_to_null(_empty_to_null(url)), _dash_to_null(proto)
+
+
+def _empty_to_null(column: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
+def _split_request_exactly(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     trimmed = pc.utf8_rtrim(request, " ")
     parts = pc.extract_regex(trimmed, _REQUEST_RE)
     verb = _dash_to_null(pc.struct_field(parts, "verb"))
     url = pc.if_else(pc.is_null(parts), trimmed, pc.struct_field(parts, "url"))
     proto = _dash_to_null(pc.struct_field(parts, "proto"))
-    return verb, _dash_to_null(pc.if_else(pc.equal(url, ""), pa.scalar(None, pa.string()), url)), proto
+    return verb, _dash_to_null(_empty_to_null(url)), proto
 
 
 def decode_escapes(text: str) -> str:
@@ -373,10 +439,8 @@ def _decode_escapes_column(column: pa.Array) -> pa.Array:
     has_escape = pc.fill_null(pc.match_substring(column, "\\x"), False)
     if not pc.any(has_escape).as_py():
         return column
-    values = column.to_pylist()
-    for index in np.flatnonzero(has_escape.to_numpy(zero_copy_only=False)).tolist():
-        values[index] = decode_escapes(values[index])
-    return pa.array(values, type=pa.string())
+    decoded = [decode_escapes(text) for text in pc.filter(column, has_escape).to_pylist()]
+    return pc.replace_with_mask(column, has_escape, pa.array(decoded, type=pa.string()))
 
 
 def _derive(

@@ -37,13 +37,25 @@ LOAD_BALANCERS = (
 )
 VERBS = ("GET",) * 14 + ("POST",) * 4 + ("PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
 PATHS = (
-    "/", "/index.html", "/api/v1/users", "/api/v1/orders", "/api/v1/orders/123", "/static/app.js",
-    "/static/style.css", "/login", "/search?q=load balancer", "/search?q=caf\\xC3\\xA9",
-    "/health", "/api/v1/items?page=2&size=50", "/q?\\x22quoted\\x22", "/downloads/report 2026.pdf",
+    "/",
+    "/index.html",
+    "/api/v1/users",
+    "/api/v1/orders",
+    "/api/v1/orders/123",
+    "/static/app.js",
+    "/static/style.css",
+    "/login",
+    "/search?q=load balancer",
+    "/search?q=caf\\xC3\\xA9",
+    "/health",
+    "/api/v1/items?page=2&size=50",
+    "/q?\\x22quoted\\x22",
+    "/downloads/report 2026.pdf",
 )
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 "
+    "Safari/605.1.15",
     "curl/8.5.0",
     "python-requests/2.32.3",
     "Googlebot/2.1 (+http://www.google.com/bot.html)",
@@ -64,9 +76,11 @@ MALFORMED = (
 class _LineMaker:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.clients_v4 = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-                           for _ in range(300)]
-        self.clients_v6 = [f"2001:db8:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}" for _ in range(40)]
+        self.clients_v4 = [
+            f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            for _ in range(300)
+        ]
+        self.clients_v6 = [f"2001:db8:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}" for _ in range(40)]
 
     def line(self, lb: LoadBalancer, when: datetime) -> str:
         rng = self.rng
@@ -115,7 +129,12 @@ def object_key(lb: LoadBalancer, end: datetime, node_ip: str, suffix: str) -> st
 
 
 def generate_lines(
-    count: int, *, lb: LoadBalancer, start: datetime, seconds: float, rng: random.Random,
+    count: int,
+    *,
+    lb: LoadBalancer,
+    start: datetime,
+    seconds: float,
+    rng: random.Random,
     malformed_every: int = 0,
 ) -> list[str]:
     maker = _LineMaker(rng)
@@ -130,8 +149,13 @@ def generate_lines(
 
 
 def write_sample_logs(
-    out_dir: Path, *, files: int = 12, lines_per_file: int = 2000, seed: int = 7,
-    start: datetime | None = None, malformed_every: int = 997,
+    out_dir: Path,
+    *,
+    files: int = 12,
+    lines_per_file: int = 2000,
+    seed: int = 7,
+    start: datetime | None = None,
+    malformed_every: int = 997,
 ) -> list[Path]:
     """Write ``files`` gzip log files (5 minutes each, round-robin over the load balancers) under ``out_dir``."""
     rng = random.Random(seed)
@@ -140,10 +164,12 @@ def write_sample_logs(
     for index in range(files):
         lb = LOAD_BALANCERS[index % len(LOAD_BALANCERS)]
         period_start = begin + timedelta(minutes=5 * (index // len(LOAD_BALANCERS)))
-        lines = generate_lines(lines_per_file, lb=lb, start=period_start, seconds=300, rng=rng,
-                               malformed_every=malformed_every)
-        key = object_key(lb, period_start + timedelta(minutes=5), f"10.0.{index % 4}.{10 + index}",
-                         f"{rng.getrandbits(40):010x}")
+        lines = generate_lines(
+            lines_per_file, lb=lb, start=period_start, seconds=300, rng=rng, malformed_every=malformed_every
+        )
+        key = object_key(
+            lb, period_start + timedelta(minutes=5), f"10.0.{index % 4}.{10 + index}", f"{rng.getrandbits(40):010x}"
+        )
         path = out_dir / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6, mtime=0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Protocol
@@ -33,9 +32,9 @@ class LocalLakeSink:
         destination = self.root / key
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(local_path, destination)
+            local_path.replace(destination)
         except OSError:  # another filesystem: copy next to the destination, then rename
             temporary = destination.with_name(f".{destination.name}.tmp")
             shutil.copyfile(local_path, temporary)
-            os.replace(temporary, destination)
+            temporary.replace(destination)
             local_path.unlink()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from alblake.errors import CorruptInputError, EmptyInputError
 
@@ -17,6 +17,13 @@ READ_SIZE = 1 << 20  # compressed bytes per read
 BLOCK_SIZE = 1 << 24  # ~16 MiB of text per parsed block: bounded memory, amortised per-block overhead
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (zlib_impl.error,)  # type: ignore[assignment]  # isal stub
+
+
 class _Decompressor(Protocol):
     eof: bool
     unused_data: bytes
@@ -24,7 +31,7 @@ class _Decompressor(Protocol):
     def decompress(self, data: bytes, /) -> bytes: ...
 
 
-def _gzip_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
+def _gzip_text(head: bytes, source: Readable) -> Iterator[bytes]:
     """Inflate a (possibly multi-member) gzip stream; raises CorruptInputError when corrupt or truncated."""
     decompressor: _Decompressor = zlib_impl.decompressobj(wbits=31)
     pending = head
@@ -35,7 +42,7 @@ def _gzip_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
                 break
         try:
             text = decompressor.decompress(pending)
-        except zlib_impl.error as exc:
+        except _DECOMPRESS_ERRORS as exc:
             raise CorruptInputError(f"not a valid gzip stream: {exc}") from None
         pending = b""
         if text:
@@ -55,14 +62,14 @@ def _gzip_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
         raise CorruptInputError("truncated gzip stream (unexpected end of data)")
 
 
-def _plain_text(head: bytes, source: BinaryIO) -> Iterator[bytes]:
+def _plain_text(head: bytes, source: Readable) -> Iterator[bytes]:
     if head:
         yield head
     while chunk := source.read(READ_SIZE):
         yield chunk
 
 
-def iter_text_chunks(source: BinaryIO, *, require_gzip: bool) -> Iterator[bytes]:
+def iter_text_chunks(source: Readable, *, require_gzip: bool) -> Iterator[bytes]:
     """Decompressed text of ``source`` in chunks. Gzip is recognised by its magic bytes."""
     head = source.read(READ_SIZE)
     if head[:2] == GZIP_MAGIC:
