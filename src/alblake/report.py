@@ -262,7 +262,7 @@ def _card(query: Query, table: pa.Table) -> str:
         figure = html_table(query, table)
     details = ""
     if query.chart != "table":
-        details = f"<details><summary>data ({table.num_rows} rows)</summary>" \
+        details = f"<details><summary>data ({table.num_rows} row{'' if table.num_rows == 1 else 's'})</summary>" \
                   f"{html_table(query, table, marks=False)}</details>"
     wide = " wide" if query.chart in {"line", "table"} else ""
     return (f'<section class="card{wide}" id="q-{_esc(query.name)}" data-rows="{table.num_rows}">'
