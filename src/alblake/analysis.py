@@ -159,7 +159,12 @@ def _normalise(table: pa.Table) -> pa.Table:
 
 
 def execute(con: duckdb.DuckDBPyConnection, query: Query) -> pa.Table:
-    return _normalise(con.sql(query.sql).to_arrow_table())
+    relation = con.sql(query.sql)
+    # DuckDB >= 1.4 has to_arrow_table(); older releases return a Table from arrow().
+    to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
+    table = to_table()
+    assert isinstance(table, pa.Table)
+    return _normalise(table)
 
 
 def run_query(name: str, lake_dir: Path | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:

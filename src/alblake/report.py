@@ -99,6 +99,11 @@ def _tick(column: str, value: float) -> str:
     return f"{value:,.3g}"
 
 
+def _label(column: str, value: Value) -> str:
+    """Category label: codes, ports and names as they are (no thousands separators)."""
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) else fmt(column, value)
+
+
 def _truncate(text: str, limit: int = 26) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -146,7 +151,7 @@ def bar_chart(query: Query, table: pa.Table) -> str:
                     f'<text x="{x:.1f}" y="{height - 6}" class="tick" text-anchor="middle">'
                     f"{_esc(_tick(series[0], value))}</text>")
     for r_index, row in enumerate(rows):
-        label = fmt(query.x, row[query.x]) if not isinstance(row[query.x], str) else row[query.x]
+        label = _label(query.x, row[query.x])
         y0 = top + r_index * group_h + 4
         body.append(f'<text x="{LABEL_WIDTH - 8}" y="{y0 + group_h / 2:.1f}" class="label" text-anchor="end" '
                     f'dominant-baseline="middle"><title>{_esc(label)}</title>{_esc(_truncate(label))}</text>')
