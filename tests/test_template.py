@@ -1,0 +1,531 @@
+"""template.yaml agrees with the schema module, the Lambda contract and botocore's QuickSight model.
+
+The template is read with a YAML loader that turns CloudFormation short-form tags (``!Ref``, ``!Sub``, ...) into
+their long form, so no IaC tool is needed: these tests run in the main venv, offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from botocore.exceptions import ParamValidationError
+from botocore.validate import validate_parameters
+
+from alblake import schema
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _construct_intrinsic(loader: Any, tag_suffix: str, node: Any) -> dict[str, Any]:
+    """``!Ref X`` -> {"Ref": "X"}, ``!GetAtt A.B`` -> {"Fn::GetAtt": ["A", "B"]}, ``!Sub s`` -> {"Fn::Sub": s}."""
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref" or tag_suffix == "Condition":
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
+yaml.add_multi_constructor("!", _construct_intrinsic, Loader=_CfnLoader)
+
+
+@cache
+def _template() -> dict[str, Any]:
+    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return copy.deepcopy(_template())
+
+
+def _resource(template: dict[str, Any], logical_id: str, rtype: str) -> dict[str, Any]:
+    resource = template["Resources"][logical_id]
+    assert resource["Type"] == rtype
+    props = resource["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+def _resources_of_type(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+# ---------------------------------------------------------------------------------------------- Glue tables
+
+
+def test_curated_table_matches_schema(template: dict[str, Any]) -> None:
+    table = _resource(template, "CuratedTable", "AWS::Glue::Table")["TableInput"]
+    assert table["Name"] == schema.TABLE_NAME
+    assert table["TableType"] == "EXTERNAL_TABLE"
+    sd = table["StorageDescriptor"]
+    # Names, Glue types, comments and order, exactly as the schema module derives them.
+    assert sd["Columns"] == schema.glue_columns()
+    assert table["PartitionKeys"] == schema.glue_partition_keys()
+    assert [k["Name"] for k in table["PartitionKeys"]] == list(schema.PARTITION_KEYS)
+    assert not {c["Name"] for c in sd["Columns"]} & set(schema.PARTITION_KEYS)
+
+
+def test_curated_table_is_parquet_under_the_lake_prefix(template: dict[str, Any]) -> None:
+    sd = _resource(template, "CuratedTable", "AWS::Glue::Table")["TableInput"]["StorageDescriptor"]
+    assert sd["Location"] == {"Fn::Sub": f"s3://${{LakeBucket}}/{schema.TABLE_NAME}/"}
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert sd["InputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    assert sd["OutputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+
+def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -> None:
+    table = _resource(template, "RawTable", "AWS::Glue::Table")["TableInput"]
+    sd = table["StorageDescriptor"]
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.serde2.RegexSerDe"
+    regex = sd["SerdeInfo"]["Parameters"]["input.regex"]
+    assert regex == schema.RAW_LOG_REGEX
+    assert re.compile(regex).groups == len(schema.COLUMNS)
+    assert [c["Name"] for c in sd["Columns"]] == list(schema.COLUMN_NAMES)
+    for col, spec in zip(sd["Columns"], schema.COLUMNS, strict=True):
+        expected = schema.glue_type(spec.arrow_type)
+        # RegexSerDe cannot parse ISO 8601 timestamps with a 'Z'; they stay strings in the raw table.
+        assert col["Type"] == ("string" if expected == "timestamp" else expected), col["Name"]
+    assert sd["Location"] == {
+        "Fn::Sub": "s3://${AccessLogBucket}/${LogPrefix}/AWSLogs/${AWS::AccountId}/elasticloadbalancing/${AWS::Region}/"
+    }
+
+
+_DOC_LINE = (
+    "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
+    '0.086 0.048 0.037 200 200 0 57 "GET https://www.example.com:443/ HTTP/1.1" "curl/7.46.0" '
+    "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 "
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
+    '"Root=1-58337281-1d84f3d73c47ec4e58577259" "www.example.com" '
+    '"arn:aws:acm:us-east-2:123456789012:certificate/12345678-1234-1234-1234-123456789012" 1 '
+    '2018-07-02T22:22:48.364000Z "authenticate,forward" "-" "-" "10.0.0.1:80" "200" "-" "-" '
+    'TID_1234abcd5678ef90 "m.example.com" "-" "TransformSuccess"'
+)
+
+
+def test_raw_table_regex_maps_a_documented_line_onto_the_columns(template: dict[str, Any]) -> None:
+    sd = _resource(template, "RawTable", "AWS::Glue::Table")["TableInput"]["StorageDescriptor"]
+    match = re.fullmatch(sd["SerdeInfo"]["Parameters"]["input.regex"], _DOC_LINE)
+    assert match is not None
+    row = dict(zip([c["Name"] for c in sd["Columns"]], match.groups(), strict=True))
+    assert row["type"] == "https"
+    assert row["client_ip"] == "192.168.131.39"
+    assert row["target_port"] == "80"
+    assert row["elb_status_code"] == "200"
+    assert row["sent_bytes"] == "57"
+    assert row["request_verb"] == "GET"
+    assert row["request_url"] == "https://www.example.com:443/"
+    assert row["conn_trace_id"] == "TID_1234abcd5678ef90"
+    assert row["transformed_host"] == "m.example.com"
+    assert row["request_transform_status"] == "TransformSuccess"
+
+
+# ---------------------------------------------------------------------------------------------- logs bucket
+
+
+def _log_bucket_name_expr(template: dict[str, Any]) -> Any:
+    return _resource(template, "AccessLogBucket", "AWS::S3::Bucket")["BucketName"]
+
+
+def test_log_bucket_is_sse_s3_private_and_expires_raw_logs(template: dict[str, Any]) -> None:
+    props = _resource(template, "AccessLogBucket", "AWS::S3::Bucket")
+    rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules] == ["AES256"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    lifecycle = props["LifecycleConfiguration"]["Rules"]
+    assert {"Ref": "RawLogRetentionDays"} in [r.get("ExpirationInDays") for r in lifecycle]
+
+
+def test_log_bucket_policy_allows_alb_log_delivery_and_denies_plain_http(template: dict[str, Any]) -> None:
+    doc = _resource(template, "AccessLogBucketPolicy", "AWS::S3::BucketPolicy")["PolicyDocument"]
+    statements = doc["Statement"]
+    delivery = [s for s in statements if s["Effect"] == "Allow"]
+    assert delivery == [
+        {
+            "Sid": "AlbLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:s3:::${AccessLogBucket}/${LogPrefix}/AWSLogs/${AWS::AccountId}/*"
+            },
+        }
+    ]
+    deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert len(deny) == 1
+    assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_every_bucket_is_encrypted_private_and_tls_only(template: dict[str, Any]) -> None:
+    buckets = _resources_of_type(template, "AWS::S3::Bucket")
+    assert set(buckets) == {"AccessLogBucket", "LakeBucket", "AthenaResultsBucket"}
+    policies = _resources_of_type(template, "AWS::S3::BucketPolicy")
+    tls_only = {
+        p["Properties"]["Bucket"]["Ref"]
+        for p in policies.values()
+        if any(
+            s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+    }
+    assert tls_only == set(buckets)
+    for props in (b["Properties"] for b in buckets.values()):
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert all(props["PublicAccessBlockConfiguration"].values())
+
+
+def test_load_balancer_logs_to_the_bucket_after_its_policy_exists(template: dict[str, Any]) -> None:
+    lb = template["Resources"]["LoadBalancer"]
+    assert lb["DependsOn"] == "AccessLogBucketPolicy"
+    attrs = {a["Key"]: a["Value"] for a in lb["Properties"]["LoadBalancerAttributes"]}
+    assert attrs["access_logs.s3.enabled"] == "true"
+    assert attrs["access_logs.s3.bucket"] == {"Ref": "AccessLogBucket"}
+    assert attrs["access_logs.s3.prefix"] == {"Ref": "LogPrefix"}
+    assert template["Outputs"]["AlbUrl"]["Value"] == {"Fn::Sub": "http://${LoadBalancer.DNSName}/"}
+
+
+def test_s3_notification_targets_new_log_objects_only(template: dict[str, Any]) -> None:
+    props = _resource(template, "AccessLogBucket", "AWS::S3::Bucket")
+    (config,) = props["NotificationConfiguration"]["LambdaConfigurations"]
+    assert config["Event"] == "s3:ObjectCreated:*"
+    assert config["Function"] == {"Fn::GetAtt": ["IngestFunction", "Arn"]}
+    rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": {"Fn::Sub": "${LogPrefix}/AWSLogs/"}, "suffix": ".log.gz"}
+
+
+def test_invoke_permission_is_scoped_to_the_log_bucket_without_a_cycle(template: dict[str, Any]) -> None:
+    assert template["Resources"]["AccessLogBucket"]["DependsOn"] == "IngestFunctionS3Permission"
+    perm = _resource(template, "IngestFunctionS3Permission", "AWS::Lambda::Permission")
+    assert perm["Principal"] == "s3.amazonaws.com"
+    assert perm["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # SourceArn is the bucket's computed name, not a Ref/GetAtt of the bucket (that would be circular).
+    name_sub = _log_bucket_name_expr(template)["Fn::Sub"]
+    assert perm["SourceArn"]["Fn::Sub"] == ["arn:${AWS::Partition}:s3:::" + name_sub[0], name_sub[1]]
+    function_and_role = [perm, template["Resources"]["IngestFunction"]]
+    for node in _walk(function_and_role):
+        assert node != {"Ref": "AccessLogBucket"}
+        assert not (isinstance(node, dict) and "Fn::GetAtt" in node and node["Fn::GetAtt"][0] == "AccessLogBucket")
+        assert not (isinstance(node, str) and "${AccessLogBucket" in node)
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+
+CONTRACT_ENV = {
+    "LAKE_BUCKET",
+    "LAKE_PREFIX",
+    "GLUE_DATABASE",
+    "GLUE_TABLE",
+    "QUICKSIGHT_DATASET_ID",
+    "QUICKSIGHT_MIN_REFRESH_MINUTES",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+}
+METRICS = {
+    "RowsWritten",
+    "LinesQuarantined",
+    "BytesRead",
+    "PartitionsWritten",
+    "LogLagSeconds",
+    "ObjectsSkipped",
+    "ObjectsFailed",
+}
+
+
+def test_ingest_function_matches_the_lambda_contract(template: dict[str, Any]) -> None:
+    fn = _resource(template, "IngestFunction", "AWS::Serverless::Function")
+    assert fn["CodeUri"] == "functions/ingest/"
+    assert fn["Handler"] == "app.handler"
+    assert fn["Runtime"] == "python3.13"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Layers"] == [{"Ref": "AlbLakeLayer"}]
+    env = fn["Environment"]["Variables"]
+    assert set(env) == CONTRACT_ENV
+    assert env["GLUE_TABLE"] == schema.TABLE_NAME
+    assert env["LAKE_BUCKET"] == {"Ref": "LakeBucket"}
+    assert env["LAKE_PREFIX"] == ""
+    assert env["POWERTOOLS_SERVICE_NAME"] == "alblake-ingest"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AlbLake"
+    dataset_id = template["Resources"]["QuickSightDataSet"]["Properties"]["DataSetId"]
+    assert env["QUICKSIGHT_DATASET_ID"] == {"Fn::If": ["QuickSightEnabled", dataset_id, ""]}
+    assert template["Outputs"]["QuickSightDataSetId"]["Value"] == env["QUICKSIGHT_DATASET_ID"]
+    invoke = fn["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},
+    }
+    assert _resource(template, "IngestDeadLetterQueue", "AWS::SQS::Queue")["SqsManagedSseEnabled"] is True
+
+
+def test_layer_is_built_by_its_makefile_for_arm64(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["AlbLakeLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    props = layer["Properties"]
+    assert props["ContentUri"] == "layers/alblake/"
+    assert props["CompatibleRuntimes"] == ["python3.13"]
+    assert props["CompatibleArchitectures"] == ["arm64"]
+
+
+def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template["Resources"]["IngestFunction"]["Properties"]["Policies"]:
+        for st in policy["Statement"]:
+            statements.append(st["Fn::If"][1] if "Fn::If" in st else st)
+    return statements
+
+
+def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
+    statements = {s["Sid"]: s for s in _policy_statements(template)}
+    assert set(statements) == {"ReadAlbLogs", "WriteLake", "AddPartitions", "RefreshDataSet"}
+    for st in statements.values():
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert all("*" not in a for a in actions), actions
+        for resource in _walk(st["Resource"]):
+            assert resource != "*"
+    assert statements["ReadAlbLogs"]["Action"] == "s3:GetObject"
+    read_sub = statements["ReadAlbLogs"]["Resource"]["Fn::Sub"]
+    name_sub = _log_bucket_name_expr(template)["Fn::Sub"]
+    assert read_sub == [
+        "arn:${AWS::Partition}:s3:::" + name_sub[0] + "/${LogPrefix}/AWSLogs/${AWS::AccountId}/*",
+        name_sub[1],
+    ]
+    assert statements["WriteLake"]["Resource"] == [
+        {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"},
+        {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
+    ]
+    glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
+    assert glue_resources[-1].endswith(f":table/${{GlueDatabaseName}}/{schema.TABLE_NAME}")
+    qs = statements["RefreshDataSet"]
+    assert set(qs["Action"]) == {
+        "quicksight:CreateIngestion",
+        "quicksight:DescribeIngestion",
+        "quicksight:ListIngestions",
+    }
+    assert all(r["Fn::Sub"].split(":dataset/")[1].startswith("${AWS::StackName}-alb-logs") for r in qs["Resource"])
+
+
+def test_alarms_cover_errors_dlq_depth_and_quarantine_rate(template: dict[str, Any]) -> None:
+    alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm")
+    simple = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms.values()}
+    assert ("AWS/Lambda", "Errors") in simple
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in simple
+    metric_math = [a["Properties"]["Metrics"] for a in alarms.values() if "Metrics" in a["Properties"]]
+    assert len(metric_math) == 1
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in metric_math[0] if "MetricStat" in m}
+    assert {s["MetricName"] for s in stats.values()} == {"LinesQuarantined", "RowsWritten"}
+    assert {s["MetricName"] for s in stats.values()} <= METRICS
+    assert all(s["Namespace"] == "AlbLake" for s in stats.values())
+    assert all(s["Dimensions"] == [{"Name": "service", "Value": "alblake-ingest"}] for s in stats.values())
+    (expr,) = [m for m in metric_math[0] if "Expression" in m]
+    ids = {v["MetricName"]: k for k, v in stats.items()}
+    assert expr["ReturnData"] is True
+    assert (
+        f"FILL({ids['LinesQuarantined']}, 0) / (FILL({ids['RowsWritten']}, 0) + FILL({ids['LinesQuarantined']}, 0))"
+        in expr["Expression"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- web tier
+
+
+def test_instances_take_http_from_the_load_balancer_only(template: dict[str, Any]) -> None:
+    sg = _resource(template, "InstanceSecurityGroup", "AWS::EC2::SecurityGroup")
+    assert sg["SecurityGroupIngress"] == [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 80,
+            "ToPort": 80,
+            "SourceSecurityGroupId": {"Ref": "AlbSecurityGroup"},
+            "Description": "HTTP from the load balancer only",
+        }
+    ]
+    lt = _resource(template, "WebLaunchTemplate", "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert lt["MetadataOptions"]["HttpTokens"] == "required"
+    assert template["Parameters"]["AmiParameter"]["Default"].startswith(
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
+    )
+    user_data = lt["UserData"]["Fn::Base64"]
+    assert "httpd" in user_data
+    assert "X-aws-ec2-metadata-token" in user_data
+    assert "instance-id" in user_data
+
+
+# ---------------------------------------------------------------------------------------------- QuickSight
+
+_QS_TYPES = {"string": "STRING", "int": "INTEGER", "bigint": "INTEGER", "double": "DECIMAL", "timestamp": "DATETIME"}
+_PLACEHOLDER_ARN = "arn:aws:quicksight:us-east-1:123456789012:placeholder/x"
+
+
+def _placeholders(node: Any) -> Any:
+    """Replace CloudFormation intrinsics by plain strings, as the API would receive them after resolution."""
+    if isinstance(node, dict):
+        if len(node) == 1:
+            ((key, value),) = node.items()
+            if key == "Fn::GetAtt":
+                return _PLACEHOLDER_ARN if value[1] == "Arn" else "placeholder"
+            if key == "Ref" and value == "AWS::AccountId":
+                return "123456789012"
+            if key in ("Ref", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::ImportValue"):
+                return "placeholder"
+            if key == "Fn::If":
+                return _placeholders(value[1])
+        return {k: _placeholders(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_placeholders(v) for v in node]
+    return node
+
+
+def _enum_errors(value: Any, shape: Any, path: str = "") -> list[str]:
+    """botocore's validator checks types, required members and lengths but not enums; check those too."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return [
+            e for k, v in value.items() if k in shape.members for e in _enum_errors(v, shape.members[k], f"{path}.{k}")
+        ]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _enum_errors(v, shape.member, f"{path}[{i}]")]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return [e for k, v in value.items() for e in _enum_errors(v, shape.value, f"{path}.{k}")]
+    if shape.type_name == "string" and shape.enum and value not in shape.enum:
+        return [f"{path}: {value!r} not in {shape.enum}"]
+    return []
+
+
+def _quicksight_input(operation: str) -> Any:
+    model = botocore.session.get_session().get_service_model("quicksight")
+    return model.operation_model(operation).input_shape
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "rtype", "operation"),
+    [
+        ("QuickSightDataSource", "AWS::QuickSight::DataSource", "CreateDataSource"),
+        ("QuickSightDataSet", "AWS::QuickSight::DataSet", "CreateDataSet"),
+        ("QuickSightDashboard", "AWS::QuickSight::Dashboard", "CreateDashboard"),
+    ],
+)
+def test_quicksight_resources_validate_against_botocore(
+    template: dict[str, Any], logical_id: str, rtype: str, operation: str
+) -> None:
+    assert template["Resources"][logical_id]["Condition"] == "QuickSightEnabled"
+    params = _placeholders(_resource(template, logical_id, rtype))
+    validate_parameters(params, _quicksight_input(operation))
+    assert _enum_errors(params, _quicksight_input(operation)) == []
+
+
+def test_botocore_validation_rejects_a_broken_definition(template: dict[str, Any]) -> None:
+    """The validation above is real: a misspelt field in one visual fails it."""
+    params = _placeholders(_resource(template, "QuickSightDashboard", "AWS::QuickSight::Dashboard"))
+    visual = params["Definition"]["Sheets"][0]["Visuals"][0]["BarChartVisual"]
+    visual["ChartConfiguration"]["FieldWells"]["BarChartAggregatedFieldWells"]["Categories"] = []
+    with pytest.raises(ParamValidationError):
+        validate_parameters(params, _quicksight_input("CreateDashboard"))
+
+
+def test_enum_check_rejects_an_unknown_enum_value(template: dict[str, Any]) -> None:
+    params = _placeholders(_resource(template, "QuickSightDashboard", "AWS::QuickSight::Dashboard"))
+    assert _enum_errors(params, _quicksight_input("CreateDashboard")) == []
+    params["Definition"]["Sheets"][0]["Visuals"][0]["BarChartVisual"]["ChartConfiguration"]["Orientation"] = "DIAGONAL"
+    (error,) = _enum_errors(params, _quicksight_input("CreateDashboard"))
+    assert "DIAGONAL" in error
+
+
+def test_dataset_columns_exist_in_the_curated_table_with_matching_types(template: dict[str, Any]) -> None:
+    props = _resource(template, "QuickSightDataSet", "AWS::QuickSight::DataSet")
+    assert props["ImportMode"] == "SPICE"
+    (physical,) = props["PhysicalTableMap"].values()
+    relational = physical["RelationalTable"]
+    assert relational["Name"] == schema.TABLE_NAME
+    assert relational["Schema"] == {"Ref": "GlueDatabaseName"}
+    glue = {c["Name"]: c["Type"] for c in schema.glue_columns() + schema.glue_partition_keys()}
+    for col in relational["InputColumns"]:
+        assert col["Name"] in glue, col["Name"]
+        assert col["Type"] == _QS_TYPES[glue[col["Name"]]], col["Name"]
+    source = template["Resources"]["QuickSightDataSource"]["Properties"]
+    assert source["Type"] == "ATHENA"
+    assert source["DataSourceParameters"]["AthenaParameters"]["WorkGroup"] == {"Ref": "AthenaWorkGroup"}
+
+
+_Measures = frozenset[tuple[str, str]]
+
+
+def _fields(visual: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(well kind, column, aggregation) for every field of a visual; kind is 'dim' or 'measure'."""
+    out: list[tuple[str, str, str]] = []
+    for node in _walk(visual):
+        if not isinstance(node, dict):
+            continue
+        for key, field in node.items():
+            if not isinstance(field, dict) or "Column" not in field:
+                continue
+            column = field["Column"]["ColumnName"]
+            if key.endswith("DimensionField"):
+                out.append(("dim", column, ""))
+            elif key.endswith("MeasureField"):
+                agg = field["AggregationFunction"]
+                out.append(("measure", column, agg if isinstance(agg, str) else agg["SimpleNumericalAggregation"]))
+    return out
+
+
+def test_dashboard_has_the_required_visuals(template: dict[str, Any]) -> None:
+    props = _resource(template, "QuickSightDashboard", "AWS::QuickSight::Dashboard")
+    definition = props["Definition"]
+    (declaration,) = definition["DataSetIdentifierDeclarations"]
+    assert declaration["DataSetArn"] == {"Fn::GetAtt": ["QuickSightDataSet", "Arn"]}
+    dataset_cols = {
+        c["Name"]
+        for t in template["Resources"]["QuickSightDataSet"]["Properties"]["PhysicalTableMap"].values()
+        for c in t["RelationalTable"]["InputColumns"]
+    }
+    visuals = [v for sheet in definition["Sheets"] for v in sheet["Visuals"]]
+    assert len(visuals) >= 4
+    signatures = []
+    for visual in visuals:
+        fields = _fields(visual)
+        assert {c for _, c, _ in fields} <= dataset_cols
+        dims = frozenset(c for kind, c, _ in fields if kind == "dim")
+        measures = frozenset((c, agg) for kind, c, agg in fields if kind == "measure")
+        signatures.append((dims, measures))
+    wanted: list[tuple[frozenset[str], Callable[[_Measures], bool]]] = [
+        # requests by ELB status code (a count of rows)
+        (frozenset({"elb_status_code"}), lambda m: any(agg == "COUNT" for _, agg in m)),
+        # distinct client IPs per target IP
+        (frozenset({"target_ip"}), lambda m: ("client_ip", "DISTINCT_COUNT") in m),
+        # requests by verb
+        (frozenset({"request_verb"}), lambda m: any(agg == "COUNT" for _, agg in m)),
+        # bytes sent and received per target IP
+        (frozenset({"target_ip"}), lambda m: {("sent_bytes", "SUM"), ("received_bytes", "SUM")} <= m),
+    ]
+    for dims, ok in wanted:
+        assert any(d == dims and ok(m) for d, m in signatures), dims
