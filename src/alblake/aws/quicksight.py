@@ -121,7 +121,7 @@ class SpiceRefresher:
             err = e.response.get("Error", {})
             code = str(err.get("Code", ""))
             status = _ERROR_STATUS.get(code, RefreshStatus.ERROR)
-            outcome = RefreshOutcome(status, detail=f"{code}: {err.get('Message', '')}")
+            outcome = RefreshOutcome(status, detail=f"{code}: {err.get('Message', '')}"[:300])
         except (BotoCoreError, RuntimeError, KeyError, ValueError, TypeError) as e:
             outcome = RefreshOutcome(RefreshStatus.ERROR, detail=f"{type(e).__name__}: {e}")
         log = self._log.warning if outcome.status in _WARN else self._log.info

@@ -1,0 +1,246 @@
+"""Do what `sam local invoke -e EVENT` would, without Docker or AWS: run functions/ingest/app.handler
+against a local moto_server.
+
+    .venv/bin/python scripts/local_invoke.py events/s3-put.json      (or: make local-invoke EVENT=...)
+
+Starts moto_server on 127.0.0.1 (free port), points boto3 at it (AWS_ENDPOINT_URL, fake credentials),
+creates the log and lake buckets, the Glue database/table and a QuickSight dataset, uploads a generated
+ALB log at every access-log key of the event (keys decoded from the event), invokes the real handler with
+the event and a fake context, and prints what landed: lake objects, Parquet row counts, Glue partitions,
+QuickSight ingestions and the EMF metric lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import importlib.util
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from alblake.keys import AccessLogKey, classify_key, decode_event_key  # noqa: E402
+from alblake.sample import LOAD_BALANCERS, LoadBalancer, generate_lines  # noqa: E402
+from alblake.schema import glue_columns, glue_partition_keys  # noqa: E402
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+LAKE_BUCKET = "alblake-lake-local"
+DATABASE = "alblake"
+TABLE = "alb_logs"
+DATASET = "alb-logs"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "alblake-ingest"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:alblake-ingest"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "00000000-0000-4000-8000-00000000local"
+    log_group_name: str = "/aws/lambda/alblake-ingest"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+    if exe is None:
+        raise SystemExit("moto_server not found (pip install 'moto[server]')")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("moto_server exited early") from None
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("moto_server did not start")
+
+
+def load_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("app", ROOT / "functions" / "ingest" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def log_body(key: AccessLogKey, lines: int, seed: int) -> bytes:
+    lb = next((b for b in LOAD_BALANCERS if b.name == key.lb_name), None)
+    if lb is None or lb.lb_id != key.lb_id:
+        lb = LoadBalancer(key.lb_name, key.lb_id, ("10.0.1.10:80", "10.0.1.11:80"), key.lb_name)
+    start = key.end_time - timedelta(minutes=5)
+    text = generate_lines(lines, lb=lb, start=start, seconds=300, rng=random.Random(seed), malformed_every=250)
+    return gzip.compress(("\n".join(text) + "\n").encode(), mtime=0)
+
+
+def setup(clients: dict[str, Any], event: dict[str, Any], lines: int) -> None:
+    s3, glue, qs = clients["s3"], clients["glue"], clients["quicksight"]
+    buckets = {r["s3"]["bucket"]["name"] for r in event["Records"]} | {LAKE_BUCKET}
+    for bucket in sorted(buckets):
+        s3.create_bucket(Bucket=bucket)
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    glue.create_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            "Name": TABLE,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "PartitionKeys": glue_partition_keys(),
+            "StorageDescriptor": {
+                "Columns": glue_columns(),
+                "Location": f"s3://{LAKE_BUCKET}/alb_logs/",
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "SerdeInfo": {
+                    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+                },
+            },
+        },
+    )
+    qs.create_data_set(
+        AwsAccountId=ACCOUNT,
+        DataSetId=DATASET,
+        Name="ALB logs",
+        ImportMode="SPICE",
+        PhysicalTableMap={
+            "alb": {
+                "RelationalTable": {
+                    "DataSourceArn": f"arn:aws:quicksight:{REGION}:{ACCOUNT}:datasource/athena",
+                    "Name": TABLE,
+                    "InputColumns": [{"Name": "time", "Type": "DATETIME"}],
+                }
+            }
+        },
+    )
+    print(f"created: buckets {sorted(buckets)}, Glue {DATABASE}.{TABLE}, QuickSight dataset {DATASET}")
+    for i, record in enumerate(event["Records"]):
+        bucket, key = record["s3"]["bucket"]["name"], decode_event_key(record["s3"]["object"]["key"])
+        kind = classify_key(key)
+        body = log_body(kind, lines, seed=i) if isinstance(kind, AccessLogKey) else b"Enable AccessLog\n"
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        print(f"uploaded s3://{bucket}/{key} ({len(body)} bytes)")
+
+
+def report(clients: dict[str, Any], output: str) -> None:
+    import pyarrow.parquet as pq
+
+    s3, glue, qs = clients["s3"], clients["glue"], clients["quicksight"]
+    print("\n=== lake objects ===")
+    total = 0
+    for obj in s3.list_objects_v2(Bucket=LAKE_BUCKET).get("Contents", []):
+        key = obj["Key"]
+        if key.endswith(".parquet"):
+            rows = pq.read_table(io.BytesIO(s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read())).num_rows
+            total += rows
+            print(f"  s3://{LAKE_BUCKET}/{key}  {obj['Size']} B  {rows} rows")
+        else:
+            lines = s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read().count(b"\n")
+            print(f"  s3://{LAKE_BUCKET}/{key}  {obj['Size']} B  {lines} quarantined lines")
+    print(f"  total Parquet rows: {total}")
+    print("\n=== Glue partitions ===")
+    for part in glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE)["Partitions"]:
+        print(f"  {part['Values']}  {part['StorageDescriptor']['Location']}")
+    print("\n=== QuickSight ingestions ===")
+    try:
+        items = qs.list_ingestions(AwsAccountId=ACCOUNT, DataSetId=DATASET)["Ingestions"]
+        for it in items:
+            print(f"  {it['IngestionId']} {it['IngestionStatus']}")
+    except Exception as e:  # moto 5.2 has create_ingestion but no list_ingestions
+        print(f"  list_ingestions not available on moto_server ({type(e).__name__}); see the refresh status")
+    print("\n=== EMF metrics ===")
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            names = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+            print("  " + ", ".join(f"{n}={doc[n]}" for n in names))
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    if not args:
+        raise SystemExit(__doc__)
+    event: dict[str, Any] = json.loads(Path(args[0]).read_text())
+    lines = int(os.environ.get("LINES", "2000"))
+    proc, url = start_moto()
+    try:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "LAKE_BUCKET": LAKE_BUCKET,
+                "LAKE_PREFIX": "",
+                "GLUE_DATABASE": DATABASE,
+                "GLUE_TABLE": TABLE,
+                "QUICKSIGHT_DATASET_ID": DATASET,
+                "QUICKSIGHT_MIN_REFRESH_MINUTES": "60",
+                "POWERTOOLS_SERVICE_NAME": "alblake-ingest",
+                "POWERTOOLS_METRICS_NAMESPACE": "AlbLake",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        import boto3
+
+        clients = {n: boto3.client(n) for n in ("s3", "glue", "quicksight")}
+        print(f"moto_server: {url} (pid {proc.pid})")
+        setup(clients, event, lines)
+        buf = io.StringIO()
+        failed: BaseException | None = None
+        print(f"\n=== invoking app.handler with {args[0]} ===")
+        with contextlib.redirect_stdout(buf):
+            app = load_app()
+            try:
+                result = app.handler(event, FakeContext())
+            except Exception as e:
+                failed = e
+        output = buf.getvalue()
+        print(output, end="")
+        if failed is None:
+            print("\n=== handler result ===\n" + json.dumps(result, indent=2))
+        else:
+            print(f"\n=== handler raised {type(failed).__name__} ===\n{failed}")
+        report(clients, output)
+        return 0 if failed is None else 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
