@@ -61,3 +61,31 @@ def test_valid_lines_all_become_rows_and_paths_agree(lines: list[str]) -> None:
     key = lambda row: sorted((k, str(v)) for k, v in row.items())  # noqa: E731
     assert sorted(fast_rows, key=key) == sorted(exact_rows, key=key)
     assert len(fast_rows) == len(lines)
+
+
+def _reference_decode(text: str) -> str:
+    """Byte-wise \\xHH decoding, kept as logged when the bytes are not UTF-8 (the documented semantics)."""
+    import re
+
+    raw = re.sub(rb"\\x([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode())
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(string.printable.replace("\\", ""), max_size=5),
+            st.builds(lambda b: f"\\x{b:02X}", st.integers(0, 255)),
+            st.sampled_from(["\\", "\\x", "\\xZ1", "\\n", "\\u0041", "\\N{DASH}", "é"]),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_decode_escapes_matches_bytewise_reference(text: str) -> None:
+    from alblake.parse import decode_escapes
+
+    assert decode_escapes(text) == _reference_decode(text)

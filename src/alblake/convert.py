@@ -58,7 +58,7 @@ _STATISTICS_COLUMNS = [
     "request_creation_time",
     "target_processing_time",
 ]
-_BUFFERED_ROWS_LIMIT = 256 * 1024
+_BUFFERED_ROWS_LIMIT = 160 * 1024
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _UNSAFE_VALUE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 

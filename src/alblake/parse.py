@@ -428,6 +428,11 @@ def _split_request_exactly(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Ar
 
 def decode_escapes(text: str) -> str:
     """Decode ALB's \\xHH escapes when the decoded bytes are valid UTF-8; otherwise keep the logged text."""
+    if text.count("\\") == text.count("\\x"):  # every backslash starts \\x: the C codec does exactly this
+        try:
+            return text.encode("ascii").decode("unicode_escape").encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     decoded = _HEX_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
     try:
         return decoded.decode("utf-8")

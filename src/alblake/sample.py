@@ -157,13 +157,14 @@ def write_sample_logs(
     start: datetime | None = None,
     malformed_every: int = 997,
 ) -> list[Path]:
-    """Write ``files`` gzip log files (5 minutes each, round-robin over the load balancers) under ``out_dir``."""
+    """Write ``files`` gzip log files under ``out_dir``: 5 minutes each, round-robin over the load balancers,
+    consecutive rounds 40 minutes apart so a default sample spans several hourly partitions."""
     rng = random.Random(seed)
     begin = start or datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     written = []
     for index in range(files):
         lb = LOAD_BALANCERS[index % len(LOAD_BALANCERS)]
-        period_start = begin + timedelta(minutes=5 * (index // len(LOAD_BALANCERS)))
+        period_start = begin + timedelta(minutes=40 * (index // len(LOAD_BALANCERS)))
         lines = generate_lines(
             lines_per_file, lb=lb, start=period_start, seconds=300, rng=rng, malformed_every=malformed_every
         )
