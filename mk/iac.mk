@@ -5,6 +5,7 @@
 #                     sam build (function + layer, no Docker)
 #
 # Two venvs because aws-sam-cli and checkov pin different exact boto3 versions, and neither goes in .venv.
+# Each venv gets a '*' .gitignore, so git and ruff (which honours .gitignore) leave it alone.
 # The template/schema and QuickSight-model tests are ordinary pytest tests (tests/test_template.py).
 
 PY ?= .venv/bin/python
@@ -35,12 +36,14 @@ CHECK_TARGETS += iac-check
 
 $(IAC_VENV)/.installed: requirements-iac.txt
 	$(IAC_BASE_PYTHON) -m venv $(IAC_VENV)
+	echo '*' > $(IAC_VENV)/.gitignore
 	$(IAC_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(IAC_VENV)/bin/python -m pip install --quiet -r requirements-iac.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(IAC_BASE_PYTHON) -m venv $(CHECKOV_VENV)
+	echo '*' > $(CHECKOV_VENV)/.gitignore
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
