@@ -260,11 +260,14 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
 
 
 def _first_field_count(block: bytes, starts: np.ndarray, ends: np.ndarray) -> int | None:
+    """Field count of the first plausible log line among the first 50 (the CSV pass expects it)."""
     for start, end in zip(starts[:50], ends[:50], strict=False):
         try:
-            return len(tokenize(block[start:end].decode("utf-8")))
+            count = len(tokenize(block[start:end].decode("utf-8")))
         except (LineError, UnicodeDecodeError):
             continue
+        if count >= MIN_FIELDS:
+            return count
     return None
 
 
@@ -314,7 +317,7 @@ def parse_block(block: bytes, first_line_number: int = 1) -> ParsedBlock:
     raw_lines = _RawLines(block, starts, ends, numbers)
     declined = _lines_to_decline(block, starts, ends)
     field_count = None if b"\r" in block else _first_field_count(block, starts, ends)
-    if field_count is None or field_count < MIN_FIELDS:
+    if field_count is None:
         return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
     if declined.any():
         keep = np.flatnonzero(~declined)
