@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -529,3 +530,32 @@ def test_dashboard_has_the_required_visuals(template: dict[str, Any]) -> None:
     ]
     for dims, ok in wanted:
         assert any(d == dims and ok(m) for d, m in signatures), dims
+
+
+# ---------------------------------------------------------------------------------------------- policy, config
+
+
+def test_every_checkov_skip_is_justified(template: dict[str, Any]) -> None:
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert len(skip.get("comment", "").split()) >= 5, f"{logical_id}: {skip['id']} needs a real justification"
+
+
+def test_samconfig_overrides_only_template_parameters(template: dict[str, Any]) -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    deploy = config["default"]["deploy"]["parameters"]
+    overrides = dict(re.findall(r'(\w+)="([^"]*)"', deploy["parameter_overrides"]))
+    assert overrides
+    for name, value in overrides.items():
+        param = template["Parameters"][name]
+        if "AllowedValues" in param:
+            assert value in [str(v) for v in param["AllowedValues"]], name
+    assert overrides.get("EnableQuickSight") == "false"
+    assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+    assert config["default"]["build"]["parameters"]["use_container"] is False
