@@ -43,4 +43,4 @@ bench: venv
 	$(PY) bench/memory.py
 
 clean:
-	rm -rf $(DEMO) build .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO) build .aws-sam .pytest_cache .mypy_cache .ruff_cache .venv-iac .venv-checkov
