@@ -105,10 +105,11 @@ def test_plain_text_and_multi_member_gzip(tmp_path: Path) -> None:
     [
         (b"", EmptyInputError, "empty object"),
         (b"plain text, not gzip\n", CorruptInputError, "not gzip"),
-        (gzip.compress((DOC_LINE + "\n").encode() * 1000)[:-30], CorruptInputError, "truncated"),
+        (gzip.compress((DOC_LINE + "\n").encode() * 1000, mtime=0)[:-30], CorruptInputError, "truncated"),
         (b"\x1f\x8b" + bytes(range(256)) * 4, CorruptInputError, "not a valid gzip stream"),
-        (gzip.compress(b"x\n") + b"trailing junk", CorruptInputError, "trailing garbage"),
+        (gzip.compress(b"x\n", mtime=0) + b"trailing junk", CorruptInputError, "trailing garbage"),
     ],
+    ids=["empty", "not-gzip", "truncated", "corrupt-deflate", "trailing-garbage"],
 )
 def test_bad_gzip_raises_clear_error_and_publishes_nothing(
     tmp_path: Path, data: bytes, error: type[InputError], message: str
