@@ -27,7 +27,7 @@ demo: venv
 	@echo "open $(DEMO)/report.html"
 
 ## test: everything CI checks
-test: venv lint typecheck pytest $(CHECK_TARGETS)
+test: venv lint typecheck $(CHECK_TARGETS) pytest
 
 lint: venv
 	$(VENV)/bin/ruff check .
