@@ -222,7 +222,7 @@ def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, pa.Table]]:
     if block.table.num_rows == 0:
         return []
     names = pc.dictionary_encode(block.elb_name)
-    hours = pc.cast(block.hour_start, pa.int64()).to_numpy() // 3_600_000_000
+    hours = pc.cast(block.hour_start, pa.int64()).to_numpy(zero_copy_only=False) // 3_600_000_000
     codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     keys = codes * (1 << 40) + (hours - hours.min())
     unique_keys = np.unique(keys)

@@ -82,21 +82,23 @@ def iter_text_chunks(source: Readable, *, require_gzip: bool) -> Iterator[bytes]
 
 
 def iter_blocks(chunks: Iterator[bytes], block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Regroup text chunks into blocks of whole lines, each ending with '\\n' (one is added at EOF if missing)."""
-    buffered: list[bytes] = []
+    """Regroup text chunks into blocks of whole lines, each ending with '\\n' (added at EOF if missing).
+
+    A block is cut after the last newline of the chunk that fills it, so each byte is copied once.
+    """
+    buffered: list[bytes | memoryview] = []
     size = 0
     for chunk in chunks:
         buffered.append(chunk)
         size += len(chunk)
         if size < block_size:
             continue
-        data = b"".join(buffered)
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # one line longer than a block: keep reading
-            buffered, size = [data], len(data)
+        newline = chunk.rfind(b"\n")
+        if newline < 0:  # no line ends in this chunk: keep reading
             continue
-        yield data[:cut]
-        rest = data[cut:]
+        buffered[-1] = memoryview(chunk)[: newline + 1]
+        yield b"".join(buffered)
+        rest = chunk[newline + 1 :]
         buffered, size = ([rest], len(rest)) if rest else ([], 0)
     if size:
         data = b"".join(buffered)
