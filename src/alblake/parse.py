@@ -283,7 +283,7 @@ def _csv_read(block: bytes, field_count: int) -> tuple[pa.Table, list[int]]:
     types = {f"f{i}": _FIELD_TYPES.get(i, pa.string()) for i in range(min(field_count, KNOWN_FIELDS))}
     table = pa_csv.read_csv(
         pa.py_buffer(block),
-        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 22),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 20),
         parse_options=pa_csv.ParseOptions(
             delimiter=" ",
             quote_char='"',
