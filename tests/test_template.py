@@ -306,6 +306,23 @@ def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
+# Exactly what the Lambda code calls (src/alblake/aws): S3 get_object and upload_file (PutObject covers the
+# single PUT and Create/UploadPart/CompleteMultipartUpload; AbortMultipartUpload is its own action), Glue
+# get_table + batch_create_partition, QuickSight list_ingestions + create_ingestion (sts:GetCallerIdentity
+# needs no permission).
+INGEST_ACTIONS = {
+    "ReadAlbLogs": {"s3:GetObject"},
+    "WriteLake": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "AddPartitions": {"glue:GetTable", "glue:BatchCreatePartition"},
+    "RefreshDataSet": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
+}
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
 def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
     statements = {s["Sid"]: s for s in _policy_statements(template)}
     assert set(statements) == {"ReadAlbLogs", "WriteLake", "AddPartitions", "RefreshDataSet"}
@@ -315,6 +332,18 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         assert all("*" not in a for a in actions), actions
         for resource in _walk(st["Resource"]):
             assert resource != "*"
+    # Exact action sets, per statement and per service: adding or removing any action fails.
+    granted = {sid: _actions(st) for sid, st in statements.items()}
+    assert all(len(a) == len(set(a)) for a in granted.values()), granted
+    assert {sid: set(a) for sid, a in granted.items()} == INGEST_ACTIONS
+    by_service: dict[str, set[str]] = {}
+    for action in (a for actions in granted.values() for a in actions):
+        by_service.setdefault(action.split(":")[0], set()).add(action)
+    assert by_service == {
+        "s3": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
+        "glue": {"glue:GetTable", "glue:BatchCreatePartition"},
+        "quicksight": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
+    }
     assert statements["ReadAlbLogs"]["Action"] == "s3:GetObject"
     read_sub = statements["ReadAlbLogs"]["Resource"]["Fn::Sub"]
     name_sub = _log_bucket_name_expr(template)["Fn::Sub"]
@@ -329,12 +358,28 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
     assert glue_resources[-1].endswith(f":table/${{GlueDatabaseName}}/{schema.TABLE_NAME}")
     qs = statements["RefreshDataSet"]
-    assert set(qs["Action"]) == {
-        "quicksight:CreateIngestion",
-        "quicksight:DescribeIngestion",
-        "quicksight:ListIngestions",
-    }
     assert all(r["Fn::Sub"].split(":dataset/")[1].startswith("${AWS::StackName}-alb-logs") for r in qs["Resource"])
+
+
+_CLIENT_CALL = re.compile(r"\b_client\.([a-z_]+)\(")
+# boto3 call -> the IAM actions it needs (upload_file may go multipart and abort on failure).
+_CALL_ACTIONS = {
+    "get_object": {"s3:GetObject"},
+    "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "get_table": {"glue:GetTable"},
+    "batch_create_partition": {"glue:BatchCreatePartition"},
+    "list_ingestions": {"quicksight:ListIngestions"},
+    "create_ingestion": {"quicksight:CreateIngestion"},
+}
+
+
+def test_policy_actions_follow_the_boto3_calls_in_the_code() -> None:
+    """Adding a boto3 call to an adapter without its IAM action (or keeping an action nobody calls) fails."""
+    sources = [*sorted((ROOT / "src" / "alblake" / "aws").glob("*.py")), ROOT / "functions" / "ingest" / "app.py"]
+    calls = {m for path in sources for m in _CLIENT_CALL.findall(path.read_text(encoding="utf-8"))}
+    assert calls == set(_CALL_ACTIONS), calls
+    needed = set().union(*(_CALL_ACTIONS[c] for c in calls))
+    assert needed == set().union(*INGEST_ACTIONS.values())
 
 
 def test_alarms_cover_errors_dlq_depth_and_quarantine_rate(template: dict[str, Any]) -> None:
