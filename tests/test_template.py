@@ -21,6 +21,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from alblake import schema
+from alblake.aws.quicksight import MIN_REFRESH_MINUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -287,6 +288,16 @@ def test_ingest_function_matches_the_lambda_contract(template: dict[str, Any]) -
         "Destination": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},
     }
     assert _resource(template, "IngestDeadLetterQueue", "AWS::SQS::Queue")["SqsManagedSseEnabled"] is True
+
+
+def test_refresh_interval_parameter_respects_the_quicksight_daily_limit(template: dict[str, Any]) -> None:
+    # QuickSight Enterprise: 32 refreshes per dataset per 24 h, so no interval below 1440 / 32 = 45 minutes.
+    param = template["Parameters"]["QuickSightMinRefreshMinutes"]
+    assert param["Type"] == "Number"
+    assert param["MinValue"] == MIN_REFRESH_MINUTES == 24 * 60 / 32
+    assert param["Default"] >= param["MinValue"]
+    env = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["QUICKSIGHT_MIN_REFRESH_MINUTES"] == {"Ref": "QuickSightMinRefreshMinutes"}
 
 
 def test_layer_is_built_by_its_makefile_for_arm64(template: dict[str, Any]) -> None:

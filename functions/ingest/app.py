@@ -27,7 +27,7 @@ tracer = Tracer(service=SERVICE)
 @functools.cache
 def pipeline() -> IngestPipeline:
     """The container's pipeline (clients created once; ``pipeline.cache_clear()`` rebuilds it in tests)."""
-    config = LambdaConfig.from_env()
+    config = LambdaConfig.from_env(logger=logger)
     return build_pipeline(
         config,
         s3=boto3.client("s3"),

@@ -12,8 +12,9 @@ import pytest
 from aws_lambda_powertools import Logger
 from botocore.stub import Stubber
 
-from alblake.aws.pipeline import LambdaConfig, build_pipeline
+from alblake.aws.pipeline import ConfigError, LambdaConfig, build_pipeline
 from alblake.aws.quicksight import (
+    MIN_REFRESH_MINUTES,
     RefreshStatus,
     SpiceRefresher,
     account_id_from_arn,
@@ -198,3 +199,52 @@ def test_handler_requests_refresh_with_context_account(
     with stubber:
         result = app.handler(s3_event("AWSLogs/123456789012/ELBAccessLogTestFile"), ctx)
     assert result["refresh"] == "not-needed"
+
+
+class _WarningLog:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.warnings.append(str(msg) % args)
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def append_keys(self, **additional_keys: object) -> None: ...
+    def remove_keys(self, keys: Any) -> None: ...
+
+
+BASE_ENV = {"LAKE_BUCKET": LAKE_BUCKET, "GLUE_DATABASE": DATABASE}
+
+
+def test_min_refresh_interval_respects_the_daily_limit() -> None:
+    # 32 refreshes per 24 h (Enterprise): never ask more often than every 45 minutes.
+    assert MIN_REFRESH_MINUTES == 45
+    assert LambdaConfig.from_env(BASE_ENV).quicksight_min_interval == timedelta(minutes=60)
+    log = _WarningLog()
+    config = LambdaConfig.from_env({**BASE_ENV, "QUICKSIGHT_MIN_REFRESH_MINUTES": "90"}, logger=log)
+    assert config.quicksight_min_interval == timedelta(minutes=90)
+    assert log.warnings == []
+    config = LambdaConfig.from_env({**BASE_ENV, "QUICKSIGHT_MIN_REFRESH_MINUTES": "45"}, logger=log)
+    assert config.quicksight_min_interval == timedelta(minutes=45)
+    assert log.warnings == []
+
+
+@pytest.mark.parametrize("raw", ["1", "44.9", "0", "-5", "nan"])
+def test_min_refresh_interval_below_the_limit_is_clamped_with_a_warning(raw: str) -> None:
+    log = _WarningLog()
+    config = LambdaConfig.from_env({**BASE_ENV, "QUICKSIGHT_MIN_REFRESH_MINUTES": raw}, logger=log)
+    assert config.quicksight_min_refresh_minutes == MIN_REFRESH_MINUTES
+    assert config.quicksight_min_interval == timedelta(minutes=45)
+    (warning,) = log.warnings
+    assert f"QUICKSIGHT_MIN_REFRESH_MINUTES={raw} is below 45" in warning
+    assert "32 refreshes per 24 h" in warning
+
+
+def test_min_refresh_interval_cannot_be_bypassed_or_garbage() -> None:
+    direct = LambdaConfig(lake_bucket=LAKE_BUCKET, glue_database=DATABASE, quicksight_min_refresh_minutes=1)
+    assert direct.quicksight_min_interval == timedelta(minutes=45)
+    for raw in ("soon", "inf"):
+        with pytest.raises(ConfigError, match="QUICKSIGHT_MIN_REFRESH_MINUTES"):
+            LambdaConfig.from_env({**BASE_ENV, "QUICKSIGHT_MIN_REFRESH_MINUTES": raw})

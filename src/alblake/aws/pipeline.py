@@ -21,6 +21,8 @@ Failure semantics (one invocation = one S3 event, usually one record):
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -31,11 +33,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from alblake.aws.glue import GluePartitionRegistrar, PartitionRegistrar
-from alblake.aws.quicksight import Refresher, RefreshOutcome, RefreshStatus, SpiceRefresher
+from alblake.aws.quicksight import MIN_REFRESH_MINUTES, Refresher, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import ObjectSource, S3LakeSink, S3ObjectSource
 from alblake.convert import convert_stream, discard, publish
 from alblake.errors import InputError
 from alblake.keys import AccessLogKey, classify_key, decode_event_key
+
+_log = logging.getLogger(__name__)
 
 
 class MetricsSink(Protocol):
@@ -56,7 +60,7 @@ class LoggerLike(Protocol):
 
 
 class ConfigError(Exception):
-    """A required environment variable is missing."""
+    """A required environment variable is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class LambdaConfig:
     staging_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LambdaConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None, logger: LoggerLike | None = None) -> LambdaConfig:
+        """The configuration from the environment; ``logger`` gets the warning when a value is clamped."""
         env = os.environ if env is None else env
         missing = [k for k in ("LAKE_BUCKET", "GLUE_DATABASE") if not env.get(k)]
         if missing:
@@ -81,12 +86,37 @@ class LambdaConfig:
             lake_prefix=env.get("LAKE_PREFIX", ""),
             glue_table=env.get("GLUE_TABLE") or "alb_logs",
             quicksight_dataset_id=env.get("QUICKSIGHT_DATASET_ID", ""),
-            quicksight_min_refresh_minutes=float(env.get("QUICKSIGHT_MIN_REFRESH_MINUTES") or 60),
+            quicksight_min_refresh_minutes=_min_refresh_minutes(env.get("QUICKSIGHT_MIN_REFRESH_MINUTES"), logger),
         )
+
+    def __post_init__(self) -> None:
+        # Direct construction cannot bypass the limit either (from_env clamps first and says so).
+        if not self.quicksight_min_refresh_minutes >= MIN_REFRESH_MINUTES:
+            object.__setattr__(self, "quicksight_min_refresh_minutes", MIN_REFRESH_MINUTES)
 
     @property
     def quicksight_min_interval(self) -> timedelta:
         return timedelta(minutes=self.quicksight_min_refresh_minutes)
+
+
+def _min_refresh_minutes(raw: str | None, logger: LoggerLike | None) -> float:
+    """QUICKSIGHT_MIN_REFRESH_MINUTES (default 60), at least ``MIN_REFRESH_MINUTES`` (a warning if raised)."""
+    try:
+        minutes = float(raw or 60)
+    except ValueError:
+        raise ConfigError(f"QUICKSIGHT_MIN_REFRESH_MINUTES is not a number: {raw!r}") from None
+    if math.isinf(minutes):
+        raise ConfigError(f"QUICKSIGHT_MIN_REFRESH_MINUTES must be finite: {raw!r}")
+    if not minutes >= MIN_REFRESH_MINUTES:  # also catches NaN
+        (logger or _log).warning(
+            "QUICKSIGHT_MIN_REFRESH_MINUTES=%s is below %s (QuickSight Enterprise allows 32 refreshes per 24 h); "
+            "using %s",
+            raw,
+            MIN_REFRESH_MINUTES,
+            MIN_REFRESH_MINUTES,
+        )
+        return MIN_REFRESH_MINUTES
+    return minutes
 
 
 class RecordStatus(StrEnum):

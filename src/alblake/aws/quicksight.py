@@ -24,6 +24,9 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 ACTIVE_STATUSES = frozenset({"INITIALIZED", "QUEUED", "RUNNING"})
+# 32 refreshes per 24 h (Enterprise): an interval below 1440 / 32 = 45 minutes could exhaust the quota.
+DAILY_REFRESH_LIMIT = 32
+MIN_REFRESH_MINUTES = 24 * 60 / DAILY_REFRESH_LIMIT
 MAX_PAGES = 5
 
 _log = logging.getLogger(__name__)
