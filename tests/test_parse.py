@@ -21,18 +21,10 @@ DOC_LINE = (
 
 
 def rows_of(*lines: str | bytes, fast: bool = True) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Parse lines as one block; with fast=False each line is parsed alone (the exact path's usual case)."""
+    """Parse lines as one block, on the fast path (default) or on the exact per-line path (the reference)."""
     encoded = [line.encode() if isinstance(line, str) else line for line in lines]
-    if fast:
-        parsed = parse_block(b"\n".join(encoded) + b"\n")
-        return parsed.table.to_pylist(), [(q.line_number, q.reason) for q in parsed.quarantined]
-    rows: list[dict[str, Any]] = []
-    problems: list[tuple[int, str]] = []
-    for number, line in enumerate(encoded, start=1):
-        parsed = parse_block(line + b"\n", number)
-        rows += parsed.table.to_pylist()
-        problems += [(q.line_number, q.reason) for q in parsed.quarantined]
-    return rows, problems
+    parsed = parse_block(b"\n".join(encoded) + b"\n", exact=not fast)
+    return parsed.table.to_pylist(), [(q.line_number, q.reason) for q in parsed.quarantined]
 
 
 def test_documented_http_line_exact_values() -> None:
@@ -172,10 +164,14 @@ def test_spaces_in_url_are_kept() -> None:
     [
         ("- http://www.example.com:80- -", (None, "http://www.example.com:80-", None)),
         ("- - -", (None, None, None)),
-        ("GET http://x:80/ HTTP/1.1 ", ("GET", "http://x:80/", "HTTP/1.1")),
-        ("GET http://x:80/ - ", ("GET", "http://x:80/", None)),
+        ("GET http://x:80/ HTTP/1.1 ", ("GET", "http://x:80/ HTTP/1.1", None)),
+        ("GET http://x:80/", ("GET", "http://x:80/", None)),
+        ("garbage ", (None, "garbage", None)),
         ("BREW coffee://pot:80/ HTCPCP/1.0", ("BREW", "coffee://pot:80/", "HTCPCP/1.0")),
         ("garbage", (None, "garbage", None)),
+        ("GET http://www.example.com:80/ ", ("GET", "http://www.example.com:80/", None)),
+        ("GET /a b/c ", ("GET", "/a b/c", None)),
+        ("GET  HTTP/1.1", ("GET", None, "HTTP/1.1")),
         ("", (None, None, None)),
     ],
 )
@@ -236,7 +232,15 @@ def test_negative_one_values_are_kept() -> None:
         (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "-"), "missing elb"),
         (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "nonsense"), "elb is not of the form"),
         (DOC_LINE.encode().replace(b"curl", b"cu\xffrl"), "invalid UTF-8"),
-        (DOC_LINE + "\r", "carriage return"),
+        (DOC_LINE.replace('"curl/7.46.0"', '"curl\r/7.46.0"'), "carriage return"),
+        (DOC_LINE.replace('"curl/7.46.0"', '"curl/7.46.0"x'), "no space after quoted field"),
+        (DOC_LINE.replace(" - - arn", ' a"b c"d - arn'), "stray quote"),
+        (DOC_LINE.replace("0.000 0.001 0.000", "nan 0.001 0.000"), "invalid number in request_processing_time"),
+        (DOC_LINE.replace("0.000 0.001 0.000", "0.000 1e3 0.000"), "invalid number in target_processing_time"),
+        (DOC_LINE.replace("0.000 0.001 0.000", "0.000 0.001 .5"), "invalid number in response_processing_time"),
+        (DOC_LINE.replace(" 200 200 ", " +200 200 "), "invalid integer in elb_status_code"),
+        (DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T22:23:00.186641"), "invalid timestamp in time"),
+        (DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-02-30T22:23:00.186641Z"), "invalid timestamp in time"),
     ],
 )
 def test_unparseable_lines_are_quarantined_with_reason(line: str | bytes, reason: str) -> None:
@@ -247,6 +251,20 @@ def test_unparseable_lines_are_quarantined_with_reason(line: str | bytes, reason
         number, why = problems[0]
         assert number == 2
         assert why.startswith(reason) or reason in why
+
+
+def test_crlf_line_endings_are_accepted() -> None:
+    for fast in (True, False):
+        rows, problems = rows_of(DOC_LINE + "\r", DOC_LINE + "\r", fast=fast)
+        assert problems == []
+        assert [r["request_transform_status"] for r in rows] == [None, None]
+
+
+def test_one_bad_value_does_not_change_its_neighbours() -> None:
+    bad = DOC_LINE.replace(" 34 366 ", " 34 36x ")
+    fast_rows, fast_problems = rows_of(DOC_LINE, bad, DOC_LINE)
+    assert fast_problems == [(2, "invalid integer in sent_bytes: '36x'")]
+    assert fast_rows == rows_of(DOC_LINE, DOC_LINE, fast=False)[0]
 
 
 def test_quarantine_keeps_raw_bytes_and_line_numbers() -> None:

@@ -89,3 +89,36 @@ def test_decode_escapes_matches_bytewise_reference(text: str) -> None:
     from alblake.parse import decode_escapes
 
     assert decode_escapes(text) == _reference_decode(text)
+
+
+_NASTY = ['"', " ", "\r", "-", ".", "e", "+", "x", "\\", "\t", ":", "é", "nan", "1e3", "\x00"]
+
+
+@st.composite
+def _mutated_line(draw: st.DrawFn) -> bytes:
+    """A valid line with a few random edits: stray quotes, odd numbers, doubled spaces, CRs, non-ASCII."""
+    line = draw(valid_lines)
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(line)))
+        edit = draw(st.sampled_from(["insert", "delete", "replace"]))
+        text = draw(st.sampled_from(_NASTY))
+        if edit == "insert":
+            line = line[:position] + text + line[position:]
+        elif edit == "delete":
+            line = line[:position] + line[position + 1 :]
+        else:
+            line = line[:position] + text + line[position + len(text) :]
+    return line.encode()
+
+
+def _summary(lines: list[bytes], exact: bool) -> tuple[list[str], list[tuple[int, str]]]:
+    parsed = parse_block(b"".join(line + b"\n" for line in lines), exact=exact)
+    rows = sorted(repr(sorted(row.items())) for row in parsed.table.to_pylist())
+    return rows, [(q.line_number, q.reason) for q in parsed.quarantined]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(valid_lines.map(str.encode), _mutated_line(), garbage_lines), min_size=1, max_size=25))
+def test_fast_path_equals_exact_path_on_any_input(lines: list[bytes]) -> None:
+    """The exact per-line path is the reference: the fast path must keep and reject exactly the same lines."""
+    assert _summary(lines, exact=False) == _summary(lines, exact=True)

@@ -30,70 +30,69 @@ MIN_FIELDS = 25  # pre-2020 logs end after error_reason
 KNOWN_FIELDS = 33  # up to request_transform_status (Oct 2025); later trailing fields are ignored
 
 _TS = pa.timestamp("us", tz="UTC")
-# Arrow type of each raw log field (0-based position); everything else is a string.
-_FIELD_TYPES: dict[int, pa.DataType] = {
-    1: _TS,
-    5: pa.float64(),
-    6: pa.float64(),
-    7: pa.float64(),
-    8: pa.int32(),
-    9: pa.int32(),
-    10: pa.int64(),
-    11: pa.int64(),
-    20: pa.int32(),
-    21: _TS,
+_STRING = pa.string()
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str  # as in the format document, for quarantine reasons
+    column: str | None  # the schema column it fills as is; None for fields split in _derive
+    arrow_type: pa.DataType = _STRING
+
+
+# The log's fields in order (0-based position = index). One table for both parse paths.
+_FIELDS: tuple[_Field, ...] = (
+    _Field("type", "type"),
+    _Field("time", "time", _TS),
+    _Field("elb", "elb"),
+    _Field("client:port", None),
+    _Field("target:port", None),
+    _Field("request_processing_time", "request_processing_time", pa.float64()),
+    _Field("target_processing_time", "target_processing_time", pa.float64()),
+    _Field("response_processing_time", "response_processing_time", pa.float64()),
+    _Field("elb_status_code", "elb_status_code", pa.int32()),
+    _Field("target_status_code", "target_status_code", pa.int32()),
+    _Field("received_bytes", "received_bytes", pa.int64()),
+    _Field("sent_bytes", "sent_bytes", pa.int64()),
+    _Field("request", None),
+    _Field("user_agent", "user_agent"),
+    _Field("ssl_cipher", "ssl_cipher"),
+    _Field("ssl_protocol", "ssl_protocol"),
+    _Field("target_group_arn", "target_group_arn"),
+    _Field("trace_id", "trace_id"),
+    _Field("domain_name", "domain_name"),
+    _Field("chosen_cert_arn", "chosen_cert_arn"),
+    _Field("matched_rule_priority", "matched_rule_priority", pa.int32()),
+    _Field("request_creation_time", "request_creation_time", _TS),
+    _Field("actions_executed", "actions_executed"),
+    _Field("redirect_url", "redirect_url"),
+    _Field("error_reason", "lambda_error_reason"),
+    _Field("target:port_list", "target_port_list"),
+    _Field("target_status_code_list", "target_status_code_list"),
+    _Field("classification", "classification"),
+    _Field("classification_reason", "classification_reason"),
+    _Field("conn_trace_id", "conn_trace_id"),
+    _Field("transformed_host", "transformed_host"),
+    _Field("transformed_uri", "transformed_uri"),
+    _Field("request_transform_status", "request_transform_status"),
+)
+assert len(_FIELDS) == KNOWN_FIELDS
+_TYPED_POSITIONS = tuple(i for i, f in enumerate(_FIELDS) if f.arrow_type != pa.string())
+
+# What a typed field may look like, for both paths (anything else is quarantined by the exact path).
+# Integers and floats are plain decimals as ALB writes them ('-1', '0.000'); no 'nan', '1e3', '+5' or '.5'.
+_VALID_TEXT = {
+    pa.int32(): r"-?[0-9]+",
+    pa.int64(): r"-?[0-9]+",
+    pa.float64(): r"-?[0-9]+(?:\.[0-9]+)?",
+    _TS: r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z",
 }
-_FIELD_NAMES = {
-    0: "type",
-    1: "time",
-    2: "elb",
-    3: "client:port",
-    4: "target:port",
-    5: "request_processing_time",
-    6: "target_processing_time",
-    7: "response_processing_time",
-    8: "elb_status_code",
-    9: "target_status_code",
-    10: "received_bytes",
-    11: "sent_bytes",
-    20: "matched_rule_priority",
-    21: "request_creation_time",
-}
-# Raw string fields copied as they are into a schema column (raw position -> column name).
-_PLAIN_STRING_FIELDS = {
-    0: "type",
-    2: "elb",
-    13: "user_agent",
-    14: "ssl_cipher",
-    15: "ssl_protocol",
-    16: "target_group_arn",
-    17: "trace_id",
-    18: "domain_name",
-    19: "chosen_cert_arn",
-    22: "actions_executed",
-    23: "redirect_url",
-    24: "lambda_error_reason",
-    25: "target_port_list",
-    26: "target_status_code_list",
-    27: "classification",
-    28: "classification_reason",
-    29: "conn_trace_id",
-    30: "transformed_host",
-    31: "transformed_uri",
-    32: "request_transform_status",
-}
-_TYPED_FIELDS = {
-    1: "time",
-    5: "request_processing_time",
-    6: "target_processing_time",
-    7: "response_processing_time",
-    8: "elb_status_code",
-    9: "target_status_code",
-    10: "received_bytes",
-    11: "sent_bytes",
-    20: "matched_rule_priority",
-    21: "request_creation_time",
-}
+# The fast path accepts a subset it can cast without overflow; the rest is left to the exact path.
+_FAST_TEXT = {**_VALID_TEXT, pa.int32(): r"-?[0-9]{1,9}", pa.int64(): r"-?[0-9]{1,18}"}
+_VALID_RE = {arrow_type: re.compile(pattern) for arrow_type, pattern in _VALID_TEXT.items()}
+_INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
+MAX_LINE_BYTES = 1 << 20  # an ALB line is a few KB (user agent truncated at 8 KB)
+
 # Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
 _ESCAPED_COLUMNS = (
     "request_verb",
@@ -107,12 +106,10 @@ _ESCAPED_COLUMNS = (
 )
 
 _ADDRESS_RE = r"^(?P<ip>.*):(?P<port>[0-9]{1,5})$"
-_REQUEST_RE = r"^(?P<verb>[^ ]+) (?P<url>.*) (?P<proto>[^ ]+)$"
+_REQUEST_RE = r"^(?P<verb>[^ ]*) (?P<url>.*) (?P<proto>[^ ]+)$"
+_REQUEST_NO_PROTO_RE = r"^(?P<verb>[^ ]*) (?P<url>.*)$"
 _ELB_NAME_RE = r"^[^/]+/(?P<name>[^/]+)/"
-_INT_RE = re.compile(r"-?[0-9]+")
-_FLOAT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _HEX_ESCAPE_RE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
-_INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
 
 
 @dataclass(frozen=True)
@@ -169,29 +166,25 @@ def tokenize(line: str) -> list[str]:
         pos += 1
 
 
-def _convert_field(index: int, text: str) -> object:
-    arrow_type = _FIELD_TYPES[index]
+def _convert_field(field: _Field, text: str) -> object:
     if text == "-":
         return None
-    name = _FIELD_NAMES[index]
-    if arrow_type == _TS:
+    if field.arrow_type == pa.string():
+        return text
+    if not _VALID_RE[field.arrow_type].fullmatch(text):
+        kind = {_TS: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
+        raise LineError(f"invalid {kind} in {field.name}: {text[:40]!r}")
+    if field.arrow_type == _TS:
         try:
-            value = datetime.fromisoformat(text)
+            return datetime.fromisoformat(text)
         except ValueError:
-            raise LineError(f"invalid timestamp in {name}: {text[:40]!r}") from None
-        if value.tzinfo is None:
-            raise LineError(f"timestamp without time zone in {name}: {text[:40]!r}")
-        return value
-    if pa.types.is_floating(arrow_type):
-        if not _FLOAT_RE.fullmatch(text):
-            raise LineError(f"invalid number in {name}: {text[:40]!r}")
+            raise LineError(f"invalid timestamp in {field.name}: {text[:40]!r}") from None
+    if field.arrow_type == pa.float64():
         return float(text)
-    if not _INT_RE.fullmatch(text):
-        raise LineError(f"invalid integer in {name}: {text[:40]!r}")
     number = int(text)
-    limit = _INT_LIMITS[arrow_type]
+    limit = _INT_LIMITS[field.arrow_type]
     if not -limit <= number < limit:
-        raise LineError(f"integer out of range in {name}: {text[:40]!r}")
+        raise LineError(f"integer out of range in {field.name}: {text[:40]!r}")
     return number
 
 
@@ -201,16 +194,19 @@ def parse_line_fields(raw: bytes) -> list[object]:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LineError(f"invalid UTF-8 at byte {exc.start}") from None
+    line = line.removesuffix("\r")  # CRLF line endings
     if not line.strip():
         raise LineError("empty line")
     if "\r" in line:
         raise LineError("carriage return inside line")
+    if len(raw) > MAX_LINE_BYTES:
+        raise LineError(f"line longer than {MAX_LINE_BYTES} bytes")
     fields = tokenize(line)
     if len(fields) < MIN_FIELDS:
         raise LineError(f"expected at least {MIN_FIELDS} fields, found {len(fields)}")
     values: list[object] = []
-    for index, text in enumerate(fields[:KNOWN_FIELDS]):
-        values.append(_convert_field(index, text) if index in _FIELD_TYPES else (None if text == "-" else text))
+    for log_field, text in zip(_FIELDS, fields, strict=False):
+        values.append(_convert_field(log_field, text))
     values.extend([None] * (KNOWN_FIELDS - len(values)))
     return values
 
@@ -228,7 +224,7 @@ def _parse_lines_exactly(lines: Sequence[bytes], line_numbers: Sequence[int]) ->
         for column, value in zip(columns, values, strict=True):
             column.append(value)
         kept.append(number)
-    raw_fields = [pa.array(col, type=_FIELD_TYPES.get(i, pa.string())) for i, col in enumerate(columns)]
+    raw_fields = [pa.array(col, type=f.arrow_type) for f, col in zip(_FIELDS, columns, strict=True)]
     return _derive(raw_fields, kept, dict(zip(line_numbers, lines, strict=True)), quarantined)
 
 
@@ -245,18 +241,46 @@ def _line_bounds(block: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Lines the CSV tokenizer must not see: empty, unbalanced quotes, or any non-ASCII byte.
+    """Lines the CSV tokenizer must not see; the exact path decides about them.
 
-    ALB hex-escapes non-ASCII bytes, so a valid line is ASCII; the exact path decides about the others.
+    Declined: empty lines, lines with a non-ASCII byte (ALB hex-escapes those, so a valid line is ASCII), a
+    carriage return, more than MAX_LINE_BYTES, or a '"' that does not open a field (after a space or at the
+    line start) or close one (before a space or at the line end) - the CSV reader would read such quotes
+    differently from the exact tokenizer.
     """
     data = np.frombuffer(block, dtype=np.uint8)
+    declined = (ends == starts) | (ends - starts > MAX_LINE_BYTES)
     quotes = np.flatnonzero(data == 34)
-    odd_quotes = (np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)) % 2 == 1
-    declined = odd_quotes | (ends == starts)
-    if len(data) and int(data.max()) >= 128:
+    if len(quotes):
+        odd = (np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)) % 2 == 1
+        declined |= odd
+        misplaced = _misplaced_quotes(data, quotes, starts, ends, odd)
+        if len(misplaced):
+            declined[np.searchsorted(ends, misplaced)] = True
+    if int(data.max()) >= 128:
         high = np.flatnonzero(data >= 128)
         declined |= np.searchsorted(high, ends) > np.searchsorted(high, starts)
+    if block.find(b"\r") >= 0:
+        returns = np.flatnonzero(data == 13)
+        declined |= np.searchsorted(returns, ends) > np.searchsorted(returns, starts)
     return np.asarray(declined)
+
+
+def _misplaced_quotes(
+    data: np.ndarray, quotes: np.ndarray, starts: np.ndarray, ends: np.ndarray, odd: np.ndarray
+) -> np.ndarray:
+    """Positions of quotes that neither open a field (after ' ' or at line start) nor close one (before ' '
+    or at line end), taking quotes in pairs within each line."""
+    if odd.any():  # pairing restarts at each line; only needed when a line upsets the global parity
+        line_of_quote = np.searchsorted(ends, quotes)
+        rank = np.arange(len(quotes)) - np.searchsorted(quotes, starts)[line_of_quote]
+    else:
+        rank = np.arange(len(quotes))
+    before = data[quotes - 1] if quotes[0] > 0 else np.concatenate(([10], data[quotes[1:] - 1]))
+    after = data[quotes + 1]  # a block ends with '\n', so a quote is never its last byte
+    opens_field = (before == 32) | (before == 10)
+    closes_field = (after == 32) | (after == 10)
+    return np.asarray(quotes[np.where(rank % 2 == 0, ~opens_field, ~closes_field)])
 
 
 def _first_field_count(block: bytes, starts: np.ndarray, ends: np.ndarray) -> int | None:
@@ -280,7 +304,7 @@ def _csv_read(block: bytes, field_count: int) -> tuple[pa.Table, list[int]]:
         return "skip"
 
     names = [f"f{i}" for i in range(field_count)]
-    types = {f"f{i}": _FIELD_TYPES.get(i, pa.string()) for i in range(min(field_count, KNOWN_FIELDS))}
+    types = {name: pa.string() for name in names}  # typed fields are validated and cast in _typed_fields
     table = pa_csv.read_csv(
         pa.py_buffer(block),
         read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 20),
@@ -299,15 +323,17 @@ def _csv_read(block: bytes, field_count: int) -> tuple[pa.Table, list[int]]:
             null_values=["-"],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
-            timestamp_parsers=[pa_csv.ISO8601],
             check_utf8=False,  # safe: lines with any non-ASCII byte were declined before the CSV pass
         ),
     )
     return table, other_count
 
 
-def parse_block(block: bytes, first_line_number: int = 1) -> ParsedBlock:
-    """Parse a block of complete lines (it must end with '\\n'). Never raises for bad content."""
+def parse_block(block: bytes, first_line_number: int = 1, *, exact: bool = False) -> ParsedBlock:
+    """Parse a block of complete lines (it must end with '\\n'). Never raises for bad content.
+
+    ``exact=True`` parses every line on the exact path (the reference the fast path is tested against).
+    """
     if not block:
         return _parse_lines_exactly([], [])
     if not block.endswith(b"\n"):
@@ -315,30 +341,57 @@ def parse_block(block: bytes, first_line_number: int = 1) -> ParsedBlock:
     starts, ends = _line_bounds(block)
     numbers = np.arange(first_line_number, first_line_number + len(ends))
     raw_lines = _RawLines(block, starts, ends, numbers)
-    declined = _lines_to_decline(block, starts, ends)
-    field_count = None if b"\r" in block else _first_field_count(block, starts, ends)
+    every_line = np.arange(len(ends))
+    field_count = None if exact else _first_field_count(block, starts, ends)
     if field_count is None:
-        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
-    if declined.any():
-        keep = np.flatnonzero(~declined)
-        csv_block = b"".join(block[starts[i] : ends[i] + 1] for i in keep)
-    else:
-        keep = np.arange(len(ends))
-        csv_block = block
+        return _parse_lines_exactly(raw_lines.take(every_line), numbers.tolist())
+    declined = _lines_to_decline(block, starts, ends)
+    keep = np.flatnonzero(~declined)
+    csv_block = b"".join(block[starts[i] : ends[i] + 1] for i in keep) if declined.any() else block
     try:
         table, other_count = _csv_read(csv_block, field_count)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
+        return _parse_lines_exactly(raw_lines.take(every_line), numbers.tolist())
     if table.num_rows + len(other_count) != len(keep):
-        return _parse_lines_exactly(raw_lines.take(np.arange(len(ends))), numbers.tolist())
-    slow_idx = np.concatenate([np.flatnonzero(declined), keep[np.asarray(other_count, dtype=np.int64) - 1]])
-    row_idx = np.delete(keep, np.asarray(other_count, dtype=np.int64) - 1) if other_count else keep
-    fast = _from_csv_table(table, numbers[row_idx].tolist(), raw_lines)
+        return _parse_lines_exactly(raw_lines.take(every_line), numbers.tolist())
+    other_rows = np.asarray(other_count, dtype=np.int64) - 1
+    row_idx = np.delete(keep, other_rows) if other_count else keep
+    try:
+        typed, unusual = _typed_fields(table)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a well-formed but impossible date: let the exact path say
+        return _parse_lines_exactly(raw_lines.take(every_line), numbers.tolist())
+    slow_idx = np.concatenate([np.flatnonzero(declined), keep[other_rows], row_idx[unusual]])
+    if len(unusual):
+        row_idx = np.delete(row_idx, unusual)
+    fast = _derive(typed, numbers[row_idx].tolist(), raw_lines.by_number, [])
     if not len(slow_idx):
         return fast
     slow_idx.sort()
-    slow = _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist())
-    return _concat(fast, slow)
+    return _concat(fast, _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist()))
+
+
+def _typed_fields(table: pa.Table) -> tuple[list[pa.Array], np.ndarray]:
+    """All KNOWN_FIELDS raw fields with typed ones cast, and the rows whose typed text is unusual.
+
+    Unusual rows (text outside the fast path's grammar) are dropped from the returned fields; the caller
+    hands them to the exact path, which keeps or quarantines them, so both paths agree by construction.
+    """
+    present = set(table.column_names)
+    fields: list[pa.Array] = [
+        table.column(f"f{i}").combine_chunks() if f"f{i}" in present else pa.nulls(table.num_rows, pa.string())
+        for i in range(KNOWN_FIELDS)
+    ]
+    usual = pa.array(np.ones(table.num_rows, dtype=bool))
+    for index in _TYPED_POSITIONS:
+        pattern = f"^{_FAST_TEXT[_FIELDS[index].arrow_type]}$"
+        ok = pc.or_kleene(pc.is_null(fields[index]), pc.match_substring_regex(fields[index], pattern))
+        usual = pc.and_(usual, ok)
+    unusual = np.flatnonzero(~usual.to_numpy(zero_copy_only=False))
+    if len(unusual):
+        fields = [pc.filter(column, usual) for column in fields]
+    for index in _TYPED_POSITIONS:
+        fields[index] = pc.cast(fields[index], _FIELDS[index].arrow_type)
+    return fields, unusual
 
 
 @dataclass(frozen=True)
@@ -354,17 +407,6 @@ class _RawLines:
     def by_number(self, number: int) -> bytes:
         index = number - int(self.numbers[0])
         return self.block[self.starts[index] : self.ends[index]]
-
-
-def _from_csv_table(table: pa.Table, line_numbers: list[int], raw_lines: _RawLines) -> ParsedBlock:
-    raw_fields: list[pa.Array] = []
-    for index in range(KNOWN_FIELDS):
-        name = f"f{index}"
-        if name in table.column_names:
-            raw_fields.append(table.column(name).combine_chunks())
-        else:
-            raw_fields.append(pa.nulls(table.num_rows, type=_FIELD_TYPES.get(index, pa.string())))
-    return _derive(raw_fields, line_numbers, raw_lines.by_number, [])
 
 
 def _concat(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
@@ -404,7 +446,7 @@ def _dash_to_null(column: pa.Array) -> pa.Array:
 
 
 def _split_request(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(verb, url, proto). Trailing spaces are dropped; an unsplittable request is kept whole as the URL."""
+    """(verb, url, proto): a split at the first and last space, or ``_split_request_exactly`` for odd requests."""
     head = pc.split_pattern(request, " ", max_splits=1)
     regular = pc.and_(pc.equal(pc.list_value_length(head), 2), pc.invert(pc.ends_with(request, " ")))
     if not pc.all(pc.fill_null(regular, True)).as_py():
@@ -413,7 +455,7 @@ def _split_request(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     if not pc.all(pc.fill_null(pc.equal(pc.list_value_length(tail), 2), True)).as_py():
         return _split_request_exactly(request)
     verb, url, proto = pc.list_element(head, 0), pc.list_element(tail, 0), pc.list_element(tail, 1)
-    return _dash_to_null(verb), _dash_to_null(_empty_to_null(url)), _dash_to_null(proto)
+    return _dash_to_null(_empty_to_null(verb)), _dash_to_null(_empty_to_null(url)), _dash_to_null(proto)
 
 
 def _empty_to_null(column: pa.Array) -> pa.Array:
@@ -421,12 +463,20 @@ def _empty_to_null(column: pa.Array) -> pa.Array:
 
 
 def _split_request_exactly(request: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    trimmed = pc.utf8_rtrim(request, " ")
-    parts = pc.extract_regex(trimmed, _REQUEST_RE)
-    verb = _dash_to_null(pc.struct_field(parts, "verb"))
-    url = pc.if_else(pc.is_null(parts), trimmed, pc.struct_field(parts, "url"))
-    proto = _dash_to_null(pc.struct_field(parts, "proto"))
-    return verb, _dash_to_null(_empty_to_null(url)), proto
+    """Any request text as 'VERB URL PROTO', the URL possibly holding spaces.
+
+    A request ending with a space has an empty protocol (ALB writes 'VERB URL ' then), 'VERB URL' has none
+    either, and a single token is kept whole as the URL.
+    """
+    no_proto = pc.ends_with(request, " ")
+    body = pc.if_else(no_proto, pc.utf8_slice_codeunits(request, 0, -1), request)
+    three = pc.extract_regex(body, _REQUEST_RE)
+    two = pc.extract_regex(body, _REQUEST_NO_PROTO_RE)
+    three_parts = pc.and_(pc.invert(no_proto), pc.is_valid(three))
+    verb = pc.if_else(three_parts, pc.struct_field(three, "verb"), pc.struct_field(two, "verb"))
+    url = pc.coalesce(pc.if_else(three_parts, pc.struct_field(three, "url"), pc.struct_field(two, "url")), body)
+    proto = pc.if_else(three_parts, pc.struct_field(three, "proto"), pa.scalar(None, pa.string()))
+    return _dash_to_null(_empty_to_null(verb)), _dash_to_null(_empty_to_null(url)), _dash_to_null(proto)
 
 
 def decode_escapes(text: str) -> str:
@@ -457,8 +507,7 @@ def _derive(
     raw_line: Callable[[int], bytes] | dict[int, bytes],
     quarantined: list[QuarantinedLine],
 ) -> ParsedBlock:
-    columns: dict[str, pa.Array] = {name: raw[i] for i, name in _PLAIN_STRING_FIELDS.items()}
-    columns.update({name: raw[i] for i, name in _TYPED_FIELDS.items()})
+    columns: dict[str, pa.Array] = {f.column: raw[i] for i, f in enumerate(_FIELDS) if f.column is not None}
     columns["client_ip"], columns["client_port"], bad_client = _split_address(raw[3])
     columns["target_ip"], columns["target_port"], bad_target = _split_address(raw[4])
     columns["request_verb"], columns["request_url"], columns["request_proto"] = _split_request(raw[12])
