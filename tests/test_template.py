@@ -522,16 +522,37 @@ def test_dataset_columns_exist_in_the_curated_table_with_matching_types(template
     props = _resource(template, "QuickSightDataSet", "AWS::QuickSight::DataSet")
     assert props["ImportMode"] == "SPICE"
     (physical,) = props["PhysicalTableMap"].values()
-    relational = physical["RelationalTable"]
-    assert relational["Name"] == schema.TABLE_NAME
-    assert relational["Schema"] == {"Ref": "GlueDatabaseName"}
+    custom = physical["CustomSql"]
+    assert custom["DataSourceArn"] == {"Fn::GetAtt": ["QuickSightDataSource", "Arn"]}
     glue = {c["Name"]: c["Type"] for c in schema.glue_columns() + schema.glue_partition_keys()}
-    for col in relational["InputColumns"]:
+    for col in custom["Columns"]:
         assert col["Name"] in glue, col["Name"]
         assert col["Type"] == _QS_TYPES[glue[col["Name"]]], col["Name"]
+    # The query selects exactly the declared columns, in order, from the curated table.
+    select, from_where = custom["SqlQuery"]["Fn::Sub"].split("FROM", 1)
+    assert re.findall(r'"(\w+)"', select) == [c["Name"] for c in custom["Columns"]]
+    assert from_where.split()[0] == f'"AwsDataCatalog"."${{GlueDatabaseName}}"."{schema.TABLE_NAME}"'
     source = template["Resources"]["QuickSightDataSource"]["Properties"]
     assert source["Type"] == "ATHENA"
     assert source["DataSourceParameters"]["AthenaParameters"]["WorkGroup"] == {"Ref": "AthenaWorkGroup"}
+
+
+def test_spice_dataset_reads_only_a_partition_pruned_window(template: dict[str, Any]) -> None:
+    """Each refresh (up to 32 a day) scans and stores the last SpiceWindowDays days, not the whole lake."""
+    param = template["Parameters"]["SpiceWindowDays"]
+    assert param["Type"] == "Number"
+    assert param["Default"] == 30
+    assert 1 <= param["MinValue"] <= param["Default"] <= param["MaxValue"]
+    props = _resource(template, "QuickSightDataSet", "AWS::QuickSight::DataSet")
+    assert "DataSetRefreshProperties" not in props  # a full refresh of the bounded query, nothing incremental
+    (physical,) = props["PhysicalTableMap"].values()
+    assert set(physical) == {"CustomSql"}  # no RelationalTable over the whole alb_logs table
+    sql = " ".join(physical["CustomSql"]["SqlQuery"]["Fn::Sub"].split())
+    (where,) = re.findall(r"\bWHERE (.*)$", sql)
+    # A plain comparison on the string partition key `day` (YYYY-MM-DD sorts as a date), so Athena prunes.
+    assert where == """"day" >= date_format(current_date - interval '${SpiceWindowDays}' day, '%Y-%m-%d')"""
+    assert "day" in schema.PARTITION_KEYS
+    assert {"Name": "day", "Type": "string"} in schema.glue_partition_keys()
 
 
 _Measures = frozenset[tuple[str, str]]
@@ -563,7 +584,7 @@ def test_dashboard_has_the_required_visuals(template: dict[str, Any]) -> None:
     dataset_cols = {
         c["Name"]
         for t in template["Resources"]["QuickSightDataSet"]["Properties"]["PhysicalTableMap"].values()
-        for c in t["RelationalTable"]["InputColumns"]
+        for c in t["CustomSql"]["Columns"]
     }
     visuals = [v for sheet in definition["Sheets"] for v in sheet["Visuals"]]
     assert len(visuals) >= 4

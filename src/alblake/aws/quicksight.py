@@ -8,6 +8,9 @@ QuickSight Enterprise allows 32 scheduled/API refreshes of a SPICE dataset per 2
 - otherwise ``create_ingestion`` with an IngestionId derived from the current time window, so two
   invocations racing in the same window collide (``ResourceExistsException``) instead of both refreshing.
 
+Each refresh is a FULL_REFRESH of the dataset's query, which template.yaml bounds to the last SpiceWindowDays
+days (a partition-pruned predicate on ``day``), so its Athena scan and SPICE size do not grow with the lake.
+
 Every error (throttling, limit exceeded, missing dataset, access denied, anything else) is logged and turned
 into a status: QuickSight is a downstream nicety, the lake and Glue are the source of truth.
 """
