@@ -47,3 +47,32 @@ def test_no_files_found_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "empty").mkdir()
     assert main(["ingest", str(tmp_path / "empty"), "--lake", str(tmp_path / "lake")]) == 2
     assert "no .log or .log.gz files" in capsys.readouterr().err
+
+
+def test_same_alb_object_from_two_directories_replaces_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    main(["sample", "--out", str(tmp_path / "a"), "--files", "1", "--lines", "100"])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for copy in ("a", "b"):
+        assert main(["ingest", str(tmp_path / copy), "--lake", str(tmp_path / "lake"), "--quiet"]) == 0
+    assert ds.dataset(tmp_path / "lake" / "alb_logs", partitioning="hive").count_rows() == 100
+
+
+def test_crlf_log_converts_every_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["sample", "--out", str(tmp_path / "logs"), "--files", "1", "--lines", "300"])
+    source = next((tmp_path / "logs").rglob("*.log.gz"))
+    crlf = tmp_path / "crlf.log"
+    crlf.write_bytes(gzip.decompress(source.read_bytes()).replace(b"\n", b"\r\n"))
+    assert main(["ingest", str(crlf), "--lake", str(tmp_path / "lake"), "--quiet"]) == 0
+    assert "lines        300" in capsys.readouterr().out
+    assert ds.dataset(tmp_path / "lake" / "alb_logs", partitioning="hive").count_rows() == 300
+
+
+def test_unmatched_glob_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["sample", "--out", str(tmp_path / "logs"), "--files", "1", "--lines", "5"])
+    code = main(["ingest", str(tmp_path / "logs"), f"{tmp_path}/none/**/*.log.gz", "--lake", str(tmp_path / "l")])
+    assert code == 1
+    assert "no file matches this pattern" in capsys.readouterr().err

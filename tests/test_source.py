@@ -33,3 +33,18 @@ def test_gzip_members_stream_in_order() -> None:
     text = b"".join(f"line {i}\n".encode() for i in range(50_000))
     data = gzip.compress(text[:1000]) + gzip.compress(text[1000:])
     assert b"".join(iter_text_chunks(io.BytesIO(data), require_gzip=True)) == text
+
+
+def test_a_stream_without_line_ends_is_rejected_with_bounded_memory() -> None:
+    import pytest
+
+    from alblake.errors import CorruptInputError
+    from alblake.parse import MAX_LINE_BYTES
+
+    endless = (b"x" * 65536 for _ in range(10 * MAX_LINE_BYTES // 65536))
+    with pytest.raises(CorruptInputError, match="line is longer than"):
+        list(iter_blocks(endless, block_size=4096))
+    long_but_allowed = b"y" * (MAX_LINE_BYTES - 1) + b"\n"
+    assert list(iter_blocks(iter([long_but_allowed[:1000], long_but_allowed[1000:]]), block_size=10)) == [
+        long_but_allowed
+    ]

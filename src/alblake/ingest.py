@@ -42,13 +42,23 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     """Files named directly, matched by a glob, or found (``*.log``, ``*.log.gz``) under a directory."""
     found: list[Path] = []
     for pattern in patterns:
-        matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))] or [Path(pattern)]  # noqa: PTH207
+        matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]  # noqa: PTH207
+        if not matches:  # reported by ingest_paths: "no such file" or "no file matches"
+            matches = [Path(pattern)]
         for path in matches:
             if path.is_dir():
                 found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOG_SUFFIXES)))
             else:
                 found.append(path)
     return list(dict.fromkeys(found))
+
+
+def source_id(path: Path) -> str:
+    """Identity of a local log file for output naming: from 'AWSLogs/' on when the path has it (a copy of the
+    bucket layout, so the same ALB object ingested from two directories replaces itself), else the full path."""
+    resolved = path.resolve().as_posix()
+    marker = resolved.find("/AWSLogs/")
+    return resolved[marker + 1 :] if marker >= 0 else resolved
 
 
 def ingest_paths(
@@ -62,9 +72,10 @@ def ingest_paths(
     for index, path in enumerate(files, start=1):
         try:
             with path.open("rb") as source:
-                result = convert_stream(source, str(path.resolve()), sink.staging_dir())
+                result = convert_stream(source, source_id(path), sink.staging_dir())
         except FileNotFoundError:
-            summary.failures.append((str(path), "no such file"))
+            is_pattern = any(char in str(path) for char in "*?[")
+            summary.failures.append((str(path), "no file matches this pattern" if is_pattern else "no such file"))
         except IsADirectoryError:
             summary.failures.append((str(path), "is a directory"))
         except InputError as exc:

@@ -91,7 +91,9 @@ _VALID_TEXT = {
 _FAST_TEXT = {**_VALID_TEXT, pa.int32(): r"-?[0-9]{1,9}", pa.int64(): r"-?[0-9]{1,18}"}
 _VALID_RE = {arrow_type: re.compile(pattern) for arrow_type, pattern in _VALID_TEXT.items()}
 _INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
-MAX_LINE_BYTES = 1 << 20  # an ALB line is a few KB (user agent truncated at 8 KB)
+# An ALB line is a few KB (user agent truncated at 8 KB); a stream with a longer line is not a log. The reader
+# rejects the object (bounded memory); a block parsed directly quarantines such a line.
+MAX_LINE_BYTES = 1 << 20
 
 # Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
 _ESCAPED_COLUMNS = (
@@ -338,6 +340,8 @@ def parse_block(block: bytes, first_line_number: int = 1, *, exact: bool = False
         return _parse_lines_exactly([], [])
     if not block.endswith(b"\n"):
         raise ValueError("a block must end with a newline")
+    if block.find(b"\r") >= 0 and block.count(b"\r") == block.count(b"\r\n"):
+        block = block.replace(b"\r\n", b"\n")  # CRLF line endings (a lone CR stays and is quarantined)
     starts, ends = _line_bounds(block)
     numbers = np.arange(first_line_number, first_line_number + len(ends))
     raw_lines = _RawLines(block, starts, ends, numbers)

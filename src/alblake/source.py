@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from alblake.errors import CorruptInputError, EmptyInputError
+from alblake.parse import MAX_LINE_BYTES
 
 try:  # ISA-L inflates ~2-3x faster than zlib; same API and error type family.
     from isal import isal_zlib as zlib_impl
@@ -88,13 +89,15 @@ def iter_blocks(chunks: Iterator[bytes], block_size: int = BLOCK_SIZE) -> Iterat
     """
     buffered: list[bytes | memoryview] = []
     size = 0
+    since_newline = 0
     for chunk in chunks:
         buffered.append(chunk)
         size += len(chunk)
-        if size < block_size:
-            continue
         newline = chunk.rfind(b"\n")
-        if newline < 0:  # no line ends in this chunk: keep reading
+        since_newline = since_newline + len(chunk) if newline < 0 else len(chunk) - newline - 1
+        if since_newline > MAX_LINE_BYTES:
+            raise CorruptInputError(f"a line is longer than {MAX_LINE_BYTES // 1024} KiB: not an ALB access log")
+        if size < block_size or newline < 0:  # not full yet, or no line ends in this chunk: keep reading
             continue
         buffered[-1] = memoryview(chunk)[: newline + 1]
         yield b"".join(buffered)
