@@ -24,7 +24,7 @@ def pin_to_one_core() -> None:
     pa.set_io_thread_count(1)
 
 
-def make_log(path: Path, text_bytes: int, seed: int = 1) -> tuple[int, int]:
+def make_log(path: Path, text_bytes: int, seed: int = 1, malformed_every: int = 0) -> tuple[int, int]:
     """Write a gzip ALB log of about ``text_bytes`` uncompressed (5 min of one LB, repeated pool).
 
     Returns (lines, uncompressed bytes). Cached: an existing file of the right size is reused.
@@ -41,7 +41,7 @@ def make_log(path: Path, text_bytes: int, seed: int = 1) -> tuple[int, int]:
         start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
         seconds=300,
         rng=rng,
-        malformed_every=0,
+        malformed_every=malformed_every,
     )
     chunk = ("\n".join(pool) + "\n").encode()
     lines = size = 0
