@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from alblake.keys import AccessLogKey, classify_key, decode_event_key  # noqa: E402
 from alblake.sample import LOAD_BALANCERS, LoadBalancer, generate_lines  # noqa: E402
-from alblake.schema import glue_columns, glue_partition_keys  # noqa: E402
+from alblake.schema import glue_table_input  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -111,24 +111,7 @@ def setup(clients: dict[str, Any], event: dict[str, Any], lines: int) -> None:
     for bucket in sorted(buckets):
         s3.create_bucket(Bucket=bucket)
     glue.create_database(DatabaseInput={"Name": DATABASE})
-    glue.create_table(
-        DatabaseName=DATABASE,
-        TableInput={
-            "Name": TABLE,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-            "PartitionKeys": glue_partition_keys(),
-            "StorageDescriptor": {
-                "Columns": glue_columns(),
-                "Location": f"s3://{LAKE_BUCKET}/alb_logs/",
-                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "SerdeInfo": {
-                    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                },
-            },
-        },
-    )
+    glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(f"s3://{LAKE_BUCKET}/alb_logs/"))
     qs.create_data_set(
         AwsAccountId=ACCOUNT,
         DataSetId=DATASET,

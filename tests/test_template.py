@@ -105,6 +105,17 @@ def test_curated_table_is_parquet_under_the_lake_prefix(template: dict[str, Any]
     assert sd["OutputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 
 
+def test_curated_table_is_exactly_the_schema_table_input(template: dict[str, Any]) -> None:
+    """One definition: template, integration fixtures and local invoke all create the table from
+    ``schema.glue_table_input`` (the only intrinsic in the template's TableInput is the Location)."""
+    table = _resource(template, "CuratedTable", "AWS::Glue::Table")["TableInput"]
+    location = table["StorageDescriptor"]["Location"]
+    assert location == {"Fn::Sub": f"s3://${{LakeBucket}}/{schema.TABLE_NAME}/"}
+    resolved = _placeholders(table)
+    assert resolved["StorageDescriptor"]["Location"] == "placeholder"
+    assert resolved == schema.glue_table_input("placeholder")
+
+
 def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -> None:
     table = _resource(template, "RawTable", "AWS::Glue::Table")["TableInput"]
     sd = table["StorageDescriptor"]

@@ -94,6 +94,31 @@ def glue_partition_keys() -> list[dict[str, str]]:
     return [{"Name": k, "Type": "string"} for k in PARTITION_KEYS]
 
 
+def glue_table_input(location: str) -> dict[str, object]:
+    """The curated table as a Glue ``TableInput`` (zstd Parquet, Hive partitions), data under ``location``.
+
+    Exactly what ``template.yaml`` declares for ``CuratedTable`` (a test compares them); local and test setups
+    create the table from this instead of repeating it.
+    """
+    return {
+        "Name": TABLE_NAME,
+        "Description": "ALB access logs as zstd Parquet, partitioned by load balancer, day and hour (UTC)",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "ZSTD"},
+        "PartitionKeys": glue_partition_keys(),
+        "StorageDescriptor": {
+            "Location": location,
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {
+                "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                "Parameters": {"serialization.format": "1"},
+            },
+            "Columns": glue_columns(),
+        },
+    }
+
+
 # Regex for the raw (fallback) Athena table over the log bucket, one capture group per column of COLUMNS.
 # Forward compatible: fields added after 2020 (29), 2024 (30) and 2025 (33) are optional, and anything AWS
 # appends later is matched by the final ``(?: .*)?``. IPv6 addresses are not bracketed, so ``[^ ]*`` before

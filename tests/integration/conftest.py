@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from alblake.schema import ARROW_SCHEMA, glue_columns, glue_partition_keys
+from alblake.schema import ARROW_SCHEMA, glue_table_input
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -167,26 +167,7 @@ def create_lake_resources(s3: Any, glue: Any, lake_location: str) -> None:
     for bucket in (LOG_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     glue.create_database(DatabaseInput={"Name": DATABASE})
-    glue.create_table(
-        DatabaseName=DATABASE,
-        TableInput={
-            "Name": TABLE,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-            "PartitionKeys": glue_partition_keys(),
-            "StorageDescriptor": {
-                "Columns": glue_columns(),
-                "Location": lake_location,
-                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "Compressed": True,
-                "SerdeInfo": {
-                    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                    "Parameters": {"serialization.format": "1"},
-                },
-            },
-        },
-    )
+    glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(lake_location))
 
 
 @pytest.fixture
