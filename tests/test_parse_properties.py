@@ -118,7 +118,19 @@ def _summary(lines: list[bytes], exact: bool) -> tuple[list[str], list[tuple[int
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(valid_lines.map(str.encode), _mutated_line(), garbage_lines), min_size=1, max_size=25))
+@given(
+    st.lists(
+        st.one_of(
+            valid_lines.map(str.encode),
+            valid_lines.map(lambda line: (line + "\r").encode()),
+            _mutated_line(),
+            garbage_lines,
+            st.just(b"\r"),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_fast_path_equals_exact_path_on_any_input(lines: list[bytes]) -> None:
     """The exact per-line path is the reference: the fast path must keep and reject exactly the same lines."""
     assert _summary(lines, exact=False) == _summary(lines, exact=True)

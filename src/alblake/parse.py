@@ -262,9 +262,11 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
     if int(data.max()) >= 128:
         high = np.flatnonzero(data >= 128)
         declined |= np.searchsorted(high, ends) > np.searchsorted(high, starts)
-    if block.find(b"\r") >= 0:
+    if block.find(b"\r") >= 0:  # CRLF endings are fine (the CSV reader ends lines there too); other CRs are not
         returns = np.flatnonzero(data == 13)
+        returns = returns[data[returns + 1] != 10]
         declined |= np.searchsorted(returns, ends) > np.searchsorted(returns, starts)
+        declined |= (ends - starts == 1) & (data[np.maximum(ends - 1, 0)] == 13)  # a CRLF-only line is empty
     return np.asarray(declined)
 
 
@@ -280,8 +282,9 @@ def _misplaced_quotes(
         rank = np.arange(len(quotes))
     before = data[quotes - 1] if quotes[0] > 0 else np.concatenate(([10], data[quotes[1:] - 1]))
     after = data[quotes + 1]  # a block ends with '\n', so a quote is never its last byte
+    crlf_after = (after == 13) & (data[np.minimum(quotes + 2, len(data) - 1)] == 10)
     opens_field = (before == 32) | (before == 10)
-    closes_field = (after == 32) | (after == 10)
+    closes_field = (after == 32) | (after == 10) | crlf_after
     return np.asarray(quotes[np.where(rank % 2 == 0, ~opens_field, ~closes_field)])
 
 
@@ -340,8 +343,6 @@ def parse_block(block: bytes, first_line_number: int = 1, *, exact: bool = False
         return _parse_lines_exactly([], [])
     if not block.endswith(b"\n"):
         raise ValueError("a block must end with a newline")
-    if block.find(b"\r") >= 0 and block.count(b"\r") == block.count(b"\r\n"):
-        block = block.replace(b"\r\n", b"\n")  # CRLF line endings (a lone CR stays and is quarantined)
     starts, ends = _line_bounds(block)
     numbers = np.arange(first_line_number, first_line_number + len(ends))
     raw_lines = _RawLines(block, starts, ends, numbers)
