@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar
+from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar, GlueTableLocationError
 from alblake.aws.pipeline import LambdaConfig, S3Record, build_pipeline
 from alblake.convert import Partition
 from tests.integration.conftest import (
@@ -42,6 +42,18 @@ def test_register_creates_with_table_storage_descriptor(aws: Aws) -> None:
     assert sd["Location"] == f"s3://{LAKE_BUCKET}/alb_logs/elb_name=my-loadbalancer/day=2018-07-02/hour=22/"
     for k in ("Columns", "InputFormat", "OutputFormat", "SerdeInfo"):
         assert sd[k] == table_sd[k]
+
+
+def test_expected_location_mismatch_raises_before_any_partition(aws: Aws) -> None:
+    reg = GluePartitionRegistrar(aws.glue, DATABASE, TABLE, expected_location=f"s3://{LAKE_BUCKET}/lake/alb_logs/")
+    with pytest.raises(GlueTableLocationError, match=f"s3://{LAKE_BUCKET}/alb_logs/"):
+        reg.verify()
+    with pytest.raises(GlueTableLocationError):
+        reg.register([P1])
+    assert aws.partitions() == []
+    ok = GluePartitionRegistrar(aws.glue, DATABASE, TABLE, expected_location=f"s3://{LAKE_BUCKET}/alb_logs/")
+    ok.verify()
+    assert ok.register([P1]) == 1
 
 
 def test_already_exists_is_success(aws: Aws) -> None:

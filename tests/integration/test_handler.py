@@ -10,14 +10,17 @@ from types import ModuleType
 import pyarrow.compute as pc
 import pytest
 
-from alblake.aws.pipeline import IngestRetryableError, ObjectRejectedError
+from alblake.aws.pipeline import ConfigError, IngestRetryableError, ObjectRejectedError
 from alblake.sample import write_sample_logs
+from alblake.schema import glue_table_input
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,
+    DATABASE,
     KEY_DIR,
     LAKE_BUCKET,
     LOG_BUCKET,
+    TABLE,
     Aws,
     FakeContext,
     emf_lines,
@@ -216,10 +219,44 @@ def test_missing_object_is_transient(app: ModuleType, aws: Aws) -> None:
     assert aws.lake_keys() == []
 
 
+def _use_table_location(aws: Aws, location: str) -> None:
+    aws.glue.delete_table(DatabaseName=DATABASE, Name=TABLE)
+    aws.glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(location))
+
+
 def test_lake_prefix(app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKE_PREFIX", "curated/")
+    _use_table_location(aws, f"s3://{LAKE_BUCKET}/curated/alb_logs/")
     aws.put_log(ALB_KEY, gz(AWS_EXAMPLE_LINES))
     [rec] = app.handler(s3_event(ALB_KEY), FakeContext())["records"]
     assert all(k.startswith("curated/alb_logs/") for k in rec["published"])
     assert aws.lake_keys() == sorted(rec["published"])
     assert pc.sum(aws.lake_table("curated/alb_logs/").column("sent_bytes")).as_py() == 366 + 57 + 366
+    # Every partition points at the prefix where its Parquet files landed, and every file has its partition.
+    parquet_dirs = {f"s3://{LAKE_BUCKET}/{k.rsplit('/', 1)[0]}/" for k in rec["published"] if k.endswith(".parquet")}
+    assert len(parquet_dirs) == 2
+    assert {p["StorageDescriptor"]["Location"] for p in aws.partitions()} == parquet_dirs
+
+
+def test_table_location_disagreeing_with_the_lake_prefix_is_a_config_error(
+    app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKE_PREFIX", "curated/")  # the table (conftest) stays at s3://LAKE_BUCKET/alb_logs/
+    aws.put_log(ALB_KEY, gz(AWS_EXAMPLE_LINES))
+    with pytest.raises(ConfigError) as err:
+        app.handler(s3_event(ALB_KEY), FakeContext())
+    message = str(err.value)
+    assert f"Location 's3://{LAKE_BUCKET}/alb_logs/'" in message
+    assert f"'s3://{LAKE_BUCKET}/curated/alb_logs/'" in message
+    assert aws.lake_keys() == []  # checked at cold start: nothing was written
+    assert aws.partitions() == []
+
+
+def test_table_location_check_ignores_a_trailing_slash(app: ModuleType, aws: Aws) -> None:
+    _use_table_location(aws, f"s3://{LAKE_BUCKET}/alb_logs")
+    aws.put_log(ALB_KEY, gz(AWS_EXAMPLE_LINES))
+    [rec] = app.handler(s3_event(ALB_KEY), FakeContext())["records"]
+    assert rec["status"] == "processed"
+    assert {p["StorageDescriptor"]["Location"] for p in aws.partitions()} == {
+        f"s3://{LAKE_BUCKET}/{k.rsplit('/', 1)[0]}/" for k in rec["published"] if k.endswith(".parquet")
+    }

@@ -43,6 +43,10 @@ class GluePartitionError(Exception):
     """Glue refused partitions for a reason other than 'already exists' (the invocation should retry)."""
 
 
+class GlueTableLocationError(Exception):
+    """The table's Location is not where the lake files are written (a deployment/configuration error)."""
+
+
 class GluePartitionRegistrar:
     """``batch_create_partition`` with the table's StorageDescriptor.
 
@@ -53,12 +57,25 @@ class GluePartitionRegistrar:
       ``botocore`` ``ClientError``. Both fail the invocation so Lambda retries it.
     - Partitions confirmed by this container are remembered, so the 12+ objects per hour and LB do not each
       call Glue again.
+    - A partition's Location is the table's Location + the partition path. With ``expected_location`` (where
+      the sink writes the table's files, e.g. ``s3://bucket/prefix/alb_logs/``), the table's Location must
+      equal it, else ``GlueTableLocationError``: partitions would point where no file is (``verify()`` checks
+      it up front).
     """
 
-    def __init__(self, client: Any, database: str, table: str, catalog_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        table: str,
+        catalog_id: str | None = None,
+        *,
+        expected_location: str | None = None,
+    ) -> None:
         self._client = client
         self.database = database
         self.table = table
+        self.expected_location = expected_location
         self._catalog = {"CatalogId": catalog_id} if catalog_id else {}
         self._sd: dict[str, Any] | None = None
         self._known: set[tuple[str, ...]] = set()
@@ -68,8 +85,19 @@ class GluePartitionRegistrar:
         if self._sd is None:
             resp = self._client.get_table(DatabaseName=self.database, Name=self.table, **self._catalog)
             sd: dict[str, Any] = resp["Table"]["StorageDescriptor"]
+            location = str(sd.get("Location", ""))
+            if self.expected_location is not None and _dir(location) != _dir(self.expected_location):
+                raise GlueTableLocationError(
+                    f"Glue table {self.database}.{self.table} has Location {location!r} but the lake files are "
+                    f"written under {self.expected_location!r} (LAKE_BUCKET/LAKE_PREFIX): its partitions would "
+                    "point where no data is. Make the table Location and the lake sink agree."
+                )
             self._sd = sd
         return self._sd
+
+    def verify(self) -> None:
+        """Read the table now (cached for the container) and check its Location; raises on a mismatch."""
+        self._table_sd()
 
     def partition_input(self, partition: PartitionLike) -> dict[str, Any]:
         table_sd = self._table_sd()
@@ -117,3 +145,7 @@ class GluePartitionRegistrar:
                 f"{len(failures)} partition(s): " + "; ".join(failures)
             )
         return len(batch) - already
+
+
+def _dir(location: str) -> str:
+    return location.rstrip("/") + "/"

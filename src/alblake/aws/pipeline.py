@@ -32,12 +32,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from alblake.aws.glue import GluePartitionRegistrar, PartitionRegistrar
+from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError, PartitionRegistrar
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, Refresher, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import ObjectSource, S3LakeSink, S3ObjectSource
 from alblake.convert import convert_stream, discard, publish
 from alblake.errors import InputError
 from alblake.keys import AccessLogKey, classify_key, decode_event_key
+from alblake.schema import TABLE_NAME
 
 _log = logging.getLogger(__name__)
 
@@ -325,12 +326,25 @@ def build_pipeline(
     logger: LoggerLike,
     metrics: MetricsSink,
 ) -> IngestPipeline:
-    """Wire the adapters around boto3 clients (one set per container)."""
+    """Wire the adapters around boto3 clients (one set per container).
+
+    Reads the Glue table once (cold start) and raises ``ConfigError`` if its Location is not where the sink
+    writes the table's files (``s3://LAKE_BUCKET/LAKE_PREFIX + alb_logs/``): every partition would otherwise
+    point at an empty prefix. Nothing is published then.
+    """
+    sink = S3LakeSink(s3, config.lake_bucket, config.lake_prefix)
+    registrar = GluePartitionRegistrar(
+        glue, config.glue_database, config.glue_table, expected_location=sink.url(f"{TABLE_NAME}/")
+    )
+    try:
+        registrar.verify()
+    except GlueTableLocationError as e:
+        raise ConfigError(str(e)) from e
     return IngestPipeline(
         config=config,
         source=S3ObjectSource(s3),
-        sink=S3LakeSink(s3, config.lake_bucket, config.lake_prefix),
-        registrar=GluePartitionRegistrar(glue, config.glue_database, config.glue_table),
+        sink=sink,
+        registrar=registrar,
         refresher=SpiceRefresher(
             quicksight if config.quicksight_dataset_id else None,
             config.quicksight_dataset_id,

@@ -73,6 +73,10 @@ class S3LakeSink:
     def object_key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
+    def url(self, key: str) -> str:
+        """Where ``key`` lands: ``s3://bucket/prefix + key``."""
+        return f"s3://{self.bucket}/{self.object_key(key)}"
+
     def publish(self, key: str, local_path: Path) -> None:
         extra = {"ContentType": _content_type(key)}
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
