@@ -7,7 +7,12 @@ Starts moto_server on 127.0.0.1 (free port), points boto3 at it (AWS_ENDPOINT_UR
 creates the log and lake buckets, the Glue database/table and a QuickSight dataset, uploads a generated
 ALB log at every access-log key of the event (keys decoded from the event), invokes the real handler with
 the event and a fake context, and prints what landed: lake objects, Parquet row counts, Glue partitions,
-QuickSight ingestions and the EMF metric lines.
+the SPICE refresh and the EMF metric lines.
+
+QuickSight: moto_server implements create_ingestion but not list_ingestions (HTTP 404), so the refresher's
+debounce cannot run against it. When the probe finds it missing, the handler's QuickSight client is a
+botocore Stubber (no ingestion yet -> create_ingestion), printed as STUBBED, and a second refresh request
+against a stubbed in-progress ingestion shows the debounce. S3 and Glue are always moto_server.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -136,7 +141,84 @@ def setup(clients: dict[str, Any], event: dict[str, Any], lines: int) -> None:
         print(f"uploaded s3://{bucket}/{key} ({len(body)} bytes)")
 
 
-def report(clients: dict[str, Any], output: str) -> None:
+def moto_lists_ingestions(qs: Any) -> bool:
+    """False when moto_server does not implement list_ingestions (a bare HTTP 404, no QuickSight error code)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        qs.list_ingestions(AwsAccountId=ACCOUNT, DataSetId=DATASET)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "404":
+            return False
+        raise
+    return True
+
+
+@dataclass
+class StubbedQuickSight:
+    """A QuickSight client whose calls are answered by a botocore Stubber (never by moto or AWS)."""
+
+    client: Any
+    stubber: Any
+
+    @classmethod
+    def create(cls) -> StubbedQuickSight:
+        import boto3
+        from botocore.stub import Stubber
+
+        client = boto3.client("quicksight", endpoint_url="https://stubbed.invalid")
+        stubber = Stubber(client)
+        # The handler's refresh: no ingestion in the window yet, so it creates one.
+        stubber.add_response("list_ingestions", {"Ingestions": [], "Status": 200})
+        stubber.add_response("create_ingestion", {"IngestionId": "stubbed", "IngestionStatus": "INITIALIZED"})
+        stubber.activate()
+        return cls(client, stubber)
+
+    def demonstrate_debounce(self, refresher: Any) -> None:
+        from botocore.stub import Stubber
+
+        from alblake.aws.quicksight import ingestion_id_for
+
+        # A fresh queue: the handler did not consume the first responses if it wrote no rows.
+        self.stubber.deactivate()
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        now = datetime.now(UTC)
+        ingestion_id = ingestion_id_for(now, refresher.min_interval)
+        arn = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:dataset/{DATASET}/ingestion/{ingestion_id}"
+        running = {"Arn": arn, "IngestionId": ingestion_id, "IngestionStatus": "RUNNING", "CreatedTime": now}
+        self.stubber.add_response("list_ingestions", {"Ingestions": [running], "Status": 200})
+        outcome = refresher.request_refresh(ACCOUNT)
+        print(f"  request while stubbed ingestion {ingestion_id} is RUNNING -> {outcome.status.value}")
+        completed = {**running, "IngestionStatus": "COMPLETED", "CreatedTime": now - timedelta(minutes=5)}
+        self.stubber.add_response("list_ingestions", {"Ingestions": [completed], "Status": 200})
+        outcome = refresher.request_refresh(ACCOUNT)
+        print(
+            f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) "
+            f"-> {outcome.status.value}"
+        )
+        self.stubber.assert_no_pending_responses()
+
+
+def use_stubbed_quicksight(app: Any, quicksight: Any) -> None:
+    """The container's pipeline as app.pipeline() builds it, except for the (stubbed) QuickSight client."""
+    import boto3
+
+    from alblake.aws.pipeline import LambdaConfig, build_pipeline
+
+    pipeline = build_pipeline(
+        LambdaConfig.from_env(logger=app.logger),
+        s3=boto3.client("s3"),
+        glue=boto3.client("glue"),
+        quicksight=quicksight,
+        sts=boto3.client("sts"),
+        logger=app.logger,
+        metrics=app.metrics,
+    )
+    app.pipeline = lambda: pipeline
+
+
+def report(clients: dict[str, Any], output: str, stubbed: StubbedQuickSight | None, app: ModuleType) -> None:
     import pyarrow.parquet as pq
 
     s3, glue, qs = clients["s3"], clients["glue"], clients["quicksight"]
@@ -155,13 +237,18 @@ def report(clients: dict[str, Any], output: str) -> None:
     print("\n=== Glue partitions ===")
     for part in glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE)["Partitions"]:
         print(f"  {part['Values']}  {part['StorageDescriptor']['Location']}")
-    print("\n=== QuickSight ingestions ===")
-    try:
-        items = qs.list_ingestions(AwsAccountId=ACCOUNT, DataSetId=DATASET)["Ingestions"]
-        for it in items:
-            print(f"  {it['IngestionId']} {it['IngestionStatus']}")
-    except Exception as e:  # moto 5.2 has create_ingestion but no list_ingestions
-        print(f"  list_ingestions not available on moto_server ({type(e).__name__}); see the refresh status")
+    print("\n=== QuickSight SPICE refresh ===")
+    if stubbed is None:
+        for it in qs.list_ingestions(AwsAccountId=ACCOUNT, DataSetId=DATASET)["Ingestions"]:
+            print(f"  {it['IngestionId']} {it['IngestionStatus']} (moto_server)")
+    else:
+        print(
+            "  QuickSight list_ingestions unsupported by moto_server: the handler's QuickSight client was STUBBED "
+            "(botocore Stubber),\n  nothing was sent to moto or AWS; refresh logic is covered by Stubber tests "
+            "(tests/integration/test_quicksight.py)."
+        )
+        print("  debounce of the handler's refresher, STUBBED responses:")
+        stubbed.demonstrate_debounce(app.pipeline().refresher)
     print("\n=== EMF metrics ===")
     for line in output.splitlines():
         if line.startswith("{") and '"_aws"' in line:
@@ -203,11 +290,16 @@ def main() -> int:
         clients = {n: boto3.client(n) for n in ("s3", "glue", "quicksight")}
         print(f"moto_server: {url} (pid {proc.pid})")
         setup(clients, event, lines)
+        stubbed = None if moto_lists_ingestions(clients["quicksight"]) else StubbedQuickSight.create()
         buf = io.StringIO()
         failed: BaseException | None = None
         print(f"\n=== invoking app.handler with {args[0]} ===")
+        if stubbed is not None:
+            print("(S3 and Glue: moto_server. QuickSight: STUBBED, moto_server has no list_ingestions)")
         with contextlib.redirect_stdout(buf):
             app = load_app()
+            if stubbed is not None:
+                use_stubbed_quicksight(app, stubbed.client)
             try:
                 result = app.handler(event, FakeContext())
             except Exception as e:
@@ -218,7 +310,7 @@ def main() -> int:
             print("\n=== handler result ===\n" + json.dumps(result, indent=2))
         else:
             print(f"\n=== handler raised {type(failed).__name__} ===\n{failed}")
-        report(clients, output)
+        report(clients, output, stubbed, app)
         return 0 if failed is None else 1
     finally:
         proc.terminate()
