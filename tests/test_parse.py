@@ -282,3 +282,14 @@ def test_parse_line_fields_pads_old_lines() -> None:
     values = parse_line_fields(_old_format(25).encode())
     assert len(values) == 33
     assert values[25:] == [None] * 8
+
+
+def test_bad_quotes_on_neighbouring_lines() -> None:
+    # Line 1 has an odd number of quotes; line 3's user agent closes with '"x' glued to the next field. Both are
+    # quarantined on both paths, and the valid line between them is kept.
+    odd = DOC_LINE.replace('"curl/7.46.0"', '"curl/7.46.0')
+    glued = DOC_LINE.replace('"curl/7.46.0" - -', '"curl/7.46.0 "x - -')
+    for fast in (True, False):
+        rows, problems = rows_of(odd, DOC_LINE, glued, fast=fast)
+        assert len(rows) == 1
+        assert [number for number, _ in problems] == [1, 3]

@@ -254,9 +254,11 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
     declined = (ends == starts) | (ends - starts > MAX_LINE_BYTES)
     quotes = np.flatnonzero(data == 34)
     if len(quotes):
-        odd = (np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)) % 2 == 1
+        first_quote = np.searchsorted(quotes, starts)
+        quote_counts = np.searchsorted(quotes, ends) - first_quote
+        odd = quote_counts % 2 == 1
         declined |= odd
-        misplaced = _misplaced_quotes(data, quotes, starts, ends, odd)
+        misplaced = _misplaced_quotes(data, quotes, first_quote, quote_counts)
         if len(misplaced):
             declined[np.searchsorted(ends, misplaced)] = True
     if int(data.max()) >= 128:
@@ -271,15 +273,11 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
 
 
 def _misplaced_quotes(
-    data: np.ndarray, quotes: np.ndarray, starts: np.ndarray, ends: np.ndarray, odd: np.ndarray
+    data: np.ndarray, quotes: np.ndarray, first_quote: np.ndarray, quote_counts: np.ndarray
 ) -> np.ndarray:
     """Positions of quotes that neither open a field (after ' ' or at line start) nor close one (before ' '
     or at line end), taking quotes in pairs within each line."""
-    if odd.any():  # pairing restarts at each line; only needed when a line upsets the global parity
-        line_of_quote = np.searchsorted(ends, quotes)
-        rank = np.arange(len(quotes)) - np.searchsorted(quotes, starts)[line_of_quote]
-    else:
-        rank = np.arange(len(quotes))
+    rank = np.arange(len(quotes)) - np.repeat(first_quote, quote_counts)  # pairing restarts at each line
     before = data[quotes - 1] if quotes[0] > 0 else np.concatenate(([10], data[quotes[1:] - 1]))
     after = data[quotes + 1]  # a block ends with '\n', so a quote is never its last byte
     crlf_after = (after == 13) & (data[np.minimum(quotes + 2, len(data) - 1)] == 10)
@@ -352,7 +350,7 @@ def parse_block(block: bytes, first_line_number: int = 1, *, exact: bool = False
         return _parse_lines_exactly(raw_lines.take(every_line), numbers.tolist())
     declined = _lines_to_decline(block, starts, ends)
     keep = np.flatnonzero(~declined)
-    csv_block = b"".join(block[starts[i] : ends[i] + 1] for i in keep) if declined.any() else block
+    csv_block = _without_lines(block, starts, ends, np.flatnonzero(declined)) if declined.any() else block
     try:
         table, other_count = _csv_read(csv_block, field_count)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -373,6 +371,17 @@ def parse_block(block: bytes, first_line_number: int = 1, *, exact: bool = False
         return fast
     slow_idx.sort()
     return _concat(fast, _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist()))
+
+
+def _without_lines(block: bytes, starts: np.ndarray, ends: np.ndarray, dropped: np.ndarray) -> bytes:
+    """The block minus the given lines, copied in one join of the runs between them."""
+    view = memoryview(block)
+    runs, position = [], 0
+    for index in dropped.tolist():
+        runs.append(view[position : int(starts[index])])
+        position = int(ends[index]) + 1
+    runs.append(view[position:])
+    return b"".join(runs)
 
 
 def _typed_fields(table: pa.Table) -> tuple[list[pa.Array], np.ndarray]:
