@@ -133,16 +133,8 @@ def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -
     }
 
 
-_DOC_LINE = (
-    "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 "
-    '0.086 0.048 0.037 200 200 0 57 "GET https://www.example.com:443/ HTTP/1.1" "curl/7.46.0" '
-    "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 "
-    "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
-    '"Root=1-58337281-1d84f3d73c47ec4e58577259" "www.example.com" '
-    '"arn:aws:acm:us-east-2:123456789012:certificate/12345678-1234-1234-1234-123456789012" 1 '
-    '2018-07-02T22:22:48.364000Z "authenticate,forward" "-" "-" "10.0.0.1:80" "200" "-" "-" '
-    'TID_1234abcd5678ef90 "m.example.com" "-" "TransformSuccess"'
-)
+# The documented https example (shared/alb-log-format.md, verbatim in tests/data).
+_DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[1]
 
 
 def test_raw_table_regex_maps_a_documented_line_onto_the_columns(template: dict[str, Any]) -> None:
