@@ -246,9 +246,9 @@ def _lines_to_decline(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.
     """Lines the CSV tokenizer must not see; the exact path decides about them.
 
     Declined: empty lines, lines with a non-ASCII byte (ALB hex-escapes those, so a valid line is ASCII), a
-    carriage return, more than MAX_LINE_BYTES, or a '"' that does not open a field (after a space or at the
-    line start) or close one (before a space or at the line end) - the CSV reader would read such quotes
-    differently from the exact tokenizer.
+    carriage return other than a CRLF ending, more than MAX_LINE_BYTES, or a '"' that does not open a field
+    (after a space or at the line start) or close one (before a space or at the line end) - the CSV reader
+    would read such quotes differently from the exact tokenizer.
     """
     data = np.frombuffer(block, dtype=np.uint8)
     declined = (ends == starts) | (ends - starts > MAX_LINE_BYTES)
