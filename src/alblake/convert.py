@@ -59,8 +59,7 @@ _STATISTICS_COLUMNS = [
     "target_processing_time",
 ]
 _BUFFERED_ROWS_LIMIT = 160 * 1024
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_UNSAFE_VALUE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")  # outside this set: escaped in partition values, '_' in names
 
 
 @dataclass(frozen=True, order=True)
@@ -106,7 +105,7 @@ class ConversionResult:
 
 def _escape_value(value: str) -> str:
     """Hive-style escaping of a partition value (ALB names are [A-Za-z0-9-], so normally a no-op)."""
-    return _UNSAFE_VALUE_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+    return _UNSAFE_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
 
 
 def output_file_stem(source_id: str) -> str:
@@ -114,7 +113,7 @@ def output_file_stem(source_id: str) -> str:
     base = source_id.rstrip("/").rsplit("/", 1)[-1]
     for suffix in (".gz", ".log", ".txt"):
         base = base.removesuffix(suffix)
-    readable = _UNSAFE_NAME_CHARS.sub("_", base)[:120] or "log"
+    readable = _UNSAFE_CHARS.sub("_", base)[:120] or "log"
     digest = hashlib.sha256(source_id.encode()).hexdigest()[:16]
     return f"{readable}.{digest}"
 
@@ -201,11 +200,11 @@ class _QuarantineWriter:
                 "source": self.source_id,
                 "line_number": line.line_number,
                 "reason": line.reason,
-                "raw": line.raw.decode("utf-8", errors="backslashreplace"),
             }
             try:
-                line.raw.decode("utf-8")
-            except UnicodeDecodeError:
+                record["raw"] = line.raw.decode("utf-8")
+            except UnicodeDecodeError:  # readable approximation plus the exact bytes
+                record["raw"] = line.raw.decode("utf-8", errors="backslashreplace")
                 record["raw_base64"] = base64.b64encode(line.raw).decode("ascii")
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += len(lines)
