@@ -11,15 +11,17 @@ import pytest
 from alblake.parse import parse_block, parse_line_fields, tokenize
 from alblake.schema import ARROW_SCHEMA, COLUMN_NAMES
 
+pytestmark = pytest.mark.usefixtures("fast_engine")  # every test runs on each fast engine
+
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067"
 # The first AWS-documented example entry (tests/data holds them verbatim from shared/alb-log-format.md).
 DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[0]
 
 
 def rows_of(*lines: str | bytes, fast: bool = True) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Parse lines as one block, on the fast path (default) or on the exact per-line path (the reference)."""
+    """Parse lines as one block, on the module's fast engine (default) or on the exact path (the reference)."""
     encoded = [line.encode() if isinstance(line, str) else line for line in lines]
-    parsed = parse_block(b"\n".join(encoded) + b"\n", exact=not fast)
+    parsed = parse_block(b"\n".join(encoded) + b"\n", engine=None if fast else "exact")
     return parsed.table.to_pylist(), [(q.line_number, q.reason) for q in parsed.quarantined]
 
 

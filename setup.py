@@ -1,0 +1,17 @@
+"""Build the native tokenizer (src/alblake/_albtok.c) with the package.
+
+It is a plain C shared library (no Python API), loaded with ctypes by alblake.native; building it as an
+Extension only borrows setuptools' compiler handling. Everything else about the package is in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "alblake._albtok",
+            sources=["src/alblake/_albtok.c"],
+            extra_compile_args=["-O3", "-std=c99", "-Wall", "-Wextra", "-fno-fast-math"],
+        )
+    ]
+)

@@ -1,0 +1,539 @@
+/*
+ * Native fast path of alblake.parse: tokenizes a block of ALB access-log lines in one pass and writes
+ * Arrow-ready column buffers (values, validity bitmaps, string spans).
+ *
+ * Design rule: this code ACCEPTS only lines whose result it computes exactly as the Python reference path
+ * (alblake.parse.parse_line_fields + _derive) does, and DECLINES everything else (non-ASCII bytes, stray
+ * quotes, odd numbers, unusual dates, malformed addresses, missing required fields, ...). Declined lines go
+ * to the Python reference path, which keeps or quarantines them and names the reason. Being conservative
+ * therefore costs speed on rare lines, never correctness.
+ *
+ * Plain C99 (libc: memchr, memcpy; SSE2 or NEON where present), no Python API: loaded with ctypes,
+ * cross-compiled for Lambda (aarch64).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+/* Field kinds; must match parse._NATIVE_KINDS. */
+enum { K_STRING = 0, K_TIMESTAMP = 1, K_FLOAT64 = 2, K_INT32 = 3, K_INT64 = 4, K_ADDRESS = 5, K_REQUEST = 6 };
+/* Field flags; must match parse._NATIVE_FLAGS. */
+enum { F_REQUIRED = 1, F_ELB_FORM = 2 };
+/* Gather flags; must match parse._GATHER_*. */
+enum { G_DECODE_ESCAPES = 1, G_TRIM_SPACES = 2 };
+
+#define MAX_FIELDS 64
+#define MAX_LINE_BYTES (1 << 20)
+
+typedef struct {
+    int32_t start;
+    int32_t len; /* -1: NULL */
+} span_t;
+
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+static inline void set_bit(uint8_t *bitmap, int64_t row, int valid) {
+    uint8_t mask = (uint8_t)(1u << (row & 7));
+    if (valid)
+        bitmap[row >> 3] |= mask;
+    else
+        bitmap[row >> 3] &= (uint8_t)~mask;
+}
+
+/* Decimal integer "-?[0-9]{1,max_digits}"; returns 0 when not of that form. */
+static int parse_int(const uint8_t *s, int32_t n, int max_digits, int64_t *out) {
+    int32_t i = 0;
+    int negative = 0;
+    if (n > 0 && s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    if (n - i < 1 || n - i > max_digits) return 0;
+    int64_t value = 0;
+    for (; i < n; i++) {
+        if (!is_digit(s[i])) return 0;
+        value = value * 10 + (s[i] - '0');
+    }
+    *out = negative ? -value : value;
+    return 1;
+}
+
+/* "-?[0-9]+(\.[0-9]+)?" converted exactly as Python's float() does, for mantissas below 2^53 and at most
+ * 22 decimals: both operands are then exact doubles and one IEEE division rounds correctly. Else 0. */
+static int parse_float(const uint8_t *s, int32_t n, double *out) {
+    static const double powers[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int32_t i = 0;
+    int negative = 0;
+    if (n > 0 && s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    uint64_t mantissa = 0;
+    int32_t int_digits = 0, frac_digits = 0;
+    for (; i < n && is_digit(s[i]); i++, int_digits++) {
+        mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
+        if (mantissa > (1ull << 53)) return 0;
+    }
+    if (int_digits == 0) return 0;
+    if (i < n) {
+        if (s[i] != '.') return 0;
+        for (i++; i < n && is_digit(s[i]); i++, frac_digits++) {
+            mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
+            if (mantissa > (1ull << 53) || frac_digits >= 22) return 0;
+        }
+        if (frac_digits == 0 || i < n) return 0;
+    }
+    double value = (double)mantissa / powers[frac_digits];
+    *out = negative ? -value : value;
+    return 1;
+}
+
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) { /* proleptic Gregorian, 1970-01-01 = 0 */
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int two_digits(const uint8_t *s, int *out) {
+    if (!is_digit(s[0]) || !is_digit(s[1])) return 0;
+    *out = (s[0] - '0') * 10 + (s[1] - '0');
+    return 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS(.f{1,6})?Z" as microseconds since the epoch (UTC); 0 when invalid or unusual. */
+static int parse_timestamp(const uint8_t *s, int32_t n, int64_t *out) {
+    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n < 20 || n == 21 || n > 27) return 0;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[n - 1] != 'Z') return 0;
+    int century, year2, month, day, hour, minute, second;
+    if (!two_digits(s, &century) || !two_digits(s + 2, &year2) || !two_digits(s + 5, &month) ||
+        !two_digits(s + 8, &day) || !two_digits(s + 11, &hour) || !two_digits(s + 14, &minute) ||
+        !two_digits(s + 17, &second))
+        return 0;
+    int year = century * 100 + year2;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (year < 1 || month < 1 || month > 12 || day < 1) return 0;
+    if (day > month_days[month - 1] + (month == 2 && leap)) return 0;
+    if (hour > 23 || minute > 59 || second > 59) return 0;
+    int64_t micros = 0;
+    if (n > 20) {
+        if (s[19] != '.') return 0;
+        int digits = 0;
+        for (int32_t i = 20; i < n - 1; i++, digits++) {
+            if (!is_digit(s[i])) return 0;
+            micros = micros * 10 + (s[i] - '0');
+        }
+        for (; digits < 6; digits++) micros *= 10;
+    }
+    int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    *out = seconds * 1000000 + micros;
+    return 1;
+}
+
+/* Bytes that end a bare field / a quoted field's text: the tokenizer looks each byte up once. */
+static uint8_t stops_bare[256], stops_quoted[256];
+
+static void init_tables(void) {
+    for (int c = 0; c < 256; c++) {
+        int special = c == '"' || c == '\n' || c == '\r' || c == '\\' || c >= 0x80;
+        stops_quoted[c] = (uint8_t)special;
+        stops_bare[c] = (uint8_t)(special || c == ' ');
+    }
+}
+
+/* Eight bytes at a time (SWAR): a mask with the high bit set in each byte equal to c. Little-endian only. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the SWAR scan assumes a little-endian target (x86_64, aarch64)"
+#endif
+#define LOW7 0x7F7F7F7F7F7F7F7Full
+#define HIGH1 0x8080808080808080ull
+
+static inline uint64_t bytes_equal(uint64_t x, uint8_t c) {
+    uint64_t y = x ^ (0x0101010101010101ull * c);
+    return ~(((y & LOW7) + LOW7) | y | LOW7); /* exact: no false positives from carries */
+}
+
+/* Index of the first byte at or after pos that is '"', '\n', '\r', '\\', >= 0x80, or for a bare field ' '.
+ * The block ends with '\n', so there always is one. */
+static inline int32_t next_special(const uint8_t *buf, int32_t len, int32_t pos, int bare) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), newline = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    const __m128i backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(bare ? ' ' : '"');
+    for (; pos + 16 <= len; pos += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
+        __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, newline)),
+                                    _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, backslash)));
+        hits = _mm_or_si128(_mm_or_si128(hits, _mm_cmpeq_epi8(x, space)), x); /* x: its high bit = byte >= 0x80 */
+        int mask = _mm_movemask_epi8(hits);
+        if (mask) return pos + __builtin_ctz((unsigned)mask);
+    }
+#elif defined(__aarch64__)
+    const uint8x16_t quote = vdupq_n_u8('"'), newline = vdupq_n_u8('\n'), cr = vdupq_n_u8('\r');
+    const uint8x16_t backslash = vdupq_n_u8('\\'), space = vdupq_n_u8(bare ? ' ' : '"'), high = vdupq_n_u8(0x80);
+    for (; pos + 16 <= len; pos += 16) {
+        uint8x16_t x = vld1q_u8(buf + pos);
+        uint8x16_t hits = vorrq_u8(vorrq_u8(vceqq_u8(x, quote), vceqq_u8(x, newline)),
+                                   vorrq_u8(vceqq_u8(x, cr), vceqq_u8(x, backslash)));
+        hits = vorrq_u8(vorrq_u8(hits, vceqq_u8(x, space)), vcgeq_u8(x, high));
+        /* narrow each 0x00/0xFF byte to 4 bits of a 64-bit word */
+        uint64_t mask = vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(hits), 4)), 0);
+        if (mask) return pos + (int32_t)(__builtin_ctzll(mask) >> 2);
+    }
+#endif
+    for (; pos + 8 <= len; pos += 8) {
+        uint64_t x;
+        memcpy(&x, buf + pos, 8);
+        uint64_t stops = bytes_equal(x, '"') | bytes_equal(x, '\n') | bytes_equal(x, '\r') | (x & HIGH1) |
+                         bytes_equal(x, '\\');
+        if (bare) stops |= bytes_equal(x, ' ');
+        if (stops) return pos + (__builtin_ctzll(stops) >> 3);
+    }
+    const uint8_t *table = bare ? stops_bare : stops_quoted;
+    while (!table[buf[pos]]) pos++;
+    return pos;
+}
+
+/* The end of a field's text: next_special, passing over backslashes (*backslash notes that there was one). */
+static inline int32_t next_stop(const uint8_t *buf, int32_t len, int32_t pos, int bare, int *backslash) {
+    for (;;) {
+        pos = next_special(buf, len, pos, bare);
+        if (buf[pos] != '\\') return pos;
+        *backslash = 1;
+        pos++;
+    }
+}
+
+/*
+ * Splits the line starting at p into fields like parse.tokenize (single spaces separate, '"' delimits quoted
+ * fields, no escapes), in one pass that also finds the line end: *newline gets the index of its '\n' (a
+ * CRLF's '\r' ends the last field). Returns the field count, or -1 to decline the line (stray or unbalanced
+ * quote, a CR inside the line, a non-ASCII byte).
+ */
+static int tokenize_line(const uint8_t *buf, int32_t len, int32_t p, int32_t *newline, span_t *fields,
+                         int max_fields, int *backslash) {
+    int count = 0;
+    int32_t pos = p;
+    for (;;) {
+        int32_t start, stop;
+        if (buf[pos] == '"') {
+            start = ++pos;
+            pos = next_stop(buf, len, pos, 0, backslash);
+            if (buf[pos] != '"') goto decline;
+            stop = pos++;
+        } else {
+            start = pos;
+            pos = next_stop(buf, len, pos, 1, backslash);
+            stop = pos;
+        }
+        if (count < max_fields) {
+            fields[count].start = start;
+            fields[count].len = stop - start;
+        }
+        count++;
+        uint8_t c = buf[pos];
+        if (c == ' ') {
+            pos++;
+            continue;
+        }
+        if (c == '\n' || (c == '\r' && buf[pos + 1] == '\n')) {
+            *newline = pos + (c == '\r');
+            return count;
+        }
+        goto decline; /* a quote inside a bare field, text after a closing quote, a lone CR, non-ASCII */
+    }
+decline:
+    *newline = (int32_t)((const uint8_t *)memchr(buf + pos, '\n', (size_t)(len - pos)) - buf); /* buf ends with '\n' */
+    return -1;
+}
+
+static inline int is_dash(const uint8_t *buf, span_t f) { return f.len == 1 && buf[f.start] == '-'; }
+
+static inline span_t null_span(void) {
+    span_t s = {0, -1};
+    return s;
+}
+
+/* ''/'-' -> NULL (request verb and url) */
+static inline span_t empty_or_dash_to_null(const uint8_t *buf, span_t s) {
+    return (s.len == 0 || is_dash(buf, s)) ? null_span() : s;
+}
+
+/* Request 'VERB URL PROTO' -> three spans, as parse._split_request_exactly. */
+static void split_request(const uint8_t *buf, span_t r, span_t *verb, span_t *url, span_t *proto) {
+    *verb = *url = *proto = null_span();
+    if (r.len < 0 || is_dash(buf, r)) return;
+    int no_proto = r.len > 0 && buf[r.start + r.len - 1] == ' ';
+    span_t body = {r.start, r.len - no_proto};
+    int32_t first = -1, last = -1; /* the first and last space: verb and protocol are short, the URL not */
+    for (int32_t i = body.start; i < body.start + body.len; i++) {
+        if (buf[i] == ' ') {
+            first = i;
+            break;
+        }
+    }
+    for (int32_t i = body.start + body.len - 1; first >= 0 && i >= first; i--) {
+        if (buf[i] == ' ') {
+            last = i;
+            break;
+        }
+    }
+    if (!no_proto && first >= 0 && last > first) {
+        span_t v = {body.start, first - body.start}, u = {first + 1, last - first - 1};
+        span_t p = {last + 1, body.start + body.len - last - 1};
+        *verb = empty_or_dash_to_null(buf, v);
+        *url = empty_or_dash_to_null(buf, u);
+        *proto = is_dash(buf, p) ? null_span() : p;
+    } else if (first >= 0) {
+        span_t v = {body.start, first - body.start}, u = {first + 1, body.start + body.len - first - 1};
+        *verb = empty_or_dash_to_null(buf, v);
+        *url = empty_or_dash_to_null(buf, u);
+    } else {
+        *url = empty_or_dash_to_null(buf, body);
+    }
+}
+
+/* 'type/name/id...': a non-empty segment without '/', '/', a non-empty segment without '/', '/'. */
+static int has_elb_form(const uint8_t *buf, span_t f) {
+    int32_t i = f.start, end = f.start + f.len;
+    int32_t first = i;
+    while (i < end && buf[i] != '/') i++;
+    if (i == first || i == end) return 0;
+    int32_t second = ++i;
+    while (i < end && buf[i] != '/') i++;
+    return i > second && i < end;
+}
+
+static inline int hex_value(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Strict UTF-8 as Python's decoder: no overlongs, no surrogates, nothing above U+10FFFF. */
+static int valid_utf8(const uint8_t *s, int64_t n) {
+    int64_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int extra;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            return 0;
+        }
+        if (i + extra >= n) return 0; /* truncated sequence */
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (int k = 2; k <= extra; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+/* Replaces every \xHH (hex) of src by its byte, into dst; returns the decoded length. */
+static int64_t decode_escapes(const uint8_t *src, int64_t n, uint8_t *dst) {
+    int64_t out = 0;
+    for (int64_t i = 0; i < n;) {
+        int hi, lo;
+        if (src[i] == '\\' && i + 3 < n && src[i + 1] == 'x' && (hi = hex_value(src[i + 2])) >= 0 &&
+            (lo = hex_value(src[i + 3])) >= 0) {
+            dst[out++] = (uint8_t)(hi * 16 + lo);
+            i += 4;
+        } else {
+            dst[out++] = src[i++];
+        }
+    }
+    return out;
+}
+
+static int has_escape(const uint8_t *s, int64_t n) {
+    const uint8_t *end = s + n, *backslash = s;
+    while ((backslash = memchr(backslash, '\\', (size_t)(end - backslash))) != NULL) {
+        if (++backslash < end && *backslash == 'x') return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint8_t *data;     /* capacity: len + 16 bytes (a column never holds more than the block) */
+    int32_t *offsets;  /* max_rows + 1 */
+    uint8_t *validity; /* bitmap, max_rows bits */
+    int64_t used;      /* out: bytes used in data */
+    int32_t flags;     /* G_* */
+    int32_t unused;
+} string_column_t;
+
+/* Copies n bytes; short strings go in 16-byte moves (dst has 16 bytes of slack; src only when in bounds). */
+static inline void copy_text(uint8_t *dst, const uint8_t *src, int64_t n, const uint8_t *src_end) {
+    if (src + n + 16 <= src_end) {
+        for (int64_t i = 0; i < n; i += 16) memcpy(dst + i, src + i, 16);
+    } else {
+        memcpy(dst, src, (size_t)n);
+    }
+}
+
+/* Appends one value (NULL when s.len < 0) to a string column, trimming and decoding as its flags say. */
+static inline void append_text(string_column_t *column, const uint8_t *buf, const uint8_t *buf_end, span_t s,
+                               int64_t row, int line_has_backslash) {
+    set_bit(column->validity, row, s.len >= 0);
+    if (s.len > 0) {
+        const uint8_t *src = buf + s.start;
+        int64_t n = s.len;
+        uint8_t *dst = column->data + column->used;
+        if (column->flags & G_TRIM_SPACES) {
+            while (n > 0 && src[0] == ' ') src++, n--;
+            while (n > 0 && src[n - 1] == ' ') n--;
+        }
+        if (line_has_backslash && (column->flags & G_DECODE_ESCAPES) && has_escape(src, n)) {
+            int64_t decoded = decode_escapes(src, n, dst);
+            if (valid_utf8(dst, decoded)) {
+                n = decoded;
+            } else {
+                memcpy(dst, src, (size_t)n);
+            }
+        } else {
+            copy_text(dst, src, n, buf_end);
+        }
+        column->used += n;
+    }
+    column->offsets[row + 1] = (int32_t)column->used;
+}
+
+#define MAX_STRING_COLUMNS 64
+
+/*
+ * Scans every line of buf[0, len) (buf[len-1] == '\n') in one pass.
+ *
+ * kinds/flags: per log field (n_fields of them). For each accepted line (rows are compacted), appends:
+ *   to strings[c], for each string column c (STRING: 1, ADDRESS: 1 = ip, REQUEST: 3 = verb, url, proto);
+ *   values[v][r] and bitmaps[v] bit r, for each value column v (typed fields, and the port of an ADDRESS):
+ *   int32 (INT32, port), int64 (INT64; TIMESTAMP in microseconds) or double (FLOAT64).
+ * Declined lines: their 0-based index and [start, end) (end at the '\n') go to declined / declined_bounds.
+ * Returns the number of accepted rows (*n_lines and *n_declined get the totals), -2 when buf has max_rows
+ * lines or more (call again with more capacity), -1 on invalid arguments.
+ */
+int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const int32_t *flags, int32_t n_fields,
+                 int32_t min_fields, int64_t max_rows, string_column_t *strings, void **values, uint8_t **bitmaps,
+                 int64_t *declined, int64_t *declined_bounds, int64_t *n_declined, int64_t *n_lines) {
+    span_t fields[MAX_FIELDS], texts[MAX_STRING_COLUMNS];
+    int64_t rows = 0, lines = 0, rejected = 0;
+    int32_t p = 0;
+    const uint8_t *buf_end = buf + len;
+    if (n_fields > MAX_FIELDS || len > INT32_MAX - 16 || len < 1 || buf[len - 1] != '\n') return -1;
+    if (!stops_bare['\n']) init_tables();
+    int n_strings = 0;
+    for (int f = 0; f < n_fields; f++)
+        n_strings += kinds[f] == K_STRING || kinds[f] == K_ADDRESS ? 1 : kinds[f] == K_REQUEST ? 3 : 0;
+    if (n_strings > MAX_STRING_COLUMNS) return -1;
+    for (int c = 0; c < n_strings; c++) {
+        strings[c].used = 0;
+        strings[c].offsets[0] = 0;
+    }
+    while (p < len) {
+        if (lines >= max_rows) return -2; /* more lines than the caller's capacity */
+        int32_t nl;
+        int backslash = 0;
+        int count = tokenize_line(buf, (int32_t)len, p, &nl, fields, n_fields, &backslash);
+        int ok = count >= min_fields && nl - p <= MAX_LINE_BYTES;
+        int c = 0, v = 0;
+        for (int f = 0; ok && f < n_fields; f++) {
+            span_t text = f < count ? fields[f] : null_span();
+            int null = text.len < 0 || is_dash(buf, text);
+            if (null && (flags[f] & F_REQUIRED)) ok = 0;
+            if (!null && (flags[f] & F_ELB_FORM) && !has_elb_form(buf, text)) ok = 0;
+            const uint8_t *s = buf + text.start;
+            switch (kinds[f]) {
+            case K_STRING:
+                texts[c++] = null ? null_span() : text;
+                break;
+            case K_REQUEST:
+                split_request(buf, null ? null_span() : text, &texts[c], &texts[c + 1], &texts[c + 2]);
+                c += 3;
+                break;
+            case K_ADDRESS: {
+                int64_t port = 0;
+                span_t ip = null_span();
+                if (!null) {
+                    int32_t colon = text.start + text.len - 1;
+                    while (colon >= text.start && buf[colon] != ':') colon--;
+                    int32_t digits = text.start + text.len - colon - 1;
+                    ok = ok && colon >= text.start && digits >= 1 && digits <= 5 && buf[colon + 1] != '-';
+                    ok = ok && parse_int(buf + colon + 1, digits, 5, &port);
+                    ip.start = text.start;
+                    ip.len = colon - text.start;
+                }
+                texts[c++] = ip;
+                ((int32_t *)values[v])[rows] = (int32_t)port;
+                set_bit(bitmaps[v++], rows, !null);
+                break;
+            }
+            case K_INT32: {
+                int64_t x = 0;
+                if (!null) ok = ok && parse_int(s, text.len, 10, &x) && x >= INT32_MIN && x <= INT32_MAX;
+                ((int32_t *)values[v])[rows] = (int32_t)x;
+                set_bit(bitmaps[v++], rows, !null);
+                break;
+            }
+            case K_INT64: {
+                int64_t x = 0;
+                if (!null) ok = ok && parse_int(s, text.len, 18, &x);
+                ((int64_t *)values[v])[rows] = x;
+                set_bit(bitmaps[v++], rows, !null);
+                break;
+            }
+            case K_FLOAT64: {
+                double x = 0;
+                if (!null) ok = ok && parse_float(s, text.len, &x);
+                ((double *)values[v])[rows] = x;
+                set_bit(bitmaps[v++], rows, !null);
+                break;
+            }
+            case K_TIMESTAMP: {
+                int64_t x = 0;
+                if (!null) ok = ok && parse_timestamp(s, text.len, &x);
+                ((int64_t *)values[v])[rows] = x;
+                set_bit(bitmaps[v++], rows, !null);
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (ok) { /* the line is accepted: only now do its strings go to the columns */
+            for (int k = 0; k < n_strings; k++) append_text(&strings[k], buf, buf_end, texts[k], rows, backslash);
+            rows++;
+        } else {
+            declined[rejected] = lines;
+            declined_bounds[2 * rejected] = p;
+            declined_bounds[2 * rejected + 1] = nl;
+            rejected++;
+        }
+        lines++;
+        p = nl + 1;
+    }
+    *n_lines = lines;
+    *n_declined = rejected;
+    return rows;
+}
