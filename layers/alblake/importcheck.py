@@ -27,6 +27,7 @@ MODULES = [
     "isal.isal_zlib",
     "aws_xray_sdk.core",
     "aws_lambda_powertools",
+    "alblake.native",
     "alblake.convert",
     "alblake.aws.pipeline",
 ]
@@ -38,6 +39,8 @@ import pyarrow.parquet as pq
 from alblake.convert import convert_stream, publish
 from alblake.sinks import LocalLakeSink
 from alblake.sample import write_sample_logs
+from alblake import native, parse
+assert native.available() and parse.DEFAULT_ENGINE == "native", "the layer lacks the native tokenizer"
 with tempfile.TemporaryDirectory() as d:
     d = Path(d)
     [src] = write_sample_logs(d / "in", files=1, lines_per_file=5000, seed=1)
