@@ -295,3 +295,98 @@ def test_bad_quotes_on_neighbouring_lines() -> None:
         rows, problems = rows_of(odd, DOC_LINE, glued, fast=fast)
         assert len(rows) == 1
         assert [number for number, _ in problems] == [1, 3]
+
+
+# Values at the edges of what the fast engines convert themselves; each is substituted into one field of
+# DOC_LINE (0-based field index) and the fast engine must keep or quarantine the line exactly like the
+# exact reference path, with the same values.
+_EDGE_VALUES: list[tuple[int, str]] = [
+    (1, "2020-02-29T23:59:59.999999Z"),  # leap day
+    (1, "2019-02-29T00:00:00Z"),  # not a leap year
+    (1, "1900-02-29T00:00:00Z"),  # century, not a leap year
+    (1, "2000-02-29T00:00:00.5Z"),  # 400-year leap year, one fraction digit
+    (1, "0001-01-01T00:00:00Z"),
+    (1, "0000-01-01T00:00:00Z"),
+    (1, "2018-07-02T24:00:00Z"),
+    (1, "2018-07-02T22:23:60Z"),
+    (1, "2018-13-02T22:23:00Z"),
+    (1, "2018-07-02T22:23:00.1234567Z"),  # seven fraction digits
+    (1, "2018-07-02T22:23:00.Z"),
+    (1, "2018-07-02 22:23:00Z"),
+    (3, "[2001:db8::1]:443"),
+    (3, "2001:db8::1:65535"),
+    (3, "10.0.0.1:123456"),
+    (3, "10.0.0.1:-1"),
+    (3, ":80"),
+    (3, "10.0.0.1"),
+    (4, "-"),
+    (4, '"10.0.0.1:80"'),
+    (5, "-1"),
+    (5, "0.1234567890123456789"),  # more digits than a double holds exactly
+    (5, "9007199254740993"),  # 2**53 + 1
+    (5, "123456789.000000001"),
+    (5, "00.5"),
+    (5, "-0.000"),
+    (5, "1e3"),
+    (5, ".5"),
+    (5, "5."),
+    (5, "nan"),
+    (8, "2147483647"),
+    (8, "2147483648"),
+    (8, "-2147483648"),
+    (8, "-2147483649"),
+    (8, "000000000200"),
+    (8, "+200"),
+    (10, "999999999999999999"),
+    (10, "9223372036854775807"),
+    (10, "9223372036854775808"),
+    (10, "-9223372036854775808"),
+    (12, '"GET http://x/\\x20a\\x2Fb HTTP/1.1"'),
+    (12, '"\\x47ET /ok HTTP/1.1"'),
+    (13, '"caf\\xC3\\xA9 \\xED\\xA0\\x80 surrogate"'),  # decoded bytes are a UTF-16 surrogate: kept as logged
+    (13, '"overlong \\xC0\\xAF"'),
+    (13, '"max \\xF4\\x8F\\xBF\\xBF beyond \\xF4\\x90\\x80\\x80"'),
+    (13, '"truncated \\xE2\\x82"'),
+    (13, '"\\\\x41 \\xZZ \\x4"'),
+    (13, '"tab\there"'),
+    (18, '"  padded.example.com  "'),
+    (18, '" \\x20leading escaped space"'),
+    (18, '"-"'),
+    (18, '" - "'),
+    (2, "app/name"),
+    (2, "app//id"),
+    (2, "/name/id"),
+    (2, "net/name/id/extra"),
+    (0, "-"),
+    (20, "-1"),
+]
+
+
+@pytest.mark.parametrize(("field_index", "value"), _EDGE_VALUES)
+def test_fast_engine_equals_exact_path_on_edge_values(field_index: int, value: str) -> None:
+    fields = tokens_of(DOC_LINE)
+    fields[field_index] = value
+    line = " ".join(fields)
+    assert rows_of(line, DOC_LINE) == rows_of(line, DOC_LINE, fast=False)
+
+
+def test_edge_values_exercise_both_outcomes() -> None:
+    """The edge table is worth something only if it holds both kept and quarantined lines."""
+    kept = quarantined = 0
+    for field_index, value in _EDGE_VALUES:
+        fields = tokens_of(DOC_LINE)
+        fields[field_index] = value
+        _, problems = rows_of(" ".join(fields), fast=False)
+        kept, quarantined = kept + (not problems), quarantined + bool(problems)
+    assert kept >= 20 and quarantined >= 15
+
+
+def test_rows_keep_line_order_when_the_exact_path_keeps_a_declined_line() -> None:
+    fields = tokens_of(DOC_LINE)
+    lines = []
+    for sent in ("1", "9223372036854775807", "3"):  # the 19-digit count is left to the exact path
+        fields[11] = sent
+        lines.append(" ".join(fields))
+    rows, problems = rows_of(lines[0], "garbage", *lines[1:])
+    assert problems == [(2, "expected at least 25 fields, found 1")]
+    assert [row["sent_bytes"] for row in rows] == [1, 9223372036854775807, 3]

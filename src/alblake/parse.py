@@ -90,7 +90,12 @@ _VALID_TEXT = {
     _TS: r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z",
 }
 # The fast path accepts a subset it can cast without overflow; the rest is left to the exact path.
-_FAST_TEXT = {**_VALID_TEXT, pa.int32(): r"-?[0-9]{1,9}", pa.int64(): r"-?[0-9]{1,18}"}
+_FAST_TEXT = {
+    **_VALID_TEXT,
+    pa.int32(): r"-?[0-9]{1,9}",
+    pa.int64(): r"-?[0-9]{1,18}",
+    _TS: "[1-9][0-9]{3}" + _VALID_TEXT[_TS].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
+}
 _VALID_RE = {arrow_type: re.compile(pattern) for arrow_type, pattern in _VALID_TEXT.items()}
 _INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
 # An ALB line is a few KB (user agent truncated at 8 KB); a stream with a longer line is not a log. The reader
@@ -388,7 +393,8 @@ def parse_block(block: bytes, first_line_number: int = 1, *, engine: Engine | No
     if not len(slow_idx):
         return fast
     slow_idx.sort()
-    return _concat(fast, _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist()))
+    slow = _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist())
+    return _merge_in_line_order(fast, numbers[row_idx], slow, numbers[slow_idx])
 
 
 _NATIVE_KINDS = {
@@ -433,7 +439,10 @@ def _parse_natively(block: bytes, first_line_number: int) -> ParsedBlock | None:
     if not len(scan.declined):
         return fast
     raw_lines = [block[start:end] for start, end in scan.declined_bounds.tolist()]
-    return _concat(fast, _parse_lines_exactly(raw_lines, (scan.declined + first_line_number).tolist()))
+    declined_numbers = scan.declined + first_line_number
+    slow = _parse_lines_exactly(raw_lines, declined_numbers.tolist())
+    fast_numbers = np.delete(np.arange(first_line_number, first_line_number + scan.lines), scan.declined)
+    return _merge_in_line_order(fast, fast_numbers, slow, declined_numbers)
 
 
 def _without_lines(block: bytes, starts: np.ndarray, ends: np.ndarray, dropped: np.ndarray) -> bytes:
@@ -484,6 +493,31 @@ class _RawLines:
     def by_number(self, number: int) -> bytes:
         index = number - int(self.numbers[0])
         return self.block[self.starts[index] : self.ends[index]]
+
+
+def _merge_in_line_order(
+    first: ParsedBlock, first_lines: np.ndarray, second: ParsedBlock, second_lines: np.ndarray
+) -> ParsedBlock:
+    """Both parts of one block (parsed from disjoint lines, each in line order), rows back in line order.
+
+    ``*_lines`` are the line numbers each part was given; its rows are those lines minus its quarantined ones.
+    """
+    merged = _concat(first, second)
+    if not first.table.num_rows or not second.table.num_rows:
+        return merged
+    first_rows, second_rows = _row_lines(first_lines, first), _row_lines(second_lines, second)
+    if first_rows[-1] < second_rows[0]:
+        return merged
+    order = pa.array(np.argsort(np.concatenate([first_rows, second_rows]), kind="stable"))
+    return ParsedBlock(
+        merged.table.take(order), merged.elb_name.take(order), merged.hour_start.take(order), merged.quarantined
+    )
+
+
+def _row_lines(lines: np.ndarray, parsed: ParsedBlock) -> np.ndarray:
+    if not parsed.quarantined:
+        return lines
+    return lines[~np.isin(lines, [q.line_number for q in parsed.quarantined])]
 
 
 def _concat(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
