@@ -12,7 +12,7 @@ CHECK_TARGETS :=
 include $(wildcard mk/*.mk)
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py src/alblake/_albtok.c  # C changed: pip rebuilds the native tokenizer
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from alblake import parse
 from alblake.convert import convert_stream, publish
 from alblake.schema import ARROW_SCHEMA, RAW_LOG_REGEX
 from alblake.sinks import LocalLakeSink
@@ -96,6 +97,7 @@ def main() -> None:
     regex_seconds, regex_lines = time_regex_baseline(path, args.baseline_lines)
     alblake_rate, regex_rate = lines / alblake_seconds, regex_lines / regex_seconds
     gzip_rate = lines / gzip_seconds
+    print(f"engine          {parse.DEFAULT_ENGINE}")
     print(
         f"input           {lines:,} lines, {text_bytes / 1e6:,.0f} MB uncompressed, "
         f"{path.stat().st_size / 1e6:,.1f} MB gzip"
@@ -109,6 +111,11 @@ def main() -> None:
         f"{text_bytes / alblake_seconds / 1e6:7.1f} MB/s  ({rows:,} rows)"
     )
     print(f"regex baseline  {regex_seconds:6.2f} s  {regex_rate:12,.0f} lines/s  (first {regex_lines:,} lines)")
+    default_engine = parse.DEFAULT_ENGINE
+    parse.DEFAULT_ENGINE = "arrow"  # the pure-Arrow engine, for comparison (used when _albtok is not built)
+    arrow_seconds, _ = min(time_alblake(path) for _ in range(2))
+    parse.DEFAULT_ENGINE = default_engine
+    print(f"alblake, Arrow CSV engine {arrow_seconds:6.2f} s  ({gzip_seconds / arrow_seconds:4.2f}x gzip)")
     dirty = path.with_name(path.name.replace(".log.gz", "-dirty.log.gz"))
     make_log(dirty, args.mb * 1_000_000, malformed_every=1000)
     dirty_seconds, dirty_rows = min(time_alblake(dirty) for _ in range(2))

@@ -45,17 +45,14 @@ _NO_DICTIONARY = {
     "response_processing_time",
 }
 _DICTIONARY_COLUMNS = [name for name in ARROW_SCHEMA.names if name not in _NO_DICTIONARY]
+# Min/max statistics where a predicate can skip row groups: time ranges, status codes, latency. Not on strings:
+# over 128k rows of one load balancer the min/max of client_ip, verb, type or TLS version span almost every
+# value (and elb is fixed by the partition), so they prune nothing and cost ~4% of the conversion time.
 _STATISTICS_COLUMNS = [
-    "type",
     "time",
-    "elb",
-    "client_ip",
-    "target_ip",
+    "request_creation_time",
     "elb_status_code",
     "target_status_code",
-    "request_verb",
-    "ssl_protocol",
-    "request_creation_time",
     "target_processing_time",
 ]
 _BUFFERED_ROWS_LIMIT = 160 * 1024
