@@ -1,0 +1,325 @@
+"""The native tokenizer's three byte scanners give byte-identical results.
+
+``_albtok.c`` finds field boundaries with SSE2 on x86_64, NEON on aarch64 (the Lambda) and a portable SWAR loop
+elsewhere. ``tests/native/albtok_dump.c`` runs ``alb_scan`` with production's field layout and prints everything
+it produced. It is built three ways - host gcc (SSE2), host gcc with ``-U__SSE2__`` (SWAR) and
+``aarch64-linux-gnu-gcc -static`` run under ``qemu-aarch64-static`` (NEON) - and the dumps of the same logs must
+agree byte for byte, apart from their first line, which names the path the preprocessor selected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import platform
+import random
+import shutil
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from alblake import native, parse, sample
+
+DUMP_SOURCE = Path(__file__).parent / "native" / "albtok_dump.c"
+CFLAGS = ("-O3", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fno-fast-math")  # setup.py's, warnings fatal
+TIMEOUT = 300  # seconds, per compiler or dump run
+
+
+@dataclass(frozen=True)
+class Build:
+    path: str  # the byte-scanner path the dump must report
+    compiler: str
+    flags: tuple[str, ...] = ()
+    runner: tuple[str, ...] = ()  # emulator the binary runs under
+
+
+BUILDS = (
+    Build("sse2", "gcc"),
+    Build("swar", "gcc", ("-U__SSE2__",)),  # neither __SSE2__ nor __aarch64__: the portable fallback
+    Build("neon", "aarch64-linux-gnu-gcc", ("-static",), ("qemu-aarch64-static",)),
+)
+DEBIAN_PACKAGES = {
+    "gcc": "gcc",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+    "qemu-aarch64-static": "qemu-user-static",
+}
+
+
+def require_tools() -> None:
+    """Skip when a compiler or qemu is missing - but fail in CI, which installs them."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the SSE2 and SWAR builds need an x86_64 host, not {platform.machine()}")
+    missing = [tool for tool in DEBIAN_PACKAGES if shutil.which(tool) is None]
+    if missing:
+        packages = " ".join(DEBIAN_PACKAGES[tool] for tool in missing)
+        message = f"{', '.join(missing)} not found (Debian: apt-get install {packages})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def compile_dump(build: Build, directory: Path, source_override: Path | None = None) -> Path:
+    """albtok_dump built for ``build``; ``source_override`` replaces _albtok.c (to check that a divergence fails)."""
+    binary = directory / f"albtok_dump_{build.path}"
+    override = (f'-DALBTOK_SOURCE="{source_override}"',) if source_override is not None else ()
+    command = [build.compiler, *CFLAGS, *build.flags, *override, "-o", str(binary), str(DUMP_SOURCE)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=TIMEOUT)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr}"
+    return binary
+
+
+def compile_all(directory: Path, source_override: Path | None = None) -> dict[Build, Path]:
+    with ThreadPoolExecutor(len(BUILDS)) as pool:
+        binaries = pool.map(lambda build: compile_dump(build, directory, source_override), BUILDS)
+        return dict(zip(BUILDS, binaries, strict=True))
+
+
+def run_dump(build: Build, binary: Path, log: Path) -> list[str]:
+    """The dump's lines, after checking that the binary took the path its build is meant to select."""
+    command = [*build.runner, str(binary), str(log)]
+    result = subprocess.run(command, capture_output=True, check=False, timeout=TIMEOUT)
+    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr.decode()}"
+    lines = result.stdout.decode("ascii").splitlines()
+    assert lines[0] == f"path {build.path}", f"{build} selected another scanner: {lines[0]!r}"
+    assert lines[-1] == "end", f"{build}: truncated dump"
+    return lines
+
+
+def first_difference(expected: Sequence[str], actual: Sequence[str], context: int = 8) -> str:
+    """A unified diff around the first differing line (a full diff of two large dumps is unreadable)."""
+    index = next((i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b), None)
+    index = min(len(expected), len(actual)) if index is None else index
+    row = next((line for line in reversed(expected[:index]) if line.startswith("row ")), "the header")
+    window = slice(max(0, index - context), index + 4 * context)
+    diff = difflib.unified_diff(expected[window], actual[window], "expected", "actual", lineterm="", n=context)
+    return f"first difference at dump line {index + 2}, in {row}:\n" + "\n".join(diff)
+
+
+def production_layout() -> list[str]:
+    """The layout section albtok_dump must print: parse._native_spec of every field, as alb_scan sees it."""
+    value_types = {pa.int32(): "int32", pa.int64(): "int64", pa.float64(): "float64"}
+    lines = [f"min_fields {parse.MIN_FIELDS}"]
+    strings = values = 0
+    for index, field in enumerate(parse._FIELDS):
+        spec = parse._native_spec(field)
+        lines.append(f"field {index} {field.name} kind={spec.kind} flags={spec.flags}")
+        for output in spec.outputs:
+            if output.arrow_type == pa.string():
+                lines.append(f"  string {strings} {output.column} gather={output.gather_flags}")
+                strings += 1
+            else:
+                type_name = "int64" if pa.types.is_timestamp(output.arrow_type) else value_types[output.arrow_type]
+                lines.append(f"  value {values} {output.column} {type_name}")
+                values += 1
+    return lines
+
+
+@dataclass(frozen=True)
+class Summary:
+    lines: int
+    rows: int
+    declined: list[tuple[int, int, int]]  # line index, start, end
+
+
+def summarize(dump: Sequence[str]) -> Summary:
+    counts: dict[str, int] = {}
+    declined = []
+    for line in dump:
+        if line.startswith("declined line "):  # declined line <index> [<start>, <end>) "<text>"
+            index, start, end = line.split(" ", 5)[2:5]
+            declined.append((int(index), int(start.strip("[,")), int(end.strip(")"))))
+        elif line.startswith(("lines ", "rows ")):
+            key, value = line.split(" ")
+            counts[key] = int(value)
+    return Summary(counts["lines"], counts["rows"], declined)
+
+
+# ------------------------------------------------------------------------------------------------ the logs
+
+# A valid line, field by field (quoted fields with their quotes); the odd lines below change one field each.
+BASE_FIELDS = (
+    "https",
+    "2026-11-24T09:00:00.123456Z",
+    "app/web-prod/50dc6c495c0c9188",
+    "203.0.113.7:51234",
+    "10.0.1.10:80",
+    "0.001",
+    "0.012",
+    "0.000",
+    "200",
+    "200",
+    "123",
+    "4567",
+    '"GET https://web-prod.example.com:443/index.html HTTP/1.1"',
+    '"curl/8.5.0"',
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLSv1.2",
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/73e2d6bc24d8a067",
+    '"Root=1-6742ec10-0123456789abcdef01234567"',
+    '"web-prod.example.com"',
+    '"arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"',
+    "0",
+    "2026-11-24T08:59:59.987654Z",
+    '"forward"',
+    '"-"',
+    '"-"',
+    '"10.0.1.10:80"',
+    '"200"',
+    '"-"',
+    '"-"',
+    "TID_0123456789abcdef",
+    '"-"',
+    '"-"',
+    '"-"',
+)
+TYPE, TIME, ELB, CLIENT, TARGET, REQUEST_TIME = 0, 1, 2, 3, 4, 5
+ELB_STATUS, RECEIVED, REQUEST, USER_AGENT, CIPHER, TRACE, DOMAIN = 8, 10, 12, 13, 14, 17, 18
+RULE, CREATED, REDIRECT, ERROR_REASON, TRANSFORMED_URI = 20, 21, 23, 24, 31
+
+# Texts that replace one field of BASE_FIELDS, one line each: timestamps (leap days, bounds, fractions), numbers,
+# addresses, requests, escapes (decodable or not), quotes, required fields. Many are declined, some accepted.
+# fmt: off
+FIELD_VARIANTS: dict[int, tuple[str, ...]] = {
+    TIME: (
+        "2024-02-29T23:59:59.999999Z", "2000-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+        "2100-02-29T12:00:00.5Z", "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+        "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z", "2026-11-24T09:00:00.1234567Z", "2026-11-24T09:00:00.Z",
+        "2026-11-24 09:00:00Z", "2026-11-24T09:00:00+00:00", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
+    ),
+    CREATED: ("2024-02-29T00:00:00.1Z", "1969-12-31T23:59:59.999999Z"),
+    REQUEST_TIME: (
+        "0.1234567890123456789012", "0.12345678901234567890123", "9007199254740992", "9007199254740993",
+        "900719925474099.2", "-0.000", "-0", "0.30000000000000004", "123456789.987654321", "1e3", "+5", ".5", "5.",
+        "nan", "inf", "-", "--1", "1.2.3", "0x10", "00.5", "-1", "", "1.7976931348623157", "0.0000000000000000000001",
+    ),
+    ELB_STATUS: (
+        "2147483647", "2147483648", "-2147483648", "-2147483649", "99999999999", "007", "-0", "+1", "1.0", "", "-",
+    ),
+    RECEIVED: ("999999999999999999", "-999999999999999999", "9223372036854775807", "-1"),
+    RULE: ("-1",),
+    CLIENT: (
+        "[2001:db8::1]:443", "2001:db8::1:443", ":80", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65535", "1.2.3.4:99999",
+        "1.2.3.4:123456", "1.2.3.4:-1", "1.2.3.4:8a", "-", "fe80::1%eth0:80",
+    ),
+    TARGET: ("-",),
+    REQUEST: (
+        '"GET  HTTP/1.1"', '"GET /x"', '"GET /x "', '"-"', '""', '" "', '"  "', '"abc"', '"- - -"',
+        '"GET - HTTP/1.1"', '"GET /a b c HTTP/1.1"', r'"\x47ET /caf\xC3\xA9 HTTP/1.1"', r'"GET /q?\x22x\x22 -"',
+    ),
+    USER_AGENT: (
+        r'"caf\xC3\xA9"', r'"bad \xFF\xFE"', r'"\x4"', r'"\xZZ"', r'"back\\slash"', r'"ends with backslash\"',
+        r'"\x00nul"', r'"\xF0\x9F\x98\x80 emoji"', r'"\xED\xA0\x80 surrogate"', r'"\xC0\xAF overlong"',
+        r'"\xF4\x90\x80\x80 too big"', r'"\xE2\x82 truncated"', r'"\x5Cx41 escaped escape"', '"stray "quote"',
+        '"unterminated', 'bare"quote', '"x"y', '"' + "Mozilla/5.0 \\x22long\\x22 " * 120 + '"',
+    ),
+    CIPHER: ('ab"c',),
+    TRACE: (r'"Root=1-\x41"',),
+    DOMAIN: ('"  web.example.com  "', r'" \x41 "', '"   "', '" - "', r'"\x20x\x20"'),
+    REDIRECT: (r'"https://x/\x22q\x22"',),
+    ERROR_REASON: (r'"Lambda\x20error"',),
+    TRANSFORMED_URI: (r'"/p\x20q"',),
+    TYPE: ("-", '""', '"-"'),
+    ELB: ("-", "app/x", "app//id", "/web/id", "app/web/", "app/web/id/extra", '"app/web/id"'),
+}
+# fmt: on
+
+
+def odd_lines() -> list[bytes]:
+    """Lines that take the scanner's rarer paths (each newline-free; the caller picks LF or CRLF)."""
+    lines = []
+    for index, texts in FIELD_VARIANTS.items():
+        for text in texts:
+            fields = list(BASE_FIELDS)
+            fields[index] = text
+            lines.append(" ".join(fields).encode())
+    base = " ".join(BASE_FIELDS).encode()
+    for byte in (0x00, 0x01, 0x09, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xFF):  # controls; >= 0x80 is declined
+        lines.append(base.replace(b"curl/8.5.0", b"curl/" + bytes([byte]) + b"8.5.0"))  # in a quoted field
+        lines.append(base.replace(b"TLSv1.2", b"TLSv1." + bytes([byte])))  # in a bare field
+    lines += [
+        base.replace(b"curl/8.5.0", "café ünïcode".encode()),  # valid UTF-8, but ALB would have escaped it
+        base.replace(b"TLSv1.2", b"TLS\rv1.2"),  # a carriage return inside the line
+        base + b"\r",  # a trailing CR: a CRLF ending, or CR CR LF where the line gets one
+        base.replace(b"https ", b"https  "),  # an empty field
+        " ".join(BASE_FIELDS[:25]).encode(),  # pre-2020 logs: 25 fields
+        " ".join(BASE_FIELDS[:24]).encode(),  # too few fields
+        base + b' "extra" fields 1 2 3 "4 5" -',  # later fields are ignored
+        b"",
+        b"   ",
+        b"-",
+        b'"',
+        b"\\",
+        b"x" * 40,
+    ]
+    return lines
+
+
+def write_logs(directory: Path) -> list[Path]:
+    """A large mixed log (sample lines, odd lines, LF and CRLF), the odd lines alone, and a few tiny blocks."""
+    rng = random.Random(2026)
+    start = datetime(2024, 2, 28, 23, 50, tzinfo=UTC)  # crosses a leap day
+    lines = [
+        line.encode()
+        for lb in sample.LOAD_BALANCERS
+        for line in sample.generate_lines(700, lb=lb, start=start, seconds=1800, rng=rng, malformed_every=41)
+    ]
+    odd = odd_lines()
+    for copy in range(3):  # each odd line at three different places (alignments), once with CRLF
+        for line in odd:
+            lines.insert(rng.randrange(len(lines) + 1), line + b"\r" if copy == 1 else line)
+    mixed = b"".join(line + (b"\r\n" if index % 9 == 4 else b"\n") for index, line in enumerate(lines))
+    logs = {
+        "mixed.log": mixed,
+        "odd.log": b"\n".join(odd),  # no final newline: the dump appends one, after a line ending in 'x'
+        "short.log": b'a"b',
+        "backslash.log": b"\\",
+        "empty.log": b"",
+    }
+    for name, content in logs.items():
+        (directory / name).write_bytes(content)
+    return [directory / name for name in logs]
+
+
+def micros(when: datetime) -> int:
+    """A timestamp as alb_scan stores it: microseconds since the epoch."""
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+# ------------------------------------------------------------------------------------------------ the test
+
+
+@pytest.mark.slow
+def test_sse2_neon_and_swar_builds_dump_identical_scans(tmp_path: Path) -> None:
+    require_tools()
+    binaries = compile_all(tmp_path)
+    for log in write_logs(tmp_path):
+        dumps = {build: run_dump(build, binary, log) for build, binary in binaries.items()}
+        reference_build, reference = BUILDS[0], dumps[BUILDS[0]]
+        for build, dump in dumps.items():
+            if dump[1:] != reference[1:]:  # (pytest's own diff of two large dumps would be slow and unreadable)
+                pytest.fail(
+                    f"{log.name}: the {build.path} build differs from the {reference_build.path} build:\n"
+                    + first_difference(reference[1:], dump[1:])
+                )
+        layout = production_layout()
+        assert reference[1 : 1 + len(layout)] == layout, "albtok_dump.c's field layout is not parse._native_spec's"
+        summary = summarize(reference)
+        content = log.read_bytes()
+        assert summary.lines == content.count(b"\n") + (not content.endswith(b"\n"))
+        if log.name == "mixed.log":
+            assert summary.rows > 2000
+            assert len(summary.declined) > 100
+            assert f"  time: {micros(datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC))}" in reference
+            assert '  request_url: "https://api-prod.example.com:443/search?q=caf\\xC3\\xA9"' in reference
+            if native.available() and parse._SCANNER is not None:  # the ctypes binding gives the same split
+                scan = parse._SCANNER.scan(content)
+                assert scan is not None
+                assert (scan.lines, len(scan.columns["type"])) == (summary.lines, summary.rows)
+                assert scan.declined.tolist() == [index for index, _, _ in summary.declined]
+                assert scan.declined_bounds.tolist() == [[start, end] for _, start, end in summary.declined]
