@@ -23,7 +23,7 @@ def test_blocks_are_whole_lines_and_conserve_bytes(
 ) -> None:
     text = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
     chunks = (text[i : i + chunk_size] for i in range(0, len(text), chunk_size))
-    blocks = list(iter_blocks(chunks, block_size))
+    blocks = [bytes(block) for block in iter_blocks(chunks, block_size)]
     assert all(block.endswith(b"\n") for block in blocks)
     joined = b"".join(blocks)
     assert joined == (text if not text or text.endswith(b"\n") else text + b"\n")
@@ -45,6 +45,22 @@ def test_a_stream_without_line_ends_is_rejected_with_bounded_memory() -> None:
     with pytest.raises(CorruptInputError, match="line is longer than"):
         list(iter_blocks(endless, block_size=4096))
     long_but_allowed = b"y" * (MAX_LINE_BYTES - 1) + b"\n"
-    assert list(iter_blocks(iter([long_but_allowed[:1000], long_but_allowed[1000:]]), block_size=10)) == [
-        long_but_allowed
-    ]
+    blocks = iter_blocks(iter([long_but_allowed[:1000], long_but_allowed[1000:]]), block_size=10)
+    assert [bytes(block) for block in blocks] == [long_but_allowed]
+
+
+def test_inflated_chunks_are_bounded_whatever_the_compression_ratio() -> None:
+    from alblake.source import INFLATE_LIMIT
+
+    text = b"\n" * (3 * INFLATE_LIMIT + 5)  # ~1000:1, like a gzip bomb
+    data = gzip.compress(text, compresslevel=1)
+    sizes = [len(chunk) for chunk in iter_text_chunks(io.BytesIO(data), require_gzip=True)]
+    assert sum(sizes) == len(text)
+    assert max(sizes) <= INFLATE_LIMIT
+
+
+def test_a_chunk_that_fills_a_block_is_passed_on_without_copying() -> None:
+    chunks = [b"head\npart", b"ial\n" + b"x" * 100 + b"\nline\ntail"]
+    blocks = list(iter_blocks(iter(chunks), block_size=50))
+    assert [bytes(block) for block in blocks] == [b"head\npartial\n", b"x" * 100 + b"\nline\n", b"tail\n"]
+    assert isinstance(blocks[1], memoryview) and blocks[1].obj is chunks[1]

@@ -64,6 +64,46 @@ class _StringColumn(ctypes.Structure):
     )
 
 
+class _WorkBuffers:
+    """Everything alb_scan writes to, sized for ``capacity`` lines and ``text_size`` bytes of text."""
+
+    def __init__(
+        self, capacity: int, text_size: int, gather_flags: list[int], value_dtypes: list[type[np.generic]]
+    ) -> None:
+        self.capacity, self.text_size = capacity, text_size
+        bitmap_bytes = (capacity + 7) // 8
+        self.string_data = [np.empty(text_size, dtype=np.uint8) for _ in gather_flags]
+        self.offsets = [np.empty(capacity + 1, dtype=np.int32) for _ in gather_flags]
+        self.validity = [np.empty(bitmap_bytes, dtype=np.uint8) for _ in gather_flags]
+        self.strings = (_StringColumn * len(gather_flags))(
+            *(
+                _StringColumn(_address(data), _address(offsets), _address(validity), 0, flags, 0)
+                for data, offsets, validity, flags in zip(
+                    self.string_data, self.offsets, self.validity, gather_flags, strict=True
+                )
+            )
+        )
+        self.values = [np.empty(capacity, dtype=dtype) for dtype in value_dtypes]
+        self.bitmaps = [np.empty(bitmap_bytes, dtype=np.uint8) for _ in value_dtypes]
+        self.value_pointers = np.array([_address(v) for v in self.values], dtype=np.uint64)
+        self.bitmap_pointers = np.array([_address(b) for b in self.bitmaps], dtype=np.uint64)
+        self.declined = np.empty(capacity, dtype=np.int64)
+        self.bounds = np.empty((capacity, 2), dtype=np.int64)
+        self.counts = np.zeros(2, dtype=np.int64)  # declined, lines
+
+
+def _copy(array: np.ndarray, length: int) -> pa.Buffer:
+    return pa.py_buffer(array[:length].copy())
+
+
+def _bitmap(bitmap: np.ndarray, rows: int) -> pa.Buffer:
+    """The first ``rows`` bits as a new buffer, bits past the end cleared (the work buffer is reused)."""
+    bits = bitmap[: (rows + 7) // 8].copy()
+    if rows % 8:
+        bits[-1] &= (1 << (rows % 8)) - 1
+    return pa.py_buffer(bits)
+
+
 def _find_library() -> Path | None:
     here = Path(__file__).parent
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
@@ -80,7 +120,7 @@ def _load() -> ctypes.CDLL | None:
     library = ctypes.CDLL(str(path))
     pointer, int64, int32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     library.alb_scan.restype = int64
-    arguments: list[Any] = [ctypes.c_char_p, int64, pointer, pointer, int32, int32, int64]
+    arguments: list[Any] = [pointer, int64, pointer, pointer, int32, int32, int64]
     library.alb_scan.argtypes = arguments + [pointer] * 7
     return library
 
@@ -108,73 +148,62 @@ class Scanner:
         self.value_outputs = [o for o in outputs if o.arrow_type != pa.string()]
         self._local = threading.local()
 
-    def scan(self, block: bytes) -> Scan | None:
+    def scan(self, block: bytes | memoryview) -> Scan | None:
         """Columns of the accepted lines of ``block`` (complete lines); None when the block is too large."""
         if _LIBRARY is None:
             raise RuntimeError("the native tokenizer is not built (pip install the package)")
-        if not block.endswith(b"\n") or len(block) >= 2**31:
+        text = np.frombuffer(block, dtype=np.uint8)  # no copy; read-only is fine
+        if not len(text) or text[-1] != 10 or len(text) >= 2**31:
             return None
         # ALB lines are hundreds of bytes: this capacity suffices unless the block is mostly short lines.
-        scan = self._scan(block, len(block) // 128 + 64)
-        return scan if scan is not None else self._scan(block, block.count(b"\n") + 1)
+        scan = self._scan(text, len(text) // 128 + 64)
+        return scan if scan is not None else self._scan(text, int(np.count_nonzero(text == 10)) + 1)
 
-    def _scan(self, block: bytes, capacity: int) -> Scan | None:
+    def _scan(self, text: np.ndarray, capacity: int) -> Scan | None:
         assert _LIBRARY is not None
-        scratch = self._scratch(len(block) + 16)
-        offsets = [np.empty(capacity + 1, dtype=np.int32) for _ in self.string_outputs]
-        validity = [np.zeros((capacity + 7) // 8, dtype=np.uint8) for _ in self.string_outputs]
-        strings = (_StringColumn * len(self.string_outputs))(
-            *(
-                _StringColumn(_address(data), _address(offset), _address(valid), 0, output.gather_flags, 0)
-                for data, offset, valid, output in zip(scratch, offsets, validity, self.string_outputs, strict=True)
-            )
-        )
-        values = [np.empty(capacity, dtype=self._value_dtype(o.arrow_type)) for o in self.value_outputs]
-        bitmaps = [np.zeros((capacity + 7) // 8, dtype=np.uint8) for _ in self.value_outputs]
-        # Arrays of pointers: held in locals so that they outlive the call.
-        value_pointers = np.array([_address(v) for v in values], dtype=np.uint64)
-        bitmap_pointers = np.array([_address(b) for b in bitmaps], dtype=np.uint64)
-        declined = np.empty(capacity, dtype=np.int64)
-        bounds = np.empty((capacity, 2), dtype=np.int64)
-        counts = np.zeros(2, dtype=np.int64)  # declined, lines
+        work = self._buffers(capacity, len(text) + 16)
         rows = _LIBRARY.alb_scan(
-            block,
-            len(block),
+            _address(text),
+            len(text),
             _address(self.kinds),
             _address(self.flags),
             len(self.kinds),
             self.min_fields,
-            capacity,
-            ctypes.addressof(strings),
-            _address(value_pointers),
-            _address(bitmap_pointers),
-            _address(declined),
-            _address(bounds),
-            _address(counts),
-            _address(counts) + counts.itemsize,
+            work.capacity,
+            ctypes.addressof(work.strings),
+            _address(work.value_pointers),
+            _address(work.bitmap_pointers),
+            _address(work.declined),
+            _address(work.bounds),
+            _address(work.counts),
+            _address(work.counts) + work.counts.itemsize,
         )
         if rows == -2:  # more lines than capacity
             return None
         if rows < 0:
             raise ValueError("native tokenizer: invalid arguments")
+        # The work buffers are reused for the next block: the arrays handed to Arrow are exact-size copies.
         columns: dict[str, pa.Array] = {}
         for index, output in enumerate(self.string_outputs):
-            data = scratch[index][: strings[index].used].copy()  # the scratch is reused for the next block
-            buffers = [pa.py_buffer(validity[index]), pa.py_buffer(offsets[index]), pa.py_buffer(data)]
+            data = work.string_data[index][: work.strings[index].used].copy()
+            buffers = [_bitmap(work.validity[index], rows), _copy(work.offsets[index], rows + 1), pa.py_buffer(data)]
             columns[output.column] = pa.Array.from_buffers(pa.string(), rows, buffers)
-        for output, value, bitmap in zip(self.value_outputs, values, bitmaps, strict=True):
-            buffers = [pa.py_buffer(bitmap), pa.py_buffer(value)]
+        for output, value, bitmap in zip(self.value_outputs, work.values, work.bitmaps, strict=True):
+            buffers = [_bitmap(bitmap, rows), _copy(value, rows)]
             columns[output.column] = pa.Array.from_buffers(output.arrow_type, rows, buffers)
-        n_declined = int(counts[0])
-        return Scan(columns, int(counts[1]), declined[:n_declined], bounds[:n_declined])
+        declined = int(work.counts[0])
+        return Scan(columns, int(work.counts[1]), work.declined[:declined].copy(), work.bounds[:declined].copy())
 
-    def _scratch(self, size: int) -> list[np.ndarray]:
-        """Per-thread buffers the C code appends string bytes to (one per string column, grown as needed)."""
-        buffers: list[np.ndarray] | None = getattr(self._local, "buffers", None)
-        if buffers is None or len(buffers[0]) < size:
-            buffers = [np.empty(size, dtype=np.uint8) for _ in self.string_outputs]
-            self._local.buffers = buffers
-        return buffers
+    def _buffers(self, capacity: int, text_size: int) -> _WorkBuffers:
+        """This thread's work buffers, reallocated only when a block needs more (ctypes releases the GIL)."""
+        work: _WorkBuffers | None = getattr(self._local, "work", None)
+        if work is None or work.capacity < capacity or work.text_size < text_size:
+            capacity = max(capacity, work.capacity if work else 0)
+            text_size = max(text_size, work.text_size if work else 0)
+            dtypes = [self._value_dtype(o.arrow_type) for o in self.value_outputs]
+            work = _WorkBuffers(capacity, text_size, [o.gather_flags for o in self.string_outputs], dtypes)
+            self._local.work = work
+        return work
 
     @staticmethod
     def _value_dtype(arrow_type: pa.DataType) -> type[np.generic]:

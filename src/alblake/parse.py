@@ -347,15 +347,17 @@ Engine = Literal["native", "arrow", "exact"]
 DEFAULT_ENGINE: Engine = "native" if native.available() else "arrow"
 
 
-def parse_block(block: bytes, first_line_number: int = 1, *, engine: Engine | None = None) -> ParsedBlock:
+def parse_block(
+    block: bytes | memoryview, first_line_number: int = 1, *, engine: Engine | None = None
+) -> ParsedBlock:
     """Parse a block of complete lines (it must end with '\\n'). Never raises for bad content.
 
     Every engine gives the same result; ``exact`` parses every line on the reference path the fast engines
     are tested against, and the fast ones hand it the lines they decline.
     """
-    if not block:
+    if not len(block):
         return _parse_lines_exactly([], [])
-    if not block.endswith(b"\n"):
+    if bytes(block[-1:]) != b"\n":
         raise ValueError("a block must end with a newline")
     engine = engine or DEFAULT_ENGINE
     if engine == "native":
@@ -363,6 +365,7 @@ def parse_block(block: bytes, first_line_number: int = 1, *, engine: Engine | No
         if parsed is not None:
             return parsed
         engine = "arrow"
+    block = bytes(block)  # the other engines slice and search it as bytes
     exact = engine == "exact"
     starts, ends = _line_bounds(block)
     numbers = np.arange(first_line_number, first_line_number + len(ends))
@@ -428,7 +431,7 @@ def _gather_flags(column: str) -> int:
 _SCANNER = native.Scanner([_native_spec(f) for f in _FIELDS], MIN_FIELDS) if native.available() else None
 
 
-def _parse_natively(block: bytes, first_line_number: int) -> ParsedBlock | None:
+def _parse_natively(block: bytes | memoryview, first_line_number: int) -> ParsedBlock | None:
     """The C tokenizer's rows, plus the lines it declined parsed on the exact path; None if it cannot run."""
     scan = _SCANNER.scan(block) if _SCANNER is not None else None
     if scan is None:
@@ -438,7 +441,7 @@ def _parse_natively(block: bytes, first_line_number: int) -> ParsedBlock | None:
     fast = ParsedBlock(table, _elb_names(columns["elb"]), _hour_starts(columns["time"]))
     if not len(scan.declined):
         return fast
-    raw_lines = [block[start:end] for start, end in scan.declined_bounds.tolist()]
+    raw_lines = [bytes(block[start:end]) for start, end in scan.declined_bounds.tolist()]
     declined_numbers = scan.declined + first_line_number
     slow = _parse_lines_exactly(raw_lines, declined_numbers.tolist())
     fast_numbers = np.delete(np.arange(first_line_number, first_line_number + scan.lines), scan.declined)

@@ -14,8 +14,10 @@ except ImportError:  # pragma: no cover - exercised only where isal has no wheel
     import zlib as zlib_impl  # type: ignore[no-redef]
 
 GZIP_MAGIC = b"\x1f\x8b"
-READ_SIZE = 1 << 20  # compressed bytes per read
+READ_SIZE = 1 << 22  # compressed bytes per read (ALB logs inflate ~8-15x: about one block of text)
 BLOCK_SIZE = 1 << 24  # ~16 MiB of text per parsed block: bounded memory, amortised per-block overhead
+# Text per inflate call: bounds memory whatever the compression ratio (a gzip bomb inflates block by block).
+INFLATE_LIMIT = BLOCK_SIZE
 
 
 class Readable(Protocol):
@@ -29,7 +31,9 @@ class _Decompressor(Protocol):
     eof: bool
     unused_data: bytes
 
-    def decompress(self, data: bytes, /) -> bytes: ...
+    unconsumed_tail: bytes
+
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
 
 
 def _gzip_text(head: bytes, source: Readable) -> Iterator[bytes]:
@@ -42,10 +46,10 @@ def _gzip_text(head: bytes, source: Readable) -> Iterator[bytes]:
             if not pending:
                 break
         try:
-            text = decompressor.decompress(pending)
+            text = decompressor.decompress(pending, INFLATE_LIMIT)
         except _DECOMPRESS_ERRORS as exc:
             raise CorruptInputError(f"not a valid gzip stream: {exc}") from None
-        pending = b""
+        pending = decompressor.unconsumed_tail
         if text:
             yield text
         if decompressor.eof:
@@ -66,7 +70,7 @@ def _gzip_text(head: bytes, source: Readable) -> Iterator[bytes]:
 def _plain_text(head: bytes, source: Readable) -> Iterator[bytes]:
     if head:
         yield head
-    while chunk := source.read(READ_SIZE):
+    while chunk := source.read(BLOCK_SIZE):
         yield chunk
 
 
@@ -82,25 +86,36 @@ def iter_text_chunks(source: Readable, *, require_gzip: bool) -> Iterator[bytes]
     return _plain_text(head, source)
 
 
-def iter_blocks(chunks: Iterator[bytes], block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+def iter_blocks(chunks: Iterator[bytes], block_size: int = BLOCK_SIZE) -> Iterator[bytes | memoryview]:
     """Regroup text chunks into blocks of whole lines, each ending with '\\n' (added at EOF if missing).
 
-    A block is cut after the last newline of the chunk that fills it, so each byte is copied once.
+    Small chunks are joined until they fill a block, cut after the last newline. A chunk that fills a block by
+    itself is not copied: the line it shares with the text before it becomes a small block of its own, and
+    its other whole lines are yielded as one memoryview.
     """
     buffered: list[bytes | memoryview] = []
     size = 0
     since_newline = 0
     for chunk in chunks:
-        buffered.append(chunk)
-        size += len(chunk)
         newline = chunk.rfind(b"\n")
         since_newline = since_newline + len(chunk) if newline < 0 else len(chunk) - newline - 1
         if since_newline > MAX_LINE_BYTES:
             raise CorruptInputError(f"a line is longer than {MAX_LINE_BYTES // 1024} KiB: not an ALB access log")
-        if size < block_size or newline < 0:  # not full yet, or no line ends in this chunk: keep reading
+        if size + len(chunk) < block_size or newline < 0:  # not full yet, or no line ends in this chunk
+            buffered.append(chunk)
+            size += len(chunk)
             continue
-        buffered[-1] = memoryview(chunk)[: newline + 1]
-        yield b"".join(buffered)
+        view = memoryview(chunk)
+        if len(chunk) < block_size:
+            buffered.append(view[: newline + 1])
+            yield b"".join(buffered)
+        else:
+            start = 0
+            if buffered:  # the line begun before this chunk, completed by its first line end
+                start = chunk.find(b"\n") + 1
+                yield b"".join([*buffered, view[:start]])
+            if newline + 1 > start:
+                yield view[start : newline + 1]
         rest = chunk[newline + 1 :]
         buffered, size = ([rest], len(rest)) if rest else ([], 0)
     if size:
