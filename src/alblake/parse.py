@@ -1,14 +1,17 @@
 """Parse blocks of ALB access-log lines into Arrow tables of the curated schema.
 
-Two paths produce the same result:
+Three engines produce the same result:
 
-* the fast path tokenizes a whole block with Arrow's CSV reader (space-delimited, '"'-quoted, no escape
-  character - ALB hex-escapes '"' and '\\' inside quoted fields) and converts types in C++;
-* the exact path tokenizes line by line in Python. It handles every line the fast path declines (other field
-  counts, unbalanced quotes, invalid UTF-8, bad numbers) and names the reason for lines it rejects.
+* native (the default): the C tokenizer of ``_albtok.c`` (via ``alblake.native``) scans a block once and
+  writes Arrow buffers; it accepts only lines it converts exactly like the reference and declines the rest;
+* arrow (the fallback when the C library is not built): Arrow's CSV reader (space-delimited, '"'-quoted, no
+  escape character - ALB hex-escapes '"' and '\\' inside quoted fields), then vectorised checks and casts;
+* exact: line by line in Python - the reference the others are tested against. It parses every line a fast
+  engine declines (other field counts, unbalanced quotes, invalid UTF-8, unusual numbers) and names the reason
+  for lines it rejects.
 
-Both feed one vectorised ``_derive`` step (address/request splitting, escapes, partition keys, required-field
-checks). Every input line ends up either as a row or as a ``QuarantinedLine``: lines in = rows + quarantined.
+Every input line ends up either as a row (in line order) or as a ``QuarantinedLine``: lines in = rows +
+quarantined.
 """
 
 from __future__ import annotations
