@@ -157,3 +157,15 @@ def test_duckdb_reads_the_lake_with_partitions(tmp_path: Path) -> None:
         "or split_part(elb, '/', 2) <> elb_name"
     ).fetchone()
     assert mismatched == (0,)
+
+
+def test_a_block_mixing_load_balancers_splits_by_elb_name(tmp_path: Path) -> None:
+    other = DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "app/other-lb/0123456789abcdef")
+    odd_form = DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "app-no-slashes")
+    text = "\n".join([DOC_LINE, other, odd_form, other]) + "\n"
+    result = convert_bytes(gzip.compress(text.encode()), tmp_path)
+    assert (result.rows, result.quarantined) == (3, 1)
+    assert sorted((p.path, f.rows) for f in result.parquet_files if (p := f.partition)) == [
+        ("elb_name=my-loadbalancer/day=2018-07-02/hour=22", 1),
+        ("elb_name=other-lb/day=2018-07-02/hour=22", 2),
+    ]

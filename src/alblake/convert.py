@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alblake.parse import ParsedBlock, QuarantinedLine, parse_block
+from alblake.parse import ParsedBlock, QuarantinedLine, is_constant, parse_block
 from alblake.schema import ARROW_SCHEMA, TABLE_NAME
 from alblake.sinks import LakeSink
 from alblake.source import BLOCK_SIZE, iter_blocks, iter_text_chunks
@@ -217,12 +217,15 @@ def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, pa.Table]]:
     """Split a parsed block by (elb_name, hour) of the request time."""
     if block.table.num_rows == 0:
         return []
-    names = pc.dictionary_encode(block.elb_name)
     hours = pc.cast(block.hour_start, pa.int64()).to_numpy(zero_copy_only=False) // 3_600_000_000
-    codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if is_constant(block.elb_name):
+        codes, dictionary = np.zeros(len(hours), dtype=np.int64), [block.elb_name[0].as_py()]
+    else:
+        names = pc.dictionary_encode(block.elb_name)
+        codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        dictionary = names.dictionary.to_pylist()
     keys = codes * (1 << 40) + (hours - hours.min())
     unique_keys = np.unique(keys)
-    dictionary = names.dictionary.to_pylist()
     groups: list[tuple[Partition, pa.Table]] = []
     if len(unique_keys) == 1:
         positions = [np.arange(len(keys))]

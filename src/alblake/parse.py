@@ -650,8 +650,16 @@ def _derive(
     )
 
 
+def is_constant(column: pa.Array) -> bool:
+    """True when the column is not empty, has no NULL and holds a single value (cheaper than hashing it)."""
+    return len(column) > 0 and column.null_count == 0 and bool(pc.all(pc.equal(column, column[0])).as_py())
+
+
 def _elb_names(elb: pa.Array) -> pa.Array:
     """The LB name of each 'app/<name>/<id>' (null when not of that form); parsed once per distinct value."""
+    if is_constant(elb):  # the usual case: a log object comes from one load balancer
+        name = pc.struct_field(pc.extract_regex(elb.slice(0, 1), _ELB_NAME_RE), "name")[0]
+        return pa.repeat(name, len(elb))
     encoded = pc.dictionary_encode(elb)
     names = pc.struct_field(pc.extract_regex(encoded.dictionary, _ELB_NAME_RE), "name")
     return pc.take(names, encoded.indices)
