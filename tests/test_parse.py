@@ -390,3 +390,24 @@ def test_rows_keep_line_order_when_the_exact_path_keeps_a_declined_line() -> Non
     rows, problems = rows_of(lines[0], "garbage", *lines[1:])
     assert problems == [(2, "expected at least 25 fields, found 1")]
     assert [row["sent_bytes"] for row in rows] == [1, 9223372036854775807, 3]
+
+
+def test_native_engine_converts_valid_lines_itself(documented_lines: list[bytes]) -> None:
+    """Declining is always correct (the exact path takes over), so agreement tests cannot see a native engine
+    that declines too much; this one can: valid lines must not reach the exact path."""
+    import random
+
+    from alblake import native
+    from alblake.parse import _SCANNER
+    from alblake.sample import LOAD_BALANCERS, generate_lines
+
+    if not native.available() or _SCANNER is None:
+        pytest.fail("the native tokenizer is not built")
+    generated = generate_lines(
+        2000, lb=LOAD_BALANCERS[0], start=datetime(2026, 2, 28, 23, 0, tzinfo=UTC), seconds=7200,
+        rng=random.Random(7),
+    )
+    block = b"\n".join([*documented_lines, *(line.encode() for line in generated)]) + b"\n"
+    scan = _SCANNER.scan(block)
+    assert scan is not None
+    assert (scan.lines, scan.declined.tolist()) == (len(documented_lines) + 2000, [])

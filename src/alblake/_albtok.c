@@ -105,23 +105,54 @@ static int two_digits(const uint8_t *s, int *out) {
     return 1;
 }
 
-/* "YYYY-MM-DDTHH:MM:SS(.f{1,6})?Z" as microseconds since the epoch (UTC); 0 when invalid or unusual. */
-static int parse_timestamp(const uint8_t *s, int32_t n, int64_t *out) {
+/* The last date converted: the lines of a log share a handful of dates, so most lookups skip the calendar. */
+typedef struct {
+    uint8_t text[10]; /* "YYYY-MM-DD" */
+    int64_t days;     /* since 1970-01-01; valid when text[0] != 0 */
+} date_cache_t;
+
+/* Days since the epoch of a "YYYY-MM-DD" date; 0 when invalid (year 0, month 13, Feb 30, ...). */
+static int parse_date(const uint8_t *s, date_cache_t *cache, int64_t *days) {
     static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (n < 20 || n == 21 || n > 27) return 0;
-    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[n - 1] != 'Z') return 0;
-    int century, year2, month, day, hour, minute, second;
-    if (!two_digits(s, &century) || !two_digits(s + 2, &year2) || !two_digits(s + 5, &month) ||
-        !two_digits(s + 8, &day) || !two_digits(s + 11, &hour) || !two_digits(s + 14, &minute) ||
-        !two_digits(s + 17, &second))
+    if (cache->text[0] && memcmp(s, cache->text, 10) == 0) {
+        *days = cache->days;
+        return 1;
+    }
+    int century, year2, month, day;
+    if (s[4] != '-' || s[7] != '-' || !two_digits(s, &century) || !two_digits(s + 2, &year2) ||
+        !two_digits(s + 5, &month) || !two_digits(s + 8, &day))
         return 0;
     int year = century * 100 + year2;
     int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     if (year < 1 || month < 1 || month > 12 || day < 1) return 0;
     if (day > month_days[month - 1] + (month == 2 && leap)) return 0;
+    *days = days_from_civil(year, month, day);
+    memcpy(cache->text, s, 10);
+    cache->days = *days;
+    return 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS(.f{1,6})?Z" as microseconds since the epoch (UTC); 0 when invalid or unusual. */
+static int parse_timestamp(const uint8_t *s, int32_t n, date_cache_t *cache, int64_t *out) {
+    if (n < 20 || n == 21 || n > 27) return 0;
+    if (s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[n - 1] != 'Z') return 0;
+    int64_t days;
+    int hour, minute, second;
+    if (!parse_date(s, cache, &days) || !two_digits(s + 11, &hour) || !two_digits(s + 14, &minute) ||
+        !two_digits(s + 17, &second))
+        return 0;
     if (hour > 23 || minute > 59 || second > 59) return 0;
     int64_t micros = 0;
-    if (n > 20) {
+    if (n == 27) { /* ALB's own format: six digits */
+        if (s[19] != '.') return 0;
+        unsigned d[6], bad = 0;
+        for (int k = 0; k < 6; k++) {
+            d[k] = (unsigned)s[20 + k] - '0'; /* wraps above 9 for any non-digit */
+            bad |= d[k] > 9;
+        }
+        if (bad) return 0;
+        micros = ((((d[0] * 10 + d[1]) * 10 + d[2]) * 10 + d[3]) * 10 + d[4]) * 10 + d[5];
+    } else if (n > 20) {
         if (s[19] != '.') return 0;
         int digits = 0;
         for (int32_t i = 20; i < n - 1; i++, digits++) {
@@ -130,8 +161,7 @@ static int parse_timestamp(const uint8_t *s, int32_t n, int64_t *out) {
         }
         for (; digits < 6; digits++) micros *= 10;
     }
-    int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
-    *out = seconds * 1000000 + micros;
+    *out = (days * 86400 + hour * 3600 + minute * 60 + second) * 1000000 + micros;
     return 1;
 }
 
@@ -446,6 +476,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
     int64_t rows = 0, lines = 0, rejected = 0;
     int32_t p = 0;
     const uint8_t *buf_end = buf + len;
+    date_cache_t dates = {{0}, 0};
     if (n_fields > MAX_FIELDS || len > INT32_MAX - 16 || len < 1 || buf[len - 1] != '\n') return -1;
     int n_strings = 0, n_values = 0;
     for (int f = 0; f < n_fields; f++) {
@@ -518,7 +549,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
             }
             case K_TIMESTAMP: {
                 int64_t x = 0;
-                if (!null) ok = ok && parse_timestamp(s, text.len, &x);
+                if (!null) ok = ok && parse_timestamp(s, text.len, &dates, &x);
                 ((int64_t *)values[v])[rows] = x;
                 valid[v++] = (uint8_t)!null;
                 break;
