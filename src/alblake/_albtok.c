@@ -165,9 +165,9 @@ static int parse_timestamp(const uint8_t *s, int32_t n, date_cache_t *cache, int
     return 1;
 }
 
-/* A byte that ends a field's text (or, for a backslash, is noted on the way). */
+/* A byte that ends a field's text. */
 static inline int is_special(uint8_t c, int bare) {
-    return c == '"' || c == '\n' || c == '\r' || c == '\\' || c >= 0x80 || (bare && c == ' ');
+    return c == '"' || c == '\n' || c == '\r' || c >= 0x80 || (bare && c == ' ');
 }
 
 /* Eight bytes at a time (SWAR): a mask with the high bit set in each byte equal to c. Little-endian only. */
@@ -182,27 +182,26 @@ static inline uint64_t bytes_equal(uint64_t x, uint8_t c) {
     return ~(((y & LOW7) + LOW7) | y | LOW7); /* exact: no false positives from carries */
 }
 
-/* Index of the first byte at or after pos that is '"', '\n', '\r', '\\', >= 0x80, or for a bare field ' '.
+/* Index of the first byte at or after pos that is '"', '\n', '\r', >= 0x80, or for a bare field ' '.
  * The block ends with '\n', so there always is one. */
 static inline int32_t next_special(const uint8_t *buf, int32_t len, int32_t pos, int bare) {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), newline = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
-    const __m128i backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(bare ? ' ' : '"');
+    const __m128i space = _mm_set1_epi8(bare ? ' ' : '"');
     for (; pos + 16 <= len; pos += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
         __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, newline)),
-                                    _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, backslash)));
+                                    _mm_cmpeq_epi8(x, cr));
         hits = _mm_or_si128(_mm_or_si128(hits, _mm_cmpeq_epi8(x, space)), x); /* x: its high bit = byte >= 0x80 */
         int mask = _mm_movemask_epi8(hits);
         if (mask) return pos + __builtin_ctz((unsigned)mask);
     }
 #elif defined(__aarch64__)
     const uint8x16_t quote = vdupq_n_u8('"'), newline = vdupq_n_u8('\n'), cr = vdupq_n_u8('\r');
-    const uint8x16_t backslash = vdupq_n_u8('\\'), space = vdupq_n_u8(bare ? ' ' : '"'), high = vdupq_n_u8(0x80);
+    const uint8x16_t space = vdupq_n_u8(bare ? ' ' : '"'), high = vdupq_n_u8(0x80);
     for (; pos + 16 <= len; pos += 16) {
         uint8x16_t x = vld1q_u8(buf + pos);
-        uint8x16_t hits = vorrq_u8(vorrq_u8(vceqq_u8(x, quote), vceqq_u8(x, newline)),
-                                   vorrq_u8(vceqq_u8(x, cr), vceqq_u8(x, backslash)));
+        uint8x16_t hits = vorrq_u8(vorrq_u8(vceqq_u8(x, quote), vceqq_u8(x, newline)), vceqq_u8(x, cr));
         hits = vorrq_u8(vorrq_u8(hits, vceqq_u8(x, space)), vcgeq_u8(x, high));
         /* narrow each 0x00/0xFF byte to 4 bits of a 64-bit word */
         uint64_t mask = vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(hits), 4)), 0);
@@ -212,23 +211,12 @@ static inline int32_t next_special(const uint8_t *buf, int32_t len, int32_t pos,
     for (; pos + 8 <= len; pos += 8) {
         uint64_t x;
         memcpy(&x, buf + pos, 8);
-        uint64_t stops = bytes_equal(x, '"') | bytes_equal(x, '\n') | bytes_equal(x, '\r') | (x & HIGH1) |
-                         bytes_equal(x, '\\');
+        uint64_t stops = bytes_equal(x, '"') | bytes_equal(x, '\n') | bytes_equal(x, '\r') | (x & HIGH1);
         if (bare) stops |= bytes_equal(x, ' ');
         if (stops) return pos + (__builtin_ctzll(stops) >> 3);
     }
     while (!is_special(buf[pos], bare)) pos++; /* the last bytes of the block */
     return pos;
-}
-
-/* The end of a field's text: next_special, passing over backslashes (*backslash notes that there was one). */
-static inline int32_t next_stop(const uint8_t *buf, int32_t len, int32_t pos, int bare, int *backslash) {
-    for (;;) {
-        pos = next_special(buf, len, pos, bare);
-        if (buf[pos] != '\\') return pos;
-        *backslash = 1;
-        pos++;
-    }
 }
 
 /*
@@ -238,19 +226,19 @@ static inline int32_t next_stop(const uint8_t *buf, int32_t len, int32_t pos, in
  * quote, a CR inside the line, a non-ASCII byte).
  */
 static int tokenize_line(const uint8_t *buf, int32_t len, int32_t p, int32_t *newline, span_t *fields,
-                         int max_fields, int *backslash) {
+                         int max_fields) {
     int count = 0;
     int32_t pos = p;
     for (;;) {
         int32_t start, stop;
         if (buf[pos] == '"') {
             start = ++pos;
-            pos = next_stop(buf, len, pos, 0, backslash);
+            pos = next_special(buf, len, pos, 0);
             if (buf[pos] != '"') goto decline;
             stop = pos++;
         } else {
             start = pos;
-            pos = next_stop(buf, len, pos, 1, backslash);
+            pos = next_special(buf, len, pos, 1);
             stop = pos;
         }
         if (count < max_fields) {
@@ -491,8 +479,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
     while (p < len) {
         if (lines >= max_rows) return -2; /* more lines than the caller's capacity */
         int32_t nl;
-        int backslash = 0;
-        int count = tokenize_line(buf, (int32_t)len, p, &nl, fields, n_fields, &backslash);
+        int count = tokenize_line(buf, (int32_t)len, p, &nl, fields, n_fields);
         int ok = count >= min_fields && nl - p <= MAX_LINE_BYTES;
         int c = 0, v = 0;
         for (int f = 0; ok && f < n_fields; f++) {
@@ -560,6 +547,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
         }
         if (ok) { /* the line is accepted: only now do its strings go to the columns */
             int bit = (int)(rows & 7);
+            int backslash = memchr(buf + p, '\\', (size_t)(nl - p)) != NULL; /* then \\xHH escapes are possible */
             for (int k = 0; k < n_strings; k++) {
                 append_text(&strings[k], buf, buf_end, texts[k], rows, backslash);
                 string_bits[k] |= (uint8_t)((texts[k].len >= 0) << bit);
