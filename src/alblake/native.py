@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
+import mmap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,10 @@ class _WorkBuffers:
     ) -> None:
         self.capacity, self.text_size = capacity, text_size
         bitmap_bytes = (capacity + 7) // 8
-        self.string_data = [np.empty(text_size, dtype=np.uint8) for _ in gather_flags]
+        # Plain anonymous mappings, not numpy's huge-page-advised arrays: a sparse column (say, always NULL)
+        # touches one 4 KiB page here instead of a 2 MiB huge page, 25 columns over.
+        self.mappings = [mmap.mmap(-1, text_size) for _ in gather_flags]
+        self.string_data = [np.frombuffer(mapping, dtype=np.uint8) for mapping in self.mappings]
         self.offsets = [np.empty(capacity + 1, dtype=np.int32) for _ in gather_flags]
         self.validity = [np.empty(bitmap_bytes, dtype=np.uint8) for _ in gather_flags]
         self.strings = (_StringColumn * len(gather_flags))(
