@@ -46,9 +46,11 @@ def test_documented_lines_land_in_hive_partitions(tmp_path: Path, documented_lin
         "elb_name=my-loadbalancer/day=2018-11-30/hour=22",
     ]
     stem = "1_elasticloadbalancing_us-east-2_app.my-lb.1_20180702T2225Z_10.0.0.1_x"
-    files = lake_files(tmp_path)
+    files = [f for f in lake_files(tmp_path) if not f.startswith("manifests/")]
     assert len(files) == 2
     assert all(f.startswith("alb_logs/elb_name=my-loadbalancer/day=") and stem in f for f in files)
+    [manifest] = (tmp_path / "manifests").iterdir()
+    assert sorted(json.loads(manifest.read_text())["files"]) == files
     table = ds.dataset(tmp_path / "alb_logs", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 7
     assert Counter(table.column("day").to_pylist()) == {"2018-07-02": 5, "2018-11-30": 2}
@@ -169,3 +171,40 @@ def test_a_block_mixing_load_balancers_splits_by_elb_name(tmp_path: Path) -> Non
         ("elb_name=my-loadbalancer/day=2018-07-02/hour=22", 1),
         ("elb_name=other-lb/day=2018-07-02/hour=22", 2),
     ]
+
+
+def test_a_rerun_removes_the_files_its_earlier_run_wrote_and_it_does_not(tmp_path: Path) -> None:
+    """E.g. a parser fix: the earlier run quarantined a line and put rows in hour 22; the re-run of the same
+    object writes hour 23 only and quarantines nothing. Nothing of the earlier run may stay behind."""
+    before = convert_bytes(gzip.compress((DOC_LINE + "\nnot a log line\n").encode()), tmp_path)
+    assert before.quarantined == 1 and len(lake_files(tmp_path)) == 3  # parquet, quarantine, manifest
+    later_line = DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T23:01:00.000000Z", 1)
+    sink = LocalLakeSink(tmp_path)
+    after = convert_stream(io.BytesIO(gzip.compress((later_line + "\n").encode())), KEY, sink.staging_dir())
+    stale = publish(after, sink)
+    assert stale == sorted([before.parquet_files[0].key, before.quarantine_file.key if before.quarantine_file else ""])
+    files = lake_files(tmp_path)
+    assert [f for f in files if not f.startswith("manifests/")] == [after.parquet_files[0].key]
+    assert "/hour=23/" in after.parquet_files[0].key
+    table = ds.dataset(tmp_path / "alb_logs", format="parquet", partitioning="hive").to_table()
+    assert table.column("hour").to_pylist() == [23]
+
+
+def test_only_the_sources_own_lake_files_are_ever_deleted(tmp_path: Path) -> None:
+    """A manifest is data on disk: keys in it outside alb_logs/ and quarantine/, of another source, or climbing
+    out of the lake with '..' are never deleted."""
+    lake = tmp_path / "lake"
+    first = convert_bytes(gzip.compress((DOC_LINE + "\n").encode()), lake)
+    other = convert_bytes(gzip.compress((DOC_LINE + "\n").encode()), lake, source_id=KEY.replace("_x.", "_y."))
+    [manifest] = [p for p in (lake / "manifests").iterdir() if "_x." in p.name]
+    stem = manifest.name.removesuffix(".json")
+    (lake / "sql").mkdir()
+    (lake / "sql" / "precious.sql").write_text("keep me")
+    (tmp_path / f"{stem}.parquet").write_text("outside the lake")
+    foreign = [other.parquet_files[0].key, "sql/precious.sql", f"alb_logs/../../{stem}.parquet"]
+    manifest.write_text(json.dumps({"files": [first.parquet_files[0].key, *foreign]}))
+    convert_bytes(gzip.compress((DOC_LINE + "\n").encode()), lake)  # the same source again
+    assert (lake / other.parquet_files[0].key).exists()
+    assert (lake / "sql" / "precious.sql").read_text() == "keep me"
+    assert (tmp_path / f"{stem}.parquet").read_text() == "outside the lake"
+    assert (lake / first.parquet_files[0].key).exists()  # rewritten, not deleted

@@ -326,7 +326,9 @@ def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
 # needs no permission).
 INGEST_ACTIONS = {
     "ReadAlbLogs": {"s3:GetObject"},
-    "WriteLake": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "WriteLake": {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    "SourceManifests": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
+    "ManifestMissingIs404": {"s3:ListBucket"},
     "AddPartitions": {"glue:GetTable", "glue:BatchCreatePartition"},
     "RefreshDataSet": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
 }
@@ -339,7 +341,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
     statements = {s["Sid"]: s for s in _policy_statements(template)}
-    assert set(statements) == {"ReadAlbLogs", "WriteLake", "AddPartitions", "RefreshDataSet"}
+    assert set(statements) == set(INGEST_ACTIONS)
     for st in statements.values():
         assert st["Effect"] == "Allow"
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -354,7 +356,7 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
     for action in (a for actions in granted.values() for a in actions):
         by_service.setdefault(action.split(":")[0], set()).add(action)
     assert by_service == {
-        "s3": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
+        "s3": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"},
         "glue": {"glue:GetTable", "glue:BatchCreatePartition"},
         "quicksight": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
     }
@@ -369,6 +371,8 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
     ]
+    assert statements["SourceManifests"]["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/manifests/*"}
+    assert statements["ManifestMissingIs404"]["Resource"] == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
     assert glue_resources[-1].endswith(f":table/${{GlueDatabaseName}}/{schema.TABLE_NAME}")
     qs = statements["RefreshDataSet"]
@@ -378,8 +382,9 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
 _CLIENT_CALL = re.compile(r"\b_client\.([a-z_]+)\(")
 # boto3 call -> the IAM actions it needs (upload_file may go multipart and abort on failure).
 _CALL_ACTIONS = {
-    "get_object": {"s3:GetObject"},
+    "get_object": {"s3:GetObject", "s3:ListBucket"},  # ListBucket: a missing lake manifest is a 404, not 403
     "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "delete_object": {"s3:DeleteObject"},
     "get_table": {"glue:GetTable"},
     "batch_create_partition": {"glue:BatchCreatePartition"},
     "list_ingestions": {"quicksight:ListIngestions"},

@@ -29,6 +29,9 @@ from alblake.sinks import LakeSink
 from alblake.source import BLOCK_SIZE, iter_blocks, iter_text_chunks
 
 QUARANTINE_PREFIX = "quarantine"
+# manifests/<stem>.json lists what the last publish of a source wrote, so that a re-run (say, after a parser
+# fix moved rows to another hour, or quarantined nothing) removes the files it no longer writes.
+MANIFEST_PREFIX = "manifests"
 ROW_GROUP_ROWS = 128 * 1024
 # Dictionary encoding pays off only for repetitive columns; for unique-ish ones (trace ids, times, byte
 # counts) it costs time and bytes. Statistics are kept where predicates use them.
@@ -288,13 +291,53 @@ def _convert(fileobj: BinaryIO, source_id: str, stage: Path, block_size: int) ->
     return result
 
 
-def publish(result: ConversionResult, sink: LakeSink) -> None:
-    """Publish every staged file (Parquet first, then the quarantine record), then drop the stage."""
-    for staged in result.parquet_files:
-        sink.publish(staged.key, staged.path)
-    if result.quarantine_file is not None:
-        sink.publish(result.quarantine_file.key, result.quarantine_file.path)
-    discard(result)
+def publish(result: ConversionResult, sink: LakeSink) -> list[str]:
+    """Publish every staged file (Parquet first, then the quarantine record), record them in the source's
+    manifest, then delete what an earlier publish of the same source wrote and this one did not.
+
+    Readers never miss data: stale files go only after their replacements are visible. Returns the keys
+    deleted. The stage is dropped in any case.
+    """
+    try:
+        stem = output_file_stem(result.source_id)
+        manifest = f"{MANIFEST_PREFIX}/{stem}.json"
+        earlier = _manifest_keys(sink.read(manifest), stem)
+        for staged in result.parquet_files:
+            sink.publish(staged.key, staged.path)
+        if result.quarantine_file is not None:
+            sink.publish(result.quarantine_file.key, result.quarantine_file.path)
+        written = [f.key for f in result.parquet_files] + (
+            [result.quarantine_file.key] if result.quarantine_file is not None else []
+        )
+        if result.stage_dir is not None:
+            listing = result.stage_dir / "manifest.json"
+            listing.write_text(json.dumps({"source": result.source_id, "files": written}, indent=1) + "\n")
+            sink.publish(manifest, listing)
+        stale = sorted(set(earlier) - set(written))
+        for key in stale:
+            sink.delete(key)
+        return stale
+    finally:
+        discard(result)
+
+
+def _manifest_keys(content: bytes | None, stem: str) -> list[str]:
+    """Keys listed by an earlier manifest of the source with this stem; only its own lake files qualify."""
+    if content is None:
+        return []
+    try:
+        files = json.loads(content)["files"]
+    except (ValueError, KeyError, TypeError):
+        return []  # unreadable: delete nothing
+    own = (f"{TABLE_NAME}/", f"{QUARANTINE_PREFIX}/")
+    return [
+        key
+        for key in files
+        if isinstance(key, str)
+        and key.startswith(own)
+        and ".." not in key.split("/")
+        and key.rsplit("/", 1)[-1].startswith(f"{stem}.")
+    ]
 
 
 def discard(result: ConversionResult) -> None:

@@ -12,6 +12,14 @@ class LakeSink(Protocol):
         """Make ``local_path`` visible at ``key`` (relative to the lake root) in one atomic step."""
         ...
 
+    def read(self, key: str) -> bytes | None:
+        """The content at ``key``, or None when there is none."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens when it does not exist."""
+        ...
+
 
 class LocalLakeSink:
     """A lake in a local directory; publishing is a rename, so readers never see a partial file."""
@@ -38,3 +46,12 @@ class LocalLakeSink:
             shutil.copyfile(local_path, temporary)
             temporary.replace(destination)
             local_path.unlink()
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)

@@ -270,7 +270,7 @@ class IngestPipeline:
             finally:
                 stream.close()
             try:
-                publish(result, self.sink)
+                replaced = publish(result, self.sink)  # stale files of an earlier run of this object go
             finally:
                 discard(result)
         partitions = sorted(set(result.partitions))
@@ -297,6 +297,7 @@ class IngestPipeline:
                 "bytes_in": result.bytes_in,
                 "partitions": [p.path for p in partitions],
                 "partitions_created": created,
+                "stale_files_deleted": [self.sink.object_key(key) for key in replaced],
             },
         )
         return RecordOutcome(

@@ -1,10 +1,12 @@
-"""S3 adapters: read a source object as a stream, publish lake files."""
+"""S3 adapters: read a source object as a stream; publish, read back and delete lake files."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
+
+from botocore.exceptions import ClientError
 
 
 class ObjectSource(Protocol):
@@ -81,6 +83,19 @@ class S3LakeSink:
         extra = {"ContentType": _content_type(key)}
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
 
+    def read(self, key: str) -> bytes | None:
+        """A small object's content (the source manifests), or None when it does not exist."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return bytes(response["Body"].read())
+
+    def delete(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
 
 def normalise_prefix(prefix: str) -> str:
     """'' stays ''; 'a/b' and '/a/b/' become 'a/b/'."""
@@ -93,4 +108,6 @@ def _content_type(key: str) -> str:
         return "application/vnd.apache.parquet"
     if key.endswith(".jsonl"):
         return "application/x-ndjson"
+    if key.endswith(".json"):
+        return "application/json"
     return "application/octet-stream"
