@@ -208,3 +208,28 @@ def test_only_the_sources_own_lake_files_are_ever_deleted(tmp_path: Path) -> Non
     assert (lake / "sql" / "precious.sql").read_text() == "keep me"
     assert (tmp_path / f"{stem}.parquet").read_text() == "outside the lake"
     assert (lake / first.parquet_files[0].key).exists()  # rewritten, not deleted
+
+
+def test_a_failed_cleanup_is_finished_by_the_retry(tmp_path: Path) -> None:
+    """The manifest is written last: if deleting a stale file fails, the retry still knows what to delete."""
+
+    class FlakyDeleteSink(LocalLakeSink):
+        failures = 1
+
+        def delete(self, key: str) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("S3 503 SlowDown")
+            super().delete(key)
+
+    before = convert_bytes(gzip.compress((DOC_LINE + "\nnot a log line\n").encode()), tmp_path)
+    later_line = DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T23:01:00.000000Z", 1)
+    sink = FlakyDeleteSink(tmp_path)
+    data = gzip.compress((later_line + "\n").encode())
+    with pytest.raises(OSError, match="SlowDown"):
+        publish(convert_stream(io.BytesIO(data), KEY, sink.staging_dir()), sink)
+    retry = publish(convert_stream(io.BytesIO(data), KEY, sink.staging_dir()), sink)
+    assert before.quarantine_file is not None
+    assert retry == sorted([before.parquet_files[0].key, before.quarantine_file.key])
+    remaining = [f for f in lake_files(tmp_path) if not f.startswith("manifests/")]
+    assert len(remaining) == 1 and "/hour=23/" in remaining[0]

@@ -328,7 +328,6 @@ INGEST_ACTIONS = {
     "ReadAlbLogs": {"s3:GetObject"},
     "WriteLake": {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
     "SourceManifests": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
-    "ManifestMissingIs404": {"s3:ListBucket"},
     "AddPartitions": {"glue:GetTable", "glue:BatchCreatePartition"},
     "RefreshDataSet": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
 }
@@ -356,7 +355,7 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
     for action in (a for actions in granted.values() for a in actions):
         by_service.setdefault(action.split(":")[0], set()).add(action)
     assert by_service == {
-        "s3": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"},
+        "s3": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
         "glue": {"glue:GetTable", "glue:BatchCreatePartition"},
         "quicksight": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
     }
@@ -372,7 +371,6 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
     ]
     assert statements["SourceManifests"]["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/manifests/*"}
-    assert statements["ManifestMissingIs404"]["Resource"] == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
     assert glue_resources[-1].endswith(f":table/${{GlueDatabaseName}}/{schema.TABLE_NAME}")
     qs = statements["RefreshDataSet"]
@@ -382,7 +380,7 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
 _CLIENT_CALL = re.compile(r"\b_client\.([a-z_]+)\(")
 # boto3 call -> the IAM actions it needs (upload_file may go multipart and abort on failure).
 _CALL_ACTIONS = {
-    "get_object": {"s3:GetObject", "s3:ListBucket"},  # ListBucket: a missing lake manifest is a 404, not 403
+    "get_object": {"s3:GetObject"},
     "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
     "delete_object": {"s3:DeleteObject"},
     "get_table": {"glue:GetTable"},

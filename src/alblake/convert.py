@@ -292,11 +292,12 @@ def _convert(fileobj: BinaryIO, source_id: str, stage: Path, block_size: int) ->
 
 
 def publish(result: ConversionResult, sink: LakeSink) -> list[str]:
-    """Publish every staged file (Parquet first, then the quarantine record), record them in the source's
-    manifest, then delete what an earlier publish of the same source wrote and this one did not.
+    """Publish every staged file (Parquet first, then the quarantine record), delete what an earlier publish
+    of the same source wrote and this one did not, then record this publish in the source's manifest.
 
-    Readers never miss data: stale files go only after their replacements are visible. Returns the keys
-    deleted. The stage is dropped in any case.
+    Readers never miss data: stale files go only after their replacements are visible. The manifest is
+    written last, so a failure anywhere before leaves the earlier manifest and a retry finishes the cleanup.
+    Returns the keys deleted. The stage is dropped in any case.
     """
     try:
         stem = output_file_stem(result.source_id)
@@ -309,13 +310,13 @@ def publish(result: ConversionResult, sink: LakeSink) -> list[str]:
         written = [f.key for f in result.parquet_files] + (
             [result.quarantine_file.key] if result.quarantine_file is not None else []
         )
+        stale = sorted(set(earlier) - set(written))
+        for key in stale:
+            sink.delete(key)
         if result.stage_dir is not None:
             listing = result.stage_dir / "manifest.json"
             listing.write_text(json.dumps({"source": result.source_id, "files": written}, indent=1) + "\n")
             sink.publish(manifest, listing)
-        stale = sorted(set(earlier) - set(written))
-        for key in stale:
-            sink.delete(key)
         return stale
     finally:
         discard(result)

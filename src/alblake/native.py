@@ -11,6 +11,7 @@ import ctypes
 import importlib.machinery
 import mmap
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 LIBRARY_STEM = "_albtok"
+MAX_BLOCK_BYTES = 2**31 - 17  # _albtok.c indexes blocks with int32 and needs 16 bytes of slack
 KIND_STRING, KIND_TIMESTAMP, KIND_FLOAT64, KIND_INT32, KIND_INT64, KIND_ADDRESS, KIND_REQUEST = range(7)
 FLAG_REQUIRED, FLAG_ELB_FORM = 1, 2  # a field that must not be NULL; 'type/name/id' form
 GATHER_DECODE_ESCAPES, GATHER_TRIM_SPACES = 1, 2
@@ -121,7 +123,11 @@ def _load() -> ctypes.CDLL | None:
     path = _find_library()
     if path is None:
         return None
-    library = ctypes.CDLL(str(path))
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError as error:  # e.g. built for another architecture: parse falls back to the Arrow engine
+        warnings.warn(f"alblake: cannot load {path.name} ({error}); using the slower Arrow engine", stacklevel=2)
+        return None
     pointer, int64, int32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     library.alb_scan.restype = int64
     arguments: list[Any] = [pointer, int64, pointer, pointer, int32, int32, int64]
@@ -157,7 +163,7 @@ class Scanner:
         if _LIBRARY is None:
             raise RuntimeError("the native tokenizer is not built (pip install the package)")
         text = np.frombuffer(block, dtype=np.uint8)  # no copy; read-only is fine
-        if not len(text) or text[-1] != 10 or len(text) >= 2**31:
+        if not len(text) or text[-1] != 10 or len(text) > MAX_BLOCK_BYTES:
             return None
         # ALB lines are hundreds of bytes: this capacity suffices unless the block is mostly short lines.
         scan = self._scan(text, len(text) // 128 + 64)

@@ -84,11 +84,15 @@ class S3LakeSink:
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
 
     def read(self, key: str) -> bytes | None:
-        """A small object's content (the source manifests), or None when it does not exist."""
+        """A small object's content (the source manifests), or None when it does not exist.
+
+        Without s3:ListBucket (not granted: least privilege) S3 answers a missing key with 403 AccessDenied
+        rather than 404. Reading it as "no manifest" is fail-safe: that run deletes nothing.
+        """
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied", "403"):
                 return None
             raise
         return bytes(response["Body"].read())
