@@ -104,7 +104,7 @@ def first_difference(expected: Sequence[str], actual: Sequence[str], context: in
 def production_layout() -> list[str]:
     """The layout section albtok_dump must print: parse._native_spec of every field, as alb_scan sees it."""
     value_types = {pa.int32(): "int32", pa.int64(): "int64", pa.float64(): "float64"}
-    lines = [f"min_fields {parse.MIN_FIELDS}"]
+    lines = [f"min_fields {parse.MIN_FIELDS}", f"max_line_bytes {parse.MAX_LINE_BYTES}"]
     strings = values = 0
     for index, field in enumerate(parse._FIELDS):
         spec = parse._native_spec(field)

@@ -411,3 +411,16 @@ def test_native_engine_converts_valid_lines_itself(documented_lines: list[bytes]
     scan = _SCANNER.scan(block)
     assert scan is not None
     assert (scan.lines, scan.declined.tolist()) == (len(documented_lines) + 2000, [])
+
+
+def test_line_length_bound_is_the_same_on_every_engine() -> None:
+    from alblake.parse import MAX_LINE_BYTES
+
+    def padded(total: int) -> str:
+        return DOC_LINE.replace('"curl/7.46.0"', '"' + "a" * (total - len(DOC_LINE) + len("curl/7.46.0")) + '"')
+
+    at_bound, over = padded(MAX_LINE_BYTES), padded(MAX_LINE_BYTES + 1)
+    assert (len(at_bound), len(over)) == (MAX_LINE_BYTES, MAX_LINE_BYTES + 1)
+    rows, problems = rows_of(at_bound, over)
+    assert len(rows) == 1 and len(rows[0]["user_agent"]) == MAX_LINE_BYTES - len(DOC_LINE) + len("curl/7.46.0")
+    assert problems == [(2, f"line longer than {MAX_LINE_BYTES} bytes")]

@@ -32,7 +32,6 @@ enum { F_REQUIRED = 1, F_ELB_FORM = 2 };
 enum { G_DECODE_ESCAPES = 1, G_TRIM_SPACES = 2 };
 
 #define MAX_FIELDS 64
-#define MAX_LINE_BYTES (1 << 20)
 
 typedef struct {
     int32_t start;
@@ -446,6 +445,9 @@ static void flush_validity(string_column_t *strings, int n_strings, uint8_t *str
 /*
  * Scans every line of buf[0, len) (buf[len-1] == '\n') in one pass.
  *
+ * Lines with fewer than min_fields fields or more than max_line_bytes bytes are declined (the Python path's
+ * bounds, passed in so that they are defined once).
+ *
  * kinds/flags: per log field (n_fields of them). For each accepted line (rows are compacted), appends:
  *   to strings[c], for each string column c (STRING: 1, ADDRESS: 1 = ip, REQUEST: 3 = verb, url, proto);
  *   values[v][r] and bitmaps[v] bit r, for each value column v (typed fields, and the port of an ADDRESS):
@@ -455,8 +457,9 @@ static void flush_validity(string_column_t *strings, int n_strings, uint8_t *str
  * lines or more (call again with more capacity), -1 on invalid arguments.
  */
 int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const int32_t *flags, int32_t n_fields,
-                 int32_t min_fields, int64_t max_rows, string_column_t *strings, void **values, uint8_t **bitmaps,
-                 int64_t *declined, int64_t *declined_bounds, int64_t *n_declined, int64_t *n_lines) {
+                 int32_t min_fields, int32_t max_line_bytes, int64_t max_rows, string_column_t *strings,
+                 void **values, uint8_t **bitmaps, int64_t *declined, int64_t *declined_bounds,
+                 int64_t *n_declined, int64_t *n_lines) {
     span_t fields[MAX_FIELDS], texts[MAX_STRING_COLUMNS];
     /* Validity: one byte per column for the current line, and the bits of the current group of 8 rows, stored
      * once per group (a read-modify-write of the bitmap per value was a measurable share of the scan). */
@@ -480,7 +483,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
         if (lines >= max_rows) return -2; /* more lines than the caller's capacity */
         int32_t nl;
         int count = tokenize_line(buf, (int32_t)len, p, &nl, fields, n_fields);
-        int ok = count >= min_fields && nl - p <= MAX_LINE_BYTES;
+        int ok = count >= min_fields && nl - p <= max_line_bytes;
         int c = 0, v = 0;
         for (int f = 0; ok && f < n_fields; f++) {
             span_t text = f < count ? fields[f] : null_span();

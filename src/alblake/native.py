@@ -130,7 +130,7 @@ def _load() -> ctypes.CDLL | None:
         return None
     pointer, int64, int32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     library.alb_scan.restype = int64
-    arguments: list[Any] = [pointer, int64, pointer, pointer, int32, int32, int64]
+    arguments: list[Any] = [pointer, int64, pointer, pointer, int32, int32, int32, int64]
     library.alb_scan.argtypes = arguments + [pointer] * 7
     return library
 
@@ -149,10 +149,11 @@ def _address(array: np.ndarray) -> int:
 class Scanner:
     """Scans blocks for one field layout (built once; ``scan`` is called per block)."""
 
-    def __init__(self, fields: list[FieldSpec], min_fields: int) -> None:
+    def __init__(self, fields: list[FieldSpec], min_fields: int, max_line_bytes: int) -> None:
         self.kinds = np.array([f.kind for f in fields], dtype=np.int32)
         self.flags = np.array([f.flags for f in fields], dtype=np.int32)
         self.min_fields = min_fields
+        self.max_line_bytes = max_line_bytes  # longer lines are declined
         outputs = [output for f in fields for output in f.outputs]
         self.string_outputs = [o for o in outputs if o.arrow_type == pa.string()]
         self.value_outputs = [o for o in outputs if o.arrow_type != pa.string()]
@@ -179,6 +180,7 @@ class Scanner:
             _address(self.flags),
             len(self.kinds),
             self.min_fields,
+            self.max_line_bytes,
             work.capacity,
             ctypes.addressof(work.strings),
             _address(work.value_pointers),

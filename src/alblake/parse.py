@@ -431,7 +431,9 @@ def _gather_flags(column: str) -> int:
     )
 
 
-_SCANNER = native.Scanner([_native_spec(f) for f in _FIELDS], MIN_FIELDS) if native.available() else None
+_SCANNER = (
+    native.Scanner([_native_spec(f) for f in _FIELDS], MIN_FIELDS, MAX_LINE_BYTES) if native.available() else None
+)
 
 
 def _parse_natively(block: bytes | memoryview, first_line_number: int) -> ParsedBlock | None:

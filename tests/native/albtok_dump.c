@@ -31,6 +31,7 @@
 #endif
 
 #define MIN_FIELDS 25 /* parse.MIN_FIELDS */
+#define MAX_LINE_BYTES (1 << 20) /* parse.MAX_LINE_BYTES */
 #define MAX_OUTPUTS 3 /* a REQUEST fills three columns */
 
 /* One log field as parse._native_spec describes it to the C code. */
@@ -215,6 +216,7 @@ static void allocate_outputs(outputs_t *out, int64_t len, int64_t capacity) {
 static void print_layout(void) {
     int string_index = 0, value_index = 0;
     printf("min_fields %d\n", MIN_FIELDS);
+    printf("max_line_bytes %d\n", MAX_LINE_BYTES);
     for (int32_t f = 0; f < N_FIELDS; f++) {
         const field_t *field = &FIELDS[f];
         printf("field %" PRId32 " %s kind=%" PRId32 " flags=%" PRId32 "\n", f, field->name, field->kind,
@@ -296,8 +298,8 @@ int main(int argc, char **argv) {
     allocate_outputs(out, len, capacity);
 
     int64_t n_declined = -1, n_lines = -1;
-    int64_t rows = alb_scan(buf, len, kinds, flags, N_FIELDS, MIN_FIELDS, capacity, out->strings, out->values,
-                            out->bitmaps, out->declined, out->declined_bounds, &n_declined, &n_lines);
+    int64_t rows = alb_scan(buf, len, kinds, flags, N_FIELDS, MIN_FIELDS, MAX_LINE_BYTES, capacity, out->strings,
+                            out->values, out->bitmaps, out->declined, out->declined_bounds, &n_declined, &n_lines);
 
     printf("path %s\n", SCAN_PATH); /* the only line allowed to differ between builds */
     print_layout();
