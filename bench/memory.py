@@ -20,13 +20,10 @@ import sys, time
 from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
-from alblake.convert import convert_stream, publish
-from alblake.sinks import LocalLakeSink
-sink = LocalLakeSink(Path(sys.argv[2]))
+from alblake.ingest import ingest_object
+from alblake.lake import open_local_lake
 started = time.perf_counter()
-with open(sys.argv[1], "rb") as source:
-    result = convert_stream(source, sys.argv[1], sink.staging_dir())
-publish(result, sink)
+result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(Path(sys.argv[2])))
 print(result.lines, result.rows, result.quarantined, round(time.perf_counter() - started, 2))
 """
 

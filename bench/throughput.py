@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alblake import parse
-from alblake.convert import convert_stream, publish
+from alblake.ingest import ingest_object
+from alblake.lake import open_local_lake
 from alblake.schema import ARROW_SCHEMA, RAW_LOG_REGEX
-from alblake.sinks import LocalLakeSink
 from bench.common import make_log, pin_to_one_core
 
 
@@ -38,11 +38,8 @@ def time_gzip(path: Path) -> float:
 
 def time_alblake(path: Path) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as lake:
-        sink = LocalLakeSink(Path(lake))
         started = time.perf_counter()
-        with path.open("rb") as source:
-            result = convert_stream(source, str(path), sink.staging_dir())
-        publish(result, sink)
+        result = ingest_object(lambda: path.open("rb"), str(path), open_local_lake(Path(lake)))
         return time.perf_counter() - started, result.rows
 
 

@@ -14,11 +14,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from alblake.convert import ConversionResult, convert_stream, publish
 from alblake.errors import CorruptInputError, EmptyInputError, InputError
+from alblake.ingest import IngestedObject, ingest_object
+from alblake.lake import open_lake
+from alblake.lake.local import LocalStore
 from alblake.sample import write_sample_logs
 from alblake.schema import ARROW_SCHEMA
-from alblake.sinks import LocalLakeSink
 from tests.test_parse import DOC_LINE
 
 KEY = (
@@ -27,11 +28,19 @@ KEY = (
 )
 
 
-def convert_bytes(data: bytes, lake: Path, source_id: str = KEY, block_size: int = 1 << 24) -> ConversionResult:
-    sink = LocalLakeSink(lake)
-    result = convert_stream(io.BytesIO(data), source_id, sink.staging_dir(), block_size=block_size)
-    publish(result, sink)
-    return result
+def convert_bytes(
+    data: bytes, lake: Path, source_id: str = KEY, block_size: int = 1 << 24, store: LocalStore | None = None
+) -> IngestedObject:
+    lake_in_store = open_lake(store or LocalStore(lake))
+    return ingest_object(lambda: io.BytesIO(data), source_id, lake_in_store, block_size=block_size)
+
+
+def data_keys(result: IngestedObject) -> list[str]:
+    return [k for k in result.commit.written if k.startswith("alb_logs/")]
+
+
+def quarantine_keys(result: IngestedObject) -> list[str]:
+    return [k for k in result.commit.written if k.startswith("quarantine/")]
 
 
 def lake_files(lake: Path) -> list[str]:
@@ -167,10 +176,12 @@ def test_a_block_mixing_load_balancers_splits_by_elb_name(tmp_path: Path) -> Non
     text = "\n".join([DOC_LINE, other, odd_form, other]) + "\n"
     result = convert_bytes(gzip.compress(text.encode()), tmp_path)
     assert (result.rows, result.quarantined) == (3, 1)
-    assert sorted((p.path, f.rows) for f in result.parquet_files if (p := f.partition)) == [
-        ("elb_name=my-loadbalancer/day=2018-07-02/hour=22", 1),
-        ("elb_name=other-lb/day=2018-07-02/hour=22", 2),
+    rows_per_partition = Counter(read_sorted(tmp_path, ["elb_name"]).column("elb_name").to_pylist())
+    assert [p.path for p in result.partitions] == [
+        "elb_name=my-loadbalancer/day=2018-07-02/hour=22",
+        "elb_name=other-lb/day=2018-07-02/hour=22",
     ]
+    assert rows_per_partition == {"my-loadbalancer": 1, "other-lb": 2}
 
 
 def test_a_rerun_removes_the_files_its_earlier_run_wrote_and_it_does_not(tmp_path: Path) -> None:
@@ -179,13 +190,11 @@ def test_a_rerun_removes_the_files_its_earlier_run_wrote_and_it_does_not(tmp_pat
     before = convert_bytes(gzip.compress((DOC_LINE + "\nnot a log line\n").encode()), tmp_path)
     assert before.quarantined == 1 and len(lake_files(tmp_path)) == 3  # parquet, quarantine, manifest
     later_line = DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T23:01:00.000000Z", 1)
-    sink = LocalLakeSink(tmp_path)
-    after = convert_stream(io.BytesIO(gzip.compress((later_line + "\n").encode())), KEY, sink.staging_dir())
-    stale = publish(after, sink)
-    assert stale == sorted([before.parquet_files[0].key, before.quarantine_file.key if before.quarantine_file else ""])
+    after = convert_bytes(gzip.compress((later_line + "\n").encode()), tmp_path)
+    assert after.commit.deleted == sorted(data_keys(before) + quarantine_keys(before))
     files = lake_files(tmp_path)
-    assert [f for f in files if not f.startswith("manifests/")] == [after.parquet_files[0].key]
-    assert "/hour=23/" in after.parquet_files[0].key
+    assert [f for f in files if not f.startswith("manifests/")] == data_keys(after)
+    assert "/hour=23/" in data_keys(after)[0]
     table = ds.dataset(tmp_path / "alb_logs", format="parquet", partitioning="hive").to_table()
     assert table.column("hour").to_pylist() == [23]
 
@@ -201,19 +210,19 @@ def test_only_the_sources_own_lake_files_are_ever_deleted(tmp_path: Path) -> Non
     (lake / "sql").mkdir()
     (lake / "sql" / "precious.sql").write_text("keep me")
     (tmp_path / f"{stem}.parquet").write_text("outside the lake")
-    foreign = [other.parquet_files[0].key, "sql/precious.sql", f"alb_logs/../../{stem}.parquet"]
-    manifest.write_text(json.dumps({"files": [first.parquet_files[0].key, *foreign]}))
+    foreign = [data_keys(other)[0], "sql/precious.sql", f"alb_logs/../../{stem}.parquet"]
+    manifest.write_text(json.dumps({"files": [data_keys(first)[0], *foreign]}))
     convert_bytes(gzip.compress((DOC_LINE + "\n").encode()), lake)  # the same source again
-    assert (lake / other.parquet_files[0].key).exists()
+    assert (lake / data_keys(other)[0]).exists()
     assert (lake / "sql" / "precious.sql").read_text() == "keep me"
     assert (tmp_path / f"{stem}.parquet").read_text() == "outside the lake"
-    assert (lake / first.parquet_files[0].key).exists()  # rewritten, not deleted
+    assert (lake / data_keys(first)[0]).exists()  # rewritten, not deleted
 
 
 def test_a_failed_cleanup_is_finished_by_the_retry(tmp_path: Path) -> None:
     """The manifest is written last: if deleting a stale file fails, the retry still knows what to delete."""
 
-    class FlakyDeleteSink(LocalLakeSink):
+    class FlakyDeleteStore(LocalStore):
         failures = 1
 
         def delete(self, key: str) -> None:
@@ -224,12 +233,11 @@ def test_a_failed_cleanup_is_finished_by_the_retry(tmp_path: Path) -> None:
 
     before = convert_bytes(gzip.compress((DOC_LINE + "\nnot a log line\n").encode()), tmp_path)
     later_line = DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T23:01:00.000000Z", 1)
-    sink = FlakyDeleteSink(tmp_path)
+    store = FlakyDeleteStore(tmp_path)
     data = gzip.compress((later_line + "\n").encode())
     with pytest.raises(OSError, match="SlowDown"):
-        publish(convert_stream(io.BytesIO(data), KEY, sink.staging_dir()), sink)
-    retry = publish(convert_stream(io.BytesIO(data), KEY, sink.staging_dir()), sink)
-    assert before.quarantine_file is not None
-    assert retry == sorted([before.parquet_files[0].key, before.quarantine_file.key])
+        convert_bytes(data, tmp_path, store=store)
+    retry = convert_bytes(data, tmp_path, store=store)
+    assert retry.commit.deleted == sorted(data_keys(before) + quarantine_keys(before))
     remaining = [f for f in lake_files(tmp_path) if not f.startswith("manifests/")]
     assert len(remaining) == 1 and "/hour=23/" in remaining[0]

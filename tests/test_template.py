@@ -389,11 +389,15 @@ _CALL_ACTIONS = {
     "create_ingestion": {"quicksight:CreateIngestion"},
 }
 
+# Listing (S3Store.list_keys) serves lake readers (the CLI on an s3:// lake), never the ingest function.
+_NOT_CALLED_BY_INGEST = {"get_paginator"}
+
 
 def test_policy_actions_follow_the_boto3_calls_in_the_code() -> None:
     """Adding a boto3 call to an adapter without its IAM action (or keeping an action nobody calls) fails."""
     sources = [*sorted((ROOT / "src" / "alblake" / "aws").glob("*.py")), ROOT / "functions" / "ingest" / "app.py"]
     calls = {m for path in sources for m in _CLIENT_CALL.findall(path.read_text(encoding="utf-8"))}
+    calls -= _NOT_CALLED_BY_INGEST
     assert calls == set(_CALL_ACTIONS), calls
     needed = set().union(*(_CALL_ACTIONS[c] for c in calls))
     assert needed == set().union(*INGEST_ACTIONS.values())

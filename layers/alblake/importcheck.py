@@ -36,21 +36,19 @@ CONVERT = r"""
 import gzip, tempfile, sys
 from pathlib import Path
 import pyarrow.parquet as pq
-from alblake.convert import convert_stream, publish
-from alblake.sinks import LocalLakeSink
+from alblake.ingest import ingest_object
+from alblake.lake import open_local_lake
 from alblake.sample import write_sample_logs
 from alblake import native, parse
 assert native.available() and parse.DEFAULT_ENGINE == "native", "the layer lacks the native tokenizer"
 with tempfile.TemporaryDirectory() as d:
     d = Path(d)
     [src] = write_sample_logs(d / "in", files=1, lines_per_file=5000, seed=1)
-    with src.open("rb") as f:
-        result = convert_stream(f, str(src), d)
     lake = d / "lake"
-    publish(result, LocalLakeSink(lake))
+    result = ingest_object(lambda: src.open("rb"), str(src), open_local_lake(lake))
     rows = sum(pq.read_table(p).num_rows for p in lake.rglob("*.parquet"))
     assert rows == result.rows > 4900, (rows, result.rows)
-    print(f"convert ok: {result.rows} rows, {result.quarantined} quarantined, {len(result.parquet_files)} files")
+    print(f"convert ok: {result.rows} rows, {result.quarantined} quarantined, {len(result.commit.written)} files")
 """
 
 APP_IMPORT = r"""

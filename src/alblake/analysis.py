@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from alblake.lake import open_local_lake
 from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
 
 CHART_KINDS = frozenset({"bar", "grouped_bar", "line", "table", "kpi"})
@@ -126,22 +127,22 @@ def _empty_table() -> pa.Table:
 
 
 def connect(lake_dir: Path | str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with view ``alb_logs`` over the lake's Parquet files.
+    """An in-memory DuckDB connection with view ``alb_logs`` over the lake's visible Parquet files.
 
     Partition columns (``elb_name``, ``day``, ``hour``) come from the Hive-style paths and are typed VARCHAR,
     as in Glue; files written by older schema versions are read by column name (missing columns are NULL).
     A lake without Parquet files gives an empty view with the full schema. Session time zone is UTC.
     """
-    root = Path(lake_dir) / TABLE_NAME
+    files = open_local_lake(Path(lake_dir)).visible_files()
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.
     con.execute("CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
-    if root.is_dir() and any(root.rglob("*.parquet")):
+    if files:
         hive_types = ", ".join(f"{_sql_string(k)}: VARCHAR" for k in PARTITION_KEYS)
-        pattern = _sql_string(f"{root.resolve().as_posix()}/**/*.parquet")
+        file_list = "[" + ", ".join(_sql_string(f) for f in files) + "]"
         con.execute(
-            f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT * FROM read_parquet({pattern}, "
+            f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT * FROM read_parquet({file_list}, "
             f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
         )
     else:

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar, GlueTableLocationError
 from alblake.aws.pipeline import LambdaConfig, S3Record, build_pipeline
-from alblake.convert import Partition
+from alblake.lake.layout import Partition
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,

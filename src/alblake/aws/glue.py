@@ -33,12 +33,6 @@ class PartitionLike(Protocol):
     def path(self) -> str: ...
 
 
-class PartitionRegistrar(Protocol):
-    def register(self, partitions: Iterable[PartitionLike]) -> int:
-        """Make sure the partitions exist; return how many were newly created."""
-        ...
-
-
 class GluePartitionError(Exception):
     """Glue refused partitions for a reason other than 'already exists' (the invocation should retry)."""
 
@@ -48,7 +42,7 @@ class GlueTableLocationError(Exception):
 
 
 class GluePartitionRegistrar:
-    """``batch_create_partition`` with the table's StorageDescriptor.
+    """``alblake.ports.PartitionRegistrar`` on Glue: ``batch_create_partition`` with the table's StorageDescriptor.
 
     - The table is read once per container (``get_table``) and cached.
     - ``AlreadyExistsException`` entries count as success: duplicate events and concurrent invocations that

@@ -25,39 +25,24 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any
 
-from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError, PartitionRegistrar
-from alblake.aws.quicksight import MIN_REFRESH_MINUTES, Refresher, RefreshOutcome, RefreshStatus, SpiceRefresher
-from alblake.aws.s3 import ObjectSource, S3LakeSink, S3ObjectSource
-from alblake.convert import convert_stream, discard, publish
+from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
+from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
+from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
 from alblake.errors import InputError
+from alblake.ingest import IngestedObject, ingest_object
 from alblake.keys import AccessLogKey, classify_key, decode_event_key
-from alblake.schema import TABLE_NAME
+from alblake.lake import open_lake
+from alblake.lake.layout import DATA_PREFIX
+from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
 
 _log = logging.getLogger(__name__)
-
-
-class MetricsSink(Protocol):
-    """The part of ``aws_lambda_powertools.Metrics`` the pipeline uses."""
-
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
-
-
-class LoggerLike(Protocol):
-    """The part of ``aws_lambda_powertools.Logger`` the pipeline uses."""
-
-    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
-    def append_keys(self, **additional_keys: object) -> None: ...
-    def remove_keys(self, keys: Iterable[str]) -> None: ...
 
 
 class ConfigError(Exception):
@@ -156,7 +141,7 @@ class RecordOutcome:
 @dataclass
 class InvocationSummary:
     records: list[RecordOutcome]
-    refresh: RefreshOutcome | None = None
+    refresh: RefreshResult | None = None
 
     @property
     def failures(self) -> list[RecordOutcome]:
@@ -165,7 +150,7 @@ class InvocationSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "records": [r.as_dict() for r in self.records],
-            "refresh": None if self.refresh is None else self.refresh.status.value,
+            "refresh": None if self.refresh is None else str(self.refresh.status),
         }
 
 
@@ -199,17 +184,15 @@ class IngestPipeline:
         *,
         config: LambdaConfig,
         source: ObjectSource,
-        sink: S3LakeSink,
-        registrar: PartitionRegistrar,
+        lake: Lake,
         refresher: Refresher,
         logger: LoggerLike,
         metrics: MetricsSink,
-        clock: Any = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.source = source
-        self.sink = sink
-        self.registrar = registrar
+        self.lake = lake
         self.refresher = refresher
         self.logger = logger
         self.metrics = metrics
@@ -243,7 +226,9 @@ class IngestPipeline:
             self.metrics.add_metric("ObjectsSkipped", "Count", 1)
             return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail=kind.reason.value)
         try:
-            outcome = self._convert_and_publish(record, kind)
+            ingested = ingest_object(
+                lambda: self.source.open(record.bucket, record.key), f"s3://{record.bucket}/{record.key}", self.lake
+            )
         except InputError as e:
             self.logger.error(
                 "rejecting object: permanently unreadable, nothing published",
@@ -257,58 +242,42 @@ class IngestPipeline:
             self.logger.exception("object failed (transient; the invocation will be retried)")
             self.metrics.add_metric("ObjectsFailed", "Count", 1)
             return RecordOutcome(record.bucket, record.key, RecordStatus.FAILED, f"{type(e).__name__}: {e}")
-        return outcome
+        return self._report(record, kind, ingested)
 
-    def _convert_and_publish(self, record: S3Record, kind: AccessLogKey) -> RecordOutcome:
-        source_id = f"s3://{record.bucket}/{record.key}"
-        staging = self.config.staging_root
-        staging.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="alblake-", dir=staging) as tmp:
-            stream: BinaryIO = self.source.open(record.bucket, record.key)
-            try:
-                result = convert_stream(stream, source_id, Path(tmp))
-            finally:
-                stream.close()
-            try:
-                replaced = publish(result, self.sink)  # stale files of an earlier run of this object go
-            finally:
-                discard(result)
-        partitions = sorted(set(result.partitions))
-        created = self.registrar.register(partitions)
-
-        now = self._clock()
+    def _report(self, record: S3Record, kind: AccessLogKey, ingested: IngestedObject) -> RecordOutcome:
+        partitions = sorted(set(ingested.partitions))
+        commit = ingested.commit
         # Lag: the key's end time (end of the 5-minute delivery interval); the newest request time otherwise.
-        lag_from = kind.end_time or result.max_time
-        self.metrics.add_metric("RowsWritten", "Count", result.rows)
-        self.metrics.add_metric("LinesQuarantined", "Count", result.quarantined)
-        self.metrics.add_metric("BytesRead", "Bytes", result.bytes_in)
+        lag_from = kind.end_time or ingested.max_time
+        self.metrics.add_metric("RowsWritten", "Count", ingested.rows)
+        self.metrics.add_metric("LinesQuarantined", "Count", ingested.quarantined)
+        self.metrics.add_metric("BytesRead", "Bytes", ingested.bytes_in)
         self.metrics.add_metric("PartitionsWritten", "Count", len(partitions))
         if lag_from is not None:
-            self.metrics.add_metric("LogLagSeconds", "Seconds", max(0.0, (now - lag_from).total_seconds()))
-        published = [self.sink.object_key(f.key) for f in result.parquet_files]
-        if result.quarantine_file is not None:
-            published.append(self.sink.object_key(result.quarantine_file.key))
+            lag = max(0.0, (self._clock() - lag_from).total_seconds())
+            self.metrics.add_metric("LogLagSeconds", "Seconds", lag)
+        prefix = normalise_prefix(self.config.lake_prefix)
         self.logger.info(
             "object converted",
             extra={
-                "lines": result.lines,
-                "rows": result.rows,
-                "quarantined": result.quarantined,
-                "bytes_in": result.bytes_in,
+                "lines": ingested.lines,
+                "rows": ingested.rows,
+                "quarantined": ingested.quarantined,
+                "bytes_in": ingested.bytes_in,
                 "partitions": [p.path for p in partitions],
-                "partitions_created": created,
-                "stale_files_deleted": [self.sink.object_key(key) for key in replaced],
+                "partitions_created": commit.partitions_created,
+                "stale_files_deleted": [prefix + key for key in commit.deleted],
             },
         )
         return RecordOutcome(
             record.bucket,
             record.key,
             RecordStatus.PROCESSED,
-            rows=result.rows,
-            quarantined=result.quarantined,
-            published=published,
+            rows=ingested.rows,
+            quarantined=ingested.quarantined,
+            published=[prefix + key for key in commit.written],
             partitions=[p.path for p in partitions],
-            partitions_created=created,
+            partitions_created=commit.partitions_created,
         )
 
 
@@ -333,9 +302,9 @@ def build_pipeline(
     writes the table's files (``s3://LAKE_BUCKET/LAKE_PREFIX + alb_logs/``): every partition would otherwise
     point at an empty prefix. Nothing is published then.
     """
-    sink = S3LakeSink(s3, config.lake_bucket, config.lake_prefix)
+    store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
     registrar = GluePartitionRegistrar(
-        glue, config.glue_database, config.glue_table, expected_location=sink.url(f"{TABLE_NAME}/")
+        glue, config.glue_database, config.glue_table, expected_location=store.url(DATA_PREFIX)
     )
     try:
         registrar.verify()
@@ -344,8 +313,7 @@ def build_pipeline(
     return IngestPipeline(
         config=config,
         source=S3ObjectSource(s3),
-        sink=sink,
-        registrar=registrar,
+        lake=open_lake(store, registrar),
         refresher=SpiceRefresher(
             quicksight if config.quicksight_dataset_id else None,
             config.quicksight_dataset_id,

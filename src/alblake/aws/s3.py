@@ -1,18 +1,14 @@
-"""S3 adapters: read a source object as a stream; publish, read back and delete lake files."""
+"""S3 adapters: read a log object as a stream (``S3ObjectSource``); a lake in a bucket (``S3Store``)."""
 
 from __future__ import annotations
 
 import io
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import ClientError
-
-
-class ObjectSource(Protocol):
-    def open(self, bucket: str, key: str) -> BinaryIO:
-        """Open an object for sequential reading (bounded memory)."""
-        ...
 
 
 class _StreamingBodyReader(io.RawIOBase):
@@ -58,19 +54,19 @@ class S3ObjectSource:
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self._buffer_size))
 
 
-class S3LakeSink:
-    """``alblake.sinks.LakeSink`` on S3: each staged file is uploaded to ``s3://bucket/prefix + key``.
+class S3Store:
+    """``alblake.ports.ObjectStore`` on S3: key ``k`` is the object ``s3://bucket/prefix + k``.
 
     ``upload_file`` switches to multipart above its threshold; either way the object becomes visible under
     the final key only when the upload completes (single PUT or CompleteMultipartUpload are atomic), so a
-    reader never sees a partial file. Keys are deterministic, so a repeated publish overwrites identical
-    content instead of adding rows.
+    reader never sees a partial file. Files are staged under ``staging_root`` (Lambda: /tmp).
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *, staging_root: Path | None = None) -> None:
         self._client = client
         self.bucket = bucket
         self.prefix = normalise_prefix(prefix)
+        self._staging_root = staging_root
 
     def object_key(self, key: str) -> str:
         return f"{self.prefix}{key}"
@@ -79,15 +75,20 @@ class S3LakeSink:
         """Where ``key`` lands: ``s3://bucket/prefix + key``."""
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
-    def publish(self, key: str, local_path: Path) -> None:
+    def staging_dir(self) -> Path:
+        root = Path(self._staging_root or tempfile.gettempdir())
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def put_file(self, key: str, local_path: Path) -> None:
         extra = {"ContentType": _content_type(key)}
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
 
-    def read(self, key: str) -> bytes | None:
-        """A small object's content (the source manifests), or None when it does not exist.
+    def get(self, key: str) -> bytes | None:
+        """A small object's content (the manifests), or None when it does not exist.
 
-        Without s3:ListBucket (not granted: least privilege) S3 answers a missing key with 403 AccessDenied
-        rather than 404. Reading it as "no manifest" is fail-safe: that run deletes nothing.
+        Without s3:ListBucket (the ingest function is not granted it: least privilege) S3 answers a missing key
+        with 403 AccessDenied rather than 404. Reading it as "no manifest" is fail-safe: that run deletes nothing.
         """
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
@@ -99,6 +100,15 @@ class S3LakeSink:
 
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys (relative to the lake root) under ``prefix``; names starting with '.' or '_' are skipped."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
+            for item in page.get("Contents", []):
+                key = str(item["Key"]).removeprefix(self.prefix)
+                if not any(part.startswith((".", "_")) for part in key.split("/")):
+                    yield key
 
 
 def normalise_prefix(prefix: str) -> str:

@@ -1,0 +1,50 @@
+"""A converted object waiting to be committed: its staged local files and counts (pure)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from alblake.lake.layout import Partition, object_stem
+
+
+@dataclass(frozen=True)
+class StagedData:
+    """One partition's rows of the object, in a local Parquet file."""
+
+    partition: Partition
+    path: Path
+    rows: int
+
+
+@dataclass
+class StagedObject:
+    """Everything one conversion produced; nothing of it is in the lake until ``Lake.commit``.
+
+    Counts: ``lines == rows + quarantined`` (every line is a row or a quarantined line).
+    """
+
+    source_id: str
+    stage_dir: Path
+    data: list[StagedData] = field(default_factory=list)
+    quarantine_path: Path | None = None
+    lines: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    bytes_in: int = 0  # bytes read from the object (compressed)
+    text_bytes: int = 0  # bytes of log text after decompression
+    max_time: datetime | None = None
+
+    @property
+    def stem(self) -> str:
+        return object_stem(self.source_id)
+
+    @property
+    def partitions(self) -> list[Partition]:
+        return [d.partition for d in self.data]
+
+    def discard(self) -> None:
+        """Remove the staged files (after a commit, or when giving up on the object). Idempotent."""
+        shutil.rmtree(self.stage_dir, ignore_errors=True)

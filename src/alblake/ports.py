@@ -1,0 +1,111 @@
+"""The interfaces the use cases depend on, in one place (pure: adapters implement them elsewhere).
+
+- ``ObjectStore``: keys -> bytes under a lake root (local directory: ``alblake.lake.local``; S3:
+  ``alblake.aws.s3``). Each ``put_file`` is atomic: readers see the old content or the new, never a part.
+- ``PartitionRegistrar``: makes partitions known to a catalog (Glue: ``alblake.aws.glue``).
+- ``Lake``: the commit seam. ``commit`` makes one converted object visible (files and catalog);
+  ``visible_files`` is what a reader must read, nothing more and nothing less. Implementations:
+  ``alblake.lake.hive.HiveLake`` (one file per object and partition-hour).
+- ``ObjectSource``: opens a log object for streaming (S3: ``alblake.aws.s3``; local files need none).
+- ``Refresher``: asks a dashboard to refresh (QuickSight SPICE: ``alblake.aws.quicksight``); never raises.
+- ``MetricsSink``, ``LoggerLike``: the parts of Powertools' Metrics and Logger the use cases call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from alblake.lake.layout import Partition
+from alblake.lake.staged import StagedObject
+
+
+class ObjectStore(Protocol):
+    def put_file(self, key: str, local_path: Path) -> None:
+        """Make ``local_path``'s content visible at ``key`` in one atomic step."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The content at ``key``, or None when there is none."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens when it does not exist."""
+        ...
+
+    def list_keys(self, prefix: str) -> Iterable[str]:
+        """Every key under ``prefix`` (files only; names starting with '.' or '_' are not listed)."""
+        ...
+
+    def url(self, key: str) -> str:
+        """Where ``key`` is, for a reader or a catalog (a local path or ``s3://bucket/prefix/key``)."""
+        ...
+
+    def staging_dir(self) -> Path:
+        """A local directory for staged files (on the lake's filesystem when there is one)."""
+        ...
+
+
+class PartitionRegistrar(Protocol):
+    def register(self, partitions: Iterable[Partition]) -> int:
+        """Make sure the partitions exist in the catalog; return how many were newly created."""
+        ...
+
+
+@dataclass
+class CommitResult:
+    """What one commit changed in the lake (keys are relative to the lake root)."""
+
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # files an earlier commit of the object wrote, now stale
+    partitions_created: int = 0
+
+
+class Lake(Protocol):
+    def commit(self, staged: StagedObject) -> CommitResult:
+        """Make the staged object visible (replacing what an earlier commit of the same object made visible)."""
+        ...
+
+    def visible_files(self) -> Sequence[str]:
+        """Every data file a reader must read now (URLs, as ``ObjectStore.url`` gives them), sorted."""
+        ...
+
+    def staging_dir(self) -> Path:
+        """Where a conversion stages files for ``commit``."""
+        ...
+
+
+class ObjectSource(Protocol):
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        """Open an object for sequential reading (bounded memory)."""
+        ...
+
+
+class RefreshResult(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class Refresher(Protocol):
+    def request_refresh(self, account_id: str | None = None) -> RefreshResult:
+        """Ask for a refresh if one is due; report what happened; never raise."""
+        ...
+
+
+class MetricsSink(Protocol):
+    """The part of ``aws_lambda_powertools.Metrics`` the use cases use."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class LoggerLike(Protocol):
+    """The part of ``aws_lambda_powertools.Logger`` the use cases use."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def append_keys(self, **additional_keys: object) -> None: ...
+    def remove_keys(self, keys: Iterable[str]) -> None: ...
