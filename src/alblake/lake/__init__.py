@@ -23,3 +23,15 @@ def open_lake(store: ObjectStore, registrar: PartitionRegistrar | None = None) -
 def open_local_lake(root: Path) -> Lake:
     """The lake in a local directory (no catalog)."""
     return open_lake(LocalStore(root))
+
+
+class LakeLocationError(ValueError):
+    """A lake location this build cannot open (the message says why)."""
+
+
+def open_lake_at(location: str | Path) -> Lake:
+    """The lake at a location given by a user: a local directory (``s3://`` lakes: see ``alblake.aws``)."""
+    text = str(location)
+    if "://" in text:
+        raise LakeLocationError(f"{text}: only local lake directories are supported")
+    return open_local_lake(Path(text))
