@@ -19,14 +19,22 @@ results have the same types as Athena's ``bigint``.
 from __future__ import annotations
 
 import re
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
-from alblake.lake import open_local_lake
+from alblake.lake import open_lake_at
+from alblake.ports import Lake
 from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
 
 CHART_KINDS = frozenset({"bar", "grouped_bar", "line", "table", "kpi"})
@@ -115,40 +123,98 @@ def get_query(name: str) -> Query:
     raise UnknownQueryError(name)
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _empty_table() -> pa.Table:
-    schema = ARROW_SCHEMA
-    for key in PARTITION_KEYS:
-        schema = schema.append(pa.field(key, pa.string()))
-    return schema.empty_table()
-
-
-def connect(lake_dir: Path | str) -> duckdb.DuckDBPyConnection:
+def connect(lake: Lake | Path | str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with view ``alb_logs`` over the lake's visible Parquet files.
 
-    Partition columns (``elb_name``, ``day``, ``hour``) come from the Hive-style paths and are typed VARCHAR,
-    as in Glue; files written by older schema versions are read by column name (missing columns are NULL).
+    ``lake`` is a ``Lake`` or a location for ``open_lake_at`` (a directory or ``s3://bucket/prefix``); the lake
+    decides which files are visible (the tree is never globbed, so a lake path with ``*``, ``?`` or ``[`` reads
+    exactly its own files). DuckDB scans them as a pyarrow dataset with the table's schema: partition columns
+    (``elb_name``, ``day``, ``hour``) come from the Hive-style paths and are VARCHAR, as in Glue; columns that
+    older files lack are NULL. S3 files are read through pyarrow's S3 filesystem (``alblake.aws.session``).
     A lake without Parquet files gives an empty view with the full schema. Session time zone is UTC.
     """
-    files = open_local_lake(Path(lake_dir)).visible_files()
+    opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
+    dataset = lake_dataset(opened.visible_files())
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.
     con.execute("CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
-    if files:
-        hive_types = ", ".join(f"{_sql_string(k)}: VARCHAR" for k in PARTITION_KEYS)
-        file_list = "[" + ", ".join(_sql_string(f) for f in files) + "]"
-        con.execute(
-            f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT * FROM read_parquet({file_list}, "
-            f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
-        )
-    else:
-        con.register("alb_logs_empty", _empty_table())
-        con.execute(f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT * FROM alb_logs_empty")
+    con.register("alb_logs_files", dataset)
+    _DATASETS[con] = dataset
+    con.execute(f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT * FROM alb_logs_files")
     return con
+
+
+_DATASETS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, ds.Dataset] = weakref.WeakKeyDictionary()
+
+
+def _registered_dataset(con: duckdb.DuckDBPyConnection) -> ds.Dataset | None:
+    return _DATASETS.get(con)
+
+
+class LakeReadError(Exception):
+    """A file of the lake cannot be read as part of the table (the message names it)."""
+
+
+def _table_schema() -> pa.Schema:
+    schema = ARROW_SCHEMA
+    for key in PARTITION_KEYS:
+        schema = schema.append(pa.field(key, pa.string()))
+    return schema
+
+
+def _partition_expression(path: str) -> pc.Expression:
+    """``key == value`` for each Hive segment ``key=value`` of the path (values %XX-unescaped)."""
+    values: dict[str, str] = {}
+    for segment in path.split("/")[:-1]:
+        key, sep, value = segment.partition("=")
+        if sep and key in PARTITION_KEYS:
+            values[key] = unquote(value)
+    expression = pc.scalar(True)
+    for key in PARTITION_KEYS:
+        field = pc.field(key)
+        known = values.get(key)
+        expression = expression & (field.is_null() if known is None else field == known)
+    return expression
+
+
+def _filesystem_and_paths(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
+    if any(f.startswith("s3://") for f in files):
+        from alblake.aws.session import arrow_s3_filesystem
+
+        return arrow_s3_filesystem(), [f.removeprefix("s3://") for f in files]
+    return pafs.LocalFileSystem(), list(files)
+
+
+def lake_dataset(files: Sequence[str]) -> ds.Dataset:
+    """The files (URLs as ``Lake.visible_files`` gives them) as one dataset with the table's schema."""
+    schema = _table_schema()
+    if not files:
+        return ds.dataset(schema.empty_table())
+    filesystem, paths = _filesystem_and_paths(files)
+    return ds.FileSystemDataset.from_paths(
+        paths,
+        schema=schema,
+        format=ds.ParquetFileFormat(),
+        filesystem=filesystem,
+        partitions=[_partition_expression(p) for p in paths],
+    )
+
+
+def _find_unreadable(dataset: ds.Dataset) -> tuple[str, str] | None:
+    """The first file of the dataset that is not a Parquet file of this table, and why (slow path: on error)."""
+    if not isinstance(dataset, ds.FileSystemDataset):
+        return None
+    expected = {f.name: f.type for f in ARROW_SCHEMA}
+    for path in dataset.files:
+        try:
+            schema = pq.read_schema(path, filesystem=dataset.filesystem)
+        except (OSError, pa.ArrowException) as exc:
+            return path, f"not a readable Parquet file ({exc})"
+        for field in schema:
+            if field.name in expected and field.type != expected[field.name]:
+                return path, f"column {field.name} is {field.type}, the table has {expected[field.name]}"
+    return None
 
 
 def _normalise(table: pa.Table) -> pa.Table:
@@ -160,20 +226,29 @@ def _normalise(table: pa.Table) -> pa.Table:
 
 
 def execute(con: duckdb.DuckDBPyConnection, query: Query) -> pa.Table:
-    relation = con.sql(query.sql)
-    # DuckDB >= 1.4 has to_arrow_table(); older releases return a Table from arrow().
-    to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
-    table = to_table()
+    """Run the query; a lake file that cannot be read raises ``LakeReadError`` naming the file."""
+    try:
+        relation = con.sql(query.sql)
+        # DuckDB >= 1.4 has to_arrow_table(); older releases return a Table from arrow().
+        to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
+        table = to_table()
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        dataset = _registered_dataset(con)
+        culprit = _find_unreadable(dataset) if dataset is not None else None
+        if culprit is None:
+            raise
+        path, reason = culprit
+        raise LakeReadError(f"{path}: {reason}") from exc
     assert isinstance(table, pa.Table)
     return _normalise(table)
 
 
-def run_query(name: str, lake_dir: Path | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+def run_query(name: str, lake: Lake | Path | str, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """Run the named query against the lake (or an existing :func:`connect` connection) as an Arrow table."""
     query = get_query(name)
     if con is not None:
         return execute(con, query)
-    own = connect(lake_dir)
+    own = connect(lake)
     try:
         return execute(own, query)
     finally:

@@ -1,4 +1,8 @@
-"""Analysis commands: ``alblake report`` and ``alblake query`` (registered by ``alblake.cli``)."""
+"""Analysis commands: ``alblake report`` and ``alblake query`` (registered by ``alblake.cli``).
+
+Both read a local lake directory or an ``s3://bucket/prefix`` lake; ``query --athena`` runs the same named
+SQL on Athena instead (``alblake.aws.athena``) and prints the same table or CSV.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +15,95 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from alblake.analysis import UnknownQueryError, get_query, list_queries, run_query
-from alblake.report import fmt, render_report
+from alblake.analysis import LakeReadError, Query, UnknownQueryError, get_query, list_queries, run_query
+from alblake.display import fmt, printable
+from alblake.lake import LakeLocationError, open_lake_at
+from alblake.ports import Lake
+from alblake.report import render_report
 
 
 def format_table(table: pa.Table) -> str:
-    """The table as aligned text: a header, a rule, one line per row; numbers right-aligned."""
+    """The table as aligned text: a header, a rule, one line per row; numbers right-aligned.
+
+    Cells are terminal-safe: control characters from the logs are shown as escapes (``printable``), so a
+    value can neither start a new row nor send escape sequences to the terminal.
+    """
     columns = table.column_names
     rows = table.to_pylist()
-    cells = [[fmt(c, row[c]) for c in columns] for row in rows]
+    cells = [[printable(fmt(c, row[c])) for c in columns] for row in rows]
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    header = [printable(c) for c in columns]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(header)]
 
     def line(values: list[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    out = [line(list(columns)), "  ".join("-" * w for w in widths)]
+    out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 
 
+def format_csv(table: pa.Table) -> str:
+    """Raw values as CSV (RFC 4180 quoting keeps values with newlines or quotes in one field)."""
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer)
+    return buffer.getvalue().decode("utf-8")
+
+
+def error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def open_existing_lake(location: str) -> Lake | None:
+    """The lake at ``location``, or None after printing why it cannot be opened (a local one must exist)."""
+    if "://" not in location and not Path(location).is_dir():
+        error(f"lake directory {printable(location)} does not exist")
+        return None
+    try:
+        return open_lake_at(location)
+    except LakeLocationError as exc:
+        error(printable(str(exc)))
+        return None
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    if not Path(args.lake).is_dir():
-        print(f"error: lake directory {args.lake} does not exist", file=sys.stderr)
+    lake = open_existing_lake(args.lake)
+    if lake is None:
         return 2
-    out = render_report(args.lake, args.out)
-    print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(list_queries())} queries)")
+    try:
+        out = render_report(lake, args.out, source=args.lake)
+    except LakeReadError as exc:
+        error(f"cannot read the lake: {printable(str(exc))}")
+        return 1
+    print(f"wrote {printable(str(out))} ({out.stat().st_size:,} bytes, {len(list_queries())} queries)")
     return 0
+
+
+def _run_local(query: Query, args: argparse.Namespace) -> pa.Table | int:
+    """The query's result over the lake, or the exit status after printing why there is none."""
+    if args.lake is None:
+        error("--lake DIR|s3://bucket/prefix is required to run a query (or --athena)")
+        return 2
+    lake = open_existing_lake(args.lake)
+    if lake is None:
+        return 2
+    try:
+        return run_query(query.name, lake)
+    except LakeReadError as exc:
+        error(f"cannot read the lake: {printable(str(exc))}")
+        return 1
+
+
+def _run_athena(query: Query, args: argparse.Namespace) -> pa.Table | int:
+    from alblake.aws.athena import AthenaQueryError, athena_runner
+
+    try:
+        return athena_runner(workgroup=args.workgroup, database=args.database).run(query.sql)
+    except AthenaQueryError as exc:
+        error(printable(str(exc)))
+        return 1
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -52,38 +116,32 @@ def _cmd_query(args: argparse.Namespace) -> int:
         query = get_query(args.name)
     except UnknownQueryError:
         names = ", ".join(q.name for q in list_queries())
-        print(f"error: unknown query {args.name!r}; known: {names}", file=sys.stderr)
+        error(f"unknown query {printable(repr(args.name))}; known: {names}")
         return 2
     if args.sql:
         print(query.sql)
         return 0
-    if args.lake is None:
-        print("error: --lake DIR is required to run a query", file=sys.stderr)
-        return 2
-    if not Path(args.lake).is_dir():
-        print(f"error: lake directory {args.lake} does not exist", file=sys.stderr)
-        return 2
-    table = run_query(query.name, args.lake)
-    if args.csv:
-        buffer = io.BytesIO()
-        pa_csv.write_csv(table, buffer)
-        sys.stdout.write(buffer.getvalue().decode("utf-8"))
-    else:
-        print(format_table(table))
+    result = _run_athena(query, args) if args.athena else _run_local(query, args)
+    if isinstance(result, int):
+        return result
+    sys.stdout.write(format_csv(result) if args.csv else format_table(result) + "\n")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``report`` and ``query`` to the ``alblake`` command line."""
     report = subparsers.add_parser("report", help="write a self-contained HTML dashboard of the lake")
-    report.add_argument("--lake", type=Path, required=True, help="lake directory")
+    report.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write")
     report.set_defaults(func=_cmd_report)
 
     query = subparsers.add_parser("query", help="run one named query (sql/queries/NAME.sql) and print it")
     query.add_argument("name", nargs="?", help="query name (see --list)")
-    query.add_argument("--lake", type=Path, help="lake directory")
+    query.add_argument("--lake", help="lake directory or s3://bucket/prefix")
     query.add_argument("--list", action="store_true", help="list the named queries")
     query.add_argument("--sql", action="store_true", help="print the query's SQL instead of running it")
     query.add_argument("--csv", action="store_true", help="print raw values as CSV instead of a text table")
+    query.add_argument("--athena", action="store_true", help="run the query on Athena (the deployed Glue table)")
+    query.add_argument("--workgroup", help="Athena workgroup (default: the workgroup's own default)")
+    query.add_argument("--database", help="Glue database of the alb_logs table (default: alblake)")
     query.set_defaults(func=_cmd_query)

@@ -19,6 +19,9 @@ import pyarrow as pa
 
 from alblake import __version__
 from alblake.analysis import Query, connect, execute, list_queries
+from alblake.display import fmt
+from alblake.display import is_rate as _is_rate
+from alblake.ports import Lake
 
 # Dashboard order; queries not listed here are appended after these, drawn by their chart kind.
 LAYOUT = (
@@ -39,39 +42,6 @@ Value = Any
 
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def _is_rate(column: str) -> bool:
-    return column.startswith(("rate", "share")) or column.endswith("_rate")
-
-
-def fmt(column: str, value: Value) -> str:
-    """Display text for one cell: rates as %, bytes human-readable, seconds to the millisecond."""
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return _human_bytes(value) if column.endswith("_bytes") else f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if _is_rate(column):
-            return f"{value * 100:.2f}%"
-        if (column.startswith("p") and column[1:].isdigit()) or column.endswith("seconds"):
-            return f"{value:.3f} s"
-        return f"{value:,.3f}"
-    return str(value)
 
 
 def _num(value: Value) -> float:
@@ -352,15 +322,18 @@ def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source
     )
 
 
-def render_report(lake_dir: Path | str, out_path: Path | str) -> Path:
-    """Run every named query over the lake and write the dashboard to ``out_path``; returns the path."""
+def render_report(lake: Lake | Path | str, out_path: Path | str, *, source: str | None = None) -> Path:
+    """Run every named query over the lake and write the dashboard to ``out_path``; returns the path.
+
+    ``lake`` is a ``Lake`` or its location; ``source`` is how the page names it (default: the location).
+    """
     queries = list_queries()
-    con = connect(lake_dir)
+    con = connect(lake)
     try:
         results = {q.name: execute(con, q) for q in queries}
     finally:
         con.close()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_html(results, queries, source=str(lake_dir)), encoding="utf-8")
+    out.write_text(build_html(results, queries, source=source if source is not None else str(lake)), encoding="utf-8")
     return out

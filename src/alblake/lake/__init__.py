@@ -30,8 +30,21 @@ class LakeLocationError(ValueError):
 
 
 def open_lake_at(location: str | Path) -> Lake:
-    """The lake at a location given by a user: a local directory (``s3://`` lakes: see ``alblake.aws``)."""
+    """The lake at a location given by a user: a local directory or ``s3://bucket/prefix``.
+
+    An S3 lake is opened by ``alblake.aws`` (imported only then: the local path needs no AWS libraries) with
+    the standard AWS configuration (profile, region, ``AWS_ENDPOINT_URL``).
+    """
     text = str(location)
+    if text.startswith("s3://"):
+        try:
+            from alblake.aws.s3_lake import S3UrlError, open_s3_lake
+        except ImportError as exc:  # the aws extras (boto3) are not installed
+            raise LakeLocationError(f"{text}: s3:// lakes need the aws extras (pip install 'alblake[aws]')") from exc
+        try:
+            return open_s3_lake(text)
+        except S3UrlError as exc:
+            raise LakeLocationError(str(exc)) from exc
     if "://" in text:
-        raise LakeLocationError(f"{text}: only local lake directories are supported")
+        raise LakeLocationError(f"{text}: a lake is a local directory or s3://bucket/prefix")
     return open_local_lake(Path(text))
