@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
-from alblake.ingest import IngestSummary, ingest_paths, progress_bar
+from alblake.display import printable
+from alblake.ingest import IngestSummary, default_jobs, describe_failure, ingest_paths, progress_bar
+from alblake.lake import LakeLocationError, open_lake_at
 from alblake.sample import write_sample_logs
+from alblake.selection import ObjectFilter, parse_day
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -21,7 +25,8 @@ def _format_summary(summary: IngestSummary) -> str:
     seconds = max(summary.seconds, 1e-9)
     return "\n".join(
         [
-            f"files        {summary.files} converted, {len(summary.failures)} failed",
+            f"files        {summary.files} converted, {len(summary.failures)} failed"
+            + (f", {summary.skipped} left out (not ALB access logs or outside the filter)" if summary.skipped else ""),
             f"lines        {summary.lines}",
             f"rows         {summary.rows}",
             f"quarantined  {summary.quarantined}",
@@ -33,15 +38,41 @@ def _format_summary(summary: IngestSummary) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    try:
+        open_lake_at(args.lake)  # a bad location is refused before any work
+    except LakeLocationError as exc:
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        return 2
     show_progress = sys.stderr.isatty() and not args.quiet
-    summary = ingest_paths(args.paths, args.lake, progress=progress_bar if show_progress else None)
+    object_filter = ObjectFilter(since=args.since, until=args.until, elb=args.elb)
+    summary = ingest_paths(
+        args.paths,
+        args.lake,
+        jobs=args.jobs,
+        object_filter=object_filter,
+        progress=progress_bar if show_progress else None,
+    )
     if summary.files == 0 and not summary.failures:
-        print("error: no .log or .log.gz files found in the given paths", file=sys.stderr)
+        what = "objects match the filter" if not object_filter.is_empty else ".log or .log.gz files found"
+        print(f"error: no {what} in the given paths", file=sys.stderr)
         return 2
     print(_format_summary(summary))
     for path, reason in summary.failures:
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    return 1 if summary.failures else 0
+        print(describe_failure(path, reason), file=sys.stderr)
+    for name, lines in summary.not_alb_logs:
+        print(
+            f"error: {printable(name)}: does not look like an ALB access log: none of its {lines:,} lines is a "
+            "valid entry (all quarantined)",
+            file=sys.stderr,
+        )
+    return 1 if summary.failures or summary.not_alb_logs else 0
+
+
+def _day(text: str) -> date:
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.set_defaults(func=_cmd_sample)
 
-    ingest = commands.add_parser("ingest", help="convert .log/.log.gz files into a Parquet lake")
-    ingest.add_argument("paths", nargs="+", help="files, globs or directories")
-    ingest.add_argument("--lake", type=Path, required=True, help="lake directory")
+    ingest = commands.add_parser("ingest", help="convert .log/.log.gz files or S3 objects into a Parquet lake")
+    ingest.add_argument("paths", nargs="+", help="files, globs, directories or s3://bucket/prefix")
+    ingest.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    ingest.add_argument("--since", type=_day, help="only objects delivered on or after this UTC day (YYYY-MM-DD)")
+    ingest.add_argument("--until", type=_day, help="only objects delivered on or before this UTC day")
+    ingest.add_argument("--elb", help="only objects of this load balancer (name, or app/NAME/ID)")
+    ingest.add_argument("--jobs", type=int, default=default_jobs(), help="processes (default: one per core)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
 

@@ -1,24 +1,35 @@
-"""Ingestion: the one core call (``ingest_object``: convert -> commit -> discard) and the local use case
-(log files on disk -> a lake directory). The Lambda use case (``alblake.aws.pipeline``) calls
-``ingest_object`` too.
+"""Ingestion: the one core call (``ingest_object``: convert -> commit -> discard) and the CLI use case
+(log objects, local files or ``s3://`` objects, -> a lake, across all cores). The Lambda use case
+(``alblake.aws.pipeline``) calls ``ingest_object`` too.
+
+Parallel ingest: objects are independent (each has its own output keys, derived from its source id), so a
+process pool converts them with the same result as one process, file for file and byte for byte. Each worker
+opens the lake itself (``open_lake_at``) and calls ``ingest_object``; results come back in input order. Two
+inputs with the same source id (the same ALB object in two directories) are never run at the same time: the
+later one runs after the pool, as it would in a serial run.
 """
 
 from __future__ import annotations
 
 import glob
+import multiprocessing
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from alblake.convert import convert_stream
+from alblake.display import human_bytes, printable
 from alblake.errors import InputError
-from alblake.lake import open_local_lake
+from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
 from alblake.ports import CommitResult, Lake
+from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
 
 LOG_SUFFIXES = (".log", ".log.gz")
@@ -66,6 +77,53 @@ def ingest_object(
     )
 
 
+class SourceObject(Protocol):
+    """A log object to ingest (picklable: it is sent to worker processes)."""
+
+    @property
+    def source_id(self) -> str:
+        """Identity for output naming (``alblake.lake.layout.object_stem``)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """How messages name it."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Bytes (compressed), for progress."""
+        ...
+
+    def open(self) -> BinaryIO: ...
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    size: int
+    source_id: str
+
+    @classmethod
+    def at(cls, path: Path) -> LocalFile:
+        return cls(path, path.stat().st_size, local_source_id(path))
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An object that was not ingested, and why (nothing of it is in the lake)."""
+
+    name: str
+    reason: str
+
+
 @dataclass
 class IngestSummary:
     files: int = 0
@@ -77,8 +135,10 @@ class IngestSummary:
     seconds: float = 0.0
     partitions: set[str] = field(default_factory=set)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    not_alb_logs: list[tuple[str, int]] = field(default_factory=list)  # (name, lines): every line quarantined
+    skipped: int = 0  # objects the filter or the name left out (not ALB access logs, outside the dates)
 
-    def add(self, ingested: IngestedObject) -> None:
+    def add(self, ingested: IngestedObject, name: str) -> None:
         self.files += 1
         self.lines += ingested.lines
         self.rows += ingested.rows
@@ -86,6 +146,32 @@ class IngestSummary:
         self.bytes_in += ingested.bytes_in
         self.text_bytes += ingested.text_bytes
         self.partitions.update(p.path for p in ingested.partitions)
+        if ingested.lines and not ingested.rows:
+            self.not_alb_logs.append((name, ingested.lines))
+
+
+@dataclass(frozen=True)
+class Progress:
+    objects_done: int
+    objects_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class Selection:
+    """What the paths named: objects to ingest, names that could not be found, objects left out."""
+
+    objects: list[SourceObject] = field(default_factory=list)
+    missing: list[Failure] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _is_pattern(text: str) -> bool:
+    return any(char in text for char in "*?[")
 
 
 def expand_paths(patterns: Iterable[str]) -> list[Path]:
@@ -93,7 +179,7 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     for pattern in patterns:
         matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]  # noqa: PTH207
-        if not matches:  # reported by ingest_paths: "no such file" or "no file matches"
+        if not matches:  # reported by select_sources: "no such file" or "no file matches"
             matches = [Path(pattern)]
         for path in matches:
             if path.is_dir():
@@ -101,6 +187,38 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
             else:
                 found.append(path)
     return list(dict.fromkeys(found))
+
+
+def select_local(patterns: Iterable[str], object_filter: ObjectFilter = EVERY_OBJECT) -> Selection:
+    selection = Selection()
+    for path in expand_paths(patterns):
+        if not object_filter.accepts_name(path.name):
+            selection.skipped += 1
+            continue
+        try:
+            selection.objects.append(LocalFile.at(path))
+        except FileNotFoundError:
+            reason = "no file matches this pattern" if _is_pattern(str(path)) else "no such file"
+            selection.missing.append(Failure(str(path), reason))
+        except OSError as exc:
+            selection.missing.append(Failure(str(path), exc.strerror or str(exc)))
+    return selection
+
+
+def select_sources(paths: Iterable[str], object_filter: ObjectFilter = EVERY_OBJECT) -> Selection:
+    """The objects that local paths/globs/directories and ``s3://bucket/prefix`` URLs name, filtered."""
+    paths = list(paths)
+    s3_urls = [p for p in paths if p.startswith("s3://")]
+    selection = select_local([p for p in paths if not p.startswith("s3://")], object_filter)
+    if s3_urls:
+        from alblake.aws.s3_sources import select_s3  # the AWS adapter, only when an s3:// path is given
+
+        for url in s3_urls:
+            found = select_s3(url, object_filter)
+            selection.objects.extend(found.objects)
+            selection.missing.extend(found.missing)
+            selection.skipped += found.skipped
+    return selection
 
 
 def local_source_id(path: Path) -> str:
@@ -111,39 +229,138 @@ def local_source_id(path: Path) -> str:
     return resolved[marker + 1 :] if marker >= 0 else resolved
 
 
-def ingest_paths(
-    paths: Iterable[str], lake_dir: Path, *, progress: Callable[[int, int], None] | None = None
+def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
+    """Ingest one object; any error of this object is returned as a ``Failure`` (the others go on)."""
+    try:
+        return ingest_object(source.open, source.source_id, lake)
+    except FileNotFoundError:
+        return Failure(source.name, "no such file")
+    except IsADirectoryError:
+        return Failure(source.name, "is a directory")
+    except InputError as exc:
+        return Failure(source.name, str(exc))
+    except Exception as exc:  # any error of one object (I/O, S3, a bug) must not stop the others
+        return Failure(source.name, f"{type(exc).__name__}: {exc}")
+
+
+_worker_lake: Lake | None = None
+
+
+def _start_worker(lake_location: str) -> None:
+    """Pool initializer: single-threaded Arrow (the pool is the parallelism) and this process's own lake."""
+    import pyarrow as pa
+
+    global _worker_lake
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    _worker_lake = open_lake_at(lake_location)
+
+
+def _ingest_in_worker(source: SourceObject) -> IngestedObject | Failure:
+    assert _worker_lake is not None, "the pool initializer opens the lake"
+    return ingest_one(source, _worker_lake)
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
+    """Indexes of objects in waves within which every source id is unique (input order kept)."""
+    waves: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, source in enumerate(objects):
+        wave = seen.get(source.source_id, -1) + 1
+        seen[source.source_id] = wave
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    return waves
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork: workers start in milliseconds with everything imported; clients are per process (alblake.aws.session)
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def _run_parallel(
+    objects: Sequence[SourceObject], lake_location: str, jobs: int
+) -> Iterator[tuple[int, IngestedObject | Failure]]:
+    chunksize = max(1, min(8, len(objects) // (jobs * 16)))
+    with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
+                             initargs=(lake_location,)) as pool:
+        for wave in _waves(objects):
+            results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
+            yield from zip(wave, results, strict=True)
+
+
+def _run_serial(objects: Sequence[SourceObject], lake: Lake) -> Iterator[tuple[int, IngestedObject | Failure]]:
+    for index, source in enumerate(objects):
+        yield index, ingest_one(source, lake)
+
+
+def ingest_sources(
+    objects: Sequence[SourceObject],
+    lake_location: str | Path,
+    *,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> IngestSummary:
-    """Ingest every file into the lake in ``lake_dir``. A bad file is reported in ``failures`` and does not stop
-    the rest."""
-    files = expand_paths(paths)
-    lake = open_local_lake(lake_dir)
+    """Ingest every object into the lake at ``lake_location`` with ``jobs`` processes (1: this process).
+
+    A failing object is reported in ``failures`` and does not stop the rest.
+    """
     summary = IngestSummary()
     started = time.perf_counter()
-    for index, path in enumerate(files, start=1):
-        try:
-            summary.add(ingest_object(_opener(path), local_source_id(path), lake))
-        except FileNotFoundError:
-            is_pattern = any(char in str(path) for char in "*?[")
-            summary.failures.append((str(path), "no file matches this pattern" if is_pattern else "no such file"))
-        except IsADirectoryError:
-            summary.failures.append((str(path), "is a directory"))
-        except InputError as exc:
-            summary.failures.append((str(path), str(exc)))
+    location = str(lake_location)
+    jobs = max(1, min(jobs, len(objects)))
+    outcomes = (
+        _run_parallel(objects, location, jobs) if jobs > 1 else _run_serial(objects, open_lake_at(location))
+    )
+    bytes_total = sum(o.size for o in objects)
+    bytes_done = 0
+    for done, (index, outcome) in enumerate(outcomes, start=1):
+        source = objects[index]
+        if isinstance(outcome, Failure):
+            summary.failures.append((outcome.name, outcome.reason))
+        else:
+            summary.add(outcome, source.name)
+        bytes_done += source.size
         if progress is not None:
-            progress(index, len(files))
+            progress(Progress(done, len(objects), bytes_done, bytes_total))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _opener(path: Path) -> Callable[[], BinaryIO]:
-    return lambda: path.open("rb")
+def ingest_paths(
+    paths: Iterable[str],
+    lake_location: str | Path,
+    *,
+    jobs: int = 1,
+    object_filter: ObjectFilter = EVERY_OBJECT,
+    progress: ProgressCallback | None = None,
+) -> IngestSummary:
+    """Ingest every object the paths name (files, globs, directories, ``s3://`` prefixes) into the lake."""
+    selection = select_sources(paths, object_filter)
+    summary = ingest_sources(selection.objects, lake_location, jobs=jobs, progress=progress)
+    summary.failures[:0] = [(f.name, f.reason) for f in selection.missing]
+    summary.skipped = selection.skipped
+    return summary
 
 
-def progress_bar(done: int, total: int) -> None:
+def progress_bar(state: Progress) -> None:
     width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
-    if done == total:
+    filled = width * state.objects_done // max(state.objects_total, 1)
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {state.objects_done}/{state.objects_total} objects, "
+        f"{human_bytes(state.bytes_done)} of {human_bytes(state.bytes_total)}"
+    )
+    if state.objects_done == state.objects_total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def describe_failure(name: str, reason: str) -> str:
+    """One line for stderr; the name is terminal-safe (file names can hold control characters)."""
+    return f"error: {printable(name)}: {printable(reason)}"

@@ -9,6 +9,7 @@ session instead of resolving them a second way.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -17,15 +18,24 @@ from pyarrow import fs as pafs
 
 
 @cache
-def aws_session() -> boto3.Session:
-    """The process's session (per process: worker processes build their own)."""
+def _session_of(pid: int) -> boto3.Session:
     return boto3.Session()
 
 
 @cache
+def _client_of(pid: int, service: str) -> Any:
+    return _session_of(pid).client(service)  # type: ignore[call-overload]
+
+
+def aws_session() -> boto3.Session:
+    """This process's session. Keyed by process id: a forked worker builds its own (boto3 objects and their
+    connection pools must not be shared across processes)."""
+    return _session_of(os.getpid())
+
+
 def client(service: str) -> Any:
-    """A client of ``service`` from :func:`aws_session` (endpoint and region as configured)."""
-    return aws_session().client(service)  # type: ignore[call-overload]
+    """This process's client of ``service`` (endpoint and region as configured)."""
+    return _client_of(os.getpid(), service)
 
 
 def arrow_s3_filesystem() -> pafs.S3FileSystem:
@@ -42,3 +52,9 @@ def arrow_s3_filesystem() -> pafs.S3FileSystem:
     if not endpoint.startswith("https://s3.") or not endpoint.endswith(".amazonaws.com"):
         options["endpoint_override"] = endpoint  # a custom endpoint (moto_server, MinIO, a VPC endpoint)
     return pafs.S3FileSystem(**options)
+
+
+def forget_clients() -> None:
+    """Drop the cached sessions and clients (after the AWS configuration of this process changed)."""
+    _session_of.cache_clear()
+    _client_of.cache_clear()

@@ -1,0 +1,96 @@
+"""Many small objects vs one large object: lines/s of ``alblake ingest`` over 600 objects x 250 lines (all
+cores, process pool) against one 150k-line object (one process), measured in the same run.
+
+Target (issue 11): small objects at >= 0.5x the large object's lines/s; and the large object is not slower
+than a plain in-process ``ingest_object`` call (the pool is not used for a single object).
+Prints ratios; each figure is the best of ``--repeat`` runs, the configurations alternating so that a noisy
+neighbour on the machine hits them alike.
+Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from alblake.ingest import default_jobs, ingest_object, ingest_paths
+from alblake.lake import open_local_lake
+from alblake.sample import write_sample_logs
+
+OUT = Path(__file__).parent / "out"
+
+
+def make_inputs(objects: int, lines: int) -> tuple[Path, Path]:
+    small = OUT / f"small-{objects}x{lines}"
+    large = OUT / f"large-1x{objects * lines}"
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    for path, files, per_file in ((small, objects, lines), (large, 1, objects * lines)):
+        if not path.exists():
+            write_sample_logs(path / "tmp", files=files, lines_per_file=per_file, start=start, malformed_every=0)
+            (path / "tmp").rename(path / "logs")
+    return small / "logs", large / "logs"
+
+
+def timed_ingest(logs: Path, jobs: int, work: Path) -> tuple[float, int]:
+    lake = Path(tempfile.mkdtemp(dir=work))
+    started = time.perf_counter()
+    summary = ingest_paths([str(logs)], lake, jobs=jobs)
+    seconds = time.perf_counter() - started
+    assert not summary.failures, summary.failures
+    shutil.rmtree(lake)
+    return seconds, summary.lines
+
+
+def timed_direct(logs: Path, work: Path) -> float:
+    """The large object through a bare ``ingest_object`` call: the reference for 'must not get slower'."""
+    path = next(logs.rglob("*.log.gz"))
+    lake = Path(tempfile.mkdtemp(dir=work))
+    started = time.perf_counter()
+    ingest_object(lambda: path.open("rb"), str(path), open_local_lake(lake))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(lake)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--objects", type=int, default=600)
+    parser.add_argument("--lines", type=int, default=250)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    args = parser.parse_args()
+    small, large = make_inputs(args.objects, args.lines)
+    work = Path(tempfile.mkdtemp(dir=OUT))
+    best: dict[str, float] = {}
+    lines = args.objects * args.lines
+    try:
+        for _ in range(args.repeat):
+            runs: dict[str, Callable[[], float]] = {
+                "large, ingest_object": lambda: timed_direct(large, work),
+                "large, alblake ingest": lambda: timed_ingest(large, args.jobs, work)[0],
+                "small, 1 process": lambda: timed_ingest(small, 1, work)[0],
+                f"small, {args.jobs} processes": lambda: timed_ingest(small, args.jobs, work)[0],
+            }
+            for name, run in runs.items():
+                best[name] = min(best.get(name, float("inf")), run())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    reference = lines / best["large, alblake ingest"]
+    print(f"{lines:,} lines each; best of {args.repeat}; {args.jobs} processes for the pool")
+    for name, seconds in best.items():
+        print(f"  {name:28s} {seconds:6.2f} s  {lines / seconds:>10,.0f} lines/s  {lines / seconds / reference:5.2f}x")
+    small_ratio = lines / best[f"small, {args.jobs} processes"] / reference
+    large_ratio = best["large, ingest_object"] / best["large, alblake ingest"]
+    print(f"small objects / large object: {small_ratio:.2f}x (target >= 0.5x)")
+    print(f"large object, CLI path / bare ingest_object: {large_ratio:.2f}x (target >= ~1.0x: not slower)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The CLI with s3:// paths against a real moto_server endpoint: S3 -> local lake, S3 -> S3 lake, query and
+report over an S3 lake, filters; every ingested row counted once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pyarrow.dataset as ds
+import pytest
+
+from alblake.cli import main
+from alblake.ingest import ingest_paths
+from alblake.sample import write_sample_logs
+from tests.integration.moto_endpoint import aws_endpoint, moto_server_url
+
+__all__ = ["aws_endpoint", "moto_server_url"]  # fixtures
+
+LOG_BUCKET = "logs"
+LAKE_BUCKET = "lake"
+
+
+def upload_sample(tmp_path: Path, *, files: int = 6, lines: int = 200) -> tuple[list[str], int]:
+    """Sample ALB logs (one malformed line per 97) uploaded under AWSLogs/; returns the keys and their rows."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LOG_BUCKET)
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    root = tmp_path / "logs"
+    paths = write_sample_logs(root, files=files, lines_per_file=lines, malformed_every=97)
+    keys = []
+    for path in paths:
+        key = path.relative_to(root).as_posix()
+        s3.upload_file(str(path), LOG_BUCKET, key)
+        keys.append(key)
+    folder = keys[0].rsplit("/", 1)[0]
+    s3.put_object(Bucket=LOG_BUCKET, Key=f"{folder}/ELBAccessLogTestFile", Body=b"Enable AccessLog for ELB: x")
+    local = ingest_paths([str(root)], tmp_path / "oracle-lake", jobs=1)  # the same files ingested from disk
+    assert local.quarantined == sum(len(gzip.decompress(p.read_bytes()).splitlines()) // 97 for p in paths)
+    return keys, local.rows
+
+
+def overview_requests(lake: str, capsys: pytest.CaptureFixture[str]) -> int:
+    assert main(["query", "overview", "--lake", lake, "--csv"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    return int(dict(zip(header.replace('"', "").split(","), row.split(","), strict=True))["requests"])
+
+
+def test_s3_logs_into_a_local_lake(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys, valid = upload_sample(tmp_path)
+    lake = tmp_path / "lake"
+    assert main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", str(lake), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"files        {len(keys)} converted, 0 failed, 1 left out" in out
+    assert ds.dataset(lake / "alb_logs", partitioning="hive").count_rows() == valid
+    manifests = [json.loads(p.read_text()) for p in (lake / "manifests").glob("*.json")]
+    assert sorted(m["source"] for m in manifests) == sorted(f"s3://{LOG_BUCKET}/{k}" for k in keys)
+
+
+def test_s3_logs_into_an_s3_lake_then_query_and_report(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, valid = upload_sample(tmp_path)
+    lake = f"s3://{LAKE_BUCKET}/x"
+    for _ in range(2):  # a re-run replaces, never adds
+        assert main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", lake, "--quiet"]) == 0
+    capsys.readouterr()
+    assert overview_requests(lake, capsys) == valid
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=LAKE_BUCKET)["Contents"]]
+    assert all(k.startswith("x/") for k in keys)
+    assert any(k.startswith("x/alb_logs/elb_name=") and k.endswith(".parquet") for k in keys)
+    assert not any("/.staging" in k for k in keys)
+    out = tmp_path / "report.html"
+    assert main(["report", "--lake", lake, "--out", str(out)]) == 0
+    assert f"{valid:,}" in out.read_text()
+
+
+def test_local_logs_into_an_s3_lake(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boto3.client("s3").create_bucket(Bucket=LAKE_BUCKET)
+    write_sample_logs(tmp_path / "logs", files=3, lines_per_file=100, malformed_every=0)
+    assert main(["ingest", str(tmp_path / "logs"), "--lake", f"s3://{LAKE_BUCKET}/", "--quiet", "--jobs", "2"]) == 0
+    capsys.readouterr()
+    assert overview_requests(f"s3://{LAKE_BUCKET}", capsys) == 300
+
+
+def test_date_and_load_balancer_filters(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LOG_BUCKET)
+    for day in (1, 2, 3):
+        paths = write_sample_logs(
+            tmp_path / f"d{day}", files=2, lines_per_file=10, malformed_every=0,
+            start=datetime(2026, 3, day, 9, 0, tzinfo=UTC),
+        )
+        for path in paths:
+            s3.upload_file(str(path), LOG_BUCKET, path.relative_to(tmp_path / f"d{day}").as_posix())
+    lake = tmp_path / "lake"
+    code = main(["ingest", f"s3://{LOG_BUCKET}", "--lake", str(lake), "--quiet", "--since", "2026-03-02",
+                 "--until", "2026-03-02"])
+    assert code == 0
+    assert "files        2 converted, 0 failed, 4 left out" in capsys.readouterr().out
+    days = ds.dataset(lake / "alb_logs", partitioning="hive").to_table(columns=["day"]).column("day").to_pylist()
+    assert set(days) == {"2026-03-02"}
+    first_lb = next((tmp_path / "d1").rglob("*.log.gz")).name.split("_app.")[1].split(".")[0]
+    assert main(["ingest", f"s3://{LOG_BUCKET}", "--lake", str(tmp_path / "lb"), "--quiet", "--elb", first_lb]) == 0
+    assert "files        3 converted" in capsys.readouterr().out
+
+
+def test_missing_bucket_is_a_clear_error(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "s3://no-such-bucket/AWSLogs/", "--lake", str(tmp_path / "lake"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "s3://no-such-bucket/AWSLogs/: cannot list" in err and "NoSuchBucket" in err
+    assert "Traceback" not in err
