@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
 
+    from alblake import cli_history
+
+    cli_history.register(commands)
     try:
         from alblake import cli_analysis
     except ImportError:  # analysis extras (duckdb) not installed

@@ -246,11 +246,14 @@ def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
 _worker_lake: Lake | None = None
 
 
-def _start_worker(lake_location: str) -> None:
-    """Pool initializer: single-threaded Arrow (the pool is the parallelism) and this process's own lake."""
+def _start_worker(lake_location: str, environment: dict[str, str]) -> None:
+    """Pool initializer: the caller's environment as it is now (the fork server started with an older one:
+    AWS settings), single-threaded Arrow (the pool is the parallelism) and this process's own lake."""
     import pyarrow as pa
 
     global _worker_lake
+    os.environ.clear()
+    os.environ.update(environment)
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     _worker_lake = open_lake_at(lake_location)
@@ -279,9 +282,14 @@ def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork: workers start in milliseconds with everything imported; clients are per process (alblake.aws.session)
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else None)
+    """forkserver where there is one: never fork this process. A child forked after this process has used Arrow
+    (its allocator and thread pools) was seen writing corrupt strings into Parquet files. The server preloads
+    alblake, so workers start in milliseconds. Callers' scripts need the ``if __name__ == "__main__"`` guard."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["alblake.ingest"])
+    return context
 
 
 def _run_parallel(
@@ -289,7 +297,7 @@ def _run_parallel(
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
     chunksize = max(1, min(8, len(objects) // (jobs * 16)))
     with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
-                             initargs=(lake_location,)) as pool:
+                             initargs=(lake_location, dict(os.environ))) as pool:
         for wave in _waves(objects):
             results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
             yield from zip(wave, results, strict=True)

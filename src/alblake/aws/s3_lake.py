@@ -26,3 +26,9 @@ def open_s3_lake(url: str) -> Lake:
     """The lake under ``s3://bucket/prefix`` (no catalog: the CLI does not register Glue partitions)."""
     bucket, prefix = parse_s3_url(url)
     return open_lake(S3Store(client("s3"), bucket, prefix))
+
+
+def open_s3_store(url: str) -> S3Store:
+    """The object store under ``s3://bucket/prefix`` (what a lake there is made of)."""
+    bucket, prefix = parse_s3_url(url)
+    return S3Store(client("s3"), bucket, prefix)

@@ -1,0 +1,69 @@
+"""Enqueue log objects for the ingest function: one S3-notification-shaped message per object.
+
+Message body (the contract with the stack's ``IngestQueue`` consumer, which reads it like a direct S3 event)::
+
+    {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                  "s3": {"bucket": {"name": B}, "object": {"key": K, "size": N}}}]}
+
+``K`` is URL-encoded as S3 encodes keys in notifications (spaces as '+'), so the consumer decodes both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote_plus
+
+BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries (botocore model, SQS API reference)
+_SEND_ATTEMPTS = 5
+
+
+class EnqueueError(Exception):
+    """SQS refused messages after retries (the message names the first failure)."""
+
+
+def notification_body(bucket: str, key: str, size: int) -> str:
+    """The message for one object (see the module docstring)."""
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size}},
+    }
+    return json.dumps({"Records": [record]}, separators=(",", ":"))
+
+
+def queue_url(sqs: Any, queue: str) -> str:
+    """A queue URL as given, or the URL of the queue with that name."""
+    if queue.startswith(("https://", "http://")):
+        return queue
+    return str(sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+
+
+class QueueSender:
+    """Sends bodies in batches of 10; entries SQS reports as failed are resent (sender faults are not)."""
+
+    def __init__(self, sqs: Any, url: str, *, sleep: Any = time.sleep) -> None:
+        self._sqs = sqs
+        self._url = url
+        self._sleep = sleep
+
+    def send(self, bodies: Sequence[str]) -> None:
+        for start in range(0, len(bodies), BATCH_SIZE):
+            self._send_batch(bodies[start : start + BATCH_SIZE])
+
+    def _send_batch(self, bodies: Sequence[str]) -> None:
+        pending = {str(i): body for i, body in enumerate(bodies)}
+        for attempt in range(_SEND_ATTEMPTS):
+            entries = [{"Id": i, "MessageBody": body} for i, body in pending.items()]
+            response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            failed = response.get("Failed", [])
+            if not failed:
+                return
+            fatal = [f for f in failed if f.get("SenderFault")]
+            if fatal:
+                raise EnqueueError(f"SQS refused a message: {fatal[0].get('Code')}: {fatal[0].get('Message')}")
+            pending = {f["Id"]: pending[f["Id"]] for f in failed}
+            self._sleep(min(2.0, 0.1 * 2**attempt))
+        raise EnqueueError(f"SQS kept failing {len(pending)} message(s) after {_SEND_ATTEMPTS} attempts")
