@@ -95,6 +95,7 @@ def run_backfill(
     sender: QueueSender | None,
     state: BackfillState | None = None,
     skip_rows: int = 0,
+    flush_every: int = FLUSH_EVERY,
 ) -> BackfillSummary:
     """Enqueue the selected objects (``sender`` None: a dry run that only counts). ``skip_rows`` objects at the
     start of ``objects`` were handled by an earlier run (an inventory; a listing resumes by key instead)."""
@@ -117,7 +118,7 @@ def run_backfill(
             summary.already_in_lake += 1
         else:
             pending.append(item)
-        if len(pending) >= FLUSH_EVERY:
+        if len(pending) >= flush_every:
             _flush(pending, sender, summary)
             _save(state, position, last_key, summary)
     _flush(pending, sender, summary)
