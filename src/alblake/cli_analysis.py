@@ -142,6 +142,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     query.add_argument("--sql", action="store_true", help="print the query's SQL instead of running it")
     query.add_argument("--csv", action="store_true", help="print raw values as CSV instead of a text table")
     query.add_argument("--athena", action="store_true", help="run the query on Athena (the deployed Glue table)")
-    query.add_argument("--workgroup", help="Athena workgroup (default: the workgroup's own default)")
+    query.add_argument("--workgroup", help="Athena workgroup: the stack output AthenaWorkGroupName (it holds the "
+                       "results location)")
     query.add_argument("--database", help="Glue database of the alb_logs table (default: alblake)")
     query.set_defaults(func=_cmd_query)
