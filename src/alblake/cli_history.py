@@ -38,7 +38,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
     from alblake.aws.backfill import BackfillState, run_backfill, stems_in_lake
     from alblake.aws.s3_lake import S3UrlError, open_s3_store, parse_s3_url
-    from alblake.aws.s3_sources import InventoryError, inventory_objects, list_objects
+    from alblake.aws.s3_sources import InventoryError, inventory_objects, list_selected
     from alblake.aws.session import client
     from alblake.aws.sqs import EnqueueError, QueueSender, queue_url
 
@@ -61,7 +61,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             skip = state.position if state else 0
         else:
             bucket, prefix = parse_s3_url(args.source)
-            objects = list_objects(s3, bucket, prefix, start_after=state.last_key if state else "")
+            objects = list_selected(s3, bucket, prefix, _filter(args), start_after=state.last_key if state else "")
             skip = 0
         sender = None if args.dry_run else QueueSender(client("sqs"), queue_url(client("sqs"), args.queue))
         summary = run_backfill(

@@ -102,6 +102,11 @@ def test_date_and_load_balancer_filters(aws_endpoint: str, tmp_path: Path, capsy
     assert "files        2 converted, 0 failed, 4 left out" in capsys.readouterr().out
     days = ds.dataset(lake / "alb_logs", partitioning="hive").to_table(columns=["day"]).column("day").to_pylist()
     assert set(days) == {"2026-03-02"}
+    region = f"s3://{LOG_BUCKET}/AWSLogs/123456789012/elasticloadbalancing/us-east-1/"
+    code = main(["ingest", region, "--lake", str(tmp_path / "days"), "--quiet", "--since", "2026-03-02",
+                 "--until", "2026-03-03"])
+    assert code == 0
+    assert "files        4 converted, 0 failed\n" in capsys.readouterr().out  # only those days were listed
     first_lb = next((tmp_path / "d1").rglob("*.log.gz")).name.split("_app.")[1].split(".")[0]
     assert main(["ingest", f"s3://{LOG_BUCKET}", "--lake", str(tmp_path / "lb"), "--quiet", "--elb", first_lb]) == 0
     assert "files        3 converted" in capsys.readouterr().out

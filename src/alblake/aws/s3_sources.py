@@ -15,8 +15,10 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -62,6 +64,29 @@ def list_objects(s3: Any, bucket: str, prefix: str, *, start_after: str = "") ->
             yield S3Object(bucket, str(item["Key"]), int(item["Size"]))
 
 
+_REGION_PREFIX = re.compile(r"^(?:.*/)?AWSLogs/\d{12}/elasticloadbalancing/[a-z0-9-]+/$")
+_MAX_DAY_PREFIXES = 3660
+
+
+def day_prefixes(prefix: str, object_filter: ObjectFilter) -> list[str]:
+    """The ``yyyy/mm/dd/`` prefixes to list instead of ``prefix`` when it is an ELB region folder and the filter
+    bounds both dates (listing a few days, not years of objects); else ``[prefix]``."""
+    since, until = object_filter.since, object_filter.until
+    if since is None or until is None or not _REGION_PREFIX.match(prefix):
+        return [prefix]
+    days = (until - since).days + 1
+    if days > _MAX_DAY_PREFIXES:
+        return [prefix]
+    return [f"{prefix}{since + timedelta(days=n):%Y/%m/%d}/" for n in range(max(days, 0))]
+
+
+def list_selected(s3: Any, bucket: str, prefix: str, object_filter: ObjectFilter,
+                  *, start_after: str = "") -> Iterator[S3Object]:
+    """Objects under ``prefix`` in key order, listing only the days the filter allows when the layout tells."""
+    for day_prefix in day_prefixes(prefix, object_filter):
+        yield from list_objects(s3, bucket, day_prefix, start_after=start_after)
+
+
 def is_selected(key: str, object_filter: ObjectFilter) -> bool:
     kind = classify_key(key)
     return isinstance(kind, AccessLogKey) and object_filter.accepts_log_key(kind)
@@ -72,7 +97,7 @@ def select_s3(url: str, object_filter: ObjectFilter) -> Selection:
     selection = Selection()
     try:
         bucket, prefix = parse_s3_url(url)
-        for item in list_objects(client("s3"), bucket, prefix):
+        for item in list_selected(client("s3"), bucket, prefix, object_filter):
             if is_selected(item.key, object_filter):
                 selection.objects.append(item)
             else:
@@ -128,4 +153,7 @@ def inventory_objects(s3: Any, manifest_url: str) -> Iterator[S3Object]:
             yield S3Object(bucket, key, size)
 
 
-__all__ = ["InventoryError", "S3Object", "inventory_objects", "list_objects", "parse_s3_url", "select_s3"]
+__all__ = [
+    "InventoryError", "S3Object", "day_prefixes", "inventory_objects", "list_objects", "list_selected",
+    "parse_s3_url", "select_s3",
+]
