@@ -282,9 +282,10 @@ def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """forkserver where there is one: never fork this process. A child forked after this process has used Arrow
-    (its allocator and thread pools) was seen writing corrupt strings into Parquet files. The server preloads
-    alblake, so workers start in milliseconds. Callers' scripts need the ``if __name__ == "__main__"`` guard."""
+    """forkserver where there is one: workers never share memory with this process. (The native tokenizer's
+    work buffers are shared anonymous mappings: children forked after this process had parsed wrote into the
+    same pages and corrupted each other's strings. The server preloads alblake without parsing, so each worker
+    allocates its own, and workers start in milliseconds.) Callers' scripts need the ``__main__`` guard."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
