@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from alblake.display import printable
-from alblake.ingest import IngestSummary, default_jobs, describe_failure, ingest_paths, progress_bar
+from alblake.ingest import IngestSummary, describe_failure, ingest_paths, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.sample import write_sample_logs
 from alblake.selection import ObjectFilter, parse_day
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--since", type=_day, help="only objects delivered on or after this UTC day (YYYY-MM-DD)")
     ingest.add_argument("--until", type=_day, help="only objects delivered on or before this UTC day")
     ingest.add_argument("--elb", help="only objects of this load balancer (name, or app/NAME/ID)")
-    ingest.add_argument("--jobs", type=int, default=default_jobs(), help="processes (default: one per core)")
+    ingest.add_argument(
+        "--jobs", type=int, help="processes (default: one per core when there are many objects or bytes)"
+    )
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from alblake.display import printable
-from alblake.ingest import Failure, SourceObject, default_jobs, describe_failure, ingest_sources, progress_bar
+from alblake.ingest import Failure, SourceObject, describe_failure, ingest_sources, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.replay import QuarantinedSource, local_source, open_store_at, quarantine_index, select_for_replay
 from alblake.selection import ObjectFilter, parse_day
@@ -177,7 +177,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     replay.add_argument("--queue", help="send s3:// sources to the ingest queue (an AWS lake) instead")
     replay.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for sources ingested from one")
     replay.add_argument("--dry-run", action="store_true", help="only show what is quarantined")
-    replay.add_argument("--jobs", type=int, default=default_jobs(), help="processes (default: one per core)")
+    replay.add_argument(
+        "--jobs", type=int, help="processes (default: one per core when there are many objects or bytes)"
+    )
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_filters(replay, elb=False)
     replay.set_defaults(func=_cmd_replay)

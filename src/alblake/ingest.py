@@ -268,6 +268,16 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+POOL_MIN_OBJECTS = 32
+POOL_MIN_BYTES = 16 << 20
+
+
+def auto_jobs(objects: Sequence[SourceObject]) -> int:
+    """One process per core when the work pays for starting a pool (~0.5 s): many objects or many bytes."""
+    worth_it = len(objects) >= POOL_MIN_OBJECTS or sum(o.size for o in objects) >= POOL_MIN_BYTES
+    return default_jobs() if worth_it else 1
+
+
 def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
     """Indexes of objects in waves within which every source id is unique (input order kept)."""
     waves: list[list[int]] = []
@@ -313,17 +323,18 @@ def ingest_sources(
     objects: Sequence[SourceObject],
     lake_location: str | Path,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress: ProgressCallback | None = None,
 ) -> IngestSummary:
-    """Ingest every object into the lake at ``lake_location`` with ``jobs`` processes (1: this process).
+    """Ingest every object into the lake at ``lake_location`` with ``jobs`` processes (1: this process; None:
+    ``auto_jobs``).
 
     A failing object is reported in ``failures`` and does not stop the rest.
     """
     summary = IngestSummary()
     started = time.perf_counter()
     location = str(lake_location)
-    jobs = max(1, min(jobs, len(objects)))
+    jobs = max(1, min(auto_jobs(objects) if jobs is None else jobs, len(objects)))
     outcomes = (
         _run_parallel(objects, location, jobs) if jobs > 1 else _run_serial(objects, open_lake_at(location))
     )
@@ -346,7 +357,7 @@ def ingest_paths(
     paths: Iterable[str],
     lake_location: str | Path,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     object_filter: ObjectFilter = EVERY_OBJECT,
     progress: ProgressCallback | None = None,
 ) -> IngestSummary:
