@@ -39,7 +39,7 @@ def _format_summary(summary: IngestSummary) -> str:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
-        open_lake_at(args.lake)  # a bad location is refused before any work
+        open_lake_at(args.lake, glue_database=args.glue_database)  # a bad location is refused before any work
     except LakeLocationError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
@@ -49,6 +49,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         args.paths,
         args.lake,
         jobs=args.jobs,
+        glue_database=args.glue_database,
         object_filter=object_filter,
         progress=progress_bar if show_progress else None,
     )
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="convert .log/.log.gz files or S3 objects into a Parquet lake")
     ingest.add_argument("paths", nargs="+", help="files, globs, directories or s3://bucket/prefix")
     ingest.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    ingest.add_argument(
+        "--glue-database", help="register the partitions in this database's alb_logs table (an s3:// lake)"
+    )
     ingest.add_argument("--since", type=_day, help="only objects delivered on or after this UTC day (YYYY-MM-DD)")
     ingest.add_argument("--until", type=_day, help="only objects delivered on or before this UTC day")
     ingest.add_argument("--elb", help="only objects of this load balancer (name, or app/NAME/ID)")

@@ -246,7 +246,7 @@ def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
 _worker_lake: Lake | None = None
 
 
-def _start_worker(lake_location: str, environment: dict[str, str]) -> None:
+def _start_worker(lake_location: str, glue_database: str | None, environment: dict[str, str]) -> None:
     """Pool initializer: the caller's environment as it is now (the fork server started with an older one:
     AWS settings), single-threaded Arrow (the pool is the parallelism) and this process's own lake."""
     import pyarrow as pa
@@ -256,7 +256,7 @@ def _start_worker(lake_location: str, environment: dict[str, str]) -> None:
     os.environ.update(environment)
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    _worker_lake = open_lake_at(lake_location)
+    _worker_lake = open_lake_at(lake_location, glue_database=glue_database)
 
 
 def _ingest_in_worker(source: SourceObject) -> IngestedObject | Failure:
@@ -304,11 +304,11 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def _run_parallel(
-    objects: Sequence[SourceObject], lake_location: str, jobs: int
+    objects: Sequence[SourceObject], lake_location: str, glue_database: str | None, jobs: int
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
     chunksize = max(1, min(8, len(objects) // (jobs * 16)))
     with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
-                             initargs=(lake_location, dict(os.environ))) as pool:
+                             initargs=(lake_location, glue_database, dict(os.environ))) as pool:
         for wave in _waves(objects):
             results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
             yield from zip(wave, results, strict=True)
@@ -324,10 +324,11 @@ def ingest_sources(
     lake_location: str | Path,
     *,
     jobs: int | None = 1,
+    glue_database: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> IngestSummary:
     """Ingest every object into the lake at ``lake_location`` with ``jobs`` processes (1: this process; None:
-    ``auto_jobs``).
+    ``auto_jobs``); ``glue_database``: see ``open_lake_at``.
 
     A failing object is reported in ``failures`` and does not stop the rest.
     """
@@ -336,7 +337,9 @@ def ingest_sources(
     location = str(lake_location)
     jobs = max(1, min(auto_jobs(objects) if jobs is None else jobs, len(objects)))
     outcomes = (
-        _run_parallel(objects, location, jobs) if jobs > 1 else _run_serial(objects, open_lake_at(location))
+        _run_parallel(objects, location, glue_database, jobs)
+        if jobs > 1
+        else _run_serial(objects, open_lake_at(location, glue_database=glue_database))
     )
     bytes_total = sum(o.size for o in objects)
     bytes_done = 0
@@ -358,12 +361,15 @@ def ingest_paths(
     lake_location: str | Path,
     *,
     jobs: int | None = 1,
+    glue_database: str | None = None,
     object_filter: ObjectFilter = EVERY_OBJECT,
     progress: ProgressCallback | None = None,
 ) -> IngestSummary:
     """Ingest every object the paths name (files, globs, directories, ``s3://`` prefixes) into the lake."""
     selection = select_sources(paths, object_filter)
-    summary = ingest_sources(selection.objects, lake_location, jobs=jobs, progress=progress)
+    summary = ingest_sources(
+        selection.objects, lake_location, jobs=jobs, glue_database=glue_database, progress=progress
+    )
     summary.failures[:0] = [(f.name, f.reason) for f in selection.missing]
     summary.skipped = selection.skipped
     return summary

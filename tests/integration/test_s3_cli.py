@@ -15,6 +15,7 @@ import pytest
 from alblake.cli import main
 from alblake.ingest import ingest_paths
 from alblake.sample import write_sample_logs
+from alblake.schema import glue_table_input
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url
 
 __all__ = ["aws_endpoint", "moto_server_url"]  # fixtures
@@ -117,3 +118,25 @@ def test_missing_bucket_is_a_clear_error(aws_endpoint: str, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "s3://no-such-bucket/AWSLogs/: cannot list" in err and "NoSuchBucket" in err
     assert "Traceback" not in err
+
+
+def test_an_s3_lake_with_its_glue_table_gets_its_partitions_registered(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upload_sample(tmp_path, files=3, lines=50)
+    glue = boto3.client("glue")
+    glue.create_database(DatabaseInput={"Name": "alblake"})
+    glue.create_table(DatabaseName="alblake", TableInput=glue_table_input(f"s3://{LAKE_BUCKET}/x/alb_logs/"))
+    lake = f"s3://{LAKE_BUCKET}/x"
+    code = main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", lake, "--glue-database", "alblake", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    partitions = glue.get_partitions(DatabaseName="alblake", TableName="alb_logs")["Partitions"]
+    assert len(partitions) == int(out.split("partitions")[1].split()[0]) > 0
+    assert all(p["StorageDescriptor"]["Location"].startswith(f"s3://{LAKE_BUCKET}/x/alb_logs/elb_name=")
+               for p in partitions)
+    code = main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", f"s3://{LAKE_BUCKET}/other",
+                 "--glue-database", "alblake", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Glue table alblake.alb_logs" in err and "Traceback" not in err

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from botocore.exceptions import ClientError
+
+from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
 from alblake.aws.s3 import S3Store
 from alblake.aws.session import client
 from alblake.lake import open_lake
+from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake
+from alblake.schema import TABLE_NAME
 
 
 class S3UrlError(ValueError):
-    """Not an ``s3://bucket[/prefix]`` URL."""
+    """Not an ``s3://bucket[/prefix]`` URL, or its catalog cannot be used (the message says why)."""
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -22,10 +27,21 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
-def open_s3_lake(url: str) -> Lake:
-    """The lake under ``s3://bucket/prefix`` (no catalog: the CLI does not register Glue partitions)."""
+def open_s3_lake(url: str, *, glue_database: str | None = None, glue_table: str = TABLE_NAME) -> Lake:
+    """The lake under ``s3://bucket/prefix``; with ``glue_database``, commits register their partitions in
+    that Glue table (the deployed lake's catalog), whose Location must be the lake's ``alb_logs/`` prefix."""
     bucket, prefix = parse_s3_url(url)
-    return open_lake(S3Store(client("s3"), bucket, prefix))
+    store = S3Store(client("s3"), bucket, prefix)
+    if glue_database is None:
+        return open_lake(store)
+    registrar = GluePartitionRegistrar(
+        client("glue"), glue_database, glue_table, expected_location=store.url(DATA_PREFIX)
+    )
+    try:
+        registrar.verify()
+    except (GlueTableLocationError, ClientError) as exc:
+        raise S3UrlError(f"{url}: Glue table {glue_database}.{glue_table}: {exc}") from exc
+    return open_lake(store, registrar)
 
 
 def open_s3_store(url: str) -> S3Store:
