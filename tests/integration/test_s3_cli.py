@@ -7,6 +7,7 @@ import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pyarrow.dataset as ds
@@ -124,7 +125,7 @@ def test_an_s3_lake_with_its_glue_table_gets_its_partitions_registered(
     aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     upload_sample(tmp_path, files=3, lines=50)
-    glue = boto3.client("glue")
+    glue: Any = boto3.client("glue")
     glue.create_database(DatabaseInput={"Name": "alblake"})
     glue.create_table(DatabaseName="alblake", TableInput=glue_table_input(f"s3://{LAKE_BUCKET}/x/alb_logs/"))
     lake = f"s3://{LAKE_BUCKET}/x"
