@@ -11,6 +11,7 @@ Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --job
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -59,6 +60,27 @@ def timed_direct(logs: Path, work: Path) -> float:
     return seconds
 
 
+def _spin(_: int) -> int:
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return total
+
+
+def cpu_scaling(jobs: int) -> float:
+    """Control: speedup of a pool of ``jobs`` processes on pure CPU work. On an idle machine it is ~``jobs``;
+    far less means other load has the cores, and no pool can show its gain in this run."""
+    started = time.perf_counter()
+    for i in range(4 * jobs):
+        _spin(i)
+    serial = time.perf_counter() - started
+    with multiprocessing.get_context("forkserver").Pool(jobs) as pool:
+        pool.map(_spin, range(jobs))  # started
+        started = time.perf_counter()
+        pool.map(_spin, range(4 * jobs), chunksize=1)
+        return serial / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=600)
@@ -84,10 +106,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     reference = lines / best["large, alblake ingest"]
     print(f"{lines:,} lines each; best of {args.repeat}; {args.jobs} processes for the pool")
+    print(f"control: pure CPU work on {args.jobs} processes runs {cpu_scaling(args.jobs):.2f}x one process")
     for name, seconds in best.items():
         print(f"  {name:28s} {seconds:6.2f} s  {lines / seconds:>10,.0f} lines/s  {lines / seconds / reference:5.2f}x")
     small_ratio = lines / best[f"small, {args.jobs} processes"] / reference
     large_ratio = best["large, ingest_object"] / best["large, alblake ingest"]
+    fixed_ms = (best["small, 1 process"] - best["large, alblake ingest"]) / args.objects * 1000
+    print(f"fixed cost per object (one process): {fixed_ms:.1f} ms")
     print(f"small objects / large object: {small_ratio:.2f}x (target >= 0.5x)")
     print(f"large object, CLI path / bare ingest_object: {large_ratio:.2f}x (target >= ~1.0x: not slower)")
 
