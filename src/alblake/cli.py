@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -17,7 +18,7 @@ from alblake.selection import ObjectFilter, parse_day
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     written = write_sample_logs(args.out, files=args.files, lines_per_file=args.lines, seed=args.seed)
-    print(f"wrote {len(written)} log files ({args.files * args.lines} lines) under {args.out}")
+    print(f"wrote {len(written)} log files ({args.files * args.lines} lines) under {printable(str(args.out))}")
     return 0
 
 
@@ -116,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other command line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 
