@@ -117,7 +117,7 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     try:
-        open_lake_at(args.lake)
+        open_lake_at(args.lake, glue_database=args.glue_database)
         store = open_store_at(args.lake)
         chosen = select_for_replay(quarantine_index(store), reason=args.reason, object_filter=_filter(args))
     except (LakeLocationError, OSError) as exc:
@@ -135,7 +135,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         found = _source_for(entry.source_id, args.source_root)
         (failures if isinstance(found, Failure) else sources).append(found)  # type: ignore[arg-type]
     show_progress = sys.stderr.isatty() and not args.quiet
-    summary = ingest_sources(sources, args.lake, jobs=args.jobs, progress=progress_bar if show_progress else None)
+    summary = ingest_sources(
+        sources,
+        args.lake,
+        jobs=args.jobs,
+        glue_database=args.glue_database,
+        progress=progress_bar if show_progress else None,
+    )
     after = quarantine_index(store)
     replayed = {s.source_id for s in sources} - {name for name, _ in summary.failures}
     _print_index("quarantined after", [after[sid] for sid in sorted(replayed) if sid in after])
@@ -175,6 +181,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     replay.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     replay.add_argument("--reason", help="only sources with a quarantine reason containing this text")
     replay.add_argument("--queue", help="send s3:// sources to the ingest queue (an AWS lake) instead")
+    replay.add_argument("--glue-database", help="register new partitions in this database's alb_logs table")
     replay.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for sources ingested from one")
     replay.add_argument("--dry-run", action="store_true", help="only show what is quarantined")
     replay.add_argument(
