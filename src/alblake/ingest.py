@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -343,15 +344,21 @@ def ingest_sources(
     )
     bytes_total = sum(o.size for o in objects)
     bytes_done = 0
-    for done, (index, outcome) in enumerate(outcomes, start=1):
-        source = objects[index]
-        if isinstance(outcome, Failure):
-            summary.failures.append((outcome.name, outcome.reason))
-        else:
-            summary.add(outcome, source.name)
-        bytes_done += source.size
-        if progress is not None:
-            progress(Progress(done, len(objects), bytes_done, bytes_total))
+    done: set[int] = set()
+    try:
+        for index, outcome in outcomes:
+            source = objects[index]
+            if isinstance(outcome, Failure):
+                summary.failures.append((outcome.name, outcome.reason))
+            else:
+                summary.add(outcome, source.name)
+            done.add(index)
+            bytes_done += source.size
+            if progress is not None:
+                progress(Progress(len(done), len(objects), bytes_done, bytes_total))
+    except BrokenProcessPool as exc:  # a worker died (killed, out of memory): the objects without a result failed
+        reason = f"not ingested: a worker process died ({exc})"
+        summary.failures.extend((o.name, reason) for i, o in enumerate(objects) if i not in done)
     summary.seconds = time.perf_counter() - started
     return summary
 
