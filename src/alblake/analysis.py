@@ -134,7 +134,11 @@ def connect(lake: Lake | Path | str) -> duckdb.DuckDBPyConnection:
     A lake without Parquet files gives an empty view with the full schema. Session time zone is UTC.
     """
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
-    dataset = lake_dataset(opened.visible_files())
+    try:
+        files = opened.visible_files()
+    except Exception as exc:  # the store's own error type: OSError for a directory, botocore's for S3
+        raise LakeReadError(f"cannot list the lake's files: {type(exc).__name__}: {exc}") from exc
+    dataset = lake_dataset(files)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.

@@ -212,8 +212,12 @@ def select_sources(paths: Iterable[str], object_filter: ObjectFilter = EVERY_OBJ
     s3_urls = [p for p in paths if p.startswith("s3://")]
     selection = select_local([p for p in paths if not p.startswith("s3://")], object_filter)
     if s3_urls:
-        from alblake.aws.s3_sources import select_s3  # the AWS adapter, only when an s3:// path is given
-
+        try:
+            from alblake.aws.s3_sources import select_s3  # the AWS adapter, only when an s3:// path is given
+        except ImportError:
+            selection.missing += [Failure(u, "s3:// paths need the aws extras (pip install 'alblake[aws]')")
+                                  for u in s3_urls]
+            return selection
         for url in s3_urls:
             found = select_s3(url, object_filter)
             selection.objects.extend(found.objects)

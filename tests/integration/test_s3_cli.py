@@ -119,6 +119,11 @@ def test_missing_bucket_is_a_clear_error(aws_endpoint: str, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "s3://no-such-bucket/AWSLogs/: cannot list" in err and "NoSuchBucket" in err
     assert "Traceback" not in err
+    assert main(["query", "overview", "--lake", "s3://no-such-bucket/x"]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot read the lake: cannot list the lake's files: ClientError" in err and "NoSuchBucket" in err
+    assert main(["report", "--lake", "s3://no-such-bucket/x", "--out", str(tmp_path / "r.html")]) == 1
+    assert "NoSuchBucket" in capsys.readouterr().err
 
 
 def test_an_s3_lake_with_its_glue_table_gets_its_partitions_registered(
