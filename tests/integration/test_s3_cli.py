@@ -121,7 +121,7 @@ def test_missing_bucket_is_a_clear_error(aws_endpoint: str, tmp_path: Path, caps
     assert "Traceback" not in err
     assert main(["query", "overview", "--lake", "s3://no-such-bucket/x"]) == 1
     err = capsys.readouterr().err
-    assert "error: cannot read the lake: cannot list the lake's files: ClientError" in err and "NoSuchBucket" in err
+    assert "error: cannot read the lake: cannot list the lake's files: NoSuchBucket" in err
     assert main(["report", "--lake", "s3://no-such-bucket/x", "--out", str(tmp_path / "r.html")]) == 1
     assert "NoSuchBucket" in capsys.readouterr().err
 
