@@ -4,6 +4,7 @@ the sources of quarantined lines). Registered by ``alblake.cli``."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,10 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         _error("give either a source s3://bucket/prefix or --inventory s3://.../manifest.json")
         return 2
     try:
-        state = BackfillState.load(args.state, source) if args.state and not args.dry_run else None
+        state_path = args.state or _default_state_path(args, source)
+        if args.fresh and not args.dry_run:
+            state_path.unlink(missing_ok=True)
+        state = None if args.dry_run else BackfillState.load(state_path, source)
         s3 = client("s3")
         in_lake = set() if args.force else stems_in_lake(open_s3_store(args.lake))
         if args.inventory:
@@ -69,11 +73,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         )
     except (ClientError, BotoCoreError, EnqueueError, InventoryError, S3UrlError, ValueError) as exc:
         _error(str(exc))
-        if args.state:
-            print(f"re-run the same command to resume (state: {args.state})", file=sys.stderr)
+        if not args.dry_run:
+            print(f"re-run the same command to resume (state: {printable(str(state_path))})", file=sys.stderr)
         return 1
     print("\n".join(summary.lines(dry_run=args.dry_run)))
+    if not args.dry_run:
+        print(f"state           {printable(str(state_path))} (an unfinished run resumes from it; --fresh starts over)")
     return 0
+
+
+def _default_state_path(args: argparse.Namespace, source: str) -> Path:
+    """A state file per source, queue and filter in the current directory, so a re-run resumes by default."""
+    identity = "|".join(str(v) for v in (source, args.queue, args.lake, args.since, args.until, args.elb, args.force))
+    return Path(f".alblake-backfill-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json")
 
 
 # ------------------------------------------------------------------------------------------------- replay
@@ -173,7 +185,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     backfill.add_argument("--lake", help="the lake (s3://bucket/prefix): objects it already has are skipped")
     backfill.add_argument("--force", action="store_true", help="enqueue objects the lake already has too")
     backfill.add_argument("--dry-run", action="store_true", help="only count the objects and bytes")
-    backfill.add_argument("--state", type=Path, help="state file: a re-run with it resumes where this one stopped")
+    backfill.add_argument(
+        "--state", type=Path, help="state file (default: one per source, queue and filter in the current directory)"
+    )
+    backfill.add_argument("--fresh", action="store_true", help="start from the beginning (forget the state file)")
     _add_filters(backfill, elb=True)
     backfill.set_defaults(func=_cmd_backfill)
 

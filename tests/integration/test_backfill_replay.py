@@ -100,8 +100,9 @@ def lake_requests(capsys: pytest.CaptureFixture[str], lake: str = LAKE) -> int:
 
 
 def test_backfill_enqueues_once_and_the_pipeline_writes_every_row_once(
-    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the default state files
     paths, root = setup_buckets(tmp_path)
     expected = ingest_paths([str(root)], tmp_path / "oracle", jobs=1).rows
     url = queue()
@@ -112,13 +113,16 @@ def test_backfill_enqueues_once_and_the_pipeline_writes_every_row_once(
     assert drain(url) == 0  # a dry run sends nothing
 
     assert main(["backfill", f"s3://{LOGS}/AWSLogs/", "--lake", LAKE, "--queue", "alblake-ingest"]) == 0
-    assert f"enqueued        6 objects, {size:,} bytes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"enqueued        6 objects, {size:,} bytes" in out
+    state = json.loads(next(tmp_path.glob(".alblake-backfill-*.json")).read_text())
+    assert state["complete"] and state["position"] == 7
     assert drain(url) == 6
     assert lake_requests(capsys) == expected
 
     assert main(["backfill", f"s3://{LOGS}/AWSLogs/", "--lake", LAKE, "--queue", url]) == 0
     out = capsys.readouterr().out
-    assert "already in lake 6" in out and "enqueued        0 objects" in out
+    assert "already in lake 6" in out and "enqueued        0 objects" in out  # a finished run starts over
     assert main(["backfill", f"s3://{LOGS}/AWSLogs/", "--lake", LAKE, "--queue", url, "--force"]) == 0
     assert drain(url) == 6  # delivered again: replaced, not added
     assert lake_requests(capsys) == expected
@@ -174,9 +178,13 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(aws_endpoint: str, tmp
     assert summary.resumed_after == 3
     with pytest.raises(ValueError, match="not 'other'"):
         BackfillState.load(state_path, "other")
+    assert BackfillState.load(state_path, "src").position == 0  # finished: the next run starts over
 
 
-def test_backfill_from_an_s3_inventory(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backfill_from_an_s3_inventory(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     paths, _ = setup_buckets(tmp_path)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="inventory")

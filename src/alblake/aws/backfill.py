@@ -5,9 +5,10 @@ logs only; ``--since/--until/--elb``), objects the lake already has are skipped 
 lake key ``manifests/<stem>.json`` of the source id ``s3://bucket/key``, the id the ingest function uses) unless
 ``force``, and the rest are enqueued (``alblake.aws.sqs``). The ingest function consumes the queue.
 
-Resumable: with a state file, the position in the listing is saved after every batch that SQS accepted; a
-re-run with the same state file starts after it (a listing from ``StartAfter`` = the last key, an inventory
-after the same number of rows). An object enqueued twice is harmless: a commit replaces, never adds.
+Resumable: the position in the listing is saved in a state file after every batch that SQS accepted; a re-run
+of an unfinished run starts after it (a listing from ``StartAfter`` = the last key, an inventory after the same
+number of rows); a re-run of a finished one starts over (the manifests skip what the lake has). An object
+enqueued twice is harmless: a commit replaces, never adds.
 """
 
 from __future__ import annotations
@@ -61,18 +62,24 @@ class BackfillState:
     last_key: str = ""
     summary: dict[str, int] = field(default_factory=dict)
 
+    complete: bool = False
+
     @classmethod
     def load(cls, path: Path, source: str) -> BackfillState:
+        """The state of an unfinished run, or a fresh one (none yet, or the last run finished: a new run lists
+        everything again and the lake's manifests skip what is in)."""
         if not path.exists():
             return cls(path, source)
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("source") != source:
             raise ValueError(f"{path} is the state of a backfill of {data.get('source')!r}, not {source!r}")
+        if data.get("complete"):
+            return cls(path, source)
         return cls(path, source, int(data["position"]), str(data["last_key"]), dict(data.get("summary", {})))
 
     def save(self, summary: BackfillSummary) -> None:
         body = {"source": self.source, "position": self.position, "last_key": self.last_key,
-                "summary": asdict(summary)}
+                "complete": self.complete, "summary": asdict(summary)}
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         temporary.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
         temporary.replace(self.path)
@@ -122,6 +129,8 @@ def run_backfill(
             _flush(pending, sender, summary)
             _save(state, position, last_key, summary)
     _flush(pending, sender, summary)
+    if state is not None:
+        state.complete = True
     _save(state, position, last_key, summary)
     return summary
 
