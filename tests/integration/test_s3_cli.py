@@ -13,6 +13,7 @@ import boto3
 import pyarrow.dataset as ds
 import pytest
 
+from alblake.aws.session import forget_clients
 from alblake.cli import main
 from alblake.ingest import ingest_paths
 from alblake.sample import write_sample_logs
@@ -146,3 +147,24 @@ def test_an_s3_lake_with_its_glue_table_gets_its_partitions_registered(
     assert code == 2
     err = capsys.readouterr().err
     assert "Glue table alblake.alb_logs" in err and "Traceback" not in err
+
+
+def test_a_named_profile_configures_listing_writing_and_reading(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Region, credentials and endpoint from a profile (no AWS_* variables): the S3 client and pyarrow's S3
+    filesystem (DuckDB's reader) both follow it."""
+    _, valid = upload_sample(tmp_path, files=2, lines=60)
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text(f"[profile lake-admin]\nregion = us-east-1\nendpoint_url = {aws_endpoint}\n")
+    credentials.write_text("[lake-admin]\naws_access_key_id = profilekey\naws_secret_access_key = profilesecret\n")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "lake-admin")
+    forget_clients()
+    lake = f"s3://{LAKE_BUCKET}/by-profile"
+    assert main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", lake, "--quiet", "--jobs", "2"]) == 0
+    capsys.readouterr()
+    assert overview_requests(lake, capsys) == valid
