@@ -28,11 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from alblake import native
-from alblake.schema import ARROW_SCHEMA, COLUMNS, LOG_FIELDS, TIMESTAMP, VALUE_TEXT, LogField
+from alblake.schema import ARROW_SCHEMA, COLUMNS, LOG_FIELDS, TIMESTAMP, VALUE_TEXT, Layout, LogField
 from alblake.schema import KNOWN_FIELDS as KNOWN_FIELDS  # re-exported: the parser's bounds, declared in schema
 from alblake.schema import MIN_FIELDS as MIN_FIELDS
 
-_TS = TIMESTAMP
 _STRING = pa.string()
 
 
@@ -42,7 +41,7 @@ class _Field:
     column: str | None  # the schema column it fills as is; None for fields split in _derive
     arrow_type: pa.DataType = _STRING
     split_into: tuple[str, ...] = ()  # the columns a split field fills ('ip:port' or the request line)
-    layout: str = "value"
+    layout: Layout = "value"  # value, address ('ip:port') or request ('VERB URL PROTO')
 
 
 def _parser_field(log_field: LogField) -> _Field:
@@ -64,7 +63,7 @@ _FAST_TEXT = {
     **_VALID_TEXT,
     pa.int32(): r"-?[0-9]{1,9}",
     pa.int64(): r"-?[0-9]{1,18}",
-    _TS: "[1-9][0-9]{3}" + _VALID_TEXT[_TS].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
+    TIMESTAMP: "[1-9][0-9]{3}" + _VALID_TEXT[TIMESTAMP].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
 }
 _VALID_RE = {arrow_type: re.compile(pattern) for arrow_type, pattern in _VALID_TEXT.items()}
 _INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
@@ -144,9 +143,9 @@ def _convert_field(field: _Field, text: str) -> object:
     if field.arrow_type == pa.string():
         return text
     if not _VALID_RE[field.arrow_type].fullmatch(text):
-        kind = {_TS: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
+        kind = {TIMESTAMP: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
         raise LineError(f"invalid {kind} in {field.name}: {text[:40]!r}")
-    if field.arrow_type == _TS:
+    if field.arrow_type == TIMESTAMP:
         try:
             return datetime.fromisoformat(text)
         except ValueError:
@@ -362,7 +361,7 @@ def parse_block(
 
 _NATIVE_KINDS = {
     _STRING: native.KIND_STRING,
-    _TS: native.KIND_TIMESTAMP,
+    TIMESTAMP: native.KIND_TIMESTAMP,
     pa.float64(): native.KIND_FLOAT64,
     pa.int32(): native.KIND_INT32,
     pa.int64(): native.KIND_INT64,
@@ -375,8 +374,10 @@ def _native_spec(field: _Field) -> native.FieldSpec:
     )
     names = field.split_into or (field.column or field.name,)
     outputs = tuple(native.Output(name, ARROW_SCHEMA.field(name).type, _gather_flags(name)) for name in names)
-    if field.split_into:
-        kind = native.KIND_REQUEST if field.name == "request" else native.KIND_ADDRESS
+    if field.layout == "request":
+        kind = native.KIND_REQUEST
+    elif field.layout == "address":
+        kind = native.KIND_ADDRESS
     else:
         kind = _NATIVE_KINDS[field.arrow_type]
     return native.FieldSpec(kind, flags, outputs)
@@ -638,7 +639,7 @@ def _hour_starts(time: pa.Array) -> pa.Array:
     """Each timestamp truncated to its UTC hour (integer arithmetic; floor_temporal is slower with a zone)."""
     micros = pc.fill_null(pc.cast(time, pa.int64()), 0).to_numpy(zero_copy_only=False)
     hours = (micros // _MICROS_PER_HOUR) * _MICROS_PER_HOUR
-    return pa.array(hours, type=_TS, mask=pc.is_null(time).to_numpy(zero_copy_only=False))
+    return pa.array(hours, type=TIMESTAMP, mask=pc.is_null(time).to_numpy(zero_copy_only=False))
 
 
 def _problems(

@@ -71,11 +71,8 @@ def _value(
     return LogField(name, quoted, (Column(column or name, arrow_type, comment, escaped, trimmed),))
 
 
-def _address(name: str, prefix: str, what: str) -> LogField:
-    ip = Column(f"{prefix}_ip", STRING, f"{what} address" + ("; NULL when no target" if prefix == "target" else
-                                                               " (IPv4 or IPv6)"))
-    port = Column(f"{prefix}_port", pa.int32(), f"{what} port" + ("; NULL when no target" if prefix == "target"
-                                                                  else ""))
+def _address(name: str, prefix: str, ip_comment: str, port_comment: str) -> LogField:
+    ip, port = Column(f"{prefix}_ip", STRING, ip_comment), Column(f"{prefix}_port", pa.int32(), port_comment)
     return LogField(name, False, (ip, port), "address")
 
 
@@ -95,8 +92,8 @@ LOG_FIELDS: tuple[LogField, ...] = (
     _value("type", STRING, "http, https, h2, grpcs, ws, wss"),
     _value("time", TIMESTAMP, "time the response was generated (UTC)"),
     _value("elb", STRING, "load balancer resource id: app/name/id"),
-    _address("client:port", "client", "client"),
-    _address("target:port", "target", "target"),
+    _address("client:port", "client", "client address (IPv4 or IPv6)", "client port"),
+    _address("target:port", "target", "target address; NULL when no target", "target port; NULL when no target"),
     _value("request_processing_time", pa.float64(), "seconds; -1 when not dispatched"),
     _value("target_processing_time", pa.float64(), "seconds; -1 when not dispatched"),
     _value("response_processing_time", pa.float64(), "seconds; -1 when no response"),
