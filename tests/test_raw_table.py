@@ -8,11 +8,15 @@ must equal the curated row from the parser, except that ALB's \\xHH escapes are 
 
 from __future__ import annotations
 
+import random
 import re
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +140,45 @@ def test_odd_requests_domains_and_addresses_agree() -> None:
 def test_any_request_and_domain_text_agrees(request: str, domain: str, priority: str) -> None:
     """Requests and domains made of the characters that drive the splits: letters, '-' and spaces."""
     assert_raw_equals_curated([with_fields(DOCUMENTED[1], f12=f'"{request}"', f18=f'"{domain}"', f20=priority)])
+
+
+JAVA_PROGRAM = Path(__file__).parent / "native" / "RegexGroups.java"
+
+
+def _python_groups(line: str) -> str:
+    match = PATTERN.fullmatch(line)
+    return "NOMATCH" if match is None else "\t".join("\\N" if g is None else g for g in match.groups())
+
+
+def test_java_regex_captures_what_python_re_captures(tmp_path: Path) -> None:
+    """Athena runs the regex with java.util.regex: same groups (and NULLs) as the Python ``re`` of these tests."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no java on PATH (Debian: apt-get install default-jdk-headless)")
+    rng = random.Random(2026)
+    line = DOCUMENTED[1]
+    lines = DOCUMENTED + HISTORICAL + [with_fields(line, f12=request) for request in REQUESTS]
+    lines += [with_fields(line, f18=domain) for domain in DOMAINS]
+    lines += [" ".join(tokens_of(line)[:count]) for count in range(16, len(tokens_of(line)) + 1)]
+    lines += [line + ' "new" 1 "x y"', line + " ", line.replace('" "', '""', 1)]
+    for _ in range(300):
+        request = "".join(rng.choice("a- ") for _ in range(rng.randrange(10)))
+        domain = "".join(rng.choice("a- ") for _ in range(rng.randrange(7)))
+        lines.append(with_fields(line, f12=f'"{request}"', f18=f'"{domain}"'))
+    regex_file = tmp_path / "regex.txt"
+    regex_file.write_text(RAW_LOG_REGEX, encoding="utf-8")
+    result = subprocess.run(
+        [java, str(JAVA_PROGRAM), str(regex_file)],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    java_groups = result.stdout.split("\n")[:-1]
+    assert len(java_groups) == len(lines)
+    for line_text, java_line in zip(lines, java_groups, strict=True):
+        assert java_line == _python_groups(line_text), line_text
+    assert sum(g == "NOMATCH" for g in java_groups) >= 3  # the too-short prefixes and the glued quotes
