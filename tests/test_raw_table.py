@@ -21,7 +21,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alblake.parse import decode_escapes, parse_block
-from alblake.schema import COLUMNS, RAW_LOG_REGEX, TIMESTAMP, raw_glue_type
+from alblake.schema import (
+    COLUMNS,
+    LOG_FIELDS,
+    RAW_LOG_REGEX,
+    STRING,
+    TIMESTAMP,
+    Column,
+    LogField,
+    raw_glue_type,
+    raw_log_regex,
+)
 from tests.test_parse import tokens_of
 
 DATA = Path(__file__).parent / "data"
@@ -100,6 +110,19 @@ def test_every_prefix_and_extra_trailing_fields_agree() -> None:
     assert raw_row(" ".join(tokens[:17])) is None  # too short: the lake quarantines it, RegexSerDe gives NULLs
 
 
+def test_a_field_appended_to_the_declaration_gets_its_own_group() -> None:
+    """Adding an ALB field is one LogField at the end of LOG_FIELDS: the regex then captures it, and lines
+    without it still match (the field is optional, like every field after MIN_FIELDS)."""
+    new_field = LogField("new_thing", True, (Column("new_thing", STRING, "a field AWS added"),))
+    pattern = re.compile(raw_log_regex((*LOG_FIELDS, new_field)))
+    assert pattern.groups == len(COLUMNS) + 1
+    longer = pattern.fullmatch(DOCUMENTED[1] + ' "value" "later"')
+    assert longer is not None and longer.groups()[-1] == "value"
+    assert longer.groups()[:-1] == PATTERN.fullmatch(DOCUMENTED[1]).groups()  # type: ignore[union-attr]
+    shorter = pattern.fullmatch(DOCUMENTED[1])
+    assert shorter is not None and shorter.groups()[-1] is None
+
+
 REQUESTS = [
     '"GET http://www.example.com:80/ "',  # ends with a space: no protocol (NULL, not '')
     '"- - -"',
@@ -150,6 +173,7 @@ def _python_groups(line: str) -> str:
     return "NOMATCH" if match is None else "\t".join("\\N" if g is None else g for g in match.groups())
 
 
+@pytest.mark.slow
 def test_java_regex_captures_what_python_re_captures(tmp_path: Path) -> None:
     """Athena runs the regex with java.util.regex: same groups (and NULLs) as the Python ``re`` of these tests."""
     java = shutil.which("java")

@@ -236,10 +236,11 @@ def _raw_field(field: LogField) -> str:
     return _raw_value(field.columns[0], field.quoted)
 
 
-def _raw_log_regex() -> str:
-    required = " ".join(_raw_field(f) for f in LOG_FIELDS[:MIN_FIELDS])
-    optional = "".join(f"(?: {_raw_field(f)}" for f in LOG_FIELDS[MIN_FIELDS:])
-    return required + optional + ")?" * (KNOWN_FIELDS - MIN_FIELDS) + "(?: .*)?"
+def raw_log_regex(fields: tuple[LogField, ...] = LOG_FIELDS) -> str:
+    """The RegexSerDe regex for lines of ``fields`` (the first MIN_FIELDS required, the rest optional)."""
+    required = " ".join(_raw_field(f) for f in fields[:MIN_FIELDS])
+    optional = "".join(f"(?: {_raw_field(f)}" for f in fields[MIN_FIELDS:])
+    return required + optional + ")?" * (len(fields) - MIN_FIELDS) + "(?: .*)?"
 
 
-RAW_LOG_REGEX = _raw_log_regex()
+RAW_LOG_REGEX = raw_log_regex()
