@@ -38,6 +38,11 @@ typecheck: venv
 pytest: venv
 	$(PY) -m pytest -q -n 2
 
+## generate: rewrite sql/ddl/*.sql and template.yaml's Glue SerDe/column blocks from alblake/schema.py
+.PHONY: generate
+generate: venv
+	$(PY) -m alblake.cli_schema --write .
+
 bench: venv
 	$(PY) bench/throughput.py
 	$(PY) bench/memory.py

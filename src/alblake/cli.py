@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from alblake import cli_schema
 from alblake.ingest import IngestSummary, ingest_paths, progress_bar
 from alblake.sample import write_sample_logs
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
 
+    cli_schema.register(commands)
     try:
         from alblake import cli_analysis
     except ImportError:  # analysis extras (duckdb) not installed
