@@ -16,11 +16,8 @@ IAC_TEMPLATE ?= template.yaml
 IAC_OUT ?= build/iac
 SAM_BUILD_DIR ?= .aws-sam/build
 
-# sam build checks that the function's runtime (python3.13) is on PATH. Look for a working python3.13 (a
-# pyenv shim is on PATH but fails unless 3.13 is selected, so each candidate is run once).
-PYTHON313 ?= $(firstword $(foreach p,$(shell command -v python3.13 2>/dev/null) \
-  $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) \
-  $(wildcard /usr/local/bin/python3.13 /usr/bin/python3.13),$(if $(shell $(p) -V 2>/dev/null),$(p))))
+# sam build checks that the function's runtime (python3.13) is on PATH: PYTHON313 (found by the top-level
+# Makefile) goes first on PATH for it.
 
 # Keep SAM CLI offline and out of ~/.aws-sam: no telemetry, a region so nothing asks for one, no instance-metadata
 # probing for credentials, and a private config dir whose recorded "last version check" lies in the future, so
@@ -34,19 +31,26 @@ CHECK_TARGETS += iac-check
 
 .PHONY: iac-venv iac-check iac-lint iac-checkov iac-build iac-clean
 
-$(IAC_VENV)/.installed: requirements-iac.txt
+$(IAC_VENV)/.installed: requirements-iac.txt constraints-iac.txt
 	$(IAC_BASE_PYTHON) -m venv $(IAC_VENV)
 	echo '*' > $(IAC_VENV)/.gitignore
 	$(IAC_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(IAC_VENV)/bin/python -m pip install --quiet -r requirements-iac.txt
+	$(IAC_VENV)/bin/python -m pip install --quiet -c constraints-iac.txt -r requirements-iac.txt
 	touch $@
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
 	$(IAC_BASE_PYTHON) -m venv $(CHECKOV_VENV)
 	echo '*' > $(CHECKOV_VENV)/.gitignore
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt -r requirements-checkov.txt
 	touch $@
+
+# `make constraints` (top-level Makefile) re-resolves these two as well.
+CONSTRAINT_TARGETS += iac-constraints
+.PHONY: iac-constraints
+iac-constraints:
+	scripts/freeze_constraints.sh $(IAC_BASE_PYTHON) constraints-iac.txt -r requirements-iac.txt
+	scripts/freeze_constraints.sh $(IAC_BASE_PYTHON) constraints-checkov.txt -r requirements-checkov.txt
 
 iac-venv: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
 
