@@ -1,7 +1,7 @@
 # Infrastructure as code: template.yaml (AWS SAM). Every check here is offline: no AWS credentials, no AWS call.
 #
 #   make iac-venv     create .venv-iac (aws-sam-cli, cfn-lint) and .venv-checkov (checkov)
-#   make iac-check    sam validate --lint, cfn-lint, checkov (SAM template and its CloudFormation translation),
+#   make iac-check    sam validate --lint, cfn-lint (SAM template and its translation), checkov (SAM template and its CloudFormation translation),
 #                     sam build (function + layer, no Docker)
 #
 # Two venvs because aws-sam-cli and checkov pin different exact boto3 versions, and neither goes in .venv.
@@ -58,16 +58,23 @@ $(IAC_OUT)/sam-cli-home/metadata.json:
 	mkdir -p $(dir $@)
 	echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' > $@
 
-iac-lint: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
+# cfn-lint runs twice: on the SAM template, and on its full offline translation to CloudFormation (Globals merged
+# into each function, events expanded), which is what CloudFormation receives: a property that SAM merges into an
+# invalid value (Architectures [arm64, arm64]) only shows there.
+iac-lint: $(IAC_OUT)/template.cfn.json $(IAC_OUT)/sam-cli-home/metadata.json
 	$(SAM) validate --lint --template-file $(IAC_TEMPLATE)
 	$(IAC_ENV) $(IAC_VENV)/bin/cfn-lint $(IAC_TEMPLATE)
+	$(IAC_ENV) $(IAC_VENV)/bin/cfn-lint $(IAC_OUT)/template.cfn.json
+
+.PHONY: $(IAC_OUT)/template.cfn.json
+$(IAC_OUT)/template.cfn.json: $(IAC_VENV)/.installed
+	mkdir -p $(IAC_OUT)
+	$(IAC_ENV) $(IAC_VENV)/bin/python mk/sam_translate.py $(IAC_TEMPLATE) $@
 
 # checkov reads the SAM template directly (AWS::Serverless::* checks) and, translated offline to plain
 # CloudFormation, the IAM role, permission and event invoke config that SAM generates. Any failed check fails the
 # target; justified exceptions are `Metadata: checkov: skip:` entries on the resources in template.yaml.
-iac-checkov: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
-	mkdir -p $(IAC_OUT)
-	$(IAC_ENV) $(IAC_VENV)/bin/python mk/sam_translate.py $(IAC_TEMPLATE) $(IAC_OUT)/template.cfn.json
+iac-checkov: $(IAC_OUT)/template.cfn.json $(CHECKOV_VENV)/.installed
 	$(CHECKOV) -f $(IAC_TEMPLATE)
 	$(CHECKOV) -f $(IAC_OUT)/template.cfn.json
 
