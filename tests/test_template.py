@@ -834,3 +834,60 @@ def test_events_use_keys_under_the_deployed_notification_prefix(template: dict[s
     assert keys
     for key in keys:
         assert key.startswith(prefix), key
+
+
+COMPACT_ENV = {
+    "LAKE_BUCKET",
+    "LAKE_PREFIX",
+    "GLUE_DATABASE",
+    "GLUE_TABLE",
+    "COMPACT_OLDER_THAN_MINUTES",
+    "COMPACT_GRACE_MINUTES",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+}
+
+
+def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(template: dict[str, Any]) -> None:
+    fn = _resource(template, "CompactFunction", "AWS::Serverless::Function")
+    assert (fn["CodeUri"], fn["Handler"], fn["Runtime"], fn["Architectures"]) == (
+        "functions/compact/",
+        "app.handler",
+        "python3.13",
+        ["arm64"],
+    )
+    assert fn["Layers"] == [{"Ref": "AlbLakeLayer"}]
+    assert fn["Timeout"] == 900  # Lambda's maximum
+    env = fn["Environment"]["Variables"]
+    assert set(env) == COMPACT_ENV
+    assert env["GLUE_DATABASE"] == {"Ref": "GlueDatabase"}
+    assert env["COMPACT_OLDER_THAN_MINUTES"] == {"Ref": "CompactOlderThanMinutes"}
+    assert env["COMPACT_GRACE_MINUTES"] == {"Ref": "CompactGraceMinutes"}
+    assert env["POWERTOOLS_SERVICE_NAME"] == "alblake-compact"
+    params = template["Parameters"]
+    assert (params["CompactOlderThanMinutes"]["Default"], params["CompactGraceMinutes"]["Default"]) == (120, 60)
+    (schedule,) = fn["Events"].values()
+    assert schedule == {
+        "Type": "Schedule",
+        "Properties": {"Schedule": {"Ref": "CompactionSchedule"}, "Description": "Compact settled hour partitions"},
+    }
+    assert params["CompactionSchedule"]["Default"] == "rate(1 hour)"
+    (policy,) = fn["Policies"]
+    statements = {st["Sid"]: st for st in policy["Statement"]}
+    prefixes = [f"{schema.TABLE_NAME}/", "manifests/", "compaction/"]
+    assert statements["CompactLakeObjects"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{p}*"} for p in prefixes]
+    listing = statements["ListLakePrefixes"]
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+    glue = statements["CompactPartitions"]
+    assert all(a.startswith("glue:") and "Delete" not in a for a in glue["Action"])
+    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    log_group = _resource(template, "CompactLogGroup", "AWS::Logs::LogGroup")
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "CompactLogGroup"}
+    alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    assert any(
+        a["Properties"].get("MetricName") == "Errors"
+        and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "CompactFunction"}}]
+        for a in alarms
+    )
