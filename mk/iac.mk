@@ -15,6 +15,8 @@ CHECKOV_VENV ?= .venv-checkov
 IAC_TEMPLATE ?= template.yaml
 IAC_OUT ?= build/iac
 SAM_BUILD_DIR ?= .aws-sam/build
+# The functions' code directories (each holds app.py): sam build silently skips a CodeUri that does not exist.
+IAC_CODE_DIRS = $(shell sed -n 's/^ *CodeUri: *//p' $(IAC_TEMPLATE))
 
 # sam build checks that the function's runtime (python3.13) is on PATH: PYTHON313 (found by the top-level
 # Makefile) goes first on PATH for it.
@@ -81,7 +83,8 @@ iac-checkov: $(IAC_OUT)/template.cfn.json $(CHECKOV_VENV)/.installed
 # Builds the function (python3.13, arm64, pure Python, no Docker) and the layer (BuildMethod: makefile, target
 # build-AlbLakeLayer in layers/alblake/Makefile).
 iac-build: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
-	@test -f functions/ingest/app.py || { echo "iac-build: functions/ingest/app.py is missing" >&2; exit 1; }
+	@for dir in $(IAC_CODE_DIRS); do test -f "$$dir/app.py" || { \
+	  echo "iac-build: $${dir}app.py is missing (a CodeUri of $(IAC_TEMPLATE); sam build would skip it)" >&2; exit 1; }; done
 	@test -f layers/alblake/Makefile || { echo "iac-build: layers/alblake/Makefile is missing" >&2; exit 1; }
 	@test -n "$(PYTHON313)" || { echo "iac-build: no working python3.13 found (set PYTHON313=...)" >&2; exit 1; }
 	rm -rf $(SAM_BUILD_DIR)

@@ -6,7 +6,7 @@ EVENT ?= events/s3-put.json
 LAYER_ARCH ?= aarch64
 LAYER_OUT ?= build/layer/arm64
 
-.PHONY: layer layer-size layer-importcheck local-invoke
+.PHONY: layer layer-size layer-importcheck local-invoke local-env
 
 ## layer: build the Lambda layer for arm64 into build/layer/arm64/python (what `sam build` does)
 layer:
@@ -31,6 +31,13 @@ layer-importcheck:
 ## local-invoke: what `sam local invoke -e $(EVENT)` would do, against moto_server on 127.0.0.1
 local-invoke:
 	$(PY) scripts/local_invoke.py $(EVENT)
+
+## local-env STACK=NAME: the --env-vars JSON of `sam local invoke` for a deployed stack (reads its outputs with
+## CloudFormation DescribeStacks: needs AWS credentials; REGION=... if not the configured one)
+LOCAL_ENV_OUT ?= build/local-env/$(STACK).json
+local-env: venv
+	@test -n "$(STACK)" || { echo "usage: make local-env STACK=<deployed stack name> [REGION=...]" >&2; exit 2; }
+	$(PY) scripts/local_env.py $(STACK) --out $(LOCAL_ENV_OUT) $(if $(REGION),--region $(REGION))
 
 # ~50 s from a clean tree (pip cache warm: ~25 s); needs PyPI (as CI has) and python3.13 (PYTHON313).
 CHECK_TARGETS += layer-importcheck

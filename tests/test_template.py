@@ -775,7 +775,7 @@ def test_ingest_queue_feeds_the_function_with_partial_batch_responses(template: 
     assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaxConcurrency"}}
     concurrency = template["Parameters"]["IngestMaxConcurrency"]
     # botocore's Lambda model: ScalingConfig.MaximumConcurrency is 2..1000.
-    shape = botocore.session.get_session().get_service_model("lambda").shape_for("ScalingConfig")
+    shape: Any = botocore.session.get_session().get_service_model("lambda").shape_for("ScalingConfig")
     limits = shape.members["MaximumConcurrency"].metadata
     assert (concurrency["MinValue"], concurrency["MaxValue"]) == (limits["min"], limits["max"])
     assert template["Parameters"]["IngestBatchSize"]["MaxValue"] <= 10  # more needs a batching window
