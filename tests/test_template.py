@@ -541,6 +541,9 @@ def test_spice_dataset_refreshes_incrementally_on_time_and_does_not_block_the_st
     assert window == {"ColumnName": "time", "Size": {"Ref": "SpiceLookbackHours"}, "SizeUnit": "HOUR"}
     (physical,) = props["PhysicalTableMap"].values()
     assert {"Name": "time", "Type": "DATETIME"} in physical["CustomSql"]["Columns"]
+    decimals = [c for c in physical["CustomSql"]["Columns"] if c["Type"] == "DECIMAL"]
+    assert decimals
+    assert all(c["SubType"] == "FLOAT" for c in decimals)  # SPICE's floating decimal, not the fixed one
     lookback = template["Parameters"]["SpiceLookbackHours"]
     assert 1 <= lookback["MinValue"] <= lookback["Default"] <= lookback["MaxValue"]
 
