@@ -150,8 +150,7 @@ class StubbedQuickSight:
         self.stubber.add_response("list_ingestions", {"Ingestions": [completed], "Status": 200})
         outcome = refresher.request_refresh(ACCOUNT)
         print(
-            f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) "
-            f"-> {outcome.status.value}"
+            f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) -> {outcome.status.value}"
         )
         self.stubber.assert_no_pending_responses()
 
