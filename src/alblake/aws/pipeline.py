@@ -343,6 +343,7 @@ def build_pipeline(
             min_interval=config.quicksight_min_interval,
             sts_client=sts,
             logger=logger,
+            metrics=metrics,
         ),
         logger=logger,
         metrics=metrics,
