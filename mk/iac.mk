@@ -1,7 +1,7 @@
 # Infrastructure as code: template.yaml (AWS SAM). Every check here is offline: no AWS credentials, no AWS call.
 #
 #   make iac-venv     create .venv-iac (aws-sam-cli, cfn-lint) and .venv-checkov (checkov)
-#   make iac-check    sam validate --lint, cfn-lint, checkov (SAM template and its CloudFormation translation),
+#   make iac-check    sam validate --lint, cfn-lint (SAM template and its translation), checkov (SAM template and its CloudFormation translation),
 #                     sam build (function + layer, no Docker)
 #
 # Two venvs because aws-sam-cli and checkov pin different exact boto3 versions, and neither goes in .venv.
@@ -15,12 +15,11 @@ CHECKOV_VENV ?= .venv-checkov
 IAC_TEMPLATE ?= template.yaml
 IAC_OUT ?= build/iac
 SAM_BUILD_DIR ?= .aws-sam/build
+# The functions' code directories (each holds app.py): sam build silently skips a CodeUri that does not exist.
+IAC_CODE_DIRS = $(shell sed -n 's/^ *CodeUri: *//p' $(IAC_TEMPLATE))
 
-# sam build checks that the function's runtime (python3.13) is on PATH. Look for a working python3.13 (a
-# pyenv shim is on PATH but fails unless 3.13 is selected, so each candidate is run once).
-PYTHON313 ?= $(firstword $(foreach p,$(shell command -v python3.13 2>/dev/null) \
-  $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) \
-  $(wildcard /usr/local/bin/python3.13 /usr/bin/python3.13),$(if $(shell $(p) -V 2>/dev/null),$(p))))
+# sam build checks that the function's runtime (python3.13) is on PATH: PYTHON313 (found by the top-level
+# Makefile) goes first on PATH for it.
 
 # Keep SAM CLI offline and out of ~/.aws-sam: no telemetry, a region so nothing asks for one, no instance-metadata
 # probing for credentials, and a private config dir whose recorded "last version check" lies in the future, so
@@ -34,19 +33,26 @@ CHECK_TARGETS += iac-check
 
 .PHONY: iac-venv iac-check iac-lint iac-checkov iac-build iac-clean
 
-$(IAC_VENV)/.installed: requirements-iac.txt
+$(IAC_VENV)/.installed: requirements-iac.txt constraints-iac.txt
 	$(IAC_BASE_PYTHON) -m venv $(IAC_VENV)
 	echo '*' > $(IAC_VENV)/.gitignore
 	$(IAC_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(IAC_VENV)/bin/python -m pip install --quiet -r requirements-iac.txt
+	$(IAC_VENV)/bin/python -m pip install --quiet -c constraints-iac.txt -r requirements-iac.txt
 	touch $@
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
 	$(IAC_BASE_PYTHON) -m venv $(CHECKOV_VENV)
 	echo '*' > $(CHECKOV_VENV)/.gitignore
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt -r requirements-checkov.txt
 	touch $@
+
+# `make constraints` (top-level Makefile) re-resolves these two as well.
+CONSTRAINT_TARGETS += iac-constraints
+.PHONY: iac-constraints
+iac-constraints:
+	scripts/freeze_constraints.sh $(IAC_BASE_PYTHON) constraints-iac.txt -r requirements-iac.txt
+	scripts/freeze_constraints.sh $(IAC_BASE_PYTHON) constraints-checkov.txt -r requirements-checkov.txt
 
 iac-venv: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -54,23 +60,31 @@ $(IAC_OUT)/sam-cli-home/metadata.json:
 	mkdir -p $(dir $@)
 	echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' > $@
 
-iac-lint: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
+# cfn-lint runs twice: on the SAM template, and on its full offline translation to CloudFormation (Globals merged
+# into each function, events expanded), which is what CloudFormation receives: a property that SAM merges into an
+# invalid value (Architectures [arm64, arm64]) only shows there.
+iac-lint: $(IAC_OUT)/template.cfn.json $(IAC_OUT)/sam-cli-home/metadata.json
 	$(SAM) validate --lint --template-file $(IAC_TEMPLATE)
 	$(IAC_ENV) $(IAC_VENV)/bin/cfn-lint $(IAC_TEMPLATE)
+	$(IAC_ENV) $(IAC_VENV)/bin/cfn-lint $(IAC_OUT)/template.cfn.json
+
+.PHONY: $(IAC_OUT)/template.cfn.json
+$(IAC_OUT)/template.cfn.json: $(IAC_VENV)/.installed
+	mkdir -p $(IAC_OUT)
+	$(IAC_ENV) $(IAC_VENV)/bin/python mk/sam_translate.py $(IAC_TEMPLATE) $@
 
 # checkov reads the SAM template directly (AWS::Serverless::* checks) and, translated offline to plain
 # CloudFormation, the IAM role, permission and event invoke config that SAM generates. Any failed check fails the
 # target; justified exceptions are `Metadata: checkov: skip:` entries on the resources in template.yaml.
-iac-checkov: $(IAC_VENV)/.installed $(CHECKOV_VENV)/.installed
-	mkdir -p $(IAC_OUT)
-	$(IAC_ENV) $(IAC_VENV)/bin/python mk/sam_translate.py $(IAC_TEMPLATE) $(IAC_OUT)/template.cfn.json
+iac-checkov: $(IAC_OUT)/template.cfn.json $(CHECKOV_VENV)/.installed
 	$(CHECKOV) -f $(IAC_TEMPLATE)
 	$(CHECKOV) -f $(IAC_OUT)/template.cfn.json
 
 # Builds the function (python3.13, arm64, pure Python, no Docker) and the layer (BuildMethod: makefile, target
 # build-AlbLakeLayer in layers/alblake/Makefile).
 iac-build: $(IAC_VENV)/.installed $(IAC_OUT)/sam-cli-home/metadata.json
-	@test -f functions/ingest/app.py || { echo "iac-build: functions/ingest/app.py is missing" >&2; exit 1; }
+	@for dir in $(IAC_CODE_DIRS); do test -f "$$dir/app.py" || { \
+	  echo "iac-build: $${dir}app.py is missing (a CodeUri of $(IAC_TEMPLATE); sam build would skip it)" >&2; exit 1; }; done
 	@test -f layers/alblake/Makefile || { echo "iac-build: layers/alblake/Makefile is missing" >&2; exit 1; }
 	@test -n "$(PYTHON313)" || { echo "iac-build: no working python3.13 found (set PYTHON313=...)" >&2; exit 1; }
 	rm -rf $(SAM_BUILD_DIR)

@@ -5,14 +5,13 @@ PY ?= .venv/bin/python
 EVENT ?= events/s3-put.json
 LAYER_ARCH ?= aarch64
 LAYER_OUT ?= build/layer/arm64
-PY313 ?= $(firstword $(shell for p in python3.13 $(wildcard /root/.pyenv/versions/3.13*/bin/python); do \
-	"$$p" -c pass 2>/dev/null && echo "$$p"; done))
 
-.PHONY: layer layer-size layer-importcheck local-invoke
+.PHONY: layer layer-size layer-importcheck local-invoke local-env
 
 ## layer: build the Lambda layer for arm64 into build/layer/arm64/python (what `sam build` does)
 layer:
-	$(MAKE) -s -C layers/alblake build-AlbLakeLayer ARTIFACTS_DIR=$(abspath $(LAYER_OUT)) ARCH=$(LAYER_ARCH)
+	$(MAKE) -s -C layers/alblake build-AlbLakeLayer ARTIFACTS_DIR=$(abspath $(LAYER_OUT)) ARCH=$(LAYER_ARCH) \
+	  PYTHON_RUNTIME=$(PYTHON313)
 
 ## layer-size: unzipped size of the layer (+ function code); Lambda's limit is 250 MB unzipped in total
 layer-size: layer
@@ -22,15 +21,23 @@ layer-size: layer
 
 ## layer-importcheck: x86_64 build of the same trimmed layer, imported and exercised with python3.13
 layer-importcheck:
-	@test -n "$(PY313)" || { echo "python3.13 not found"; exit 1; }
-	$(MAKE) -s -C layers/alblake build-AlbLakeLayer ARTIFACTS_DIR=$(abspath build/layer/x86_64) ARCH=x86_64
-	@test -d build/layer/runtime-x86_64/boto3 || $(PY313) -m pip install -q --disable-pip-version-check \
-		--target build/layer/runtime-x86_64 'boto3>=1.40' 2>&1 | grep -v -e WARNING -e '^$$' || true
-	$(PY313) layers/alblake/importcheck.py $(abspath build/layer/x86_64/python) $(abspath build/layer/runtime-x86_64)
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (set PYTHON313=/path/to/python3.13)"; exit 1; }
+	$(MAKE) -s -C layers/alblake build-AlbLakeLayer ARTIFACTS_DIR=$(abspath build/layer/x86_64) ARCH=x86_64 \
+	  PYTHON_RUNTIME=$(PYTHON313)
+	@test -d build/layer/runtime-x86_64/boto3 || $(PYTHON313) -m pip install -q --disable-pip-version-check \
+		--target build/layer/runtime-x86_64 -c $(CONSTRAINTS) boto3 2>&1 | grep -v -e WARNING -e '^$$' || true
+	$(PYTHON313) layers/alblake/importcheck.py $(abspath build/layer/x86_64/python) $(abspath build/layer/runtime-x86_64)
 
 ## local-invoke: what `sam local invoke -e $(EVENT)` would do, against moto_server on 127.0.0.1
 local-invoke:
 	$(PY) scripts/local_invoke.py $(EVENT)
 
-# ~50 s from a clean tree (pip cache warm: ~25 s); needs PyPI (as CI has) and python3.13 (pyenv here).
+## local-env STACK=NAME: the --env-vars JSON of `sam local invoke` for a deployed stack (reads its outputs with
+## CloudFormation DescribeStacks: needs AWS credentials; REGION=... if not the configured one)
+LOCAL_ENV_OUT ?= build/local-env/$(STACK).json
+local-env: venv
+	@test -n "$(STACK)" || { echo "usage: make local-env STACK=<deployed stack name> [REGION=...]" >&2; exit 2; }
+	$(PY) scripts/local_env.py $(STACK) --out $(LOCAL_ENV_OUT) $(if $(REGION),--region $(REGION))
+
+# ~50 s from a clean tree (pip cache warm: ~25 s); needs PyPI (as CI has) and python3.13 (PYTHON313).
 CHECK_TARGETS += layer-importcheck

@@ -24,12 +24,7 @@ import io
 import json
 import os
 import random
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,59 +32,23 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from alblake.keys import AccessLogKey, classify_key, decode_event_key  # noqa: E402
 from alblake.sample import LOAD_BALANCERS, LoadBalancer, generate_lines  # noqa: E402
-from alblake.schema import glue_table_input  # noqa: E402
+from tests.moto_lake import (  # noqa: E402
+    ACCOUNT,
+    DATABASE,
+    REGION,
+    TABLE,
+    FakeContext,
+    create_lake_resources,
+    ingest_environment,
+    moto_server,
+)
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 LAKE_BUCKET = "alblake-lake-local"
-DATABASE = "alblake"
-TABLE = "alb_logs"
 DATASET = "alb-logs"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "alblake-ingest"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:alblake-ingest"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "00000000-0000-4000-8000-00000000local"
-    log_group_name: str = "/aws/lambda/alblake-ingest"
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-    if exe is None:
-        raise SystemExit("moto_server not found (pip install 'moto[server]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("moto_server exited early") from None
-            time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("moto_server did not start")
 
 
 def load_app() -> ModuleType:
@@ -113,10 +72,7 @@ def log_body(key: AccessLogKey, lines: int, seed: int) -> bytes:
 def setup(clients: dict[str, Any], event: dict[str, Any], lines: int) -> None:
     s3, glue, qs = clients["s3"], clients["glue"], clients["quicksight"]
     buckets = {r["s3"]["bucket"]["name"] for r in event["Records"]} | {LAKE_BUCKET}
-    for bucket in sorted(buckets):
-        s3.create_bucket(Bucket=bucket)
-    glue.create_database(DatabaseInput={"Name": DATABASE})
-    glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(f"s3://{LAKE_BUCKET}/alb_logs/"))
+    create_lake_resources(s3, glue, f"s3://{LAKE_BUCKET}/alb_logs/", buckets)
     qs.create_data_set(
         AwsAccountId=ACCOUNT,
         DataSetId=DATASET,
@@ -194,8 +150,7 @@ class StubbedQuickSight:
         self.stubber.add_response("list_ingestions", {"Ingestions": [completed], "Status": 200})
         outcome = refresher.request_refresh(ACCOUNT)
         print(
-            f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) "
-            f"-> {outcome.status.value}"
+            f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) -> {outcome.status.value}"
         )
         self.stubber.assert_no_pending_responses()
 
@@ -230,9 +185,11 @@ def report(clients: dict[str, Any], output: str, stubbed: StubbedQuickSight | No
             rows = pq.read_table(io.BytesIO(s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read())).num_rows
             total += rows
             print(f"  s3://{LAKE_BUCKET}/{key}  {obj['Size']} B  {rows} rows")
-        else:
+        elif key.startswith("quarantine/"):
             lines = s3.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read().count(b"\n")
             print(f"  s3://{LAKE_BUCKET}/{key}  {obj['Size']} B  {lines} quarantined lines")
+        else:
+            print(f"  s3://{LAKE_BUCKET}/{key}  {obj['Size']} B")
     print(f"  total Parquet rows: {total}")
     print("\n=== Glue partitions ===")
     for part in glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE)["Partitions"]:
@@ -263,58 +220,40 @@ def main() -> int:
         raise SystemExit(__doc__)
     event: dict[str, Any] = json.loads(Path(args[0]).read_text())
     lines = int(os.environ.get("LINES", "2000"))
-    proc, url = start_moto()
-    try:
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "LAKE_BUCKET": LAKE_BUCKET,
-                "LAKE_PREFIX": "",
-                "GLUE_DATABASE": DATABASE,
-                "GLUE_TABLE": TABLE,
-                "QUICKSIGHT_DATASET_ID": DATASET,
-                "QUICKSIGHT_MIN_REFRESH_MINUTES": "60",
-                "POWERTOOLS_SERVICE_NAME": "alblake-ingest",
-                "POWERTOOLS_METRICS_NAMESPACE": "AlbLake",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
-        )
+    with moto_server() as url:
+        os.environ.update({**ingest_environment(LAKE_BUCKET, dataset_id=DATASET), "AWS_ENDPOINT_URL": url})
         os.environ.pop("AWS_PROFILE", None)
-        import boto3
+        return invoke(args[0], event, lines, url)
 
-        clients = {n: boto3.client(n) for n in ("s3", "glue", "quicksight")}
-        print(f"moto_server: {url} (pid {proc.pid})")
-        setup(clients, event, lines)
-        stubbed = None if moto_lists_ingestions(clients["quicksight"]) else StubbedQuickSight.create()
-        buf = io.StringIO()
-        failed: BaseException | None = None
-        print(f"\n=== invoking app.handler with {args[0]} ===")
+
+def invoke(event_path: str, event: dict[str, Any], lines: int, url: str) -> int:
+    import boto3
+
+    clients = {n: boto3.client(n) for n in ("s3", "glue", "quicksight")}
+    print(f"moto_server: {url}")
+    setup(clients, event, lines)
+    stubbed = None if moto_lists_ingestions(clients["quicksight"]) else StubbedQuickSight.create()
+    buf = io.StringIO()
+    failed: BaseException | None = None
+    print(f"\n=== invoking app.handler with {event_path} ===")
+    if stubbed is not None:
+        print("(S3 and Glue: moto_server. QuickSight: STUBBED, moto_server has no list_ingestions)")
+    with contextlib.redirect_stdout(buf):
+        app = load_app()
         if stubbed is not None:
-            print("(S3 and Glue: moto_server. QuickSight: STUBBED, moto_server has no list_ingestions)")
-        with contextlib.redirect_stdout(buf):
-            app = load_app()
-            if stubbed is not None:
-                use_stubbed_quicksight(app, stubbed.client)
-            try:
-                result = app.handler(event, FakeContext())
-            except Exception as e:
-                failed = e
-        output = buf.getvalue()
-        print(output, end="")
-        if failed is None:
-            print("\n=== handler result ===\n" + json.dumps(result, indent=2))
-        else:
-            print(f"\n=== handler raised {type(failed).__name__} ===\n{failed}")
-        report(clients, output, stubbed, app)
-        return 0 if failed is None else 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+            use_stubbed_quicksight(app, stubbed.client)
+        try:
+            result = app.handler(event, FakeContext(remaining_millis=900_000))
+        except Exception as e:
+            failed = e
+    output = buf.getvalue()
+    print(output, end="")
+    if failed is None:
+        print("\n=== handler result ===\n" + json.dumps(result, indent=2))
+    else:
+        print(f"\n=== handler raised {type(failed).__name__} ===\n{failed}")
+    report(clients, output, stubbed, app)
+    return 0 if failed is None else 1
 
 
 if __name__ == "__main__":

@@ -248,7 +248,10 @@ def odd_lines() -> list[bytes]:
         base + b"\r",  # a trailing CR: a CRLF ending, or CR CR LF where the line gets one
         base.replace(b"https ", b"https  "),  # an empty field
         " ".join(BASE_FIELDS[:25]).encode(),  # pre-2020 logs: 25 fields
-        " ".join(BASE_FIELDS[:24]).encode(),  # too few fields
+        " ".join(BASE_FIELDS[:24]).encode(),  # mid-2018 logs: fields 21-25 arrived in steps
+        " ".join(BASE_FIELDS[:20]).encode(),  # 2017-2018 logs end after chosen_cert_arn
+        " ".join(BASE_FIELDS[:18]).encode(),  # 2016-2017 logs end after trace_id
+        " ".join(BASE_FIELDS[:17]).encode(),  # too few fields
         base + b' "extra" fields 1 2 3 "4 5" -',  # later fields are ignored
         b"",
         b"   ",

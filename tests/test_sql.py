@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import expressions as exp
 
 from alblake import analysis
-from alblake.schema import COLUMNS, PARTITION_KEYS, RAW_LOG_REGEX, TABLE_NAME, glue_type
+from alblake.schema import COLUMNS, PARTITION_KEYS, RAW_LOG_REGEX, TABLE_NAME, TIMESTAMP, glue_type, raw_glue_type
 from tests.analysis_fixtures import Row, make_rows, oracle_lake, oracle_rows
 
 __all__ = ["oracle_lake", "oracle_rows"]  # pytest fixtures imported from analysis_fixtures
@@ -48,13 +48,11 @@ def test_curated_ddl_matches_schema() -> None:
     assert "LOCATION 's3://${LakeBucket}/alb_logs/'" in ddl
 
 
-RAW_TEXT_COLUMNS = {"time", "request_creation_time", "target_status_code", "matched_rule_priority"}
-
-
 def test_raw_ddl_matches_schema_and_regex() -> None:
     ddl = analysis.ddl("alb_logs_raw")
-    expected = [(c.name, "string" if c.name in RAW_TEXT_COLUMNS else glue_type(c.arrow_type))
-                for c in COLUMNS]
+    # The curated types, except timestamps (ISO 8601 text that Hive cannot parse); '-' is NULL via the regex.
+    expected = [(c.name, raw_glue_type(c.arrow_type)) for c in COLUMNS]
+    assert expected == [(c.name, "string" if c.arrow_type == TIMESTAMP else glue_type(c.arrow_type)) for c in COLUMNS]
     assert _ddl_columns(ddl, "alb_logs_raw (") == expected
     assert "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe'" in ddl
     regexes = re.findall(r"'input.regex' = '(.*)'$", ddl, flags=re.MULTILINE)
@@ -84,7 +82,7 @@ def test_raw_regex_parses_documented_examples(documented_lines: list[bytes]) -> 
     assert first["request_proto"] == "HTTP/1.1" and first["user_agent"] == "curl/7.46.0"
     assert first["received_bytes"] == "34" and first["sent_bytes"] == "366"
     assert first["target_port_list"] == "10.0.0.1:80" and first["target_status_code_list"] == "200"
-    assert first["conn_trace_id"] == "TID_1234abcd5678ef90" and first["request_transform_status"] == "-"
+    assert first["conn_trace_id"] == "TID_1234abcd5678ef90" and first["request_transform_status"] is None
     second = parsed[1]
     assert second["ssl_protocol"] == "TLSv1.2" and second["domain_name"] == "www.example.com"
     assert second["actions_executed"] == "authenticate,forward"
@@ -93,8 +91,8 @@ def test_raw_regex_parses_documented_examples(documented_lines: list[bytes]) -> 
     assert parsed[2]["redirect_url"] == "https://example.com:80/"
     assert parsed[3]["elb_status_code"] == "101" and parsed[3]["target_port"] == "8010"
     no_target = parsed[6]
-    assert no_target["target_ip"] == "" and no_target["target_port"] == ""  # '-' -> empty -> NULL
-    assert no_target["elb_status_code"] == "502" and no_target["target_status_code"] == "-"
+    assert no_target["target_ip"] is None and no_target["target_port"] is None  # '-': the group does not match
+    assert no_target["elb_status_code"] == "502" and no_target["target_status_code"] is None
     assert no_target["lambda_error_reason"] == "LambdaInvalidResponse"
 
 
@@ -105,10 +103,17 @@ def test_raw_regex_is_forward_and_backward_compatible(documented_lines: list[byt
     for suffix in (' "-"', " -", ' "new-field" 42 "x y"', " "):
         assert _raw_match(line + suffix) == full
     tokens = re.findall(r'"[^"]*"|[^ ]+', line)
-    # Older logs end after field 25 (pre-2020), 29 (pre-2024) or 30 (pre Oct 2025); tokens count
-    # "request" as one token, so field n is token n.
+    # Older logs end after field 18 (2016-2017), 20 (2017-2018), 21-24 (mid-2018), 25 (pre-2020), 29 (pre-2024)
+    # or 30 (pre Oct 2025); tokens count "request" as one token, so field n is token n.
     names = [c.name for c in COLUMNS]
-    cuts = ((25, "lambda_error_reason"), (29, "classification_reason"), (30, "conn_trace_id"))
+    cuts = (
+        (18, "trace_id"),
+        (20, "chosen_cert_arn"),
+        (22, "request_creation_time"),
+        (25, "lambda_error_reason"),
+        (29, "classification_reason"),
+        (30, "conn_trace_id"),
+    )
     for fields, last_column in cuts:
         old = _raw_match(" ".join(tokens[:fields]))
         cut = names.index(last_column) + 1

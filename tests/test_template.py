@@ -7,12 +7,14 @@ their long form, so no IaC tool is needed: these tests run in the main venv, off
 from __future__ import annotations
 
 import copy
+import json
 import re
 import tomllib
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import botocore.session
 import pytest
@@ -123,13 +125,19 @@ def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -
     regex = sd["SerdeInfo"]["Parameters"]["input.regex"]
     assert regex == schema.RAW_LOG_REGEX
     assert re.compile(regex).groups == len(schema.COLUMNS)
+    # Names, types and comments as schema.raw_glue_columns (the curated types; timestamps stay ISO 8601 text),
+    # the same as sql/ddl/alb_logs_raw.sql: both are generated from the schema.
+    assert sd["Columns"] == schema.raw_glue_columns()
     assert [c["Name"] for c in sd["Columns"]] == list(schema.COLUMN_NAMES)
-    for col, spec in zip(sd["Columns"], schema.COLUMNS, strict=True):
-        expected = schema.glue_type(spec.arrow_type)
-        # RegexSerDe cannot parse ISO 8601 timestamps with a 'Z'; they stay strings in the raw table.
-        assert col["Type"] == ("string" if expected == "timestamp" else expected), col["Name"]
     assert sd["Location"] == {
-        "Fn::Sub": "s3://${AccessLogBucket}/${LogPrefix}/AWSLogs/${AWS::AccountId}/elasticloadbalancing/${AWS::Region}/"
+        "Fn::Sub": [
+            "s3://${LogBucket}/${LogPrefix}/AWSLogs/${AWS::AccountId}/elasticloadbalancing/${AWS::Region}/",
+            {
+                "LogBucket": {
+                    "Fn::If": ["CreateLogBucket", {"Ref": "AccessLogBucket"}, {"Ref": "ExistingLogBucketName"}]
+                }
+            },
+        ]
     }
 
 
@@ -273,10 +281,13 @@ def test_ingest_function_matches_the_lambda_contract(template: dict[str, Any]) -
     assert fn["Handler"] == "app.handler"
     assert fn["Runtime"] == "python3.13"
     assert fn["Architectures"] == ["arm64"]
+    # Not in Globals as well: older SAM translators concatenated the two lists into [arm64, arm64].
+    assert "Architectures" not in template.get("Globals", {}).get("Function", {})
     assert fn["Layers"] == [{"Ref": "AlbLakeLayer"}]
     env = fn["Environment"]["Variables"]
     assert set(env) == CONTRACT_ENV
     assert env["GLUE_TABLE"] == schema.TABLE_NAME
+    assert env["GLUE_DATABASE"] == {"Ref": "GlueDatabase"}
     assert env["LAKE_BUCKET"] == {"Ref": "LakeBucket"}
     assert env["LAKE_PREFIX"] == ""
     assert env["POWERTOOLS_SERVICE_NAME"] == "alblake-ingest"
@@ -360,19 +371,22 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         "quicksight": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
     }
     assert statements["ReadAlbLogs"]["Action"] == "s3:GetObject"
-    read_sub = statements["ReadAlbLogs"]["Resource"]["Fn::Sub"]
+    condition, own_bucket, existing_bucket = statements["ReadAlbLogs"]["Resource"]["Fn::If"]
+    assert condition == "CreateLogBucket"
     name_sub = _log_bucket_name_expr(template)["Fn::Sub"]
-    assert read_sub == [
+    assert own_bucket["Fn::Sub"] == [
         "arn:${AWS::Partition}:s3:::" + name_sub[0] + "/${LogPrefix}/AWSLogs/${AWS::AccountId}/*",
         name_sub[1],
     ]
+    # An existing bucket holds many accounts' and Regions' logs under LogPrefix/AWSLogs/.
+    assert existing_bucket == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ExistingLogBucketName}/${LogPrefix}/AWSLogs/*"}
     assert statements["WriteLake"]["Resource"] == [
         {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
     ]
     assert statements["SourceManifests"]["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/manifests/*"}
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
-    assert glue_resources[-1].endswith(f":table/${{GlueDatabaseName}}/{schema.TABLE_NAME}")
+    assert glue_resources[-1].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
     qs = statements["RefreshDataSet"]
     assert all(r["Fn::Sub"].split(":dataset/")[1].startswith("${AWS::StackName}-alb-logs") for r in qs["Resource"])
 
@@ -507,8 +521,59 @@ def test_quicksight_resources_validate_against_botocore(
 ) -> None:
     assert template["Resources"][logical_id]["Condition"] == "QuickSightEnabled"
     params = _placeholders(_resource(template, logical_id, rtype))
+    # CloudFormation-only properties: the wait policy has no API twin; the refresh properties are their own
+    # API call (PutDataSetRefreshProperties, validated below).
+    params.pop("IngestionWaitPolicy", None)
+    params.pop("DataSetRefreshProperties", None)
     validate_parameters(params, _quicksight_input(operation))
     assert _enum_errors(params, _quicksight_input(operation)) == []
+
+
+def test_spice_dataset_refreshes_incrementally_on_time_and_does_not_block_the_stack(template: dict[str, Any]) -> None:
+    props = _resource(template, "QuickSightDataSet", "AWS::QuickSight::DataSet")
+    # CloudFormation docs: the default waits for the first SPICE load, up to 36 h.
+    assert props["IngestionWaitPolicy"] == {"WaitForSpiceIngestion": False}
+    refresh = props["DataSetRefreshProperties"]
+    params = _placeholders(
+        {"AwsAccountId": {"Ref": "AWS::AccountId"}, "DataSetId": "x", "DataSetRefreshProperties": refresh}
+    )
+    params["DataSetRefreshProperties"]["RefreshConfiguration"]["IncrementalRefresh"]["LookbackWindow"]["Size"] = 3
+    validate_parameters(params, _quicksight_input("PutDataSetRefreshProperties"))
+    assert _enum_errors(params, _quicksight_input("PutDataSetRefreshProperties")) == []
+    window = refresh["RefreshConfiguration"]["IncrementalRefresh"]["LookbackWindow"]
+    assert window == {"ColumnName": "time", "Size": {"Ref": "SpiceLookbackHours"}, "SizeUnit": "HOUR"}
+    (physical,) = props["PhysicalTableMap"].values()
+    assert {"Name": "time", "Type": "DATETIME"} in physical["CustomSql"]["Columns"]
+    decimals = [c for c in physical["CustomSql"]["Columns"] if c["Type"] == "DECIMAL"]
+    assert decimals
+    assert all(c["SubType"] == "FLOAT" for c in decimals)  # SPICE's floating decimal, not the fixed one
+    lookback = template["Parameters"]["SpiceLookbackHours"]
+    assert 1 <= lookback["MinValue"] <= lookback["Default"] <= lookback["MaxValue"]
+
+
+def test_quicksight_queries_athena_as_a_stack_role_scoped_to_this_stack(template: dict[str, Any]) -> None:
+    role = template["Resources"]["QuickSightAthenaRole"]
+    assert role["Condition"] == "QuickSightEnabled"
+    props = role["Properties"]
+    (trust,) = props["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "quicksight.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    statements = {st["Sid"]: st for policy in props["Policies"] for st in policy["PolicyDocument"]["Statement"]}
+    resources = [
+        r
+        for st in statements.values()
+        for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+    ]
+    assert "*" not in resources
+    assert all(st["Effect"] == "Allow" for st in statements.values())
+    writes = {a for st in statements.values() for a in _actions(st) if a.startswith("s3:Put")}
+    assert writes == {"s3:PutObject"}
+    assert statements["AthenaResults"]["Resource"] == {"Fn::Sub": "${AthenaResultsBucket.Arn}/results/*"}
+    assert statements["LakeRead"]["Resource"] == {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"}
+    assert "workgroup/${AthenaWorkGroup}" in statements["AthenaWorkGroup"]["Resource"]["Fn::Sub"]
+    glue = [r["Fn::Sub"] for r in statements["GlueRead"]["Resource"]]
+    assert all("${GlueDatabase}" in r or r.endswith(":catalog") for r in glue)
+    assert not {a for a in _actions(statements["GlueRead"]) if not a.startswith(("glue:Get", "glue:BatchGet"))}
 
 
 def test_botocore_validation_rejects_a_broken_definition(template: dict[str, Any]) -> None:
@@ -541,10 +606,13 @@ def test_dataset_columns_exist_in_the_curated_table_with_matching_types(template
     # The query selects exactly the declared columns, in order, from the curated table.
     select, from_where = custom["SqlQuery"]["Fn::Sub"].split("FROM", 1)
     assert re.findall(r'"(\w+)"', select) == [c["Name"] for c in custom["Columns"]]
-    assert from_where.split()[0] == f'"AwsDataCatalog"."${{GlueDatabaseName}}"."{schema.TABLE_NAME}"'
+    assert from_where.split()[0] == f'"AwsDataCatalog"."${{GlueDatabase}}"."{schema.TABLE_NAME}"'
     source = template["Resources"]["QuickSightDataSource"]["Properties"]
     assert source["Type"] == "ATHENA"
-    assert source["DataSourceParameters"]["AthenaParameters"]["WorkGroup"] == {"Ref": "AthenaWorkGroup"}
+    assert source["DataSourceParameters"]["AthenaParameters"] == {
+        "WorkGroup": {"Ref": "AthenaWorkGroup"},
+        "RoleArn": {"Fn::GetAtt": ["QuickSightAthenaRole", "Arn"]},
+    }
 
 
 def test_spice_dataset_reads_only_a_partition_pruned_window(template: dict[str, Any]) -> None:
@@ -554,7 +622,6 @@ def test_spice_dataset_reads_only_a_partition_pruned_window(template: dict[str, 
     assert param["Default"] == 30
     assert 1 <= param["MinValue"] <= param["Default"] <= param["MaxValue"]
     props = _resource(template, "QuickSightDataSet", "AWS::QuickSight::DataSet")
-    assert "DataSetRefreshProperties" not in props  # a full refresh of the bounded query, nothing incremental
     (physical,) = props["PhysicalTableMap"].values()
     assert set(physical) == {"CustomSql"}  # no RelationalTable over the whole alb_logs table
     sql = " ".join(physical["CustomSql"]["SqlQuery"]["Fn::Sub"].split())
@@ -646,3 +713,187 @@ def test_samconfig_overrides_only_template_parameters(template: dict[str, Any]) 
     assert overrides.get("EnableQuickSight") == "false"
     assert "CAPABILITY_IAM" in deploy["capabilities"].split()
     assert config["default"]["build"]["parameters"]["use_container"] is False
+
+
+# ---------------------------------------------------------------------------------------------- deploy realism
+
+WEB_TIER = {
+    "AlbSecurityGroup",
+    "InstanceSecurityGroup",
+    "AlbToInstancesEgress",
+    "WebLaunchTemplate",
+    "WebTargetGroup",
+    "WebAutoScalingGroup",
+    "WebCpuScalingPolicy",
+    "LoadBalancer",
+    "HttpListener",
+}
+
+
+def test_demo_web_tier_is_one_parameter_and_on_by_default(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["EnableDemoWebTier"]["Default"] == "true"
+    conditions = template["Conditions"]
+    assert conditions["CreateWebTier"] == {"Fn::Equals": [{"Ref": "EnableDemoWebTier"}, "true"]}
+    assert {"Condition": "CreateWebTier"} in conditions["CreateVpc"]["Fn::And"]
+    for logical_id in WEB_TIER:
+        assert template["Resources"][logical_id]["Condition"] == "CreateWebTier", logical_id
+    vpc_resources = {k for k, v in template["Resources"].items() if v.get("Condition") == "CreateVpc"}
+    assert {"Vpc", "PublicSubnet1", "PublicSubnet2", "InternetGateway"} <= vpc_resources
+    assert template["Outputs"]["AlbUrl"]["Condition"] == "CreateWebTier"
+    # The lake pipeline itself never depends on the web tier.
+    pipeline = ["IngestFunction", "IngestQueue", "LakeBucket", "GlueDatabase", "CuratedTable", "AthenaWorkGroup"]
+    for logical_id in pipeline:
+        assert "Condition" not in template["Resources"][logical_id], logical_id
+
+
+def test_existing_log_bucket_sends_new_log_objects_through_eventbridge_to_the_queue(template: dict[str, Any]) -> None:
+    conditions = template["Conditions"]
+    assert conditions["CreateLogBucket"] == {"Fn::Equals": [{"Ref": "ExistingLogBucketName"}, ""]}
+    for logical_id in ("AccessLogBucket", "AccessLogBucketPolicy", "IngestFunctionS3Permission"):
+        assert template["Resources"][logical_id]["Condition"] == "CreateLogBucket", logical_id
+    # The demo tier logs into the stack's own bucket, so the two options exclude each other.
+    rule = template["Rules"]["ExistingLogBucketWithoutDemoTier"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "EnableDemoWebTier"}, "false"]}
+    events_rule = template["Resources"]["ExistingLogBucketRule"]
+    assert events_rule["Condition"] == "UseExistingLogBucket"
+    pattern = events_rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"] == {"name": [{"Ref": "ExistingLogBucketName"}]}
+    assert pattern["detail"]["object"] == {"key": [{"wildcard": {"Fn::Sub": "${LogPrefix}/AWSLogs/*.log.gz"}}]}
+    (target,) = events_rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    policy = _resource(template, "IngestQueuePolicy", "AWS::SQS::QueuePolicy")["PolicyDocument"]["Statement"]
+    (allow,) = [st["Fn::If"] for st in policy if "Fn::If" in st]
+    assert allow[0] == "UseExistingLogBucket"
+    assert allow[1]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow[1]["Action"] == "sqs:SendMessage"
+    assert allow[1]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["ExistingLogBucketRule", "Arn"]}}}
+
+
+def test_ingest_queue_feeds_the_function_with_partial_batch_responses(template: dict[str, Any]) -> None:
+    fn = _resource(template, "IngestFunction", "AWS::Serverless::Function")
+    (event,) = [e for e in fn["Events"].values() if e["Type"] == "SQS"]
+    props = event["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == {"Ref": "IngestBatchSize"}
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaxConcurrency"}}
+    concurrency = template["Parameters"]["IngestMaxConcurrency"]
+    # botocore's Lambda model: ScalingConfig.MaximumConcurrency is 2..1000.
+    shape: Any = botocore.session.get_session().get_service_model("lambda").shape_for("ScalingConfig")
+    limits = shape.members["MaximumConcurrency"].metadata
+    assert (concurrency["MinValue"], concurrency["MaxValue"]) == (limits["min"], limits["max"])
+    assert template["Parameters"]["IngestBatchSize"]["MaxValue"] <= 10  # more needs a batching window
+    queue = _resource(template, "IngestQueue", "AWS::SQS::Queue")
+    # Lambda's guidance: the queue's visibility timeout at least 6 x the function timeout.
+    assert queue["VisibilityTimeout"] >= 6 * fn["Timeout"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "IngestMaxReceiveCount"},
+    }
+    dlq = _resource(template, "IngestDeadLetterQueue", "AWS::SQS::Queue")
+    # A message keeps its first enqueue time in the DLQ, so the DLQ must keep messages longer.
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    assert template["Outputs"]["IngestQueueUrl"]["Value"] == {"Ref": "IngestQueue"}
+    alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm")
+    ages = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert [a["Properties"]["Dimensions"][0]["Value"] for a in ages] == [{"Fn::GetAtt": ["IngestQueue", "QueueName"]}]
+
+
+def test_data_buckets_are_retained_so_sam_delete_cannot_fail_halfway(template: dict[str, Any]) -> None:
+    for logical_id in _resources_of_type(template, "AWS::S3::Bucket"):
+        resource = template["Resources"][logical_id]
+        assert resource["DeletionPolicy"] == "Retain", logical_id
+        assert resource["UpdateReplacePolicy"] == "Retain", logical_id
+
+
+def test_glue_database_default_name_includes_the_stack_name(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["GlueDatabaseName"]["Default"] == ""
+    name = _resource(template, "GlueDatabase", "AWS::Glue::Database")["DatabaseInput"]["Name"]
+    condition, explicit, default = name["Fn::If"]
+    assert condition == "HasGlueDatabaseName"
+    assert explicit == {"Ref": "GlueDatabaseName"}
+    assert default == {
+        "Fn::Join": ["_", [{"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "AWS::StackName"}]}]}, "alblake"]]
+    }
+    # Everything else names the database through the resource, never the (possibly empty) parameter.
+    uses = [n for n in _walk(template["Resources"]) if isinstance(n, str) and "${GlueDatabaseName}" in n]
+    assert uses == []
+    refs = [n for n in _walk(template["Resources"]) if n == {"Ref": "GlueDatabaseName"}]
+    assert refs == [{"Ref": "GlueDatabaseName"}]
+
+
+def _event_files() -> list[Path]:
+    # s3-put-urlencoded.json shows the URL decoding of keys (a prefix with a space and a colon, which S3 encodes
+    # in events); LogPrefix's pattern does not allow those characters, so it cannot match a deployed prefix.
+    return sorted(p for p in (ROOT / "events").glob("*.json") if p.name != "s3-put-urlencoded.json")
+
+
+@pytest.mark.parametrize("path", _event_files(), ids=lambda p: p.name)
+def test_events_use_keys_under_the_deployed_notification_prefix(template: dict[str, Any], path: Path) -> None:
+    """`sam local invoke -e events/X.json` against a deployed stack reads keys the stack's notification sends."""
+    prefix = template["Parameters"]["LogPrefix"]["Default"] + "/AWSLogs/"
+    event = json.loads(path.read_text(encoding="utf-8"))
+    keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event["Records"]]
+    assert keys
+    for key in keys:
+        assert key.startswith(prefix), key
+
+
+COMPACT_ENV = {
+    "LAKE_BUCKET",
+    "LAKE_PREFIX",
+    "GLUE_DATABASE",
+    "GLUE_TABLE",
+    "COMPACT_OLDER_THAN_MINUTES",
+    "COMPACT_GRACE_MINUTES",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+}
+
+
+def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(template: dict[str, Any]) -> None:
+    fn = _resource(template, "CompactFunction", "AWS::Serverless::Function")
+    assert (fn["CodeUri"], fn["Handler"], fn["Runtime"], fn["Architectures"]) == (
+        "functions/compact/",
+        "app.handler",
+        "python3.13",
+        ["arm64"],
+    )
+    assert fn["Layers"] == [{"Ref": "AlbLakeLayer"}]
+    assert fn["Timeout"] == 900  # Lambda's maximum
+    env = fn["Environment"]["Variables"]
+    assert set(env) == COMPACT_ENV
+    assert env["GLUE_DATABASE"] == {"Ref": "GlueDatabase"}
+    assert env["COMPACT_OLDER_THAN_MINUTES"] == {"Ref": "CompactOlderThanMinutes"}
+    assert env["COMPACT_GRACE_MINUTES"] == {"Ref": "CompactGraceMinutes"}
+    assert env["POWERTOOLS_SERVICE_NAME"] == "alblake-compact"
+    params = template["Parameters"]
+    assert (params["CompactOlderThanMinutes"]["Default"], params["CompactGraceMinutes"]["Default"]) == (120, 60)
+    (schedule,) = fn["Events"].values()
+    assert schedule == {
+        "Type": "Schedule",
+        "Properties": {"Schedule": {"Ref": "CompactionSchedule"}, "Description": "Compact settled hour partitions"},
+    }
+    assert params["CompactionSchedule"]["Default"] == "rate(1 hour)"
+    (policy,) = fn["Policies"]
+    statements = {st["Sid"]: st for st in policy["Statement"]}
+    prefixes = [f"{schema.TABLE_NAME}/", "manifests/", "compaction/"]
+    assert statements["CompactLakeObjects"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{p}*"} for p in prefixes]
+    listing = statements["ListLakePrefixes"]
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+    glue = statements["CompactPartitions"]
+    assert all(a.startswith("glue:") and "Delete" not in a for a in glue["Action"])
+    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    log_group = _resource(template, "CompactLogGroup", "AWS::Logs::LogGroup")
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "CompactLogGroup"}
+    alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    assert any(
+        a["Properties"].get("MetricName") == "Errors"
+        and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "CompactFunction"}}]
+        for a in alarms
+    )

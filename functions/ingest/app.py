@@ -1,7 +1,8 @@
 """Lambda entry point: S3 ObjectCreated events for ALB access logs -> Parquet lake, Glue, QuickSight.
 
-Thin wiring only; the logic and its failure semantics live in ``alblake.aws.pipeline``. boto3 clients and
-adapters are created once per container (on first use) and reused by warm invocations.
+Thin wiring only; the event shapes are in ``alblake.aws.events``, the logic and its failure semantics in
+``alblake.aws.pipeline``. boto3 clients and adapters are created once per container (on first use) and reused
+by warm invocations.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from alblake.aws.pipeline import IngestPipeline, LambdaConfig, build_pipeline, records_from_event
+from alblake.aws.pipeline import IngestPipeline, LambdaConfig, build_pipeline
 from alblake.aws.quicksight import account_id_from_arn
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alblake-ingest")
@@ -42,8 +42,5 @@ def pipeline() -> IngestPipeline:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=S3Event)
-def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
-    records = records_from_event(event)  # URL-decoded keys ('+' -> ' ', %XX)
-    summary = pipeline().handle(records, account_id=account_id_from_arn(context.invoked_function_arn))
-    return summary.as_dict()
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return pipeline().handle_event(event, account_id=account_id_from_arn(context.invoked_function_arn))

@@ -1,7 +1,7 @@
 -- Curated ALB access-log table: the Parquet lake written by alblake (local CLI or the ingest Lambda).
 --
--- Columns and types are generated from alblake.schema (COLUMNS, glue_type()); tests/test_sql.py fails if
--- this file drifts from the schema. Partition keys come from the Hive-style object path
+-- generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand.
+-- Partition keys come from the Hive-style object path
 --   s3://<LakeBucket>/alb_logs/elb_name=<lb-name>/day=YYYY-MM-DD/hour=HH/<file>.parquet
 -- and are not stored inside the files.
 --

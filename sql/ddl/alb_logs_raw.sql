@@ -1,13 +1,13 @@
 -- Raw ALB access-log table: Athena RegexSerDe directly over the ALB log bucket (the gzip text files).
 --
--- Fallback / cross-check for the curated table. Same column names as alblake.schema; types follow the
--- schema's Glue types except the four columns that hold text in the raw log and would not convert:
--- `time` and `request_creation_time` (ISO 8601 with a trailing Z), `target_status_code` and
--- `matched_rule_priority` (may be '-'). tests/test_sql.py checks all of this.
---
--- input.regex is exactly alblake.schema.RAW_LOG_REGEX (one group per column). It is forward compatible:
--- log lines from before 2020 (25 fields), before 2024 (29) and before Oct 2025 (30) match with the missing
--- columns NULL, and fields AWS appends in the future are swallowed by the final (?: .*)? .
+-- generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand.
+-- Fallback / cross-check for the curated table, with the same columns and values: '-' and the parts of
+-- a request line that the parser leaves NULL are NULL here too, domain_name is trimmed, and a line that ends
+-- early (2016-2018 logs end after trace_id or later fields) has its missing columns NULL. Types are the
+-- curated ones except `time` and `request_creation_time`, which stay ISO 8601 text (Hive cannot parse the
+-- 'T' and 'Z'). One difference remains: ALB's \xHH escapes are decoded in the lake, not here. Fields AWS
+-- appends in the future are swallowed by the final (?: .*)? ; lines the parser quarantines do not match
+-- (RegexSerDe then returns a row of NULLs).
 --
 -- Placeholders: ${LogBucket}, ${LogPrefix} (empty, or ending in '/'), ${AccountId}, ${Region}.
 -- `delivery_day` is the yyyy/MM/dd folder ALB writes into (delivery date, not request date), resolved by
@@ -25,7 +25,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS alb_logs_raw (
   `target_processing_time` double COMMENT 'seconds; -1 when not dispatched',
   `response_processing_time` double COMMENT 'seconds; -1 when no response',
   `elb_status_code` int COMMENT 'status code returned by the load balancer',
-  `target_status_code` string COMMENT 'status code from the target; NULL when none',
+  `target_status_code` int COMMENT 'status code from the target; NULL when none',
   `received_bytes` bigint COMMENT 'request size in bytes',
   `sent_bytes` bigint COMMENT 'response size in bytes',
   `request_verb` string COMMENT 'HTTP method',
@@ -38,7 +38,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS alb_logs_raw (
   `trace_id` string COMMENT 'X-Amzn-Trace-Id',
   `domain_name` string COMMENT 'SNI domain',
   `chosen_cert_arn` string COMMENT 'certificate ARN presented',
-  `matched_rule_priority` string COMMENT '0 default rule, -1 error',
+  `matched_rule_priority` int COMMENT '0 default rule, -1 error',
   `request_creation_time` string COMMENT 'time the request was received (UTC)',
   `actions_executed` string COMMENT 'comma-separated actions',
   `redirect_url` string COMMENT 'redirect target',
@@ -58,14 +58,14 @@ PARTITIONED BY (
 ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe'
 WITH SERDEPROPERTIES (
   'serialization.format' = '1',
-  'input.regex' = '([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) (-|[-0-9]*) (-|[-0-9]*) ([-0-9]*) ([-0-9]*) "([^ ]*) (.*) (- |[^ ]*)" "([^"]*)" ([^ ]*) ([^ ]*) ([^ ]*) "([^"]*)" "([^"]*)" "([^"]*)" ([-.0-9]*) ([^ ]*) "([^"]*)" "([^"]*)" "([^"]*)"(?: "([^"]*)" "([^"]*)")?(?: "([^"]*)" "([^"]*)")?(?: ([^ ]*))?(?: "([^"]*)" "([^"]*)" "([^"]*)")?(?: .*)?'
+  'input.regex' = '(?:-|([^ ]*)) (?:-|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]{1,6})?Z)) (?:-|([^ ]*)) (?:-|([^ ]*):([0-9]+)) (?:-|([^ ]*):([0-9]+)) (?:-|(-?[0-9]+(?:[.][0-9]+)?)) (?:-|(-?[0-9]+(?:[.][0-9]+)?)) (?:-|(-?[0-9]+(?:[.][0-9]+)?)) (?:-|(-?[0-9]+)) (?:-|(-?[0-9]+)) (?:-|(-?[0-9]+)) (?:-|(-?[0-9]+)) "(?:(?=[^"]* [^"])(?:-|([^ "]+))? )?(?:-|([^"]+?))??(?: (?:-|([^ "]+))"| ?") "(?:-|([^"]*))" (?:-|([^ ]*)) (?:-|([^ ]*)) (?:-|([^ ]*)) "(?:-|([^"]*))"(?: "(?:-"| *((?:[^" ]+(?: +[^" ]+)*)?) *")(?: "(?:-|([^"]*))"(?: (?:-|(-?[0-9]+))(?: (?:-|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]{1,6})?Z))(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: (?:-|([^ ]*))(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))"(?: "(?:-|([^"]*))")?)?)?)?)?)?)?)?)?)?)?)?)?)?)?(?: .*)?'
 )
 LOCATION 's3://${LogBucket}/${LogPrefix}AWSLogs/${AccountId}/elasticloadbalancing/${Region}/'
 TBLPROPERTIES (
   'projection.enabled' = 'true',
   'projection.delivery_day.type' = 'date',
   'projection.delivery_day.format' = 'yyyy/MM/dd',
-  'projection.delivery_day.range' = '2020/01/01,NOW',
+  'projection.delivery_day.range' = '2016/01/01,NOW',
   'projection.delivery_day.interval' = '1',
   'projection.delivery_day.interval.unit' = 'DAYS',
   'storage.location.template' = 's3://${LogBucket}/${LogPrefix}AWSLogs/${AccountId}/elasticloadbalancing/${Region}/${delivery_day}'

@@ -24,11 +24,11 @@
 #include <arm_neon.h>
 #endif
 
-/* Field kinds; must match parse._NATIVE_KINDS. */
+/* Field kinds; must match native.KIND_* (parse._native_spec maps schema types onto them). */
 enum { K_STRING = 0, K_TIMESTAMP = 1, K_FLOAT64 = 2, K_INT32 = 3, K_INT64 = 4, K_ADDRESS = 5, K_REQUEST = 6 };
-/* Field flags; must match parse._NATIVE_FLAGS. */
+/* Field flags; must match native.FLAG_*. */
 enum { F_REQUIRED = 1, F_ELB_FORM = 2 };
-/* Gather flags; must match parse._GATHER_*. */
+/* Gather flags; must match native.GATHER_*. */
 enum { G_DECODE_ESCAPES = 1, G_TRIM_SPACES = 2 };
 
 #define MAX_FIELDS 64

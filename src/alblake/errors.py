@@ -13,3 +13,7 @@ class CorruptInputError(InputError):
 
 class EmptyInputError(InputError):
     """The source has zero bytes where content is required (e.g. an empty ``.gz`` object)."""
+
+
+class ObjectMissingError(InputError):
+    """The source object no longer exists (deleted between its event and the read): nothing to ingest."""

@@ -28,12 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from alblake import native
-from alblake.schema import ARROW_SCHEMA
+from alblake.schema import ARROW_SCHEMA, COLUMNS, LOG_FIELDS, TIMESTAMP, VALUE_TEXT, Layout, LogField
+from alblake.schema import KNOWN_FIELDS as KNOWN_FIELDS  # re-exported: the parser's bounds, declared in schema
+from alblake.schema import MIN_FIELDS as MIN_FIELDS
 
-MIN_FIELDS = 25  # pre-2020 logs end after error_reason
-KNOWN_FIELDS = 33  # up to request_transform_status (Oct 2025); later trailing fields are ignored
-
-_TS = pa.timestamp("us", tz="UTC")
 _STRING = pa.string()
 
 
@@ -43,61 +41,29 @@ class _Field:
     column: str | None  # the schema column it fills as is; None for fields split in _derive
     arrow_type: pa.DataType = _STRING
     split_into: tuple[str, ...] = ()  # the columns a split field fills ('ip:port' or the request line)
+    layout: Layout = "value"  # value, address ('ip:port') or request ('VERB URL PROTO')
 
 
-# The log's fields in order (0-based position = index). One table for both parse paths.
-_FIELDS: tuple[_Field, ...] = (
-    _Field("type", "type"),
-    _Field("time", "time", _TS),
-    _Field("elb", "elb"),
-    _Field("client:port", None, split_into=("client_ip", "client_port")),
-    _Field("target:port", None, split_into=("target_ip", "target_port")),
-    _Field("request_processing_time", "request_processing_time", pa.float64()),
-    _Field("target_processing_time", "target_processing_time", pa.float64()),
-    _Field("response_processing_time", "response_processing_time", pa.float64()),
-    _Field("elb_status_code", "elb_status_code", pa.int32()),
-    _Field("target_status_code", "target_status_code", pa.int32()),
-    _Field("received_bytes", "received_bytes", pa.int64()),
-    _Field("sent_bytes", "sent_bytes", pa.int64()),
-    _Field("request", None, split_into=("request_verb", "request_url", "request_proto")),
-    _Field("user_agent", "user_agent"),
-    _Field("ssl_cipher", "ssl_cipher"),
-    _Field("ssl_protocol", "ssl_protocol"),
-    _Field("target_group_arn", "target_group_arn"),
-    _Field("trace_id", "trace_id"),
-    _Field("domain_name", "domain_name"),
-    _Field("chosen_cert_arn", "chosen_cert_arn"),
-    _Field("matched_rule_priority", "matched_rule_priority", pa.int32()),
-    _Field("request_creation_time", "request_creation_time", _TS),
-    _Field("actions_executed", "actions_executed"),
-    _Field("redirect_url", "redirect_url"),
-    _Field("error_reason", "lambda_error_reason"),
-    _Field("target:port_list", "target_port_list"),
-    _Field("target_status_code_list", "target_status_code_list"),
-    _Field("classification", "classification"),
-    _Field("classification_reason", "classification_reason"),
-    _Field("conn_trace_id", "conn_trace_id"),
-    _Field("transformed_host", "transformed_host"),
-    _Field("transformed_uri", "transformed_uri"),
-    _Field("request_transform_status", "request_transform_status"),
-)
-assert len(_FIELDS) == KNOWN_FIELDS
+def _parser_field(log_field: LogField) -> _Field:
+    if log_field.layout == "value":
+        column = log_field.columns[0]
+        return _Field(log_field.name, column.name, column.arrow_type)
+    return _Field(log_field.name, None, split_into=tuple(c.name for c in log_field.columns), layout=log_field.layout)
+
+
+# The log's fields in order (0-based position = index), derived from schema.LOG_FIELDS; one table for all paths.
+_FIELDS: tuple[_Field, ...] = tuple(_parser_field(f) for f in LOG_FIELDS)
 _TYPED_POSITIONS = tuple(i for i, f in enumerate(_FIELDS) if f.arrow_type != pa.string())
 
 # What a typed field may look like, for both paths (anything else is quarantined by the exact path).
 # Integers and floats are plain decimals as ALB writes them ('-1', '0.000'); no 'nan', '1e3', '+5' or '.5'.
-_VALID_TEXT = {
-    pa.int32(): r"-?[0-9]+",
-    pa.int64(): r"-?[0-9]+",
-    pa.float64(): r"-?[0-9]+(?:\.[0-9]+)?",
-    _TS: r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z",
-}
+_VALID_TEXT = VALUE_TEXT
 # The fast path accepts a subset it can cast without overflow; the rest is left to the exact path.
 _FAST_TEXT = {
     **_VALID_TEXT,
     pa.int32(): r"-?[0-9]{1,9}",
     pa.int64(): r"-?[0-9]{1,18}",
-    _TS: "[1-9][0-9]{3}" + _VALID_TEXT[_TS].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
+    TIMESTAMP: "[1-9][0-9]{3}" + _VALID_TEXT[TIMESTAMP].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
 }
 _VALID_RE = {arrow_type: re.compile(pattern) for arrow_type, pattern in _VALID_TEXT.items()}
 _INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
@@ -106,18 +72,8 @@ _INT_LIMITS = {pa.int32(): 2**31, pa.int64(): 2**63}
 MAX_LINE_BYTES = 1 << 20
 
 # Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
-_ESCAPED_COLUMNS = (
-    "request_verb",
-    "request_url",
-    "user_agent",
-    "domain_name",
-    "redirect_url",
-    "lambda_error_reason",
-    "transformed_host",
-    "transformed_uri",
-)
-
-_TRIMMED_COLUMNS = ("domain_name",)  # ' ' stripped at both ends (before escapes are decoded)
+_ESCAPED_COLUMNS = tuple(c.name for c in COLUMNS if c.escaped)
+_TRIMMED_COLUMNS = tuple(c.name for c in COLUMNS if c.trimmed)  # ' ' stripped at both ends (before decoding)
 _REQUIRED_FIELDS = ("type", "time", "elb")  # a line without them is quarantined
 
 _ADDRESS_RE = r"^(?P<ip>.*):(?P<port>[0-9]{1,5})$"
@@ -187,9 +143,9 @@ def _convert_field(field: _Field, text: str) -> object:
     if field.arrow_type == pa.string():
         return text
     if not _VALID_RE[field.arrow_type].fullmatch(text):
-        kind = {_TS: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
+        kind = {TIMESTAMP: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
         raise LineError(f"invalid {kind} in {field.name}: {text[:40]!r}")
-    if field.arrow_type == _TS:
+    if field.arrow_type == TIMESTAMP:
         try:
             return datetime.fromisoformat(text)
         except ValueError:
@@ -405,7 +361,7 @@ def parse_block(
 
 _NATIVE_KINDS = {
     _STRING: native.KIND_STRING,
-    _TS: native.KIND_TIMESTAMP,
+    TIMESTAMP: native.KIND_TIMESTAMP,
     pa.float64(): native.KIND_FLOAT64,
     pa.int32(): native.KIND_INT32,
     pa.int64(): native.KIND_INT64,
@@ -418,8 +374,10 @@ def _native_spec(field: _Field) -> native.FieldSpec:
     )
     names = field.split_into or (field.column or field.name,)
     outputs = tuple(native.Output(name, ARROW_SCHEMA.field(name).type, _gather_flags(name)) for name in names)
-    if field.split_into:
-        kind = native.KIND_REQUEST if field.name == "request" else native.KIND_ADDRESS
+    if field.layout == "request":
+        kind = native.KIND_REQUEST
+    elif field.layout == "address":
+        kind = native.KIND_ADDRESS
     else:
         kind = _NATIVE_KINDS[field.arrow_type]
     return native.FieldSpec(kind, flags, outputs)
@@ -626,16 +584,23 @@ def _derive(
     raw_line: Callable[[int], bytes] | dict[int, bytes],
     quarantined: list[QuarantinedLine],
 ) -> ParsedBlock:
-    columns: dict[str, pa.Array] = {f.column: raw[i] for i, f in enumerate(_FIELDS) if f.column is not None}
-    columns["client_ip"], columns["client_port"], bad_client = _split_address(raw[3])
-    columns["target_ip"], columns["target_port"], bad_target = _split_address(raw[4])
-    columns["request_verb"], columns["request_url"], columns["request_proto"] = _split_request(raw[12])
+    columns: dict[str, pa.Array] = {}
+    malformed: list[tuple[pa.Array, str]] = []
+    for index, log_field in enumerate(_FIELDS):
+        if log_field.layout == "address":
+            ip, port, bad = _split_address(raw[index])
+            columns.update(zip(log_field.split_into, (ip, port), strict=True))
+            malformed.append((bad, f"malformed {log_field.name}"))
+        elif log_field.layout == "request":
+            columns.update(zip(log_field.split_into, _split_request(raw[index]), strict=True))
+        else:
+            columns[log_field.column or log_field.name] = raw[index]
     for name in _TRIMMED_COLUMNS:
         columns[name] = pc.utf8_trim(columns[name], " ")
     for name in _ESCAPED_COLUMNS:
         columns[name] = _decode_escapes_column(columns[name])
     elb_name = _elb_names(columns["elb"])
-    reasons = _problems(columns, elb_name, bad_client, bad_target)
+    reasons = _problems(columns, elb_name, malformed)
     table = pa.table([columns[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
     hour_start = _hour_starts(columns["time"])
     if reasons is None:
@@ -674,11 +639,11 @@ def _hour_starts(time: pa.Array) -> pa.Array:
     """Each timestamp truncated to its UTC hour (integer arithmetic; floor_temporal is slower with a zone)."""
     micros = pc.fill_null(pc.cast(time, pa.int64()), 0).to_numpy(zero_copy_only=False)
     hours = (micros // _MICROS_PER_HOUR) * _MICROS_PER_HOUR
-    return pa.array(hours, type=_TS, mask=pc.is_null(time).to_numpy(zero_copy_only=False))
+    return pa.array(hours, type=TIMESTAMP, mask=pc.is_null(time).to_numpy(zero_copy_only=False))
 
 
 def _problems(
-    columns: dict[str, pa.Array], elb_name: pa.Array, bad_client: pa.Array, bad_target: pa.Array
+    columns: dict[str, pa.Array], elb_name: pa.Array, malformed: list[tuple[pa.Array, str]]
 ) -> list[str | None] | None:
     """Per-row reason why a parsed row cannot be kept, or None when every row is fine."""
     checks: list[tuple[pa.Array, str]] = [
@@ -686,8 +651,7 @@ def _problems(
         (pc.is_null(columns["time"]), "missing time"),
         (pc.is_null(columns["elb"]), "missing elb"),
         (pc.is_null(elb_name), "elb is not of the form type/name/id"),
-        (bad_client, "malformed client:port"),
-        (bad_target, "malformed target:port"),
+        *malformed,
     ]
     if not any(pc.any(mask).as_py() for mask, _ in checks):
         return None

@@ -21,17 +21,25 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from alblake.schema import ARROW_SCHEMA, glue_table_input
+from alblake.schema import ARROW_SCHEMA
+from tests.moto_lake import (
+    ACCOUNT,
+    DATABASE,
+    FUNCTION_ARN,
+    REGION,
+    TABLE,
+    FakeContext,
+    create_lake_resources,
+    ingest_environment,
+)
+
+# Re-exported: the test modules import their constants and helpers from this conftest.
+__all__ = ["ACCOUNT", "DATABASE", "FUNCTION_ARN", "REGION", "TABLE", "FakeContext"]
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 LOG_BUCKET = "alblake-logs-123456789012"
 LAKE_BUCKET = "alblake-lake-123456789012"
-DATABASE = "alblake"
-TABLE = "alb_logs"
-FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:alblake-ingest"
 
 KEY_DIR = f"AWSLogs/{ACCOUNT}/elasticloadbalancing/{REGION}/2018/07/02/"
 ALB_KEY = (
@@ -64,20 +72,6 @@ def s3_record(
 
 def s3_event(*keys: str, bucket: str = LOG_BUCKET) -> dict[str, Any]:
     return {"Records": [s3_record(bucket, k) for k in keys]}
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "alblake-ingest"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = FUNCTION_ARN
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "6f1c1f4e-0000-4000-8000-000000000001"
-    log_group_name: str = "/aws/lambda/alblake-ingest"
-    log_stream_name: str = "2026/11/24/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 @dataclass
@@ -123,33 +117,11 @@ class Aws:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "LAKE_BUCKET": LAKE_BUCKET,
-        "LAKE_PREFIX": "",
-        "GLUE_DATABASE": DATABASE,
-        "GLUE_TABLE": TABLE,
-        "QUICKSIGHT_DATASET_ID": "",
-        "POWERTOOLS_SERVICE_NAME": "alblake-ingest",
-        "POWERTOOLS_METRICS_NAMESPACE": "AlbLake",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "TMPDIR": str(tmp_path),
-    }.items():
+    for name, value in {**ingest_environment(LAKE_BUCKET), "TMPDIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("QUICKSIGHT_MIN_REFRESH_MINUTES")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-def create_lake_resources(s3: Any, glue: Any, lake_location: str) -> None:
-    """Buckets, Glue database and the Parquet table (as template.yaml declares it)."""
-    for bucket in (LOG_BUCKET, LAKE_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    glue.create_database(DatabaseInput={"Name": DATABASE})
-    glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(lake_location))
 
 
 @pytest.fixture
@@ -157,7 +129,7 @@ def aws(aws_env: None) -> Iterator[Aws]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         glue = boto3.client("glue", region_name=REGION)
-        create_lake_resources(s3, glue, f"s3://{LAKE_BUCKET}/alb_logs/")
+        create_lake_resources(s3, glue, f"s3://{LAKE_BUCKET}/alb_logs/", [LOG_BUCKET, LAKE_BUCKET])
         yield Aws(s3, glue)
 
 

@@ -1,8 +1,8 @@
 """backfill -> SQS -> the ingest pipeline -> rows exactly once; replay after a parser change; against a real
 moto_server endpoint (S3 and SQS).
 
-The consumer here reads each SQS message by the message contract of ``alblake.aws.sqs`` (an S3-notification-
-shaped body) and hands its records to the real ``IngestPipeline``, as the stack's queue consumer does.
+The consumer here hands SQS batches of the messages backfill sent (``alblake.aws.sqs``: S3-notification-shaped
+bodies) to the real ``IngestPipeline.handle_event``, as the stack's queue consumer does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 import alblake.convert
 from alblake.aws.backfill import BackfillState, run_backfill
-from alblake.aws.pipeline import IngestPipeline, LambdaConfig, S3Record
+from alblake.aws.pipeline import IngestPipeline, LambdaConfig
 from alblake.aws.quicksight import SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource
 from alblake.aws.s3_lake import open_s3_lake
@@ -69,7 +69,8 @@ def queue() -> str:
 
 
 def drain(queue_url: str) -> int:
-    """Consume the queue through the real pipeline (batches of up to 10, as the event source mapping sends)."""
+    """Consume the queue through the real pipeline's ``handle_event``, in SQS event batches of up to 10 as the
+    event source mapping sends them; messages reported in ``batchItemFailures`` stay in the queue."""
     sqs = boto3.client("sqs")
     pipeline = IngestPipeline(
         config=LambdaConfig(lake_bucket=LAKE_BUCKET, glue_database="unused", lake_prefix="x"),
@@ -84,11 +85,14 @@ def drain(queue_url: str) -> int:
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
             return consumed
+        event = {"Records": [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:alblake-ingest"}
+            for m in batch
+        ]}
+        response = pipeline.handle_event(event)
+        assert response == {"batchItemFailures": []}, response
         for message in batch:
-            records = json.loads(message["Body"])["Records"]
-            pipeline.handle(
-                [S3Record(r["s3"]["bucket"]["name"], decode_event_key(r["s3"]["object"]["key"])) for r in records]
-            )
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             consumed += 1
 

@@ -13,8 +13,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from alblake.aws.events import S3Record
 from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar, GlueTableLocationError
-from alblake.aws.pipeline import LambdaConfig, S3Record, build_pipeline
+from alblake.aws.pipeline import LambdaConfig, build_pipeline
 from alblake.lake.layout import Partition
 from tests.integration.conftest import (
     ALB_KEY,

@@ -10,7 +10,7 @@ from types import ModuleType
 import pyarrow.compute as pc
 import pytest
 
-from alblake.aws.pipeline import ConfigError, IngestRetryableError, ObjectRejectedError
+from alblake.aws.pipeline import ConfigError, ObjectRejectedError
 from alblake.sample import write_sample_logs
 from alblake.schema import glue_table_input
 from tests.integration.conftest import (
@@ -228,10 +228,14 @@ def test_multi_record_processes_all_then_raises(app: ModuleType, aws: Aws) -> No
     assert aws.lake_table().num_rows == 3
 
 
-def test_missing_object_is_transient(app: ModuleType, aws: Aws) -> None:
-    with pytest.raises(IngestRetryableError, match="NoSuchKey"):
-        app.handler(s3_event(ALB_KEY), FakeContext())
+def test_a_missing_object_is_skipped_with_a_metric_not_retried(
+    app: ModuleType, aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleted between its event and the read (S3 NoSuchKey): nothing to ingest, nothing to retry."""
+    [rec] = app.handler(s3_event(ALB_KEY), FakeContext())["records"]
+    assert (rec["status"], rec["detail"]) == ("skipped", "missing")
     assert aws.lake_keys() == []
+    assert metric_values(capsys.readouterr().out, "ObjectsMissing") == [1.0]
 
 
 def _use_table_location(aws: Aws, location: str) -> None:

@@ -52,16 +52,19 @@ def refresher(client: Any, minutes: float = 60) -> SpiceRefresher:
     return SpiceRefresher(client, DATASET, min_interval=timedelta(minutes=minutes), clock=lambda: NOW)
 
 
-def ingestion(status: str, created: datetime, ingestion_id: str = "i-1") -> dict[str, Any]:
+def ingestion(
+    status: str, created: datetime, ingestion_id: str = "i-1", request_type: str = "INCREMENTAL_REFRESH"
+) -> dict[str, Any]:
     return {
         "Arn": f"arn:aws:quicksight:{REGION}:{ACCOUNT}:dataset/{DATASET}/ingestion/{ingestion_id}",
         "IngestionId": ingestion_id,
         "IngestionStatus": status,
         "CreatedTime": created,
+        "RequestType": request_type,
     }
 
 
-def expect_create(stubber: Stubber, ingestion_id: str) -> None:
+def expect_create(stubber: Stubber, ingestion_id: str, ingestion_type: str = "FULL_REFRESH") -> None:
     stubber.add_response(
         "create_ingestion",
         {"Arn": "arn", "IngestionId": ingestion_id, "IngestionStatus": "INITIALIZED", "Status": 201},
@@ -69,7 +72,7 @@ def expect_create(stubber: Stubber, ingestion_id: str) -> None:
             "AwsAccountId": ACCOUNT,
             "DataSetId": DATASET,
             "IngestionId": ingestion_id,
-            "IngestionType": "FULL_REFRESH",
+            "IngestionType": ingestion_type,
         },
     )
 
@@ -103,6 +106,121 @@ def test_create_when_old(qs: tuple[Any, Stubber]) -> None:
     assert out.ingestion_id == "alblake-20261124T090000Z"
 
 
+def test_incremental_when_a_full_refresh_completed_within_a_day(qs: tuple[Any, Stubber]) -> None:
+    client, stubber = qs
+    items = [
+        ingestion("COMPLETED", NOW - timedelta(minutes=61), "inc"),
+        ingestion("COMPLETED", NOW - timedelta(hours=23), "full", request_type="FULL_REFRESH"),
+    ]
+    stubber.add_response("list_ingestions", {"Ingestions": items}, LIST_PARAMS)
+    expect_create(stubber, "alblake-20261124T090000Z", "INCREMENTAL_REFRESH")
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert (out.status, out.ingestion_type) == (RefreshStatus.REQUESTED, "INCREMENTAL_REFRESH")
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        pytest.param([], id="no-ingestion-yet"),
+        pytest.param([("COMPLETED", 25, "FULL_REFRESH")], id="last-full-older-than-a-day"),
+        pytest.param([("FAILED", 2, "FULL_REFRESH"), ("COMPLETED", 30, "INITIAL_INGESTION")], id="recent-full-failed"),
+        pytest.param([("COMPLETED", 2, "INCREMENTAL_REFRESH"), ("COMPLETED", 3, "EDIT")], id="only-incremental"),
+    ],
+)
+def test_full_refresh_at_most_daily_keeps_the_window_bounded(
+    qs: tuple[Any, Stubber], history: list[tuple[str, int, str]]
+) -> None:
+    """Incremental refreshes never drop days that left the window: a full one is due once a day."""
+    client, stubber = qs
+    items = [ingestion(st, NOW - timedelta(hours=h), f"i-{h}", request_type=rt) for st, h, rt in history]
+    stubber.add_response("list_ingestions", {"Ingestions": items}, LIST_PARAMS)
+    expect_create(stubber, "alblake-20261124T090000Z", "FULL_REFRESH")
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert (out.status, out.ingestion_type) == (RefreshStatus.REQUESTED, "FULL_REFRESH")
+
+
+def test_dataset_without_incremental_configuration_gets_a_full_refresh(qs: tuple[Any, Stubber]) -> None:
+    client, stubber = qs
+    full = ingestion("COMPLETED", NOW - timedelta(hours=2), request_type="FULL_REFRESH")
+    stubber.add_response("list_ingestions", {"Ingestions": [full]}, LIST_PARAMS)
+    stubber.add_client_error(
+        "create_ingestion",
+        "InvalidParameterValueException",
+        "Incremental refresh is not configured",
+        expected_params={
+            "AwsAccountId": ACCOUNT,
+            "DataSetId": DATASET,
+            "IngestionId": "alblake-20261124T090000Z",
+            "IngestionType": "INCREMENTAL_REFRESH",
+        },
+    )
+    expect_create(stubber, "alblake-20261124T090000Z", "FULL_REFRESH")
+    out = refresher(client).request_refresh(ACCOUNT)
+    assert (out.status, out.ingestion_type) == (RefreshStatus.REQUESTED, "FULL_REFRESH")
+
+
+class _FlakyQuickSight:
+    """A QuickSight client whose list_ingestions answers what botocore's Stubber cannot: a reset connection or a
+    body that does not follow the model."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.created: list[dict[str, Any]] = []
+
+    def list_ingestions(self, **kwargs: Any) -> Any:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+    def create_ingestion(self, **kwargs: Any) -> dict[str, Any]:
+        self.created.append(kwargs)
+        return {"IngestionId": kwargs["IngestionId"]}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(ConnectionResetError(104, "Connection reset by peer"), id="connection-reset"),
+        pytest.param({"Ingestions": ["x"]}, id="item-not-an-object"),
+        pytest.param({"Ingestions": "x"}, id="ingestions-not-a-list"),
+        pytest.param(["x"], id="body-not-an-object"),
+    ],
+)
+def test_a_broken_list_ingestions_is_logged_counted_and_never_raised(answer: Any) -> None:
+    client = _FlakyQuickSight(answer)
+    metrics = RecordingMetrics()
+    log = _WarningLog()
+    out = SpiceRefresher(client, DATASET, clock=lambda: NOW, logger=log, metrics=metrics).request_refresh(ACCOUNT)
+    assert out.status is RefreshStatus.ERROR
+    assert client.created == []  # nothing requested on a listing it could not read
+    assert log.warnings == ["SPICE refresh error"]
+    assert metrics.values == {"QuickSightRefreshErrors": [1]}
+
+
+def test_a_broken_refresh_does_not_fail_the_invocation(
+    app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows and partitions are written, the refresh fails with a reset connection, the handler still returns."""
+    config = LambdaConfig(lake_bucket=LAKE_BUCKET, glue_database=DATABASE, quicksight_dataset_id=DATASET)
+    pipeline = build_pipeline(
+        config,
+        s3=aws.s3,
+        glue=aws.glue,
+        quicksight=_FlakyQuickSight(ConnectionResetError(104, "Connection reset by peer")),
+        sts=None,
+        logger=Logger(service="test"),
+        metrics=RecordingMetrics(),
+    )
+    monkeypatch.setattr(app, "pipeline", lambda: pipeline)
+    aws.put_log(ALB_KEY, gz(AWS_EXAMPLE_LINES))
+    ctx = FakeContext(invoked_function_arn="arn:aws:lambda:us-east-1:210987654321:function:alblake-ingest")
+    result = app.handler(s3_event(ALB_KEY), ctx)
+    assert result["refresh"] == "error"
+    assert [r["status"] for r in result["records"]] == ["processed"]
+    assert result["records"][0]["rows"] > 0
+    assert result["records"][0]["partitions"]
+
+
 def test_paginates_until_found(qs: tuple[Any, Stubber]) -> None:
     client, stubber = qs
     stubber.add_response("list_ingestions", {"Ingestions": [], "NextToken": "t"}, LIST_PARAMS)
@@ -124,9 +242,7 @@ def test_paginates_until_found(qs: tuple[Any, Stubber]) -> None:
         ("create_ingestion", "ResourceExistsException", RefreshStatus.ALREADY_REQUESTED),
     ],
 )
-def test_errors_never_raise(
-    qs: tuple[Any, Stubber], operation: str, code: str, status: RefreshStatus
-) -> None:
+def test_errors_never_raise(qs: tuple[Any, Stubber], operation: str, code: str, status: RefreshStatus) -> None:
     client, stubber = qs
     if operation == "create_ingestion":
         stubber.add_response("list_ingestions", {"Ingestions": []}, LIST_PARAMS)

@@ -30,7 +30,7 @@
 #define SCAN_PATH "swar"
 #endif
 
-#define MIN_FIELDS 25 /* parse.MIN_FIELDS */
+#define MIN_FIELDS 18 /* parse.MIN_FIELDS (schema.MIN_FIELDS) */
 #define MAX_LINE_BYTES (1 << 20) /* parse.MAX_LINE_BYTES */
 #define MAX_OUTPUTS 3 /* a REQUEST fills three columns */
 

@@ -1,15 +1,23 @@
 """The Lambda ingest pipeline: S3 event records -> Parquet in the lake bucket -> Glue partitions -> SPICE.
 
-Failure semantics (one invocation = one S3 event, usually one record):
+Events: direct S3 notifications, EventBridge "Object Created", S3 TestEvent (nothing to do) and SQS batches
+carrying any of these (``alblake.aws.events``); any other shape raises ``UnsupportedEventError``.
+
+Failure semantics (one invocation = one event, usually one record):
 
 - Objects that are not ALB access logs (test file, NLB, connection and health-check logs, other names) are
   skipped with a log line and an ``ObjectsSkipped`` metric.
 - Every record is attempted, even after another record of the same event failed.
+- An object deleted before it is read (S3 NoSuchKey) is skipped with an ``ObjectsMissing`` metric: there is
+  nothing to ingest and nothing to retry.
 - A permanently bad object (``alblake.errors.InputError``: corrupt or truncated gzip, empty object) is logged
   with its key and reason and counted in ``ObjectsFailed``; nothing of it is published (the core stages
   locally and publishing only starts after the whole object converted).
 - Any other error (S3/Glue API errors, throttling, timeouts: transient) is logged and counted the same way.
-- After all records, if any failed, the invocation raises: ``ObjectRejectedError`` when every failure is
+- SQS batches: each message whose objects failed (or whose body is not an accepted event) is returned in
+  ``batchItemFailures``; SQS redelivers only those, and after the queue's maxReceiveCount moves them to its
+  dead-letter queue (redrive them from there once the cause is fixed). The invocation itself succeeds.
+- Other events: after all records, if any failed, the invocation raises: ``ObjectRejectedError`` when every failure is
   permanent, ``IngestRetryableError`` otherwise. Lambda then retries the event (async invoke: 2 retries)
   and finally sends it to the on-failure destination / DLQ with that error type and a message listing
   each failed key. Retrying records that already succeeded is harmless: lake keys are deterministic (the
@@ -32,12 +40,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from alblake.aws.events import S3Record, parse_event
 from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
-from alblake.errors import InputError
+from alblake.errors import InputError, ObjectMissingError
 from alblake.ingest import IngestedObject, ingest_object
-from alblake.keys import AccessLogKey, classify_key, decode_event_key
+from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
@@ -172,12 +181,6 @@ class IngestRetryableError(IngestFailedError):
     """At least one object failed for a transient reason (AWS API error); Lambda retries the event."""
 
 
-@dataclass(frozen=True)
-class S3Record:
-    bucket: str
-    key: str  # URL-decoded
-
-
 class IngestPipeline:
     def __init__(
         self,
@@ -198,17 +201,38 @@ class IngestPipeline:
         self.metrics = metrics
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    def handle_event(self, event: object, account_id: str | None = None) -> dict[str, Any]:
+        """Ingest what the event names; the Lambda response (SQS: the batch item failures)."""
+        parsed = parse_event(event)
+        if not parsed.from_sqs:
+            return self.handle(parsed.records, account_id).as_dict()
+        failed: list[str] = []
+        outcomes: list[RecordOutcome] = []
+        for item in parsed.items:
+            item_outcomes = [self.process(r) for r in item.records]
+            outcomes += item_outcomes
+            if item.error:
+                self.logger.error("rejecting SQS message: not an accepted event", extra={"error": item.error})
+                self.metrics.add_metric("MessagesRejected", "Count", 1)
+            if item.error or any(o.status is RecordStatus.FAILED for o in item_outcomes):
+                failed.append(str(item.item_id))
+        self._refresh(InvocationSummary(outcomes), account_id)
+        return {"batchItemFailures": [{"itemIdentifier": item_id} for item_id in failed]}
+
     def handle(self, records: Iterable[S3Record], account_id: str | None = None) -> InvocationSummary:
-        summary = InvocationSummary([self.process(r) for r in records])
-        if any(r.rows for r in summary.records):
-            summary.refresh = self.refresher.request_refresh(account_id)
-        else:
-            summary.refresh = RefreshOutcome(RefreshStatus.NOT_NEEDED, detail="no new rows")
+        summary = self._refresh(InvocationSummary([self.process(r) for r in records]), account_id)
         failures = summary.failures
         if failures:
             if all(f.permanent for f in failures):
                 raise ObjectRejectedError(summary)
             raise IngestRetryableError(summary)
+        return summary
+
+    def _refresh(self, summary: InvocationSummary, account_id: str | None) -> InvocationSummary:
+        if any(r.rows for r in summary.records):
+            summary.refresh = self.refresher.request_refresh(account_id)
+        else:
+            summary.refresh = RefreshOutcome(RefreshStatus.NOT_NEEDED, detail="no new rows")
         return summary
 
     def process(self, record: S3Record) -> RecordOutcome:
@@ -229,6 +253,10 @@ class IngestPipeline:
             ingested = ingest_object(
                 lambda: self.source.open(record.bucket, record.key), f"s3://{record.bucket}/{record.key}", self.lake
             )
+        except ObjectMissingError as e:
+            self.logger.warning("skipping object: it no longer exists", extra={"error": str(e)})
+            self.metrics.add_metric("ObjectsMissing", "Count", 1)
+            return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail="missing")
         except InputError as e:
             self.logger.error(
                 "rejecting object: permanently unreadable, nothing published",
@@ -281,11 +309,6 @@ class IngestPipeline:
         )
 
 
-def records_from_event(event: Any) -> list[S3Record]:
-    """``S3Record``s of a powertools ``S3Event`` (keys URL-decoded: '+' -> ' ', %XX -> char)."""
-    return [S3Record(r.s3.bucket.name, decode_event_key(r.s3.get_object.key)) for r in event.records]
-
-
 def build_pipeline(
     config: LambdaConfig,
     *,
@@ -320,6 +343,7 @@ def build_pipeline(
             min_interval=config.quicksight_min_interval,
             sts_client=sts,
             logger=logger,
+            metrics=metrics,
         ),
         logger=logger,
         metrics=metrics,

@@ -1,6 +1,7 @@
 """Request a SPICE refresh of the QuickSight dataset, within QuickSight's limits, never failing the pipeline.
 
-QuickSight Enterprise allows 32 scheduled/API refreshes of a SPICE dataset per 24 h, and one at a time. So:
+QuickSight Enterprise allows 32 manual (API) refreshes of a SPICE dataset per 24 h, and one at a time
+(botocore's CreateIngestion documentation). So:
 - skip when an ingestion is INITIALIZED/QUEUED/RUNNING (it will pick up the new partitions, or the next one
   will);
 - skip when any ingestion was created within ``min_interval`` (default 60 min: at most 24 refreshes a day
@@ -8,29 +9,45 @@ QuickSight Enterprise allows 32 scheduled/API refreshes of a SPICE dataset per 2
 - otherwise ``create_ingestion`` with an IngestionId derived from the current time window, so two
   invocations racing in the same window collide (``ResourceExistsException``) instead of both refreshing.
 
-Each refresh is a FULL_REFRESH of the dataset's query, which template.yaml bounds to the last SpiceWindowDays
-days (a partition-pruned predicate on ``day``), so its Athena scan and SPICE size do not grow with the lake.
+Refresh type (the policy, documented in docs/SCALING.md):
+- normally INCREMENTAL_REFRESH: QuickSight re-imports only the rows inside the dataset's lookback window on
+  ``time`` (template.yaml: ``DataSetRefreshProperties``, SpiceLookbackHours), so a refresh costs a few hours
+  of rows instead of the whole SpiceWindowDays window;
+- FULL_REFRESH when no FULL_REFRESH or initial ingestion has COMPLETED within ``full_refresh_every``
+  (default 24 h). Incremental refreshes never drop rows that left the dataset's ``day`` window and never pick
+  up objects delivered later than the lookback window; the periodic full refresh does both, so SPICE stays
+  bounded to SpiceWindowDays. It takes one of the debounced slots above (not an extra one): the pipeline
+  still makes at most 1440 / min_interval requests a day, whatever their type;
+- a dataset without incremental refresh properties (InvalidParameterValueException on INCREMENTAL_REFRESH)
+  gets a FULL_REFRESH in the same slot, which is what every refresh was before.
 
-Every error (throttling, limit exceeded, missing dataset, access denied, anything else) is logged and turned
-into a status: QuickSight is a downstream nicety, the lake and Glue are the source of truth.
+Every error (throttling, limit exceeded, missing dataset, access denied, a dropped connection, a malformed
+response, anything else) is logged, counted as the ``QuickSightRefreshErrors`` metric and turned into a
+status: QuickSight is a downstream nicety, the lake and Glue are the source of truth, so nothing here may
+raise after the rows and partitions are written (a raise would make Lambda retry the whole object).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 ACTIVE_STATUSES = frozenset({"INITIALIZED", "QUEUED", "RUNNING"})
 # 32 refreshes per 24 h (Enterprise): an interval below 1440 / 32 = 45 minutes could exhaust the quota.
 DAILY_REFRESH_LIMIT = 32
 MIN_REFRESH_MINUTES = 24 * 60 / DAILY_REFRESH_LIMIT
 MAX_PAGES = 5
+INCREMENTAL_REFRESH = "INCREMENTAL_REFRESH"
+FULL_REFRESH = "FULL_REFRESH"
+# Ingestions that reload the whole dataset query (RequestType in the ListIngestions model).
+FULL_REQUEST_TYPES = frozenset({"FULL_REFRESH", "INITIAL_INGESTION"})
+ERROR_METRIC = "QuickSightRefreshErrors"
 
 _log = logging.getLogger(__name__)
 
@@ -63,10 +80,21 @@ class RefreshOutcome:
     status: RefreshStatus
     ingestion_id: str | None = None
     detail: str = ""
+    ingestion_type: str | None = None
 
 
 class Refresher(Protocol):
     def request_refresh(self, account_id: str | None = None) -> RefreshOutcome: ...
+
+
+class MetricsLike(Protocol):
+    """The part of ``aws_lambda_powertools.Metrics`` used here."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class MalformedResponseError(ValueError):
+    """ListIngestions answered something that does not follow its model."""
 
 
 def account_id_from_arn(arn: str | None) -> str | None:
@@ -94,20 +122,22 @@ class SpiceRefresher:
         dataset_id: str,
         *,
         min_interval: timedelta = timedelta(minutes=60),
+        full_refresh_every: timedelta = timedelta(hours=24),
         sts_client: Any = None,
         account_id: str | None = None,
-        ingestion_type: str = "FULL_REFRESH",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         logger: logging.Logger | Any = None,
+        metrics: MetricsLike | None = None,
     ) -> None:
         self._client = client
         self.dataset_id = dataset_id
         self.min_interval = min_interval
+        self.full_refresh_every = full_refresh_every
         self._sts = sts_client
         self._account_id = account_id
-        self.ingestion_type = ingestion_type
         self._clock = clock
         self._log = logger if logger is not None else _log
+        self._metrics = metrics
 
     def _resolve_account(self, account_id: str | None) -> str:
         if account_id:
@@ -124,63 +154,100 @@ class SpiceRefresher:
         try:
             outcome = self._request(self._resolve_account(account_id))
         except ClientError as e:
-            err = e.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            status = _ERROR_STATUS.get(code, RefreshStatus.ERROR)
-            outcome = RefreshOutcome(status, detail=f"{code}: {err.get('Message', '')}"[:300])
-        except (BotoCoreError, RuntimeError, KeyError, ValueError, TypeError) as e:
-            outcome = RefreshOutcome(RefreshStatus.ERROR, detail=f"{type(e).__name__}: {e}")
-        log = self._log.warning if outcome.status in _WARN else self._log.info
-        log(
+            outcome = _client_error_outcome(e)
+        except Exception as e:  # connection resets, malformed bodies, bugs: never fail ingestion
+            outcome = RefreshOutcome(RefreshStatus.ERROR, detail=f"{type(e).__name__}: {e}"[:300])
+        self._report(outcome)
+        return outcome
+
+    def _report(self, outcome: RefreshOutcome) -> None:
+        failed = outcome.status in _WARN
+        (self._log.warning if failed else self._log.info)(
             "SPICE refresh %s",
             outcome.status.value,
             extra={
                 "dataset_id": self.dataset_id,
                 "ingestion_id": outcome.ingestion_id,
+                "ingestion_type": outcome.ingestion_type,
                 "detail": outcome.detail,
             },
         )
-        return outcome
+        if failed and self._metrics is not None:
+            try:
+                self._metrics.add_metric(ERROR_METRIC, "Count", 1)
+            except Exception:  # a metrics failure must not fail ingestion either
+                self._log.warning("could not record %s", ERROR_METRIC)
+
+    def _ingestions(self, account: str) -> Iterator[dict[str, Any]]:
+        """ListIngestions, page by page (at most MAX_PAGES), each item checked against the model's shape."""
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            kwargs: dict[str, Any] = {"AwsAccountId": account, "DataSetId": self.dataset_id, "MaxResults": 100}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._client.list_ingestions(**kwargs)
+            items = page.get("Ingestions", []) if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                raise MalformedResponseError(f"ListIngestions returned no Ingestions list: {str(page)[:120]}")
+            for item in items:
+                if not isinstance(item, dict):
+                    raise MalformedResponseError(f"ListIngestions item is not an object: {str(item)[:120]}")
+                yield item
+            token = page.get("NextToken")
+            if not token:
+                return
 
     def _request(self, account: str) -> RefreshOutcome:
         now = self._clock()
         cutoff = now - self.min_interval
-        token: str | None = None
-        for _ in range(MAX_PAGES):
-            kwargs: dict[str, Any] = {
-                "AwsAccountId": account,
-                "DataSetId": self.dataset_id,
-                "MaxResults": 100,
-            }
-            if token:
-                kwargs["NextToken"] = token
-            page = self._client.list_ingestions(**kwargs)
-            for ing in page.get("Ingestions", []):
-                status = ing.get("IngestionStatus", "")
-                if status in ACTIVE_STATUSES:
-                    return RefreshOutcome(
-                        RefreshStatus.SKIPPED_IN_PROGRESS,
-                        ing.get("IngestionId"),
-                        f"ingestion is {status}",
-                    )
-                created = ing.get("CreatedTime")
-                if isinstance(created, datetime) and created >= cutoff:
-                    return RefreshOutcome(
-                        RefreshStatus.SKIPPED_RECENT,
-                        ing.get("IngestionId"),
-                        f"last ingestion created {created.isoformat()} (< {self.min_interval})",
-                    )
-            token = page.get("NextToken")
-            if not token:
-                break
+        full_cutoff = now - self.full_refresh_every
+        recent_full = False
+        for ing in self._ingestions(account):
+            status = ing.get("IngestionStatus", "")
+            created = ing.get("CreatedTime")
+            if status in ACTIVE_STATUSES:
+                return RefreshOutcome(
+                    RefreshStatus.SKIPPED_IN_PROGRESS, ing.get("IngestionId"), f"ingestion is {status}"
+                )
+            if isinstance(created, datetime) and created >= cutoff:
+                return RefreshOutcome(
+                    RefreshStatus.SKIPPED_RECENT,
+                    ing.get("IngestionId"),
+                    f"last ingestion created {created.isoformat()} (< {self.min_interval})",
+                )
+            if (
+                status == "COMPLETED"
+                and ing.get("RequestType") in FULL_REQUEST_TYPES
+                and isinstance(created, datetime)
+                and created >= full_cutoff
+            ):
+                recent_full = True
         ingestion_id = ingestion_id_for(now, self.min_interval)
+        kind = INCREMENTAL_REFRESH if recent_full else FULL_REFRESH
+        try:
+            self._create(account, ingestion_id, kind)
+        except ClientError as e:
+            if kind != INCREMENTAL_REFRESH or _code(e) != "InvalidParameterValueException":
+                raise
+            # No incremental refresh configuration on the dataset: the full refresh it always supports.
+            kind = FULL_REFRESH
+            self._create(account, ingestion_id, kind)
+        return RefreshOutcome(RefreshStatus.REQUESTED, ingestion_id, ingestion_type=kind)
+
+    def _create(self, account: str, ingestion_id: str, kind: str) -> None:
         self._client.create_ingestion(
-            AwsAccountId=account,
-            DataSetId=self.dataset_id,
-            IngestionId=ingestion_id,
-            IngestionType=self.ingestion_type,
+            AwsAccountId=account, DataSetId=self.dataset_id, IngestionId=ingestion_id, IngestionType=kind
         )
-        return RefreshOutcome(RefreshStatus.REQUESTED, ingestion_id)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _client_error_outcome(error: ClientError) -> RefreshOutcome:
+    code = _code(error)
+    message = error.response.get("Error", {}).get("Message", "")
+    return RefreshOutcome(_ERROR_STATUS.get(code, RefreshStatus.ERROR), detail=f"{code}: {message}"[:300])
 
 
 _WARN = frozenset(

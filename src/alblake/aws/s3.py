@@ -10,6 +10,8 @@ from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import ClientError
 
+from alblake.errors import ObjectMissingError
+
 
 class _StreamingBodyReader(io.RawIOBase):
     """A raw binary stream over a botocore ``StreamingBody``.
@@ -49,7 +51,13 @@ class S3ObjectSource:
         self._buffer_size = buffer_size
 
     def open(self, bucket: str, key: str) -> BinaryIO:
-        response = self._client.get_object(Bucket=bucket, Key=key)
+        """Raises ``ObjectMissingError`` when the object does not exist (S3 says NoSuchKey)."""
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                raise ObjectMissingError(f"s3://{bucket}/{key} does not exist (deleted after its event?)") from None
+            raise
         raw = _StreamingBodyReader(response["Body"])
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self._buffer_size))
 

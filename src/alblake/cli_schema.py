@@ -1,0 +1,90 @@
+"""``alblake schema``: print what ``alblake.schema`` generates, or rewrite / check the checked-in copies.
+
+    alblake schema ddl | raw-ddl | glue-columns | raw-glue-columns | regex
+    alblake schema --write [ROOT]   # make generate: rewrite sql/ddl/*.sql and template.yaml's generated blocks
+    alblake schema --check [ROOT]   # exit 1 naming the generated files that are stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from alblake import schema, schema_render
+
+ARTEFACTS: dict[str, tuple[str, Callable[[], str]]] = {
+    "ddl": ("Athena DDL of the curated table (sql/ddl/alb_logs.sql)", schema_render.curated_ddl),
+    "raw-ddl": ("Athena DDL of the raw RegexSerDe table (sql/ddl/alb_logs_raw.sql)", schema_render.raw_ddl),
+    "glue-columns": (
+        "the curated table's Glue columns as YAML (template.yaml CuratedTable)",
+        lambda: "\n".join(schema_render.yaml_columns(schema.glue_columns())) + "\n",
+    ),
+    "raw-glue-columns": (
+        "the raw table's Glue columns as YAML (template.yaml RawTable)",
+        lambda: "\n".join(schema_render.yaml_columns(schema.raw_glue_columns())) + "\n",
+    ),
+    "regex": ("the raw table's RegexSerDe input.regex", lambda: schema.RAW_LOG_REGEX + "\n"),
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.write is not None or args.check is not None:
+        if args.artefact:
+            print("error: give an artefact to print, or --write/--check, not both", file=sys.stderr)
+            return 2
+        root = Path(args.write if args.write is not None else args.check)
+        try:
+            changed = schema_render.write_generated(root) if args.write is not None else schema_render.stale_files(root)
+        except (OSError, schema_render.MissingMarkerError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        verb = "rewrote" if args.write is not None else "stale"
+        for path in changed:
+            print(f"{verb} {path}")
+        return 1 if changed and args.check is not None else 0
+    if not args.artefact:
+        print("error: name an artefact (" + ", ".join(ARTEFACTS) + ") or --write/--check", file=sys.stderr)
+        return 2
+    sys.stdout.write(ARTEFACTS[args.artefact][1]())
+    return 0
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "artefact",
+        nargs="?",
+        choices=list(ARTEFACTS),
+        help="; ".join(f"{name}: {text}" for name, (text, _) in ARTEFACTS.items()),
+    )
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--write", nargs="?", const=".", metavar="ROOT", help="rewrite the generated files in ROOT")
+    modes.add_argument("--check", nargs="?", const=".", metavar="ROOT", help="exit 1 if a generated file is stale")
+    parser.set_defaults(func=_run)
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``schema`` to the ``alblake`` command's subparsers."""
+    _configure(
+        subparsers.add_parser(
+            "schema",
+            help="print the DDL, Glue columns and raw regex generated from alblake.schema; --write/--check files",
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alblake schema", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _configure(parser)
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

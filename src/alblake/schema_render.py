@@ -1,0 +1,199 @@
+"""Artefacts generated from ``alblake.schema``: the Athena DDL in ``sql/ddl/`` and the Glue tables' SerDe and
+column blocks in ``template.yaml``.
+
+``alblake schema --write`` (``make generate``) rewrites them; ``stale_files`` (run by
+tests/test_schema_generated.py) names the checked-in ones that no longer match the schema. In template.yaml
+only the lines between ``# BEGIN generated: <block>`` and ``# END generated: <block>`` are rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from alblake.schema import (
+    COLUMNS,
+    PARTITION_COMMENTS,
+    PARTITION_KEYS,
+    RAW_LOG_REGEX,
+    RAW_TABLE_NAME,
+    TABLE_NAME,
+    glue_columns,
+    glue_type,
+    raw_glue_columns,
+    raw_glue_type,
+)
+
+CURATED_DDL_PATH = "sql/ddl/alb_logs.sql"
+RAW_DDL_PATH = "sql/ddl/alb_logs_raw.sql"
+TEMPLATE_PATH = "template.yaml"
+_NOTICE = "generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand"
+
+_CURATED_HEADER = f"""\
+-- Curated ALB access-log table: the Parquet lake written by alblake (local CLI or the ingest Lambda).
+--
+-- {_NOTICE}.
+-- Partition keys come from the Hive-style object path
+--   s3://<LakeBucket>/alb_logs/elb_name=<lb-name>/day=YYYY-MM-DD/hour=HH/<file>.parquet
+-- and are not stored inside the files.
+--
+-- Placeholders: ${{LakeBucket}} (and a lake prefix if you use one). Partition projection is OFF on purpose:
+-- the ingest Lambda registers each new partition in Glue as it publishes it. For a lake filled some other
+-- way (e.g. `alblake ingest` + `aws s3 sync`), run `MSCK REPAIR TABLE alb_logs` to discover partitions.
+"""
+
+_RAW_HEADER = f"""\
+-- Raw ALB access-log table: Athena RegexSerDe directly over the ALB log bucket (the gzip text files).
+--
+-- {_NOTICE}.
+-- Fallback / cross-check for the curated table, with the same columns and values: '-' and the parts of
+-- a request line that the parser leaves NULL are NULL here too, domain_name is trimmed, and a line that ends
+-- early (2016-2018 logs end after trace_id or later fields) has its missing columns NULL. Types are the
+-- curated ones except `time` and `request_creation_time`, which stay ISO 8601 text (Hive cannot parse the
+-- 'T' and 'Z'). One difference remains: ALB's \\xHH escapes are decoded in the lake, not here. Fields AWS
+-- appends in the future are swallowed by the final (?: .*)? ; lines the parser quarantines do not match
+-- (RegexSerDe then returns a row of NULLs).
+--
+-- Placeholders: ${{LogBucket}}, ${{LogPrefix}} (empty, or ending in '/'), ${{AccountId}}, ${{Region}}.
+-- `delivery_day` is the yyyy/MM/dd folder ALB writes into (delivery date, not request date), resolved by
+-- partition projection: no partitions need registering. `${{delivery_day}}` in storage.location.template is
+-- filled in by Athena, not by you.
+"""
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _column_lines(columns: list[tuple[str, str, str]]) -> str:
+    return ",\n".join(f"  `{name}` {kind} COMMENT {_sql_string(comment)}" for name, kind, comment in columns)
+
+
+def curated_ddl() -> str:
+    """``sql/ddl/alb_logs.sql``: the curated Parquet table."""
+    columns = [(c.name, glue_type(c.arrow_type), c.comment) for c in COLUMNS]
+    partitions = [(key, "string", PARTITION_COMMENTS[key]) for key in PARTITION_KEYS]
+    return (
+        _CURATED_HEADER
+        + f"CREATE EXTERNAL TABLE IF NOT EXISTS {TABLE_NAME} (\n{_column_lines(columns)}\n)\n"
+        + f"PARTITIONED BY (\n{_column_lines(partitions)}\n)\n"
+        + "STORED AS PARQUET\n"
+        + f"LOCATION 's3://${{LakeBucket}}/{TABLE_NAME}/'\n"
+        + "TBLPROPERTIES (\n  'parquet.compression' = 'ZSTD',\n  'projection.enabled' = 'false'\n);\n"
+    )
+
+
+def raw_ddl() -> str:
+    """``sql/ddl/alb_logs_raw.sql``: the RegexSerDe table over the log bucket."""
+    columns = [(c.name, raw_glue_type(c.arrow_type), c.comment) for c in COLUMNS]
+    partition = [("delivery_day", "string", "yyyy/MM/dd folder of the log object (delivery date)")]
+    location = "s3://${LogBucket}/${LogPrefix}AWSLogs/${AccountId}/elasticloadbalancing/${Region}/"
+    return (
+        _RAW_HEADER
+        + f"CREATE EXTERNAL TABLE IF NOT EXISTS {RAW_TABLE_NAME} (\n{_column_lines(columns)}\n)\n"
+        + f"PARTITIONED BY (\n{_column_lines(partition)}\n)\n"
+        + "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe'\n"
+        + "WITH SERDEPROPERTIES (\n  'serialization.format' = '1',\n"
+        + f"  'input.regex' = {_sql_string(RAW_LOG_REGEX)}\n)\n"
+        + f"LOCATION '{location}'\n"
+        + "TBLPROPERTIES (\n"
+        + "  'projection.enabled' = 'true',\n"
+        + "  'projection.delivery_day.type' = 'date',\n"
+        + "  'projection.delivery_day.format' = 'yyyy/MM/dd',\n"
+        + "  'projection.delivery_day.range' = '2016/01/01,NOW',\n"
+        + "  'projection.delivery_day.interval' = '1',\n"
+        + "  'projection.delivery_day.interval.unit' = 'DAYS',\n"
+        + f"  'storage.location.template' = '{location}${{delivery_day}}'\n"
+        + ");\n"
+    )
+
+
+def yaml_columns(columns: list[dict[str, str]], indent: int = 0) -> list[str]:
+    """Glue columns as YAML flow mappings, one a line (the template's style)."""
+    pad = " " * indent
+    return [f"{pad}- {{Name: {c['Name']}, Type: {c['Type']}, Comment: {json.dumps(c['Comment'])}}}" for c in columns]
+
+
+def _yaml_single_quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def curated_serde_block(indent: int = 10) -> list[str]:
+    """``CuratedTable``'s SerdeInfo and Columns in template.yaml (``schema.glue_table_input`` has the same)."""
+    pad = " " * indent
+    return [
+        f"{pad}SerdeInfo:",
+        f"{pad}  SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        f"{pad}  Parameters:",
+        f'{pad}    serialization.format: "1"',
+        f"{pad}Columns:",
+        *yaml_columns(glue_columns(), indent + 2),
+    ]
+
+
+def raw_serde_block(indent: int = 10) -> list[str]:
+    """``RawTable``'s SerdeInfo (the RegexSerDe and its input.regex) and Columns in template.yaml."""
+    pad = " " * indent
+    return [
+        f"{pad}SerdeInfo:",
+        f"{pad}  SerializationLibrary: org.apache.hadoop.hive.serde2.RegexSerDe",
+        f"{pad}  Parameters:",
+        f'{pad}    serialization.format: "1"',
+        f"{pad}    input.regex: {_yaml_single_quoted(RAW_LOG_REGEX)}",
+        f"{pad}Columns:",
+        *yaml_columns(raw_glue_columns(), indent + 2),
+    ]
+
+
+TEMPLATE_BLOCKS: dict[str, Callable[[int], list[str]]] = {
+    "CuratedTable SerDe and columns": curated_serde_block,
+    "RawTable SerDe and columns": raw_serde_block,
+}
+
+
+class MissingMarkerError(ValueError):
+    """template.yaml lacks the BEGIN/END comments around a generated block."""
+
+
+def render_template(text: str) -> str:
+    """template.yaml with every generated block rewritten (indented like its BEGIN marker)."""
+    lines = text.split("\n")
+    for name, render in TEMPLATE_BLOCKS.items():
+        begin_marker, end_marker = f"# BEGIN generated: {name}", f"# END generated: {name}"
+        begins = [i for i, line in enumerate(lines) if line.strip() == begin_marker]
+        ends = [i for i, line in enumerate(lines) if line.strip() == end_marker]
+        if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+            raise MissingMarkerError(f"{TEMPLATE_PATH}: expected one '{begin_marker}' ... '{end_marker}' pair")
+        indent = len(lines[begins[0]]) - len(lines[begins[0]].lstrip(" "))
+        notice = " " * indent + f"# {_NOTICE}"
+        lines[begins[0] + 1 : ends[0]] = [notice, *render(indent)]
+    return "\n".join(lines)
+
+
+def generated_files(root: Path) -> dict[Path, str]:
+    """The content every generated file under the repository ``root`` must have."""
+    template = root / TEMPLATE_PATH
+    return {
+        root / CURATED_DDL_PATH: curated_ddl(),
+        root / RAW_DDL_PATH: raw_ddl(),
+        template: render_template(template.read_text(encoding="utf-8")),
+    }
+
+
+def stale_files(root: Path) -> list[Path]:
+    """Generated files under ``root`` whose checked-in content differs from what the schema generates."""
+    return [
+        path
+        for path, content in generated_files(root).items()
+        if not path.exists() or path.read_text(encoding="utf-8") != content
+    ]
+
+
+def write_generated(root: Path) -> list[Path]:
+    """Rewrites the stale generated files under ``root``; returns them."""
+    stale = stale_files(root)
+    contents = generated_files(root)
+    for path in stale:
+        path.write_text(contents[path], encoding="utf-8")
+    return stale
