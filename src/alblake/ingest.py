@@ -12,17 +12,14 @@ later one runs after the pool, as it would in a serial run.
 from __future__ import annotations
 
 import glob
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from alblake.convert import convert_stream
 from alblake.display import human_bytes, printable
@@ -32,6 +29,9 @@ from alblake.lake.layout import Partition
 from alblake.ports import CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 LOG_SUFFIXES = (".log", ".log.gz")
 
@@ -296,11 +296,13 @@ def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
     return waves
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _pool_context() -> BaseContext:
     """forkserver where there is one: workers never share memory with this process. (The native tokenizer's
     work buffers are shared anonymous mappings: children forked after this process had parsed wrote into the
     same pages and corrupted each other's strings. The server preloads alblake without parsing, so each worker
     allocates its own, and workers start in milliseconds.) Callers' scripts need the ``__main__`` guard."""
+    import multiprocessing
+
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
@@ -311,12 +313,26 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 def _run_parallel(
     objects: Sequence[SourceObject], lake_location: str, glue_database: str | None, jobs: int
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
+    """Results in input order within each wave; when a worker dies (killed, out of memory), every object without
+    a result yet is a ``Failure`` (the pool cannot tell which one killed it)."""
+    from concurrent.futures import ProcessPoolExecutor  # not at import: the Lambda never starts a pool
+    from concurrent.futures.process import BrokenProcessPool
+
     chunksize = max(1, min(8, len(objects) // (jobs * 16)))
-    with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
-                             initargs=(lake_location, glue_database, dict(os.environ))) as pool:
-        for wave in _waves(objects):
-            results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
-            yield from zip(wave, results, strict=True)
+    done: set[int] = set()
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
+                                 initargs=(lake_location, glue_database, dict(os.environ))) as pool:
+            for wave in _waves(objects):
+                results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
+                for index, outcome in zip(wave, results, strict=True):
+                    done.add(index)
+                    yield index, outcome
+    except BrokenProcessPool as exc:
+        reason = f"not ingested: a worker process died ({exc})"
+        for index, source in enumerate(objects):
+            if index not in done:
+                yield index, Failure(source.name, reason)
 
 
 def _run_serial(objects: Sequence[SourceObject], lake: Lake) -> Iterator[tuple[int, IngestedObject | Failure]]:
@@ -348,21 +364,15 @@ def ingest_sources(
     )
     bytes_total = sum(o.size for o in objects)
     bytes_done = 0
-    done: set[int] = set()
-    try:
-        for index, outcome in outcomes:
-            source = objects[index]
-            if isinstance(outcome, Failure):
-                summary.failures.append((outcome.name, outcome.reason))
-            else:
-                summary.add(outcome, source.name)
-            done.add(index)
-            bytes_done += source.size
-            if progress is not None:
-                progress(Progress(len(done), len(objects), bytes_done, bytes_total))
-    except BrokenProcessPool as exc:  # a worker died (killed, out of memory): the objects without a result failed
-        reason = f"not ingested: a worker process died ({exc})"
-        summary.failures.extend((o.name, reason) for i, o in enumerate(objects) if i not in done)
+    for done, (index, outcome) in enumerate(outcomes, start=1):
+        source = objects[index]
+        if isinstance(outcome, Failure):
+            summary.failures.append((outcome.name, outcome.reason))
+        else:
+            summary.add(outcome, source.name)
+        bytes_done += source.size
+        if progress is not None:
+            progress(Progress(done, len(objects), bytes_done, bytes_total))
     summary.seconds = time.perf_counter() - started
     return summary
 
