@@ -67,6 +67,9 @@ class _StringColumn(ctypes.Structure):
     )
 
 
+_PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", getattr(mmap, "MAP_ANON", 0))
+
+
 class _WorkBuffers:
     """Everything alb_scan writes to, sized for ``capacity`` lines and ``text_size`` bytes of text."""
 
@@ -76,8 +79,9 @@ class _WorkBuffers:
         self.capacity, self.text_size = capacity, text_size
         bitmap_bytes = (capacity + 7) // 8
         # Plain anonymous mappings, not numpy's huge-page-advised arrays: a sparse column (say, always NULL)
-        # touches one 4 KiB page here instead of a 2 MiB huge page, 25 columns over.
-        self.mappings = [mmap.mmap(-1, text_size) for _ in gather_flags]
+        # touches one 4 KiB page here instead of a 2 MiB huge page, 25 columns over. Private, not mmap's
+        # default shared mapping: a process forked after a parse must not write into its parent's pages.
+        self.mappings = [mmap.mmap(-1, text_size, flags=_PRIVATE_ANONYMOUS) for _ in gather_flags]
         self.string_data = [np.frombuffer(mapping, dtype=np.uint8) for mapping in self.mappings]
         self.offsets = [np.empty(capacity + 1, dtype=np.int32) for _ in gather_flags]
         self.validity = [np.empty(bitmap_bytes, dtype=np.uint8) for _ in gather_flags]
