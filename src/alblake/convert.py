@@ -1,10 +1,17 @@
 """Convert one log object into a ``StagedObject``: one staged Parquet file per partition-hour and a quarantine
 file, all in a private staging directory. Nothing is in the lake until ``Lake.commit``.
+
+Memory stays bounded whatever the input: blocks have a bounded size, a line longer than the parser accepts
+never is held whole (``source.LongLine``), a block of very short lines is parsed in pieces of at most
+``MAX_LINES_PER_PARSE`` lines with its blank lines counted instead of parsed, the quarantine is streamed to
+disk and capped (``alblake.quarantine``), and at most ``parquet_out.MAX_OPEN_WRITERS`` files are open.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -13,14 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alblake.lake.layout import Partition
+from alblake.lake.layout import Partition, unstorable_reason
 from alblake.lake.staged import StagedObject
 from alblake.parquet_out import PartitionWriters
-from alblake.parse import ParsedBlock, is_constant, parse_block
-from alblake.quarantine import QuarantineWriter
-from alblake.source import BLOCK_SIZE, iter_blocks, iter_text_chunks
+from alblake.parse import MAX_LINE_BYTES, ParsedBlock, QuarantinedLine, is_constant, parse_block
+from alblake.quarantine import EMPTY_LINE, QuarantineWriter
+from alblake.source import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_chunks
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
+MAX_LINES_PER_PARSE = 1 << 16  # the parser's memory grows with lines: a block of short lines is parsed in pieces
+LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"  # as the parser says it
+_COUNT_STEP = 1 << 20  # newlines are counted per MiB (cache-sized pieces: faster than one pass)
 
 
 class _CountingReader:
@@ -36,13 +46,78 @@ class _CountingReader:
         return data
 
 
+@dataclass(frozen=True)
+class _Lines:
+    """Whole lines to parse in one call, and the object's line number of each."""
+
+    text: Block
+    numbers: np.ndarray  # int64, one per line
+
+    def raw_lines(self, numbers: np.ndarray) -> Iterator[bytes]:
+        """The bytes of the lines with these numbers, without their line ends."""
+        ends = np.flatnonzero(np.frombuffer(self.text, dtype=np.uint8) == 10)
+        for index in np.searchsorted(self.numbers, numbers).tolist():
+            start = int(ends[index - 1]) + 1 if index else 0
+            yield bytes(self.text[start : int(ends[index])])
+
+
+def _count_lines(block: Block) -> int:
+    data = np.frombuffer(block, dtype=np.uint8)
+    return sum(int(np.count_nonzero(data[i : i + _COUNT_STEP] == 10)) for i in range(0, len(data), _COUNT_STEP))
+
+
+def _line_pieces(block: Block, first_line: int) -> tuple[list[_Lines], int]:
+    """The block in pieces of at most MAX_LINES_PER_PARSE lines, and the number of blank lines taken out.
+
+    Blocks of ALB lines are one piece. Blank lines (``\\n`` or ``\\r\\n`` alone) are taken out of a block that has
+    too many lines for one piece: they are counted as quarantined ("empty line"), never parsed one by one.
+    """
+    line_count = _count_lines(block) if len(block) > MAX_LINES_PER_PARSE else 0
+    if len(block) <= MAX_LINES_PER_PARSE or line_count <= MAX_LINES_PER_PARSE:
+        line_count = line_count or bytes(block).count(b"\n")
+        return [_Lines(block, np.arange(first_line, first_line + line_count))], 0
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    blank = (lengths == 0) | ((lengths == 1) & (data[starts] == 13))
+    numbers = first_line + np.flatnonzero(~blank)
+    text: Block = block
+    if blank.any():
+        keep = np.ones(len(data), dtype=bool)
+        keep[ends[blank]] = False
+        keep[starts[blank & (lengths == 1)]] = False
+        text = data[keep].tobytes()
+        ends = np.cumsum(lengths[~blank] + 1) - 1
+    view = memoryview(text)
+    pieces = []
+    for first in range(0, len(numbers), MAX_LINES_PER_PARSE):
+        last = min(first + MAX_LINES_PER_PARSE, len(numbers)) - 1
+        start = int(ends[first - 1]) + 1 if first else 0
+        pieces.append(_Lines(view[start : int(ends[last]) + 1], numbers[first : last + 1]))
+    return pieces, int(blank.sum())
+
+
+def _parse(lines: _Lines) -> ParsedBlock:
+    """Parse a piece; quarantined lines carry the object's line numbers."""
+    first = int(lines.numbers[0]) if len(lines.numbers) else 1
+    consecutive = not len(lines.numbers) or int(lines.numbers[-1]) - first == len(lines.numbers) - 1
+    parsed = parse_block(lines.text, first if consecutive else 1)
+    if not consecutive:
+        parsed.quarantined = [
+            QuarantinedLine(int(lines.numbers[q.line_number - 1]), q.reason, q.raw) for q in parsed.quarantined
+        ]
+    return parsed
+
+
 def _epoch_hours(hour_start: pa.Array) -> np.ndarray:
     """Hours since the epoch of each row's hour (UTC)."""
     return np.asarray(hour_start.to_numpy(zero_copy_only=False).astype("datetime64[h]").astype(np.int64))
 
 
-def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, pa.Table]]:
-    """Split a parsed block by (elb_name, hour) of the request time."""
+def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, np.ndarray | None]]:
+    """Split a parsed block by (elb_name, hour) of the request time: each partition with its row positions
+    (None: every row)."""
     if block.table.num_rows == 0:
         return []
     hours = _epoch_hours(block.hour_start)
@@ -55,17 +130,16 @@ def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, pa.Table]]:
     keys = (codes << _ELB_CODE_SHIFT) + (hours - hours.min())
     unique_keys = np.unique(keys)
     if len(unique_keys) == 1:
-        positions = [np.arange(len(keys))]
+        positions: list[np.ndarray | None] = [None]
     else:
         order = np.argsort(keys, kind="stable")
         boundaries = np.flatnonzero(np.diff(keys[order])) + 1
-        positions = np.split(order, boundaries)
-    groups: list[tuple[Partition, pa.Table]] = []
+        positions = list(np.split(order, boundaries))
+    groups: list[tuple[Partition, np.ndarray | None]] = []
     for rows in positions:
-        first = int(rows[0])
+        first = 0 if rows is None else int(rows[0])
         hour_utc = datetime.fromtimestamp(int(hours[first]) * 3600, tz=UTC)
-        table = block.table if len(positions) == 1 else block.table.take(pa.array(rows))
-        groups.append((Partition.of_hour(dictionary[codes[first]], hour_utc), table))
+        groups.append((Partition.of_hour(dictionary[codes[first]], hour_utc), rows))
     return groups
 
 
@@ -75,35 +149,84 @@ def convert_stream(
     """Convert one log object. Raises ``InputError`` for unreadable input, leaving nothing staged."""
     staged = StagedObject(source_id, Path(tempfile.mkdtemp(prefix="convert-", dir=staging_dir)))
     try:
-        _convert(fileobj, staged, block_size)
+        _Conversion(staged).run(fileobj, block_size)
     except BaseException:
         staged.discard()
         raise
     return staged
 
 
-def _convert(fileobj: BinaryIO, staged: StagedObject, block_size: int) -> None:
-    reader = _CountingReader(fileobj)
-    writers = PartitionWriters(staged.stage_dir)
-    quarantine = QuarantineWriter(staged.stage_dir, staged.source_id)
-    chunks = iter_text_chunks(reader, require_gzip=staged.source_id.endswith(".gz"))
-    max_time: datetime | None = None
-    try:
-        for block in iter_blocks(chunks, block_size):
-            parsed = parse_block(block, staged.lines + 1)
-            staged.lines += parsed.lines
-            staged.text_bytes += len(block)
-            quarantine.add(parsed.quarantined)
-            for partition, table in _partition_groups(parsed):
-                writers.add(partition, table)
-            if parsed.table.num_rows:
-                block_max = pc.max(parsed.table.column("time")).as_py()
-                if max_time is None or block_max > max_time:
-                    max_time = block_max
-    finally:
-        staged.data = writers.close()
-        staged.quarantine_path = quarantine.close()
-    staged.rows = sum(d.rows for d in staged.data)
-    staged.quarantined = quarantine.count
-    staged.bytes_in = reader.count
-    staged.max_time = max_time
+class _Conversion:
+    def __init__(self, staged: StagedObject) -> None:
+        self.staged = staged
+        self.writers = PartitionWriters(staged.stage_dir)
+        self.quarantine = QuarantineWriter(staged.stage_dir, staged.source_id)
+        self.unstorable: dict[str, str | None] = {}  # by elb name (day and hour have a fixed width)
+
+    def run(self, fileobj: BinaryIO, block_size: int) -> None:
+        """Convert everything, then close the outputs; on any failure every file is closed before raising."""
+        staged = self.staged
+        reader = _CountingReader(fileobj)
+        try:
+            chunks = iter_text_chunks(reader, require_gzip=staged.source_id.endswith(".gz"))
+            for item in iter_blocks(chunks, block_size):
+                if isinstance(item, LongLine):
+                    self._long_line(item)
+                else:
+                    self._block(item)
+            staged.data = self.writers.close()
+            staged.quarantine_path = self.quarantine.close()
+        except BaseException:
+            self.writers.abort()
+            self.quarantine.abort()
+            raise
+        staged.rows = sum(d.rows for d in staged.data)
+        staged.quarantined = self.quarantine.count
+        staged.quarantine_stored = self.quarantine.stored
+        staged.quarantine_reasons = dict(self.quarantine.reasons)
+        staged.bytes_in = reader.count
+
+    def _long_line(self, line: LongLine) -> None:
+        self.staged.lines += 1
+        self.staged.text_bytes += line.length + 1
+        self.quarantine.add_line(self.staged.lines, LONG_LINE_REASON, line.head, line.length)
+
+    def _block(self, block: Block) -> None:
+        pieces, blank_lines = _line_pieces(block, self.staged.lines + 1)
+        self.quarantine.add_count(EMPTY_LINE, blank_lines)
+        for lines in pieces:
+            parsed = _parse(lines)
+            quarantined = parsed.quarantined
+            for partition, rows in _partition_groups(parsed):
+                reason = self._unstorable(partition)
+                if reason is not None:  # its rows go back to quarantine as the lines they came from
+                    quarantined = [*quarantined, *_lines_of_rows(lines, parsed, rows, reason)]
+                    continue
+                table = parsed.table if rows is None else parsed.table.take(pa.array(rows))
+                self.writers.add(partition, table)
+                self._note_time(table)
+            if quarantined is not parsed.quarantined:
+                quarantined.sort(key=lambda q: q.line_number)
+            self.quarantine.add(quarantined)
+        self.staged.lines += blank_lines + sum(len(lines.numbers) for lines in pieces)
+        self.staged.text_bytes += len(block)
+
+    def _unstorable(self, partition: Partition) -> str | None:
+        if partition.elb_name not in self.unstorable:
+            self.unstorable[partition.elb_name] = unstorable_reason(partition, self.staged.stem)
+        return self.unstorable[partition.elb_name]
+
+    def _note_time(self, table: pa.Table) -> None:
+        latest = pc.max(table.column("time")).as_py()
+        if self.staged.max_time is None or latest > self.staged.max_time:
+            self.staged.max_time = latest
+
+
+def _lines_of_rows(
+    lines: _Lines, parsed: ParsedBlock, rows: np.ndarray | None, reason: str
+) -> Iterator[QuarantinedLine]:
+    """The source lines of some rows of ``parsed`` (rare path), quarantined with ``reason``."""
+    row_numbers = np.setdiff1d(lines.numbers, [q.line_number for q in parsed.quarantined], assume_unique=True)
+    chosen = row_numbers if rows is None else row_numbers[rows]
+    for number, raw in zip(chosen.tolist(), lines.raw_lines(chosen), strict=True):
+        yield QuarantinedLine(number, reason, raw)
