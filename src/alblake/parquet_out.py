@@ -62,9 +62,9 @@ class PartitionWriters:
     and that partition continues in a new part file; ``close`` concatenates a partition's parts into one file.
     """
 
-    def __init__(self, staging: Path, max_open: int = MAX_OPEN_WRITERS) -> None:
+    def __init__(self, staging: Path, max_open: int | None = None) -> None:
         self.staging = staging
-        self.max_open = max_open
+        self.max_open = max_open or MAX_OPEN_WRITERS
         self.writers: dict[Partition, pq.ParquetWriter] = {}  # open ones, least recently used first
         self.parts: dict[Partition, list[Path]] = {}
         self.buffers: dict[Partition, list[pa.Table]] = {}

@@ -96,6 +96,7 @@ def is_own_file(key: str, stem: str) -> bool:
     )
 
 
+
 NAME_MAX_BYTES = 255  # one file or directory name on local filesystems (ext4, XFS, APFS)
 KEY_MAX_BYTES = 1024  # an S3 object key, UTF-8
 
@@ -103,14 +104,11 @@ KEY_MAX_BYTES = 1024  # an S3 object key, UTF-8
 def unstorable_reason(partition: Partition, stem: str) -> str | None:
     """Why the data file of ``partition`` cannot be stored in every lake, or None when it can.
 
-    Day and hour have a fixed width and stems are short, so only a long (or much escaped) ``elb_name`` can
-    exceed the limits. With every name within NAME_MAX_BYTES a data key stays under ~450 bytes, which leaves
-    S3's KEY_MAX_BYTES room for the lake's own prefix.
+    Only a long (or much escaped) ``elb_name`` can be too long: day and hour have a fixed width and stems are
+    short. Every name within NAME_MAX_BYTES also keeps a data key far below S3's KEY_MAX_BYTES (under 450
+    bytes), which leaves room for the lake's own prefix.
     """
-    key = data_key(partition, stem).encode()
-    longest = max(len(name) for name in key.split(b"/"))
+    longest = max(len(name.encode()) for name in data_key(partition, stem).split("/"))
     if longest > NAME_MAX_BYTES:
         return f"elb name too long for a partition path ({longest} bytes escaped; a name holds {NAME_MAX_BYTES})"
-    if len(key) > KEY_MAX_BYTES:
-        return f"elb name too long for a partition key ({len(key)} bytes; a key holds {KEY_MAX_BYTES})"
     return None
