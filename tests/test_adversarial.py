@@ -16,8 +16,10 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from alblake import parquet_out
+from alblake import convert, parquet_out
 from alblake.convert import MAX_LINES_PER_PARSE, convert_stream
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
@@ -239,3 +241,28 @@ def test_year_one_is_a_four_digit_day_partition(tmp_path: Path) -> None:
         "elb_name=my-loadbalancer/day=2018-07-02/hour=22",
     ]
     assert (tmp_path / "alb_logs/elb_name=my-loadbalancer/day=0001-01-01/hour=00").is_dir()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"", b"\r", b"a", b"bb b", b"c\rc", b"\r\r", b"dddddddddddd"]), min_size=1, max_size=80),
+    st.integers(1, 9),
+)
+def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(lines: list[bytes], max_lines: int) -> None:
+    block = b"\n".join(lines) + b"\n"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(convert, "MAX_LINES_PER_PARSE", max_lines)
+        patch.setattr(convert, "_WINDOW_BYTES", 16)  # longer than any line here, as MAX_LINE_BYTES + 1 is
+        pieces = list(convert._line_pieces(memoryview(block), 101))
+    seen: dict[int, bytes] = {}
+    for piece in pieces:
+        text = bytes(piece.text)
+        assert len(piece.numbers) <= max_lines and text.count(b"\n") == len(piece.numbers)
+        seen.update(zip(piece.numbers.tolist(), text.split(b"\n")[:-1], strict=True))
+    assert list(seen) == sorted(seen)
+    taken_out = [n for n in range(101, 101 + len(lines)) if n not in seen]
+    assert all(lines[n - 101] in (b"", b"\r") for n in taken_out)
+    assert sum(piece.blank_lines for piece in pieces) == len(taken_out)
+    assert all(seen[n] == lines[n - 101] for n in seen)
+    if len(lines) <= max_lines:
+        assert len(pieces) == 1 and taken_out == []

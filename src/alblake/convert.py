@@ -28,9 +28,10 @@ from alblake.quarantine import EMPTY_LINE, QuarantineWriter
 from alblake.source import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_chunks
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
-MAX_LINES_PER_PARSE = 1 << 16  # the parser's memory grows with lines: a block of short lines is parsed in pieces
+MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per line it parses line by line)
 LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"  # as the parser says it
 _COUNT_STEP = 1 << 20  # newlines are counted per MiB (cache-sized pieces: faster than one pass)
+_WINDOW_BYTES = MAX_LINE_BYTES + 1  # a block of short lines is cut into windows of whole lines this long at most
 
 
 class _CountingReader:
@@ -48,10 +49,12 @@ class _CountingReader:
 
 @dataclass(frozen=True)
 class _Lines:
-    """Whole lines to parse in one call, and the object's line number of each."""
+    """Whole lines to parse in one call, the object's line number of each, and how many blank lines were taken
+    out of the text they came from (counted, not parsed)."""
 
     text: Block
     numbers: np.ndarray  # int64, one per line
+    blank_lines: int = 0
 
     def raw_lines(self, numbers: np.ndarray) -> Iterator[bytes]:
         """The bytes of the lines with these numbers, without their line ends."""
@@ -66,36 +69,80 @@ def _count_lines(block: Block) -> int:
     return sum(int(np.count_nonzero(data[i : i + _COUNT_STEP] == 10)) for i in range(0, len(data), _COUNT_STEP))
 
 
-def _line_pieces(block: Block, first_line: int) -> tuple[list[_Lines], int]:
-    """The block in pieces of at most MAX_LINES_PER_PARSE lines, and the number of blank lines taken out.
+def _line_pieces(block: Block, first_line: int) -> Iterator[_Lines]:
+    """The block in pieces of at most MAX_LINES_PER_PARSE lines.
 
-    Blocks of ALB lines are one piece. Blank lines (``\\n`` or ``\\r\\n`` alone) are taken out of a block that has
-    too many lines for one piece: they are counted as quarantined ("empty line"), never parsed one by one.
+    A block of ALB lines is one piece. A block with more lines is scanned in windows of about MAX_LINE_BYTES
+    (bounded work arrays) and cut every MAX_LINES_PER_PARSE lines, without copying; blank lines (``\n`` or
+    ``\r\n`` alone) are taken out of the windows that have them: counted as quarantined ("empty line"), never
+    parsed one by one.
     """
-    line_count = _count_lines(block) if len(block) > MAX_LINES_PER_PARSE else 0
-    if len(block) <= MAX_LINES_PER_PARSE or line_count <= MAX_LINES_PER_PARSE:
-        line_count = line_count or bytes(block).count(b"\n")
-        return [_Lines(block, np.arange(first_line, first_line + line_count))], 0
+    line_count = _count_lines(block) if len(block) > MAX_LINES_PER_PARSE else bytes(block).count(b"\n")
+    if line_count <= MAX_LINES_PER_PARSE:
+        yield _Lines(block, np.arange(first_line, first_line + line_count))
+        return
     data = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(data == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts
-    blank = (lengths == 0) | ((lengths == 1) & (data[starts] == 13))
+    view = memoryview(block)
+    piece = _PendingPiece(0, first_line)  # whole lines not yielded yet: block[piece.start:position]
+    position, number = 0, first_line  # at the start of a line
+    while position < len(data):
+        window = data[position : position + _WINDOW_BYTES]
+        ends = np.flatnonzero(window == 10)  # lines are at most MAX_LINE_BYTES long: never empty
+        window = window[: int(ends[-1]) + 1]
+        blank = _blank_lines(window, ends)
+        if blank.any():
+            yield from piece.taken(view, position, piece.lines)
+            yield from _without_blank_lines(window, ends, blank, number)
+            piece = _PendingPiece(position + len(window), number + len(ends))
+        else:
+            for cut in ends[MAX_LINES_PER_PARSE - piece.lines - 1 :: MAX_LINES_PER_PARSE].tolist():
+                yield from piece.taken(view, position + cut + 1, MAX_LINES_PER_PARSE)
+            piece.lines = number + len(ends) - piece.first_line
+        position += len(window)
+        number += len(ends)
+    yield from piece.taken(view, position, piece.lines)
+
+
+@dataclass
+class _PendingPiece:
+    start: int  # offset in the block
+    first_line: int
+    lines: int = 0  # below MAX_LINES_PER_PARSE
+
+    def taken(self, view: memoryview, end: int, lines: int) -> Iterator[_Lines]:
+        """The ``lines`` lines from ``start`` to ``end`` as a piece (if any); the pending piece restarts at ``end``."""
+        if lines:
+            yield _Lines(view[self.start : end], np.arange(self.first_line, self.first_line + lines))
+        self.start, self.first_line, self.lines = end, self.first_line + lines, 0
+
+
+def _line_lengths(ends: np.ndarray) -> np.ndarray:
+    return np.diff(ends, prepend=-1) - 1
+
+
+def _blank_lines(window: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which lines are empty or a lone carriage return."""
+    lengths = _line_lengths(ends)
+    return np.asarray((lengths == 0) | ((lengths == 1) & (window[np.maximum(ends - 1, 0)] == 13)))
+
+
+def _without_blank_lines(window: np.ndarray, ends: np.ndarray, blank: np.ndarray, first_line: int) -> Iterator[_Lines]:
+    """The window's other lines in pieces (copied), the first carrying the count of blank lines."""
+    keep = np.ones(len(window), dtype=bool)
+    keep[ends[blank]] = False
+    keep[ends[blank & (_line_lengths(ends) == 1)] - 1] = False  # the '\r' of a blank CRLF line
+    text = window[keep].tobytes()
     numbers = first_line + np.flatnonzero(~blank)
-    text: Block = block
-    if blank.any():
-        keep = np.ones(len(data), dtype=bool)
-        keep[ends[blank]] = False
-        keep[starts[blank & (lengths == 1)]] = False
-        text = data[keep].tobytes()
-        ends = np.cumsum(lengths[~blank] + 1) - 1
+    blank_lines = int(np.count_nonzero(blank))
+    if not len(numbers):
+        yield _Lines(b"", numbers, blank_lines)
+        return
+    kept_ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
     view = memoryview(text)
-    pieces = []
     for first in range(0, len(numbers), MAX_LINES_PER_PARSE):
         last = min(first + MAX_LINES_PER_PARSE, len(numbers)) - 1
-        start = int(ends[first - 1]) + 1 if first else 0
-        pieces.append(_Lines(view[start : int(ends[last]) + 1], numbers[first : last + 1]))
-    return pieces, int(blank.sum())
+        start = int(kept_ends[first - 1]) + 1 if first else 0
+        yield _Lines(view[start : int(kept_ends[last]) + 1], numbers[first : last + 1], blank_lines if not first else 0)
 
 
 def _parse(lines: _Lines) -> ParsedBlock:
@@ -192,9 +239,11 @@ class _Conversion:
         self.quarantine.add_line(self.staged.lines, LONG_LINE_REASON, line.head, line.length)
 
     def _block(self, block: Block) -> None:
-        pieces, blank_lines = _line_pieces(block, self.staged.lines + 1)
-        self.quarantine.add_count(EMPTY_LINE, blank_lines)
-        for lines in pieces:
+        for lines in _line_pieces(block, self.staged.lines + 1):
+            self.quarantine.add_count(EMPTY_LINE, lines.blank_lines)
+            self.staged.lines += lines.blank_lines + len(lines.numbers)
+            if not len(lines.numbers):
+                continue
             parsed = _parse(lines)
             quarantined = parsed.quarantined
             for partition, rows in _partition_groups(parsed):
@@ -208,7 +257,6 @@ class _Conversion:
             if quarantined is not parsed.quarantined:
                 quarantined.sort(key=lambda q: q.line_number)
             self.quarantine.add(quarantined)
-        self.staged.lines += blank_lines + sum(len(lines.numbers) for lines in pieces)
         self.staged.text_bytes += len(block)
 
     def _unstorable(self, partition: Partition) -> str | None:
