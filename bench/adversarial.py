@@ -81,9 +81,9 @@ def overlong_lines(size: int) -> Iterator[bytes]:
 
 
 def many_partitions(size: int) -> Iterator[bytes]:
-    """Every line in another hour: 5,000 consecutive hours, cycled until the size is reached."""
+    """Every line in another hour: 3,000 consecutive hours (more than an object may span), cycled."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    hours = [_valid_lines(1, start + timedelta(hours=h), 1)[0].encode() + b"\n" for h in range(5_000)]
+    hours = [_valid_lines(1, start + timedelta(hours=h), 1)[0].encode() + b"\n" for h in range(3_000)]
     pool = b"".join(hours)
     for _ in range(0, size, len(pool)):
         yield pool
@@ -102,7 +102,7 @@ CLASSES: dict[str, tuple[Callable[[int], Iterator[bytes]], int]] = {
     "short-junk-4MiB": (short_junk, 4 << 20),
     "long-junk-lines-1GB": (long_junk, 1000 * MB),
     "overlong-lines-1GB": (overlong_lines, 1000 * MB),
-    "many-partitions-5000h": (many_partitions, 60 * MB),
+    "many-partitions-3000h": (many_partitions, 20 * MB),
     "all-quarantined-1GB": (all_quarantined, 1000 * MB),
 }
 

@@ -120,6 +120,20 @@ def test_an_object_spanning_more_hours_than_descriptors_converts(tmp_path: Path,
     assert not list((tmp_path / ".staging").iterdir())
 
 
+def test_rows_beyond_the_partitions_an_object_may_span_are_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(convert, "MAX_PARTITIONS_PER_OBJECT", 10)
+    text = b"".join(hour_line(n % 15, f"TID_{n}") + b"\n" for n in range(30))
+    result = convert_bytes(gzip.compress(text), tmp_path)
+    assert (result.lines, result.rows, result.quarantined) == (30, 20, 10)
+    assert len(result.partitions) == 10
+    records, summary = the_quarantine(tmp_path)
+    assert [r["line_number"] for r in records] == [n + 1 for n in range(30) if n % 15 >= 10]
+    assert {r["reason"] for r in records} == {"the object spans more than 10 partition-hours"}
+    assert summary["reasons"] == {"the object spans more than N partition-hours": 10}
+
+
 def test_a_failure_closes_every_file_and_stages_nothing(tmp_path: Path, descriptor_limit: None) -> None:
     """Here the descriptors run out mid-object (a limit below MAX_OPEN_WRITERS): the error comes through,
     every staged file is closed and removed, and a retry with descriptors to spare succeeds."""

@@ -29,6 +29,8 @@ from alblake.source import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_c
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
 MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per line it parses line by line)
+# An ALB object spans one or two partition-hours; each costs a file (~5 ms, and ~40 KB while converting).
+MAX_PARTITIONS_PER_OBJECT = 2_000  # rows of further partitions are quarantined
 LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"  # as the parser says it
 _COUNT_STEP = 1 << 20  # newlines are counted per MiB (cache-sized pieces: faster than one pass)
 _WINDOW_BYTES = MAX_LINE_BYTES + 1  # a block of short lines is cut into windows of whole lines this long at most
@@ -55,13 +57,6 @@ class _Lines:
     text: Block
     numbers: np.ndarray  # int64, one per line
     blank_lines: int = 0
-
-    def raw_lines(self, numbers: np.ndarray) -> Iterator[bytes]:
-        """The bytes of the lines with these numbers, without their line ends."""
-        ends = np.flatnonzero(np.frombuffer(self.text, dtype=np.uint8) == 10)
-        for index in np.searchsorted(self.numbers, numbers).tolist():
-            start = int(ends[index - 1]) + 1 if index else 0
-            yield bytes(self.text[start : int(ends[index])])
 
 
 def _count_lines(block: Block) -> int:
@@ -245,19 +240,29 @@ class _Conversion:
             if not len(lines.numbers):
                 continue
             parsed = _parse(lines)
-            quarantined = parsed.quarantined
+            refused: list[tuple[np.ndarray | None, str]] = []
             for partition, rows in _partition_groups(parsed):
-                reason = self._unstorable(partition)
-                if reason is not None:  # its rows go back to quarantine as the lines they came from
-                    quarantined = [*quarantined, *_lines_of_rows(lines, parsed, rows, reason)]
+                reason = self._refusal(partition)
+                if reason is not None:
+                    refused.append((rows, reason))
                     continue
                 table = parsed.table if rows is None else parsed.table.take(pa.array(rows))
                 self.writers.add(partition, table)
                 self._note_time(table)
-            if quarantined is not parsed.quarantined:
-                quarantined.sort(key=lambda q: q.line_number)
-            self.quarantine.add(quarantined)
+            if refused:  # those rows go to quarantine as the lines they came from, in line order
+                parsed.quarantined = sorted(
+                    [*parsed.quarantined, *_lines_of_rows(lines, parsed, refused)], key=lambda q: q.line_number
+                )
+            self.quarantine.add(parsed.quarantined)
         self.staged.text_bytes += len(block)
+
+    def _refusal(self, partition: Partition) -> str | None:
+        """Why rows of this partition cannot be kept, if they cannot."""
+        reason = self._unstorable(partition)
+        partitions = self.writers.rows
+        if reason is None and partition not in partitions and len(partitions) >= MAX_PARTITIONS_PER_OBJECT:
+            return f"the object spans more than {MAX_PARTITIONS_PER_OBJECT} partition-hours"
+        return reason
 
     def _unstorable(self, partition: Partition) -> str | None:
         if partition.elb_name not in self.unstorable:
@@ -271,10 +276,13 @@ class _Conversion:
 
 
 def _lines_of_rows(
-    lines: _Lines, parsed: ParsedBlock, rows: np.ndarray | None, reason: str
+    lines: _Lines, parsed: ParsedBlock, refused: list[tuple[np.ndarray | None, str]]
 ) -> Iterator[QuarantinedLine]:
-    """The source lines of some rows of ``parsed`` (rare path), quarantined with ``reason``."""
+    """The source lines of rows of ``parsed`` (each group: its row positions, None for all, and why)."""
     row_numbers = np.setdiff1d(lines.numbers, [q.line_number for q in parsed.quarantined], assume_unique=True)
-    chosen = row_numbers if rows is None else row_numbers[rows]
-    for number, raw in zip(chosen.tolist(), lines.raw_lines(chosen), strict=True):
-        yield QuarantinedLine(number, reason, raw)
+    ends = np.flatnonzero(np.frombuffer(lines.text, dtype=np.uint8) == 10)
+    for rows, reason in refused:
+        chosen = row_numbers if rows is None else row_numbers[rows]
+        for number, index in zip(chosen.tolist(), np.searchsorted(lines.numbers, chosen).tolist(), strict=True):
+            start = int(ends[index - 1]) + 1 if index else 0
+            yield QuarantinedLine(number, reason, bytes(lines.text[start : int(ends[index])]))

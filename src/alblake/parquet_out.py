@@ -39,6 +39,7 @@ STATISTICS_COLUMNS = [
     "target_processing_time",
 ]
 _BUFFERED_ROWS_LIMIT = 160 * 1024
+_SMALL_TABLE_ROWS = 1024
 MAX_OPEN_WRITERS = 64  # Parquet files open at once while converting one object
 
 
@@ -73,7 +74,13 @@ class PartitionWriters:
         self._files = 0
 
     def add(self, partition: Partition, table: pa.Table) -> None:
-        self.buffers.setdefault(partition, []).append(table)
+        buffer = self.buffers.setdefault(partition, [])
+        if buffer and buffer[-1].num_rows + table.num_rows <= _SMALL_TABLE_ROWS:
+            # an object scattered over many hours gives each partition a row or two per block: each Arrow table
+            # costs ~30 KB whatever its rows, so small ones are joined (ALB objects give one large table per block)
+            buffer[-1] = pa.concat_tables([buffer[-1], table]).combine_chunks()
+        else:
+            buffer.append(table)
         self.rows[partition] = self.rows.get(partition, 0) + table.num_rows
         self.buffered += table.num_rows
         if sum(t.num_rows for t in self.buffers[partition]) >= ROW_GROUP_ROWS:

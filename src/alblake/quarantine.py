@@ -31,7 +31,7 @@ EMPTY_LINE = "empty line"  # the parser's reason for a blank line: such lines ar
 OTHER_REASONS = "other"
 
 # JSON allows these raw in strings, but str.splitlines() and JavaScript line readers break lines at them.
-_LINE_SEPARATORS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_LINE_SEPARATORS = re.compile("[\x85\u2028\u2029]")
 _NUMBER = re.compile(r"(?<![\w-])\d+")  # a number on its own (not the 8 of UTF-8)
 
 
@@ -44,7 +44,8 @@ def reason_kind(reason: str) -> str:
 
 def json_line(record: dict[str, object]) -> str:
     """One JSONL record: UTF-8 text, with every character that some reader takes for a line break escaped."""
-    return json.dumps(record, ensure_ascii=False).translate(_LINE_SEPARATORS) + "\n"
+    text = json.dumps(record, ensure_ascii=False)
+    return _LINE_SEPARATORS.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
 class QuarantineWriter:
