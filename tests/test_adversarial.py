@@ -261,11 +261,15 @@ def test_year_one_is_a_four_digit_day_partition(tmp_path: Path) -> None:
 @given(
     st.lists(st.sampled_from([b"", b"\r", b"a", b"bb b", b"c\rc", b"\r\r", b"dddddddddddd"]), min_size=1, max_size=80),
     st.integers(1, 9),
+    st.integers(0, 3),
 )
-def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(lines: list[bytes], max_lines: int) -> None:
+def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
+    lines: list[bytes], max_lines: int, blank_lines_parsed: int
+) -> None:
     block = b"\n".join(lines) + b"\n"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(convert, "MAX_LINES_PER_PARSE", max_lines)
+        patch.setattr(convert, "_BLANK_LINES_PARSED", blank_lines_parsed)
         patch.setattr(convert, "_WINDOW_BYTES", 16)  # longer than any line here, as MAX_LINE_BYTES + 1 is
         pieces = list(convert._line_pieces(memoryview(block), 101))
     seen: dict[int, bytes] = {}

@@ -34,6 +34,7 @@ MAX_PARTITIONS_PER_OBJECT = 2_000  # rows of further partitions are quarantined
 LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"  # as the parser says it
 _COUNT_STEP = 1 << 20  # newlines are counted per MiB (cache-sized pieces: faster than one pass)
 _WINDOW_BYTES = MAX_LINE_BYTES + 1  # a block of short lines is cut into windows of whole lines this long at most
+_BLANK_LINES_PARSED = 1024  # a window with more blank lines is parsed without them (a few are left to the parser)
 
 
 class _CountingReader:
@@ -68,8 +69,8 @@ def _line_pieces(block: Block, first_line: int) -> Iterator[_Lines]:
     """The block in pieces of at most MAX_LINES_PER_PARSE lines.
 
     A block of ALB lines is one piece. A block with more lines is scanned in windows of about MAX_LINE_BYTES
-    (bounded work arrays) and cut every MAX_LINES_PER_PARSE lines, without copying; blank lines (``\n`` or
-    ``\r\n`` alone) are taken out of the windows that have them: counted as quarantined ("empty line"), never
+    (bounded work arrays) and cut every MAX_LINES_PER_PARSE lines, without copying; blank lines (``\\n`` or
+    ``\\r\\n`` alone) are taken out of the windows that have many: counted as quarantined ("empty line"), never
     parsed one by one.
     """
     line_count = _count_lines(block) if len(block) > MAX_LINES_PER_PARSE else bytes(block).count(b"\n")
@@ -85,7 +86,7 @@ def _line_pieces(block: Block, first_line: int) -> Iterator[_Lines]:
         ends = np.flatnonzero(window == 10)  # lines are at most MAX_LINE_BYTES long: never empty
         window = window[: int(ends[-1]) + 1]
         blank = _blank_lines(window, ends)
-        if blank.any():
+        if np.count_nonzero(blank) > _BLANK_LINES_PARSED:
             yield from piece.taken(view, position, piece.lines)
             yield from _without_blank_lines(window, ends, blank, number)
             piece = _PendingPiece(position + len(window), number + len(ends))

@@ -107,7 +107,7 @@ Block = bytes | memoryview  # whole lines, each ending with '\n'
 def iter_blocks(
     chunks: Iterable[bytes], block_size: int = BLOCK_SIZE, *, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Block | LongLine]:
-    """Regroup text chunks into blocks of whole lines, each ending with '\n' (added at EOF if missing), with
+    """Regroup text chunks into blocks of whole lines, each ending with '\\n' (added at EOF if missing), with
     every line longer than ``max_line_bytes`` replaced by a ``LongLine`` in its place.
 
     Small chunks are joined until they fill a block, cut after the last newline. A chunk that fills a block by
@@ -186,7 +186,7 @@ class _Splitter:
         if size < self.block_size:
             self.pending.extend([*self.tail, view[start:end] if end - start < len(chunk) else chunk])
             self.pending_size = size
-        elif end - start < self.block_size:
+        elif len(chunk) - start < self.block_size:
             yield b"".join([*self.pending, *self.tail, view[start:end]])
             self.pending, self.pending_size = [], 0
         else:  # fills a block by itself: yield it without copying, after the line it shares with the text before
