@@ -182,11 +182,11 @@ class _Splitter:
     def _add_whole_lines(self, chunk: bytes, start: int, end: int) -> Iterator[Block]:
         """Take ``chunk[start:end]``, which completes the tail and ends with a line end."""
         view = memoryview(chunk)
-        size = self.pending_size + self.tail_size + end - start
-        if size < self.block_size:
+        incoming = len(chunk) - start  # what fills a block is judged on the whole chunk, its unfinished line too
+        if self.pending_size + self.tail_size + incoming < self.block_size:
             self.pending.extend([*self.tail, view[start:end] if end - start < len(chunk) else chunk])
-            self.pending_size = size
-        elif len(chunk) - start < self.block_size:
+            self.pending_size += self.tail_size + end - start
+        elif incoming < self.block_size:
             yield b"".join([*self.pending, *self.tail, view[start:end]])
             self.pending, self.pending_size = [], 0
         else:  # fills a block by itself: yield it without copying, after the line it shares with the text before

@@ -96,7 +96,6 @@ def is_own_file(key: str, stem: str) -> bool:
     )
 
 
-
 NAME_MAX_BYTES = 255  # one file or directory name on local filesystems (ext4, XFS, APFS)
 KEY_MAX_BYTES = 1024  # an S3 object key, UTF-8
 
