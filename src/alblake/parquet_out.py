@@ -40,6 +40,7 @@ STATISTICS_COLUMNS = [
 ]
 _BUFFERED_ROWS_LIMIT = 160 * 1024
 _SMALL_TABLE_ROWS = 1024
+_TABLE_COST_ROWS = 32  # a buffered table counts as this many rows against the limit (its fixed cost in memory)
 MAX_OPEN_WRITERS = 64  # Parquet files open at once while converting one object
 
 
@@ -70,7 +71,8 @@ class PartitionWriters:
         self.parts: dict[Partition, list[Path]] = {}
         self.buffers: dict[Partition, list[pa.Table]] = {}
         self.rows: dict[Partition, int] = {}
-        self.buffered = 0
+        self.buffered = 0  # rows
+        self.buffered_tables = 0
         self._files = 0
 
     def add(self, partition: Partition, table: pa.Table) -> None:
@@ -81,11 +83,12 @@ class PartitionWriters:
             buffer[-1] = pa.concat_tables([buffer[-1], table]).combine_chunks()
         else:
             buffer.append(table)
+            self.buffered_tables += 1
         self.rows[partition] = self.rows.get(partition, 0) + table.num_rows
         self.buffered += table.num_rows
         if sum(t.num_rows for t in self.buffers[partition]) >= ROW_GROUP_ROWS:
             self._flush(partition)
-        if self.buffered >= _BUFFERED_ROWS_LIMIT:
+        if self.buffered + _TABLE_COST_ROWS * self.buffered_tables >= _BUFFERED_ROWS_LIMIT:
             for buffered_partition in list(self.buffers):
                 self._flush(buffered_partition)
 
@@ -96,6 +99,7 @@ class PartitionWriters:
         table = pa.concat_tables(tables)
         self._writer(partition).write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.buffered -= table.num_rows
+        self.buffered_tables -= len(tables)
 
     def _writer(self, partition: Partition) -> pq.ParquetWriter:
         writer = self.writers.pop(partition, None)
