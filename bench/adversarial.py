@@ -102,7 +102,7 @@ CLASSES: dict[str, tuple[Callable[[int], Iterator[bytes]], int]] = {
     "short-junk-4MiB": (short_junk, 4 << 20),
     "long-junk-lines-1GB": (long_junk, 1000 * MB),
     "overlong-lines-1GB": (overlong_lines, 1000 * MB),
-    "many-partitions-3000h": (many_partitions, 20 * MB),
+    "many-partitions-3000h-1GB": (many_partitions, 1000 * MB),
     "all-quarantined-1GB": (all_quarantined, 1000 * MB),
 }
 
