@@ -43,6 +43,13 @@ def quarantine_keys(result: IngestedObject) -> list[str]:
     return [k for k in result.commit.written if k.startswith("quarantine/")]
 
 
+def quarantine_file(path: Path) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """The stored records of a quarantine file and its summary (always the last record)."""
+    *records, last = [json.loads(line) for line in path.open(encoding="utf-8")]
+    assert all("summary" not in record for record in records)
+    return records, last["summary"]
+
+
 def lake_files(lake: Path) -> list[str]:
     return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file())
 
@@ -85,9 +92,12 @@ def test_lines_are_conserved_across_many_small_blocks(tmp_path: Path) -> None:
         assert result.lines == expected_lines == 3000
         assert result.rows + result.quarantined == result.lines
         assert result.quarantined == 3000 // 101
-    quarantine = [json.loads(line) for f in (tmp_path / "lake" / "quarantine").iterdir() for line in f.open()]
-    assert len(quarantine) == 2 * (3000 // 101)
-    assert all(q["line_number"] % 101 == 0 and q["reason"] for q in quarantine)
+    for path in (tmp_path / "lake" / "quarantine").iterdir():
+        records, summary = quarantine_file(path)
+        assert summary["quarantined"] == sum(summary["reasons"].values()) == 3000 // 101  # type: ignore[attr-defined]
+        empty = summary["reasons"].get("empty line", 0)  # type: ignore[attr-defined]
+        assert len(records) == summary["stored"] == 3000 // 101 - empty  # empty lines are counted, not stored
+        assert all(q["line_number"] % 101 == 0 and q["reason"] for q in records)  # type: ignore[operator]
 
 
 def read_sorted(lake: Path, key: list[str]) -> pa.Table:
@@ -144,12 +154,13 @@ def test_binary_garbage_and_invalid_utf8_are_quarantined_losslessly(tmp_path: Pa
     data = gzip.compress((DOC_LINE + "\n").encode() + garbage + b"\n" + b"caf\xe9 latin-1\n")
     result = convert_bytes(data, tmp_path)
     assert (result.lines, result.rows, result.quarantined) == (3, 1, 2)
-    records = [json.loads(line) for line in next((tmp_path / "quarantine").iterdir()).open()]
+    records, summary = quarantine_file(next((tmp_path / "quarantine").iterdir()))
     assert [r["line_number"] for r in records] == [2, 3]
+    assert summary == {"quarantined": 2, "stored": 2, "reasons": {"invalid UTF-8 at byte N": 2}}
     import base64
 
-    assert base64.b64decode(records[0]["raw_base64"]) == garbage
-    assert base64.b64decode(records[1]["raw_base64"]) == b"caf\xe9 latin-1"
+    assert base64.b64decode(str(records[0]["raw_base64"])) == garbage
+    assert base64.b64decode(str(records[1]["raw_base64"])) == b"caf\xe9 latin-1"
 
 
 def test_duckdb_reads_the_lake_with_partitions(tmp_path: Path) -> None:

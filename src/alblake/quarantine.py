@@ -1,17 +1,51 @@
-"""Write the lines of an object that did not become rows into a staged JSONL file.
+"""Write the lines of an object that did not become rows into a staged JSONL file, streamed to disk.
 
 One JSON object per line: ``{"source", "line_number", "reason", "raw"}``, plus ``"raw_base64"`` (the exact
-bytes) when the line is not valid UTF-8.
+bytes) when the line is not valid UTF-8, and ``"length"`` with ``"truncated": true`` for a line longer than
+the parser accepts (only its first bytes are kept).
+
+What an object can put in quarantine is bounded: the first ``STORED_LINES_LIMIT`` lines (and at most
+``STORED_BYTES_LIMIT`` bytes of them) are stored verbatim; empty lines are never stored one by one. Every line
+is counted, by kind of reason, so ``lines == rows + quarantined`` stays exact. The last record of the file is
+always the summary::
+
+    {"source": ..., "summary": {"quarantined": N, "stored": M, "reasons": {"<kind of reason>": count, ...}}}
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 from alblake.parse import QuarantinedLine
+
+STORED_LINES_LIMIT = 10_000  # quarantined lines stored verbatim per object; the others are only counted
+STORED_BYTES_LIMIT = 32 << 20  # raw bytes stored per object (lines up to 1 MiB each)
+REASON_KINDS_LIMIT = 100  # distinct kinds counted separately; further kinds are counted as "other"
+EMPTY_LINE = "empty line"  # the parser's reason for a blank line: such lines are counted, never stored
+OTHER_REASONS = "other"
+
+# JSON allows these raw in strings, but str.splitlines() and JavaScript line readers break lines at them.
+_LINE_SEPARATORS = re.compile("[\x85\u2028\u2029]")
+_NUMBER = re.compile(r"(?<![\w-])\d+")  # a number on its own (not the 8 of UTF-8)
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without the quoted text and the numbers that vary from line to line (what counts group by):
+    ``invalid integer in sent_bytes: 'x'`` -> ``invalid integer in sent_bytes``,
+    ``expected at least 25 fields, found 3`` -> ``expected at least N fields, found N``."""
+    return _NUMBER.sub("N", reason.split(": ", 1)[0])
+
+
+def json_line(record: dict[str, object]) -> str:
+    """One JSONL record: UTF-8 text, with every character that some reader takes for a line break escaped."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _LINE_SEPARATORS.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
 class QuarantineWriter:
@@ -19,29 +53,68 @@ class QuarantineWriter:
         self.path = staging / "quarantine.jsonl"
         self.source_id = source_id
         self.count = 0
+        self.stored = 0
+        self.stored_bytes = 0
+        self.reasons: Counter[str] = Counter()
         self._file: TextIO | None = None
 
-    def add(self, lines: list[QuarantinedLine]) -> None:
-        if not lines:
+    def add(self, lines: Iterable[QuarantinedLine]) -> None:
+        for line in lines:
+            self.add_line(line.line_number, line.reason, line.raw)
+
+    def add_line(self, line_number: int, reason: str, raw: bytes, length: int | None = None) -> None:
+        """Count one line; store it while under the limits. ``length`` is given when ``raw`` is only its head."""
+        self._count(reason, 1)
+        if reason == EMPTY_LINE or self.stored >= STORED_LINES_LIMIT or self.stored_bytes >= STORED_BYTES_LIMIT:
             return
+        record = self._record(line_number, reason, raw)
+        if length is not None:
+            record.update(length=length, truncated=True)
+        self._open().write(json_line(record))
+        self.stored += 1
+        self.stored_bytes += len(raw)
+
+    def add_count(self, reason: str, count: int) -> None:
+        """Count lines that are not stored (blank lines taken out before parsing)."""
+        if count:
+            self._count(reason, count)
+            self._open()
+
+    def _count(self, reason: str, count: int) -> None:
+        kind = reason_kind(reason)
+        if kind not in self.reasons and len(self.reasons) >= REASON_KINDS_LIMIT:
+            kind = OTHER_REASONS
+        self.reasons[kind] += count
+        self.count += count
+
+    def _open(self) -> TextIO:
         if self._file is None:
             self._file = self.path.open("w", encoding="utf-8")
-        for line in lines:
-            self._file.write(json.dumps(self._record(line), ensure_ascii=False) + "\n")
-        self.count += len(lines)
+        return self._file
 
-    def _record(self, line: QuarantinedLine) -> dict[str, object]:
-        record: dict[str, object] = {"source": self.source_id, "line_number": line.line_number, "reason": line.reason}
+    def _record(self, line_number: int, reason: str, raw: bytes) -> dict[str, object]:
+        record: dict[str, object] = {"source": self.source_id, "line_number": line_number, "reason": reason}
         try:
-            record["raw"] = line.raw.decode("utf-8")
+            record["raw"] = raw.decode("utf-8")
         except UnicodeDecodeError:  # readable approximation plus the exact bytes
-            record["raw"] = line.raw.decode("utf-8", errors="backslashreplace")
-            record["raw_base64"] = base64.b64encode(line.raw).decode("ascii")
+            record["raw"] = raw.decode("utf-8", errors="backslashreplace")
+            record["raw_base64"] = base64.b64encode(raw).decode("ascii")
         return record
 
+    def summary(self) -> dict[str, object]:
+        return {"quarantined": self.count, "stored": self.stored, "reasons": dict(self.reasons.most_common())}
+
     def close(self) -> Path | None:
-        """The staged file, or None when no line was quarantined."""
+        """Write the summary record and close; the staged file, or None when no line was quarantined."""
         if self._file is None:
             return None
+        self._file.write(json_line({"source": self.source_id, "summary": self.summary()}))
         self._file.close()
+        self._file = None
         return self.path
+
+    def abort(self) -> None:
+        """Close without the summary (the conversion failed; the staged file is discarded)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -94,3 +94,20 @@ def is_own_file(key: str, stem: str) -> bool:
         and ".." not in key.split("/")
         and key.rsplit("/", 1)[-1].startswith(f"{stem}.")
     )
+
+
+NAME_MAX_BYTES = 255  # one file or directory name on local filesystems (ext4, XFS, APFS)
+KEY_MAX_BYTES = 1024  # an S3 object key, UTF-8
+
+
+def unstorable_reason(partition: Partition, stem: str) -> str | None:
+    """Why the data file of ``partition`` cannot be stored in every lake, or None when it can.
+
+    Only a long (or much escaped) ``elb_name`` can be too long: day and hour have a fixed width and stems are
+    short. Every name within NAME_MAX_BYTES also keeps a data key far below S3's KEY_MAX_BYTES (under 450
+    bytes), which leaves room for the lake's own prefix.
+    """
+    longest = max(len(name.encode()) for name in data_key(partition, stem).split("/"))
+    if longest > NAME_MAX_BYTES:
+        return f"elb name too long for a partition path ({longest} bytes escaped; a name holds {NAME_MAX_BYTES})"
+    return None

@@ -23,7 +23,9 @@ class StagedData:
 class StagedObject:
     """Everything one conversion produced; nothing of it is in the lake until ``Lake.commit``.
 
-    Counts: ``lines == rows + quarantined`` (every line is a row or a quarantined line).
+    Counts: ``lines == rows + quarantined`` (every line is a row or a quarantined line). The quarantine file
+    stores the first ``quarantine_stored`` of the quarantined lines verbatim and ends with a summary record;
+    ``quarantine_reasons`` counts all of them by kind of reason.
     """
 
     source_id: str
@@ -36,6 +38,8 @@ class StagedObject:
     bytes_in: int = 0  # bytes read from the object (compressed)
     text_bytes: int = 0  # bytes of log text after decompression
     max_time: datetime | None = None
+    quarantine_stored: int = 0  # quarantined lines stored verbatim in the quarantine file
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # every quarantined line, by kind of reason
 
     @property
     def stem(self) -> str:
