@@ -286,3 +286,16 @@ def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
     assert all(seen[n] == lines[n - 101] for n in seen)
     if len(lines) <= max_lines:
         assert len(pieces) == 1 and taken_out == []
+
+
+def test_an_object_whose_only_quarantined_lines_are_blank_still_has_a_quarantine_summary(tmp_path: Path) -> None:
+    """The counts of blank lines must be findable in the lake (replay and status read quarantine files)."""
+    from alblake.ingest import ingest_object
+    from alblake.lake import open_local_lake
+
+    data = gzip.compress(f"{DOC_LINE}\n\n{DOC_LINE}\n\n".encode())
+    result = ingest_object(lambda: io.BytesIO(data), "blank-lines.log.gz", open_local_lake(tmp_path))
+    assert (result.rows, result.quarantined) == (2, 2)
+    [quarantine] = (tmp_path / "quarantine").iterdir()
+    [summary] = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert summary["summary"]["quarantined"] == 2 and summary["summary"]["stored"] == 0

@@ -78,7 +78,6 @@ class QuarantineWriter:
         """Count lines that are not stored (blank lines taken out before parsing)."""
         if count:
             self._count(reason, count)
-            self._open()
 
     def _count(self, reason: str, count: int) -> None:
         kind = reason_kind(reason)
@@ -106,10 +105,11 @@ class QuarantineWriter:
 
     def close(self) -> Path | None:
         """Write the summary record and close; the staged file, or None when no line was quarantined."""
-        if self._file is None:
+        if self.count == 0:
             return None
-        self._file.write(json_line({"source": self.source_id, "summary": self.summary()}))
-        self._file.close()
+        handle = self._open()  # opened here when every quarantined line was a counted, unstored blank line
+        handle.write(json_line({"source": self.source_id, "summary": self.summary()}))
+        handle.close()
         self._file = None
         return self.path
 

@@ -59,13 +59,28 @@ def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
         content = store.get(key)
         if content is None:
             continue
-        for record in _records(content):
-            source_id = str(record["source"])
-            entry = index.setdefault(source_id, QuarantinedSource(source_id))
-            reason = str(record.get("reason", ""))
-            count = record.get("count", 1)  # a summary record may stand for many lines
-            entry.reasons[reason] += count if isinstance(count, int) and count > 0 else 1
+        for source_id, reasons in _reason_counts(_records(content)).items():
+            index.setdefault(source_id, QuarantinedSource(source_id)).reasons.update(reasons)
     return index
+
+
+def _reason_counts(records: Iterable[dict[str, object]]) -> dict[str, Counter[str]]:
+    """Quarantined lines by reason, per source, of one quarantine file.
+
+    The file's last record is a summary with exact counts by kind of reason (the stored lines are capped, so
+    counting them would undercount); files without one (written before the cap) are counted line by line.
+    """
+    counted: dict[str, Counter[str]] = {}
+    summarised: dict[str, Counter[str]] = {}
+    for record in records:
+        source_id = str(record["source"])
+        summary = record.get("summary")
+        if isinstance(summary, dict) and isinstance(summary.get("reasons"), dict):
+            reasons = summary["reasons"]
+            summarised[source_id] = Counter({str(r): int(n) for r, n in reasons.items() if isinstance(n, int)})
+        elif "reason" in record:
+            counted.setdefault(source_id, Counter())[str(record["reason"])] += 1
+    return {**counted, **summarised}
 
 
 def select_for_replay(

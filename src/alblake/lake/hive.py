@@ -53,7 +53,16 @@ class HiveLake:
         return CommitResult(written=written, deleted=stale, partitions_created=created)
 
     def _write_manifest(self, staged: StagedObject, written: list[str]) -> None:
-        body = json.dumps({"source": staged.source_id, "files": written}, indent=1) + "\n"
+        manifest = {
+            "source": staged.source_id,
+            "files": written,
+            "lines": staged.lines,
+            "rows": staged.rows,
+            "quarantined": staged.quarantined,
+            "quarantine_stored": staged.quarantine_stored,
+            "quarantine_reasons": staged.quarantine_reasons,
+        }
+        body = json.dumps(manifest, indent=1) + "\n"
         with tempfile.NamedTemporaryFile("w", dir=staged.stage_dir, suffix=".json", delete=False) as listing:
             listing.write(body)
         self.store.put_file(manifest_key(staged.stem), Path(listing.name))
