@@ -1,12 +1,24 @@
-"""``LocalStore``: an ``ObjectStore`` in a local directory; a put is a rename, so readers never see a part."""
+"""``LocalStore``: an ``ObjectStore`` in a local directory; a put is a rename, so readers never see a part.
+
+Compare-and-swap (``put_bytes_if``) holds an exclusive ``fcntl`` lock on a lock file under ``.locks/`` while it
+compares the current content's digest with the expected tag and renames the new content into place, so two
+processes (two ``alblake`` commands on one lake) cannot both win.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from alblake.ports import ConditionFailedError, Versioned
+
 STAGING_DIR = ".staging"  # names starting with '.' are ignored by Hive, Athena, DuckDB and pyarrow datasets
+LOCKS_DIR = ".locks"
 
 
 class LocalStore:
@@ -39,14 +51,52 @@ class LocalStore:
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        base = self.root / prefix
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        directory = prefix.rpartition("/")[0]
+        base = self.root / directory if directory else self.root
         if not base.is_dir():
             return
-        for path in sorted(base.rglob("*")):
+        keys = []
+        for path in base.rglob("*"):
             relative = path.relative_to(self.root)
-            if path.is_file() and not any(part.startswith((".", "_")) for part in relative.parts):
-                yield relative.as_posix()
+            key = relative.as_posix()
+            hidden = any(part.startswith((".", "_")) for part in relative.parts)
+            if key.startswith(prefix) and key > start_after and not hidden and path.is_file():
+                keys.append(key)
+        yield from sorted(keys)
+
+    def download(self, key: str, local_path: Path) -> None:
+        shutil.copyfile(self.root / key, local_path)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        content = self.get(key)
+        return None if content is None else Versioned(content, _tag(content))
+
+    def put_bytes(self, key: str, content: bytes) -> None:
+        destination = self.root / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
+            temporary.write(content)
+        Path(temporary.name).replace(destination)
+
+    def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
+        locks = self.root / LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        lock_path = locks / hashlib.sha256(key.encode()).hexdigest()[:32]
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            current_tag = None if current is None else current.tag
+            if current_tag != expected_tag:
+                raise ConditionFailedError(f"{key}: expected version {expected_tag}, found {current_tag}")
+            self.put_bytes(key, content)
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def url(self, key: str) -> str:
         return (self.root / key).resolve().as_posix()
+
+
+def _tag(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()

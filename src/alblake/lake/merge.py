@@ -1,0 +1,279 @@
+"""Merge Parquet inputs into files sorted by ``time``, with bounded memory, recording each row's source (pure).
+
+An input is a local Parquet file plus, per row, the stem of the source object the row came from (one stem for a
+per-object file; a lineage array for a compacted file). Rows of sources listed in ``drop`` are left out.
+
+Memory stays bounded whatever the partition size: rows are read in batches and sorted in runs of at most
+``run_rows`` rows; when more than one run is needed the runs go to local files and a vectorised k-way merge
+reads them back ``chunk_rows`` at a time. Output files are split above ``max_file_bytes`` (estimated from the
+inputs' bytes per row). Every output file gets a *lineage* file: one int32 per row, the index of its source in
+the stem list kept in the lineage file's metadata, so a later rewrite can drop one source's rows exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from alblake.parquet_out import ROW_GROUP_ROWS, parquet_writer
+from alblake.schema import ARROW_SCHEMA
+
+SOURCE_COLUMN = "__source"
+LINEAGE_SCHEMA = pa.schema([pa.field("source", pa.int32(), nullable=False)])
+LINEAGE_METADATA_KEY = b"alblake.sources"
+MAX_FILE_BYTES = 512 * 1024 * 1024
+RUN_ROWS = 128 * 1024
+CHUNK_ROWS = 8 * 1024
+_NULL_TIME = np.iinfo(np.int64).max
+
+
+class UnreadableInputError(ValueError):
+    """A data file that is not a Parquet file of this lake's schema (the message names it)."""
+
+
+@dataclass
+class MergeInput:
+    name: str  # shown in errors (the lake key)
+    path: Path  # local copy
+    stems: list[str]  # one stem (per-object file) or the lineage's stem list
+    lineage: np.ndarray | None = None  # per-row index into ``stems``; None: every row is ``stems[0]``
+
+
+@dataclass
+class MergedFile:
+    data_path: Path
+    lineage_path: Path
+    rows: int
+    stems: set[str] = field(default_factory=set)
+
+
+@dataclass
+class MergeResult:
+    files: list[MergedFile] = field(default_factory=list)
+    rows_by_stem: Counter[str] = field(default_factory=Counter)
+    bytes_in: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+
+def read_lineage(path: Path, name: str) -> tuple[list[str], np.ndarray]:
+    """The stem list and per-row source indices of a lineage file."""
+    try:
+        table = pq.read_table(path)
+        stems = json.loads((table.schema.metadata or {})[LINEAGE_METADATA_KEY])
+        indices = table.column("source").to_numpy()
+    except (OSError, KeyError, ValueError, pa.ArrowException) as error:
+        raise UnreadableInputError(f"{name}: unreadable lineage file ({error})") from None
+    if not isinstance(stems, list) or (len(indices) and (indices.min() < 0 or indices.max() >= len(stems))):
+        raise UnreadableInputError(f"{name}: lineage file does not match its source list")
+    return [str(s) for s in stems], indices
+
+
+def _open(item: MergeInput) -> pq.ParquetFile:
+    try:
+        parquet = pq.ParquetFile(item.path)
+    except (OSError, pa.ArrowException) as error:
+        raise UnreadableInputError(f"{item.name}: not a readable Parquet file ({error})") from None
+    names = set(parquet.schema_arrow.names)
+    if "time" not in names or "elb" not in names:
+        raise UnreadableInputError(f"{item.name}: not a data file of this lake (no 'time'/'elb' columns)")
+    if item.lineage is not None and len(item.lineage) != parquet.metadata.num_rows:
+        raise UnreadableInputError(f"{item.name}: {parquet.metadata.num_rows} rows but lineage has {len(item.lineage)}")
+    return parquet
+
+
+def _conform(batch: pa.RecordBatch, name: str) -> pa.Table:
+    """The batch in the lake's schema (columns of older files that are missing become nulls)."""
+    columns = []
+    for f in ARROW_SCHEMA:
+        if f.name in batch.schema.names:
+            column = batch.column(f.name)
+            if column.type != f.type:
+                try:
+                    column = column.cast(f.type)
+                except pa.ArrowException:
+                    raise UnreadableInputError(f"{name}: column {f.name} is {column.type}, expected {f.type}") from None
+            columns.append(column)
+        else:
+            columns.append(pa.nulls(batch.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+
+def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterator[pa.Table]:
+    """Every row of every input whose stem is in ``stem_index``, with that index in ``SOURCE_COLUMN``."""
+    for item in inputs:
+        parquet = _open(item)
+        offset = 0
+        local_to_global = np.array([stem_index.get(s, -1) for s in item.stems], dtype=np.int32)
+        try:
+            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS * 4):
+                table = _conform(batch, item.name)
+                if item.lineage is None:
+                    sources = np.full(table.num_rows, local_to_global[0], dtype=np.int32)
+                else:
+                    sources = local_to_global[item.lineage[offset : offset + table.num_rows]]
+                offset += table.num_rows
+                keep = sources >= 0
+                if not keep.all():
+                    table, sources = table.filter(pa.array(keep)), sources[keep]
+                if table.num_rows:
+                    yield table.append_column(SOURCE_COLUMN, pa.array(sources, pa.int32()))
+        except (OSError, pa.ArrowException) as error:
+            raise UnreadableInputError(f"{item.name}: unreadable Parquet data ({error})") from None
+
+
+def _times(table: pa.Table) -> np.ndarray:
+    times = pc.fill_null(table.column("time").cast(pa.int64()), _NULL_TIME)
+    return np.asarray(times.to_numpy())
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    order = np.argsort(_times(table), kind="stable")
+    return table.take(pa.array(order))
+
+
+class _Output:
+    """Sorted rows -> data files of about ``max_rows`` rows, each with its lineage file."""
+
+    def __init__(self, directory: Path, token: str, stems: list[str], max_rows: int) -> None:
+        self.directory = directory
+        self.token = token
+        self.metadata = {LINEAGE_METADATA_KEY: json.dumps(stems).encode()}
+        self.max_rows = max(max_rows, ROW_GROUP_ROWS)
+        self.result = MergeResult()
+        self.stems = stems
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._lineage: pq.ParquetWriter | None = None
+        self._file_rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        while self._buffered >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        combined = pa.concat_tables(self._buffer)
+        group, rest = combined.slice(0, rows), combined.slice(rows)
+        self._buffer = [rest] if rest.num_rows else []
+        self._buffered = rest.num_rows
+        if self._writer is None:
+            index = len(self.result.files)
+            data_path = self.directory / f"c-{self.token}-{index:03d}.parquet"
+            lineage_path = self.directory / f"c-{self.token}-{index:03d}.lineage.parquet"
+            self._writer = parquet_writer(data_path)
+            self._lineage = pq.ParquetWriter(lineage_path, LINEAGE_SCHEMA.with_metadata(self.metadata))
+            self.result.files.append(MergedFile(data_path, lineage_path, 0))
+        assert self._lineage is not None
+        sources = group.column(SOURCE_COLUMN)
+        self._writer.write_table(group.drop_columns([SOURCE_COLUMN]), row_group_size=ROW_GROUP_ROWS)
+        self._lineage.write_table(pa.table({"source": sources}, schema=LINEAGE_SCHEMA.with_metadata(self.metadata)))
+        counts = np.bincount(sources.to_numpy(), minlength=len(self.stems))
+        for index in np.flatnonzero(counts).tolist():
+            self.result.rows_by_stem[self.stems[index]] += int(counts[index])
+            self.result.files[-1].stems.add(self.stems[index])
+        self.result.files[-1].rows += group.num_rows
+        self._file_rows += group.num_rows
+        if self._file_rows >= self.max_rows:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._writer is not None and self._lineage is not None:
+            self._writer.close()
+            self._lineage.close()
+        self._writer = self._lineage = None
+        self._file_rows = 0
+
+    def close(self) -> MergeResult:
+        if self._buffered:
+            self._flush(self._buffered)
+        self._close_file()
+        return self.result
+
+
+def merge_sorted(
+    inputs: Sequence[MergeInput],
+    out_dir: Path,
+    token: str,
+    *,
+    drop: set[str] | None = None,
+    run_rows: int = RUN_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> MergeResult:
+    """Merge ``inputs`` (minus the rows of stems in ``drop``) into time-sorted files in ``out_dir``."""
+    dropped = drop or set()
+    stems = sorted({s for item in inputs for s in item.stems} - dropped)
+    stem_index = {s: i for i, s in enumerate(stems)}
+    bytes_in = sum(item.path.stat().st_size for item in inputs)
+    rows_in = sum(pq.ParquetFile(item.path).metadata.num_rows for item in inputs) if inputs else 0
+    max_rows = int(max_file_bytes / max(bytes_in / max(rows_in, 1), 1.0))
+    output = _Output(out_dir, token, stems, max_rows)
+    runs: list[Path] = []
+    buffer: list[pa.Table] = []
+    buffered = 0
+    for table in _batches(inputs, stem_index):
+        buffer.append(table)
+        buffered += table.num_rows
+        if buffered >= run_rows:
+            runs.append(_write_run(out_dir, len(runs), _sorted(pa.concat_tables(buffer)), chunk_rows))
+            buffer, buffered = [], 0
+    if buffer:
+        last = _sorted(pa.concat_tables(buffer))
+        if runs:
+            runs.append(_write_run(out_dir, len(runs), last, chunk_rows))
+        else:
+            output.add(last)
+        buffer = []
+    if runs:
+        _merge_runs(runs, output, chunk_rows)
+    result = output.close()
+    result.bytes_in = bytes_in
+    return result
+
+
+def _write_run(out_dir: Path, index: int, table: pa.Table, chunk_rows: int) -> Path:
+    path = out_dir / f"run-{index:05d}.arrows"
+    options = pa.ipc.IpcWriteOptions(compression="zstd")  # runs stay small on Lambda's /tmp
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table, max_chunksize=chunk_rows)
+    return path
+
+
+def _run_batches(path: Path) -> Iterator[pa.Table]:
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            yield pa.Table.from_batches([reader.get_batch(i)])
+
+
+def _merge_runs(runs: list[Path], output: _Output, chunk_rows: int) -> None:
+    """Vectorised k-way merge: emit every row no later than the smallest last time among the runs' heads."""
+    readers = [_run_batches(path) for path in runs]
+    heads: list[pa.Table | None] = [next(reader, None) for reader in readers]
+    while any(head is not None for head in heads):
+        bound = min(int(_times(head)[-1]) for head in heads if head is not None)
+        taken = []
+        for i, head in enumerate(heads):
+            if head is None:
+                continue
+            count = int(np.searchsorted(_times(head), bound, side="right"))
+            if count:
+                taken.append(head.slice(0, count))
+            rest = head.slice(count)
+            heads[i] = rest if rest.num_rows else next(readers[i], None)
+        output.add(_sorted(pa.concat_tables(taken)))
+    for path in runs:
+        path.unlink(missing_ok=True)
