@@ -319,10 +319,9 @@ class GenerationalLake:
             generation = old.generation + 1
             folder = generation_folder(partition, generation)
             token = folder.rstrip("/").rsplit("-", 1)[-1]
-            drop = {stem for stem, r in replace.items() if r.path is None}
             out = Path(work) / "out"
             out.mkdir()
-            merged = merge_sorted(inputs, out, token, drop=drop)
+            merged = merge_sorted(inputs, out, token)
             bytes_written = sum(f.data_path.stat().st_size for f in merged.files)
             uploaded = []
             for file in merged.files:
@@ -383,7 +382,7 @@ class GenerationalLake:
                 local = work / f"in-{len(inputs):06d}.parquet"
                 self.store.download(key, local)
                 stems, lineage = self._lineage_of(key, work)
-                inputs.append(MergeInput(key, local, stems, lineage))
+                inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace)))
             else:
                 raise ForeignFileError(
                     f"{key}: not a file this lake wrote (expected <object stem>.parquet or a compacted c-*.parquet); "

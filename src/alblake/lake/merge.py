@@ -1,7 +1,7 @@
 """Merge Parquet inputs into files sorted by ``time``, with bounded memory, recording each row's source (pure).
 
 An input is a local Parquet file plus, per row, the stem of the source object the row came from (one stem for a
-per-object file; a lineage array for a compacted file). Rows of sources listed in ``drop`` are left out.
+per-object file; a lineage array for a compacted file). Rows of the sources an input excludes are left out.
 
 Memory stays bounded whatever the partition size: rows are read in batches and sorted in runs of at most
 ``run_rows`` rows; when more than one run is needed the runs go to local files and a vectorised k-way merge
@@ -45,6 +45,7 @@ class MergeInput:
     path: Path  # local copy
     stems: list[str]  # one stem (per-object file) or the lineage's stem list
     lineage: np.ndarray | None = None  # per-row index into ``stems``; None: every row is ``stems[0]``
+    exclude: frozenset[str] = frozenset()  # sources whose rows in this input are left out (replaced or removed)
 
 
 @dataclass
@@ -114,7 +115,9 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
     for item in inputs:
         parquet = _open(item)
         offset = 0
-        local_to_global = np.array([stem_index.get(s, -1) for s in item.stems], dtype=np.int32)
+        local_to_global = np.array(
+            [-1 if s in item.exclude else stem_index.get(s, -1) for s in item.stems], dtype=np.int32
+        )
         try:
             for batch in parquet.iter_batches(batch_size=CHUNK_ROWS * 4):
                 table = _conform(batch, item.name)
@@ -208,14 +211,12 @@ def merge_sorted(
     out_dir: Path,
     token: str,
     *,
-    drop: set[str] | None = None,
     run_rows: int = RUN_ROWS,
     chunk_rows: int = CHUNK_ROWS,
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> MergeResult:
-    """Merge ``inputs`` (minus the rows of stems in ``drop``) into time-sorted files in ``out_dir``."""
-    dropped = drop or set()
-    stems = sorted({s for item in inputs for s in item.stems} - dropped)
+    """Merge ``inputs`` (minus the rows each excludes) into time-sorted files in ``out_dir``."""
+    stems = sorted({s for item in inputs for s in item.stems if s not in item.exclude})
     stem_index = {s: i for i, s in enumerate(stems)}
     bytes_in = sum(item.path.stat().st_size for item in inputs)
     rows_in = sum(pq.ParquetFile(item.path).metadata.num_rows for item in inputs) if inputs else 0
