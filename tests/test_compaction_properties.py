@@ -26,7 +26,7 @@ from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_file
 
 OBJECTS = 3
 TEMPLATE = (
-    'http {time} app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 '
+    "http {time} app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 "
     '34 366 "GET http://www.example.com:80{path} HTTP/1.1" "curl/7.46.0" - - '
     "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "
     '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
@@ -34,7 +34,7 @@ TEMPLATE = (
 )
 
 
-class Crash(Exception):
+class SimulatedCrashError(Exception):
     """A simulated crash of the writer at a store write."""
 
 
@@ -82,7 +82,7 @@ class World:
             nested()
         if self.crash_at is not None and self.writes == self.crash_at:
             self.crash_at = None
-            raise Crash(f"crash before {operation} {key}")
+            raise SimulatedCrashError(f"crash before {operation} {key}")
 
     # --------------------------------------------------------------------------------------------- operations
     def ingest(self, obj: int, version: int) -> None:
@@ -165,7 +165,7 @@ def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> 
             world.crash_at = world.writes + int(op[2])  # type: ignore[call-overload]
             try:
                 action()
-            except Crash:
+            except SimulatedCrashError:
                 world.check()  # what a crash leaves behind
                 action()  # the retry (Lambda retries; the CLI is run again)
             world.crash_at = None
@@ -227,7 +227,7 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     world.crash_at = world.writes + crash_at
     try:
         world.compact()
-    except Crash:
+    except SimulatedCrashError:
         world.check()
     world.crash_at = None
     world.compact()
