@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from alblake import cli_lake
 from alblake.ingest import IngestSummary, ingest_paths, progress_bar
 from alblake.sample import write_sample_logs
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--lake", type=Path, required=True, help="lake directory")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
+    cli_lake.register(commands)
 
     try:
         from alblake import cli_analysis
