@@ -219,7 +219,7 @@ def merge_sorted(
     stems = sorted({s for item in inputs for s in item.stems if s not in item.exclude})
     stem_index = {s: i for i, s in enumerate(stems)}
     bytes_in = sum(item.path.stat().st_size for item in inputs)
-    rows_in = sum(pq.ParquetFile(item.path).metadata.num_rows for item in inputs) if inputs else 0
+    rows_in = sum(_open(item).metadata.num_rows for item in inputs)  # also checks every input up front
     max_rows = int(max_file_bytes / max(bytes_in / max(rows_in, 1), 1.0))
     output = _Output(out_dir, token, stems, max_rows)
     runs: list[Path] = []
