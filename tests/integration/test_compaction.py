@@ -63,7 +63,7 @@ def locations(aws: Aws) -> dict[tuple[str, ...], str]:
 
 def athena_rows(aws: Aws) -> pa.Table:
     """The rows Athena reads: every Parquet object under each partition's Location."""
-    tables = []
+    tables: list[pa.Table] = []
     for location in locations(aws).values():
         prefix = location.removeprefix(f"s3://{LAKE_BUCKET}/")
         tables.extend(aws.read_parquet(k) for k in aws.lake_keys(prefix) if k.endswith(".parquet"))
