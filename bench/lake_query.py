@@ -75,7 +75,7 @@ def build_ideal(source: Path, target: Path) -> None:
             f"SELECT {columns} FROM alb_logs WHERE elb_name = ? AND day = ? AND hour = ? ORDER BY time",
             [elb_name, day, hour],
         )
-        to_table = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+        to_table = getattr(result, "to_arrow_table", None) or getattr(result, "fetch_arrow_table")  # noqa: B009
         table = to_table()
         folder = target / partition_location(partition)
         folder.mkdir(parents=True, exist_ok=True)
