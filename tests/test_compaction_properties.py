@@ -233,3 +233,30 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     world.compact()
     world.check()
     assert len(world.lake.visible_files()) == 2  # hours 10 and 11, one file each
+
+
+@pytest.mark.parametrize("at_write", range(1, 8))
+def test_ingest_racing_the_first_compaction_of_its_hour_is_not_lost(at_write: int) -> None:
+    """A commit that read 'no state' while a compaction sealed and replaced generation 0 redoes its commit."""
+    world = World()
+    world.ingest(0, 0)
+    world.nested = world.compact
+    world.nested_at = world.writes + at_write
+    world.ingest(1, 0)
+    world.check()
+    world.compact()
+    world.check()
+
+
+@pytest.mark.parametrize("at_write", range(1, 10))
+def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
+    """Version 4 of an object has no rows in hour 10 any more; a compaction of hour 10 runs in the middle."""
+    world = World()
+    world.ingest(0, 0)
+    world.ingest(1, 0)
+    world.nested = world.compact
+    world.nested_at = world.writes + at_write
+    world.ingest(0, 4)
+    world.check()
+    world.compact()
+    world.check()

@@ -348,6 +348,7 @@ class GenerationalLake:
                 self.store.delete(data)
                 self.store.delete(lineage_key(data))
             return None
+        self.store.put_bytes(pending_key(partition), b"")  # a later run deletes the retired folder
         self._point([partition])
         return Rewritten(new, len(inputs), len(uploaded), merged.rows, bytes_written)
 
@@ -416,8 +417,11 @@ class GenerationalLake:
         return report
 
     def _candidates(self, start_after: str) -> Iterable[tuple[Partition, str]]:
-        """Partitions with pending work: those marked by a late commit first, then every partition with files,
-        in key order after ``start_after`` (each with the cursor that resumes *at* it)."""
+        """Partitions that may have work, each with the listing cursor that resumes *at* it: first those marked
+        pending (a commit into a compacted hour, a folder retired by a rewrite), then every partition that still
+        has generation-0 files (not compacted yet, or compacted and its old files not deleted yet), in key order
+        after ``start_after``. Compacted partitions without a marker are not visited: a run's cost follows the
+        pending work, not the lake's age."""
         seen: set[Partition] = set()
         for key in self.store.list_keys(PENDING_PREFIX):
             partition = partition_of_path(key[len(PENDING_PREFIX) :])
@@ -425,7 +429,7 @@ class GenerationalLake:
                 seen.add(partition)
                 yield partition, start_after
         previous = start_after
-        for key in self.store.list_keys(DATA_PREFIX, start_after):
+        for key in self.store.list_keys(f"{DATA_PREFIX}elb_name=", start_after):
             folder = owning_folder(key)
             if folder is not None and folder[0] not in seen:
                 seen.add(folder[0])
