@@ -148,11 +148,12 @@ def _sorted(table: pa.Table) -> pa.Table:
 class _Output:
     """Sorted rows -> data files of about ``max_rows`` rows, each with its lineage file."""
 
-    def __init__(self, directory: Path, token: str, stems: list[str], max_rows: int) -> None:
+    def __init__(self, directory: Path, token: str, stems: list[str], max_rows: int, group_rows: int) -> None:
         self.directory = directory
         self.token = token
         self.metadata = {LINEAGE_METADATA_KEY: json.dumps(stems).encode()}
-        self.max_rows = max(max_rows, ROW_GROUP_ROWS)
+        self.group_rows = group_rows
+        self.max_rows = max(max_rows, group_rows)
         self.result = MergeResult()
         self.stems = stems
         self._buffer: list[pa.Table] = []
@@ -164,8 +165,8 @@ class _Output:
     def add(self, table: pa.Table) -> None:
         self._buffer.append(table)
         self._buffered += table.num_rows
-        while self._buffered >= ROW_GROUP_ROWS:
-            self._flush(ROW_GROUP_ROWS)
+        while self._buffered >= self.group_rows:
+            self._flush(self.group_rows)
 
     def _flush(self, rows: int) -> None:
         combined = pa.concat_tables(self._buffer)
@@ -181,7 +182,7 @@ class _Output:
             self.result.files.append(MergedFile(data_path, lineage_path, 0))
         assert self._lineage is not None
         sources = group.column(SOURCE_COLUMN)
-        self._writer.write_table(group.drop_columns([SOURCE_COLUMN]), row_group_size=ROW_GROUP_ROWS)
+        self._writer.write_table(group.drop_columns([SOURCE_COLUMN]), row_group_size=self.group_rows)
         self._lineage.write_table(pa.table({"source": sources}, schema=LINEAGE_SCHEMA.with_metadata(self.metadata)))
         counts = np.bincount(sources.to_numpy(), minlength=len(self.stems))
         for index in np.flatnonzero(counts).tolist():
@@ -214,6 +215,7 @@ def merge_sorted(
     run_rows: int = RUN_ROWS,
     chunk_rows: int = CHUNK_ROWS,
     max_file_bytes: int = MAX_FILE_BYTES,
+    group_rows: int = ROW_GROUP_ROWS,
 ) -> MergeResult:
     """Merge ``inputs`` (minus the rows each excludes) into time-sorted files in ``out_dir``."""
     stems = sorted({s for item in inputs for s in item.stems if s not in item.exclude})
@@ -221,7 +223,7 @@ def merge_sorted(
     bytes_in = sum(item.path.stat().st_size for item in inputs)
     rows_in = sum(_open(item).metadata.num_rows for item in inputs)  # also checks every input up front
     max_rows = int(max_file_bytes / max(bytes_in / max(rows_in, 1), 1.0))
-    output = _Output(out_dir, token, stems, max_rows)
+    output = _Output(out_dir, token, stems, max_rows, group_rows)
     runs: list[Path] = []
     buffer: list[pa.Table] = []
     buffered = 0
