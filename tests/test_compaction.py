@@ -6,6 +6,7 @@ import gzip
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +23,10 @@ from alblake.sample import write_sample_day, write_sample_logs
 from alblake.schema import ARROW_SCHEMA
 
 
-def _status(lake: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def _status(lake: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     capsys.readouterr()
     assert main(["status", "--lake", str(lake), "--json"]) == 0
-    body: dict[str, object] = json.loads(capsys.readouterr().out)
+    body: dict[str, Any] = json.loads(capsys.readouterr().out)
     return body
 
 
@@ -72,13 +73,13 @@ def test_status_reports_gaps_late_objects_and_quarantine_by_reason(
     assert main(["compact", "--lake", str(lake), "--older-than", "0"]) == 0
     ingest_paths([str(late)], lake)  # into a compacted hour
     body = _status(lake, capsys)
-    web = body["load_balancers"]["web-prod"]  # type: ignore[index]
+    web = body["load_balancers"]["web-prod"]
     assert web["objects"] == 287
     assert web["gaps"] == 1 and web["late_objects"] == 1
     assert web["first_time"].startswith("2026-11-24T00:00")
     assert web["last_time"].startswith("2026-11-24T23:5")
-    assert body["quarantined"] == sum(body["quarantined_by_reason"].values()) > 0  # type: ignore[union-attr]
-    assert body["rows"] + body["quarantined"] == 287 * 40  # type: ignore[operator]
+    assert body["quarantined"] == sum(body["quarantined_by_reason"].values()) > 0
+    assert body["rows"] + body["quarantined"] == 287 * 40
 
 
 def test_a_foreign_file_names_itself_and_blocks_only_its_partition(
