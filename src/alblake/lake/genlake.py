@@ -147,18 +147,22 @@ class GenerationalLake:
         return self.store.staging_dir()
 
     def visible_files(self) -> Sequence[str]:
-        live = self.live_folders()
-        keys = []
-        for key in self.store.list_keys(DATA_PREFIX):
+        keys = [key for key in self.store.list_keys(DATA_PREFIX) if key.endswith(".parquet")]
+        live = self._live_from(keys)
+        visible = []
+        for key in keys:
             folder = owning_folder(key)
-            if key.endswith(".parquet") and folder is not None and live.get(folder[0]) == folder[1]:
-                keys.append(key)
-        return sorted(self.store.url(key) for key in keys)
+            if folder is not None and live.get(folder[0]) == folder[1]:
+                visible.append(key)
+        return sorted(self.store.url(key) for key in visible)
 
     def live_folders(self) -> dict[Partition, str]:
         """The live folder of every partition that has files or a state."""
+        return self._live_from(self.store.list_keys(DATA_PREFIX))
+
+    def _live_from(self, keys: Iterable[str]) -> dict[Partition, str]:
         live: dict[Partition, str] = {}
-        for key in self.store.list_keys(DATA_PREFIX):
+        for key in keys:
             folder = owning_folder(key)
             if folder is not None and not folder[1].startswith(COMPACTED_PREFIX):
                 live.setdefault(folder[0], folder[1])
@@ -315,7 +319,10 @@ class GenerationalLake:
             live = self.read_state(partition)
         old = live.state
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="compact-") as work:
-            inputs, digests = self._inputs(old, replace, Path(work))
+            try:
+                inputs, digests = self._inputs(old, replace, Path(work))
+            except FileNotFoundError:  # the folder changed while being read (a newer generation replaced it)
+                return None
             generation = old.generation + 1
             folder = generation_folder(partition, generation)
             token = folder.rstrip("/").rsplit("-", 1)[-1]

@@ -31,7 +31,7 @@ LINEAGE_SCHEMA = pa.schema([pa.field("source", pa.int32(), nullable=False)])
 LINEAGE_METADATA_KEY = b"alblake.sources"
 MAX_FILE_BYTES = 512 * 1024 * 1024
 RUN_ROWS = 128 * 1024
-CHUNK_ROWS = 8 * 1024
+CHUNK_ROWS = 4 * 1024
 _NULL_TIME = np.iinfo(np.int64).max
 
 
@@ -119,7 +119,7 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
             [-1 if s in item.exclude else stem_index.get(s, -1) for s in item.stems], dtype=np.int32
         )
         try:
-            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS * 4):
+            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, use_threads=False):  # memory ~ batch size
                 table = _conform(batch, item.name)
                 if item.lineage is None:
                     sources = np.full(table.num_rows, local_to_global[0], dtype=np.int32)
@@ -142,7 +142,7 @@ def _times(table: pa.Table) -> np.ndarray:
 
 def _sorted(table: pa.Table) -> pa.Table:
     order = np.argsort(_times(table), kind="stable")
-    return table.take(pa.array(order))
+    return table.combine_chunks().take(pa.array(order))  # take on many chunks would concatenate per call
 
 
 class _Output:
@@ -231,14 +231,14 @@ def merge_sorted(
         buffer.append(table)
         buffered += table.num_rows
         if buffered >= run_rows:
-            runs.append(_write_run(out_dir, len(runs), _sorted(pa.concat_tables(buffer)), chunk_rows))
+            runs.append(_write_run(out_dir, len(runs), pa.concat_tables(buffer), chunk_rows))
             buffer, buffered = [], 0
+            _release_memory()
     if buffer:
-        last = _sorted(pa.concat_tables(buffer))
         if runs:
-            runs.append(_write_run(out_dir, len(runs), last, chunk_rows))
+            runs.append(_write_run(out_dir, len(runs), pa.concat_tables(buffer), chunk_rows))
         else:
-            output.add(last)
+            output.add(_sorted(pa.concat_tables(buffer)))
         buffer = []
     if runs:
         _merge_runs(runs, output, chunk_rows)
@@ -248,15 +248,23 @@ def merge_sorted(
 
 
 def _write_run(out_dir: Path, index: int, table: pa.Table, chunk_rows: int) -> Path:
+    """Write ``table`` sorted by time, one ``chunk_rows`` slice at a time (the sorted copy is never whole)."""
     path = out_dir / f"run-{index:05d}.arrows"
+    order = np.argsort(_times(table), kind="stable")
     options = pa.ipc.IpcWriteOptions(compression="zstd")  # runs stay small on Lambda's /tmp
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
-        writer.write_table(table, max_chunksize=chunk_rows)
+        for start in range(0, len(order), chunk_rows):
+            writer.write_table(table.take(pa.array(order[start : start + chunk_rows])))
     return path
 
 
+def _release_memory() -> None:
+    """Hand freed buffers back to the OS (the allocators keep them otherwise; peak RSS is what Lambda bills)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _run_batches(path: Path) -> Iterator[pa.Table]:
-    with pa.memory_map(str(path)) as source:
+    with pa.OSFile(str(path), "rb") as source:  # read, not mapped: mapped pages would count as resident memory
         reader = pa.ipc.open_file(source)
         for i in range(reader.num_record_batches):
             yield pa.Table.from_batches([reader.get_batch(i)])
@@ -266,6 +274,7 @@ def _merge_runs(runs: list[Path], output: _Output, chunk_rows: int) -> None:
     """Vectorised k-way merge: emit every row no later than the smallest last time among the runs' heads."""
     readers = [_run_batches(path) for path in runs]
     heads: list[pa.Table | None] = [next(reader, None) for reader in readers]
+    merged = 0
     while any(head is not None for head in heads):
         bound = min(int(_times(head)[-1]) for head in heads if head is not None)
         taken = []
@@ -278,5 +287,8 @@ def _merge_runs(runs: list[Path], output: _Output, chunk_rows: int) -> None:
             rest = head.slice(count)
             heads[i] = rest if rest.num_rows else next(readers[i], None)
         output.add(_sorted(pa.concat_tables(taken)))
+        merged += 1
+        if merged % 64 == 0:
+            _release_memory()
     for path in runs:
         path.unlink(missing_ok=True)
