@@ -72,7 +72,10 @@ def partition_of_path(path: str) -> Partition | None:
     match = _PARTITION_PATH.match(path.strip("/"))
     if match is None:
         return None
-    elb = unquote(match.group(1), errors="strict")
+    try:
+        elb = unquote(match.group(1), errors="strict")
+    except UnicodeDecodeError:
+        return None
     return Partition(elb, match.group(2), match.group(3))
 
 
