@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from alblake.analysis import run_query
 from alblake.cli import main
 from alblake.ingest import ingest_paths
 from alblake.lake import open_local_lake
+from alblake.lake.local import LocalStore
 from alblake.lake.merge import MergeInput, merge_sorted, read_lineage
+from alblake.ports import ConditionFailedError
 from alblake.sample import write_sample_day, write_sample_logs
 from alblake.schema import ARROW_SCHEMA
 
@@ -164,3 +167,26 @@ def test_merge_with_runs_sorts_keeps_every_row_and_records_lineage(tmp_path: Pat
     kept = pq.read_table(rewritten.files[0].data_path).column("request_url")
     assert not pc.any(pc.starts_with(kept, "s3/")).as_py()
     assert rewritten.rows == result.files[0].rows - Counter(stems[i] for i in lineage)["s3"]
+
+
+def test_local_compare_and_swap_lets_exactly_one_writer_win(tmp_path: Path) -> None:
+    """Eight threads increment a counter by compare-and-swap: no increment is lost."""
+    store = LocalStore(tmp_path)
+    store.put_bytes_if("counter", b"0", None)
+
+    def increment(_: int) -> int:
+        conflicts = 0
+        while True:
+            current = store.get_versioned("counter")
+            assert current is not None
+            try:
+                store.put_bytes_if("counter", str(int(current.content) + 1).encode(), current.tag)
+                return conflicts
+            except ConditionFailedError:
+                conflicts += 1
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(increment, range(200)))
+    assert store.get("counter") == b"200"
+    with pytest.raises(ConditionFailedError):
+        store.put_bytes_if("counter", b"x", None)

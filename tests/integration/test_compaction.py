@@ -17,6 +17,8 @@ import pyarrow as pa
 import pytest
 
 from alblake.aws.compaction_pipeline import CompactionFailedError
+from alblake.aws.s3 import S3Store
+from alblake.ports import ConditionFailedError
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,
@@ -205,3 +207,20 @@ def test_a_run_stops_before_the_time_limit_and_the_next_continues(
     assert result["partitions_compacted"] == 4 and not result["stopped_early"]
     assert all("/compacted/" in location for location in locations(aws).values())
     assert athena_rows(aws).num_rows == 16
+
+
+def test_s3_store_compare_and_swap_under_moto(aws: Aws) -> None:
+    """S3 conditional writes (If-None-Match '*', If-Match ETag) as the state's compare-and-swap."""
+    store = S3Store(aws.s3, LAKE_BUCKET, "lake")
+    store.put_bytes_if("compaction/state/x.json", b"one", None)
+    with pytest.raises(ConditionFailedError):
+        store.put_bytes_if("compaction/state/x.json", b"two", None)  # exists already
+    first = store.get_versioned("compaction/state/x.json")
+    assert first is not None and first.content == b"one"
+    store.put_bytes_if("compaction/state/x.json", b"two", first.tag)
+    with pytest.raises(ConditionFailedError):
+        store.put_bytes_if("compaction/state/x.json", b"three", first.tag)  # someone wrote after we read
+    second = store.get_versioned("compaction/state/x.json")
+    assert second is not None and second.content == b"two" and second.tag != first.tag
+    with pytest.raises(ConditionFailedError):
+        store.put_bytes_if("compaction/state/missing.json", b"x", first.tag)  # If-Match on a missing key
