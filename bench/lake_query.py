@@ -24,7 +24,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alblake.analysis import connect
 from alblake.ingest import ingest_paths
 from alblake.lake import open_local_lake
 from alblake.lake.generations import partition_of_path
@@ -52,6 +51,7 @@ def _open_lake(path: Path) -> GenerationalLake:
 
 def query_seconds(lake_dir: Path, sql: str, repeats: int) -> tuple[float, list[tuple[object, ...]]]:
     """Best wall time of ``repeats`` runs (connection setup included: it lists the lake) and the result."""
+    from alblake.analysis import connect  # not in the compaction child: its peak RSS is measured
     best = float("inf")
     result: list[tuple[object, ...]] = []
     for _ in range(repeats):
@@ -65,6 +65,7 @@ def query_seconds(lake_dir: Path, sql: str, repeats: int) -> tuple[float, list[t
 
 def build_ideal(source: Path, target: Path) -> None:
     """One time-sorted file per partition-hour, written with the lake's Parquet settings."""
+    from alblake.analysis import connect
     con = connect(source)
     partitions = con.sql("SELECT DISTINCT elb_name, day, hour FROM alb_logs ORDER BY 1, 2, 3").fetchall()
     columns = ", ".join(ARROW_SCHEMA.names)
