@@ -174,9 +174,10 @@ def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> 
             assert isinstance(first, tuple) and isinstance(second, tuple)
             if first[0] == second[0] == "ingest" and first[1] == second[1]:
                 second = (*second[:2], False)  # one object is delivered twice at once with the same content
+            first_action = run(world, first, versions)  # versions in program order: the second may reuse it
             world.nested = run(world, second, versions)
             world.nested_at = world.writes + int(op[3])  # type: ignore[call-overload]
-            run(world, first, versions)()
+            first_action()
             if world.nested is not None:  # the first finished before that many writes: run the second after it
                 nested, world.nested = world.nested, None
                 nested()
