@@ -35,6 +35,7 @@ from alblake.lake.generations import (
     PartitionState,
     RetiredFolder,
     SourceRecord,
+    StateFormatError,
     generation_folder,
     lineage_key,
     now_iso,
@@ -166,8 +167,16 @@ class GenerationalLake:
             folder = owning_folder(key)
             if folder is not None and not folder[1].startswith(COMPACTED_PREFIX):
                 live.setdefault(folder[0], folder[1])
-        for state in self.states():
-            live[state.partition] = state.live
+        for key in self.store.list_keys(STATE_PREFIX):  # only each state's live folder: cheaper than states()
+            partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
+            content = self.store.get(key)
+            if partition is None or content is None:
+                continue
+            try:
+                folder = json.loads(content)["live"]
+            except (ValueError, KeyError, TypeError):
+                raise StateFormatError(f"{key}: unreadable partition state") from None
+            live[partition] = str(folder)
         return live
 
     def states(self) -> list[PartitionState]:
@@ -226,8 +235,10 @@ class GenerationalLake:
             digest = digest or file_digest(path)
             state = live.state
             record = state.sources.get(stem)
-            if record is not None and record.digest == digest:
-                return state.live + record.file  # the same rows are live already (duplicate delivery)
+            if record is not None and record.digest == digest:  # the same rows are live already (duplicate delivery)
+                if not record.compacted and state.generation > 0:  # a retry after a crash before the marker
+                    self.store.put_bytes(pending_key(partition), b"")
+                return state.live + record.file
             if record is not None and record.compacted:
                 done = self._rewrite(partition, {stem: Replacement(path, digest, rows)}, expected=live)
                 if done is not None:
@@ -458,9 +469,11 @@ class GenerationalLake:
             report.rows_compacted += done.rows
             report.bytes_written += done.bytes_written
         report.folders_deleted += self._delete_retired(partition, options)
-        state = self.read_state(partition).state
-        if closed and not state.retired and len(self._live_files(state)) <= 1:
+        if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
             self.store.delete(pending_key(partition))
+            state = self.read_state(partition).state
+            if state.retired or len(self._live_files(state)) > 1:
+                self.store.put_bytes(pending_key(partition), b"")
 
     def _live_files(self, state: PartitionState) -> list[str]:
         return [k for k in self.store.list_keys(state.live) if k.endswith(".parquet")]

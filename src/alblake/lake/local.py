@@ -24,6 +24,7 @@ LOCKS_DIR = ".locks"
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved_root: Path | None = None
 
     def staging_dir(self) -> Path:
         """A directory on the lake's filesystem, so that a put is a plain rename."""
@@ -49,20 +50,30 @@ class LocalStore:
             return None
 
     def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
+        """Remove the file and the folders it leaves empty (as on S3, where folders do not exist)."""
+        path = self.root / key
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or gone): stop
+                break
 
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
         directory = prefix.rpartition("/")[0]
         base = self.root / directory if directory else self.root
-        if not base.is_dir():
-            return
-        keys = []
-        for path in base.rglob("*"):
-            relative = path.relative_to(self.root)
-            key = relative.as_posix()
-            hidden = any(part.startswith((".", "_")) for part in relative.parts)
-            if key.startswith(prefix) and key > start_after and not hidden and path.is_file():
-                keys.append(key)
+        keys: list[str] = []
+        for current, folders, files in os.walk(base):
+            folders[:] = [f for f in folders if not f.startswith((".", "_"))]  # hidden: not listed, not walked
+            relative = Path(current).relative_to(self.root).as_posix()
+            start = "" if relative == "." else f"{relative}/"
+            keys.extend(
+                key
+                for name in files
+                if not name.startswith((".", "_")) and (key := start + name).startswith(prefix) and key > start_after
+            )
         yield from sorted(keys)
 
     def download(self, key: str, local_path: Path) -> None:
@@ -95,7 +106,9 @@ class LocalStore:
             os.close(descriptor)  # releases the lock
 
     def url(self, key: str) -> str:
-        return (self.root / key).resolve().as_posix()
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        return (self._resolved_root / key).as_posix()
 
 
 def _tag(content: bytes) -> str:
