@@ -208,8 +208,10 @@ class GenerationalLake:
             self.store.put_file(key, staged.quarantine_path)
             result.written.append(key)
         result.partitions_created = self._point(staged.partitions)
-        for partition in sorted(set(earlier_partitions) - set(staged.partitions)):
+        stale = sorted(set(earlier_partitions) - set(staged.partitions))
+        for partition in stale:
             result.deleted.extend(self._remove_source(partition, stem))
+        self._point(stale)  # also when the removal was done by a run that crashed before pointing
         if staged.quarantine_path is None and quarantine_key(stem) in earlier_files:
             self.store.delete(quarantine_key(stem))
             result.deleted.append(quarantine_key(stem))
