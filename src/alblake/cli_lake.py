@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alblake.lake import LakeLocationError, open_lake_at
@@ -15,6 +16,9 @@ from alblake.lake.status import format_status, lake_status
 
 
 def _open(location: str) -> GenerationalLake | None:
+    if "://" not in location and not Path(location).is_dir():
+        print(f"error: {location}: no such lake directory", file=sys.stderr)
+        return None
     try:
         lake = open_lake_at(location)
     except LakeLocationError as error:
