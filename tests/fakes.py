@@ -1,56 +1,14 @@
-"""In-memory fakes of the ports (``alblake.ports``): fast unit tests of the use cases without moto."""
+"""In-memory fakes of the ports the use cases need besides the lake (``tests/lake_fakes.py`` has the store and
+the catalog): fast unit tests without moto."""
 
 from __future__ import annotations
 
 import io
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from alblake.errors import ObjectMissingError
-from alblake.lake.layout import Partition
-
-
-class MemoryStore:
-    """An ObjectStore in a dict; ``fail_puts`` makes the next puts raise (a throttled or failing S3)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.fail_puts = 0
-        self._staging = Path(tempfile.mkdtemp(prefix="memory-store-"))
-
-    def put_file(self, key: str, local_path: Path) -> None:
-        if self.fail_puts:
-            self.fail_puts -= 1
-            raise ConnectionError("S3 503 SlowDown")
-        self.objects[key] = local_path.read_bytes()
-
-    def get(self, key: str) -> bytes | None:
-        return self.objects.get(key)
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        yield from sorted(k for k in self.objects if k.startswith(prefix))
-
-    def url(self, key: str) -> str:
-        return f"memory://{key}"
-
-    def staging_dir(self) -> Path:
-        return self._staging
-
-
-@dataclass
-class MemoryRegistrar:
-    partitions: set[Partition] = field(default_factory=set)
-
-    def register(self, partitions: Iterable[Partition]) -> int:
-        new = set(partitions) - self.partitions
-        self.partitions |= new
-        return len(new)
 
 
 @dataclass

@@ -14,7 +14,8 @@ import pytest
 from alblake.aws.events import S3Record
 from alblake.aws.pipeline import IngestPipeline, IngestRetryableError, LambdaConfig, ObjectRejectedError
 from alblake.lake import open_lake
-from tests.fakes import CountingRefresher, MemoryRegistrar, MemorySource, MemoryStore, RecordingLogger, RecordingMetrics
+from tests.fakes import CountingRefresher, MemorySource, RecordingLogger, RecordingMetrics
+from tests.lake_fakes import MemoryCatalog, MemoryStore
 from tests.test_parse import DOC_LINE
 
 BUCKET = "logs"
@@ -30,7 +31,7 @@ class World:
     pipeline: IngestPipeline
     store: MemoryStore
     source: MemorySource
-    registrar: MemoryRegistrar
+    catalog: MemoryCatalog
     refresher: CountingRefresher
     metrics: RecordingMetrics
     logger: RecordingLogger
@@ -42,18 +43,29 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    store, source, registrar = MemoryStore(), MemorySource(), MemoryRegistrar()
+    store, source, catalog = MemoryStore(), MemorySource(), MemoryCatalog()
     refresher, metrics, logger = CountingRefresher(), RecordingMetrics(), RecordingLogger()
     pipeline = IngestPipeline(
         config=LambdaConfig(lake_bucket="lake", glue_database="db"),
         source=source,
-        lake=open_lake(store, registrar),
+        lake=open_lake(store, catalog),
         refresher=refresher,
         logger=logger,
         metrics=metrics,
         clock=lambda: datetime(2018, 7, 2, 22, 30, tzinfo=UTC),
     )
-    return World(pipeline, store, source, registrar, refresher, metrics, logger)
+    return World(pipeline, store, source, catalog, refresher, metrics, logger)
+
+
+def fail_next_put(store: MemoryStore) -> None:
+    """The next data-file put fails like a throttled S3 (later ones succeed)."""
+    failures = [ConnectionError("S3 503 SlowDown")]
+
+    def before_write(operation: str, key: str) -> None:
+        if operation == "put_file" and key.endswith(".parquet") and failures:
+            raise failures.pop()
+
+    store.before_write = before_write
 
 
 def log(lines: int = 3) -> bytes:
@@ -66,7 +78,7 @@ def test_a_processed_object_lands_registers_its_partition_and_refreshes_once(wor
     summary = world.pipeline.handle([S3Record(BUCKET, KEY), S3Record(BUCKET, OTHER)])
     assert [(r.status.value, r.rows) for r in summary.records] == [("processed", 3), ("processed", 2)]
     assert world.rows() == 5
-    assert [p.path for p in world.registrar.partitions] == ["elb_name=my-loadbalancer/day=2018-07-02/hour=22"]
+    assert [p.path for p in world.catalog.locations] == ["elb_name=my-loadbalancer/day=2018-07-02/hour=22"]
     assert world.refresher.requests == 1
     assert world.metrics.values["RowsWritten"] == [3, 2]
     assert world.metrics.values["LogLagSeconds"] == [300.0, 300.0]  # key end 22:25, clock 22:30
@@ -92,12 +104,12 @@ def test_a_corrupt_object_is_permanent_and_publishes_nothing(world: World) -> No
         world.pipeline.handle([S3Record(BUCKET, KEY)])
     assert info.value.summary.failures[0].permanent
     assert world.store.objects == {}
-    assert world.registrar.partitions == set()
+    assert world.catalog.locations == {}
 
 
 def test_a_store_failure_is_transient_and_the_retry_adds_nothing_twice(world: World) -> None:
     world.source.objects[(BUCKET, KEY)] = log(4)
-    world.store.fail_puts = 1
+    fail_next_put(world.store)
     with pytest.raises(IngestRetryableError, match="SlowDown"):
         world.pipeline.handle([S3Record(BUCKET, KEY)])
     world.pipeline.handle([S3Record(BUCKET, KEY)])
@@ -119,7 +131,7 @@ def test_partial_records_every_record_is_tried_and_the_good_one_lands(world: Wor
 def test_mixed_permanent_and_transient_failures_are_retryable(world: World) -> None:
     world.source.objects[(BUCKET, KEY)] = b"\x1f\x8bcorrupt"
     world.source.objects[(BUCKET, OTHER)] = log(2)
-    world.store.fail_puts = 1
+    fail_next_put(world.store)
     with pytest.raises(IngestRetryableError):
         world.pipeline.handle([S3Record(BUCKET, KEY), S3Record(BUCKET, OTHER)])
 

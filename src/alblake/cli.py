@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from alblake import cli_history, cli_schema
+from alblake import cli_history, cli_lake, cli_schema
 from alblake.display import printable
 from alblake.ingest import IngestSummary, describe_failure, ingest_paths, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
+    cli_lake.register(commands)
 
     cli_schema.register(commands)
     cli_history.register(commands)

@@ -2,10 +2,14 @@
 
 - ``ObjectStore``: keys -> bytes under a lake root (local directory: ``alblake.lake.local``; S3:
   ``alblake.aws.s3``). Each ``put_file`` is atomic: readers see the old content or the new, never a part.
-- ``PartitionRegistrar``: makes partitions known to a catalog (Glue: ``alblake.aws.glue``).
+  Small objects (partition state) are also read with their version tag and replaced by compare-and-swap
+  (``get_versioned`` / ``put_bytes_if``: S3 conditional writes; locally a lock file and a rename).
+- ``PartitionRegistrar``: makes partitions known to a catalog (Glue: ``alblake.aws.glue``); ``point`` moves a
+  partition's Location forward to a newer generation folder and never trusts a cache.
 - ``Lake``: the commit seam. ``commit`` makes one converted object visible (files and catalog);
   ``visible_files`` is what a reader must read, nothing more and nothing less. Implementations:
-  ``alblake.lake.hive.HiveLake`` (one file per object and partition-hour).
+  ``alblake.lake.hive.HiveLake`` (one file per object and partition-hour) and
+  ``alblake.lake.genlake.GenerationalLake`` (the same, plus compacted generations: ``docs/COMPACTION.md``).
 - ``ObjectSource``: opens a log object for streaming (S3: ``alblake.aws.s3``; local files need none).
 - ``Refresher``: asks a dashboard to refresh (QuickSight SPICE: ``alblake.aws.quicksight``); never raises.
 - ``MetricsSink``, ``LoggerLike``: the parts of Powertools' Metrics and Logger the use cases call.
@@ -22,6 +26,27 @@ from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedObject
 
 
+class ConditionFailedError(Exception):
+    """A compare-and-swap write found another version than expected (someone else wrote first)."""
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A small object's content and its version tag (S3: the ETag)."""
+
+    content: bytes
+    tag: str
+
+
+@dataclass(frozen=True)
+class PartitionTarget:
+    """Where a partition's Location must point: a generation folder (``ObjectStore.url`` of the key prefix)."""
+
+    partition: Partition
+    location: str
+    generation: int
+
+
 class ObjectStore(Protocol):
     def put_file(self, key: str, local_path: Path) -> None:
         """Make ``local_path``'s content visible at ``key`` in one atomic step."""
@@ -35,8 +60,26 @@ class ObjectStore(Protocol):
         """Remove ``key``; nothing happens when it does not exist."""
         ...
 
-    def list_keys(self, prefix: str) -> Iterable[str]:
-        """Every key under ``prefix`` (files only; names starting with '.' or '_' are not listed)."""
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterable[str]:
+        """Every key under ``prefix`` in key order, after ``start_after`` if given (files only; names starting
+        with '.' or '_' are not listed)."""
+        ...
+
+    def download(self, key: str, local_path: Path) -> None:
+        """Copy ``key``'s content into ``local_path`` (streamed; for data files). FileNotFoundError if none."""
+        ...
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """A small object's content with its version tag, or None when there is none."""
+        ...
+
+    def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
+        """Write ``content`` only if ``key`` is still at ``expected_tag`` (None: only if ``key`` does not exist);
+        raises ``ConditionFailedError`` otherwise. Atomic against every other ``put_bytes_if`` of the key."""
+        ...
+
+    def put_bytes(self, key: str, content: bytes) -> None:
+        """Write a small object unconditionally."""
         ...
 
     def url(self, key: str) -> str:
@@ -51,6 +94,11 @@ class ObjectStore(Protocol):
 class PartitionRegistrar(Protocol):
     def register(self, partitions: Iterable[Partition]) -> int:
         """Make sure the partitions exist in the catalog; return how many were newly created."""
+        ...
+
+    def point(self, targets: Sequence[PartitionTarget]) -> int:
+        """Make every partition exist and point at its target, unless the catalog already points it at a newer
+        generation; reads the catalog every time (no cache). Returns how many were created or moved."""
         ...
 
 

@@ -1,4 +1,14 @@
-"""Register lake partitions in the Glue Data Catalog (idempotent, safe under concurrent invocations)."""
+"""Register lake partitions in the Glue Data Catalog (idempotent, safe under concurrent invocations).
+
+Two entry points:
+
+- ``register(partitions)``: the partition's Location is the table's Location + the partition path (generation
+  0); confirmed partitions are cached per container (used by ``HiveLake``).
+- ``point(targets)``: used by ``GenerationalLake`` for every commit: reads the partitions from Glue each time
+  (``batch_get_partition``, no cache), creates the missing ones and moves a Location forward to a newer
+  generation folder (``batch_update_partition``), never backward. A partition dropped from outside is thus
+  created again by the next commit into it, warm container or not.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-BATCH_SIZE = 100  # batch_create_partition accepts at most 100 partitions per call
+from alblake.lake.generations import generation_of_location
+from alblake.ports import PartitionTarget
+
+BATCH_SIZE = 100  # batch_create_partition and batch_update_partition accept at most 100 entries per call
+GET_BATCH_SIZE = 1000  # batch_get_partition accepts at most 1000 partitions per call
 
 # StorageDescriptor members that a partition inherits from its table (the shapes are the same in Glue).
 _SD_KEYS = (
@@ -123,7 +137,95 @@ class GluePartitionRegistrar:
             PartitionInputList=[self.partition_input(p) for p in batch],
             **self._catalog,
         )
+        return len(batch) - self._count_already_exists(resp.get("Errors", []), "batch_create_partition")
+
+    def point(self, targets: Sequence[PartitionTarget]) -> int:
+        """Create missing partitions at their target; move existing ones forward (never to an older generation)."""
+        by_values = {tuple(t.partition.values): t for t in targets}
+        items = list(by_values.values())
+        current: dict[tuple[str, ...], str] = {}
+        for start in range(0, len(items), GET_BATCH_SIZE):
+            current.update(self._locations(items[start : start + GET_BATCH_SIZE]))
+        missing = [t for t in items if tuple(t.partition.values) not in current]
+        behind = [
+            t
+            for t in items
+            if tuple(t.partition.values) in current
+            and _dir(current[tuple(t.partition.values)]) != _dir(t.location)
+            and generation_of_location(current[tuple(t.partition.values)]) < t.generation
+        ]
+        changed = 0
+        for start in range(0, len(missing), BATCH_SIZE):
+            batch = missing[start : start + BATCH_SIZE]
+            created = self._create_batch_at(batch)
+            changed += created
+            if created < len(batch):  # created concurrently by another writer: check where it points now
+                behind.extend(self._behind(batch))
+        for start in range(0, len(behind), BATCH_SIZE):
+            changed += self._update_batch(behind[start : start + BATCH_SIZE])
+        return changed
+
+    def _locations(self, targets: Sequence[PartitionTarget]) -> dict[tuple[str, ...], str]:
+        resp = self._client.batch_get_partition(
+            DatabaseName=self.database,
+            TableName=self.table,
+            PartitionsToGet=[{"Values": list(t.partition.values)} for t in targets],
+            **self._catalog,
+        )
+        if resp.get("UnprocessedKeys"):
+            raise GluePartitionError(
+                f"batch_get_partition on {self.database}.{self.table} left {len(resp['UnprocessedKeys'])} "
+                "partition(s) unprocessed"
+            )
+        return {
+            tuple(p["Values"]): str(p.get("StorageDescriptor", {}).get("Location", ""))
+            for p in resp.get("Partitions", [])
+        }
+
+    def _behind(self, targets: Sequence[PartitionTarget]) -> list[PartitionTarget]:
+        current = self._locations(targets)
+        return [
+            t
+            for t in targets
+            if tuple(t.partition.values) in current
+            and _dir(current[tuple(t.partition.values)]) != _dir(t.location)
+            and generation_of_location(current[tuple(t.partition.values)]) < t.generation
+        ]
+
+    def _input_at(self, target: PartitionTarget) -> dict[str, Any]:
+        partition_input = self.partition_input(target.partition)
+        partition_input["StorageDescriptor"]["Location"] = _dir(target.location)
+        return partition_input
+
+    def _create_batch_at(self, batch: Sequence[PartitionTarget]) -> int:
+        resp = self._client.batch_create_partition(
+            DatabaseName=self.database,
+            TableName=self.table,
+            PartitionInputList=[self._input_at(t) for t in batch],
+            **self._catalog,
+        )
+        return len(batch) - self._count_already_exists(resp.get("Errors", []), "batch_create_partition")
+
+    def _update_batch(self, batch: Sequence[PartitionTarget]) -> int:
+        resp = self._client.batch_update_partition(
+            DatabaseName=self.database,
+            TableName=self.table,
+            Entries=[
+                {"PartitionValueList": list(t.partition.values), "PartitionInput": self._input_at(t)} for t in batch
+            ],
+            **self._catalog,
+        )
         errors = resp.get("Errors", [])
+        if errors:
+            detail = "; ".join(
+                f"{e.get('PartitionValueList')}: {e.get('ErrorDetail', {}).get('ErrorCode', '')}: "
+                f"{e.get('ErrorDetail', {}).get('ErrorMessage', '')}"
+                for e in errors
+            )
+            raise GluePartitionError(f"batch_update_partition on {self.database}.{self.table} failed: {detail}")
+        return len(batch)
+
+    def _count_already_exists(self, errors: Sequence[dict[str, Any]], operation: str) -> int:
         already = 0
         failures: list[str] = []
         for err in errors:
@@ -135,10 +237,10 @@ class GluePartitionRegistrar:
                 failures.append(f"{err.get('PartitionValues')}: {code}: {detail.get('ErrorMessage', '')}")
         if failures:
             raise GluePartitionError(
-                f"batch_create_partition on {self.database}.{self.table} failed for "
+                f"{operation} on {self.database}.{self.table} failed for "
                 f"{len(failures)} partition(s): " + "; ".join(failures)
             )
-        return len(batch) - already
+        return already
 
 
 def _dir(location: str) -> str:

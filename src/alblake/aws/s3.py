@@ -11,6 +11,11 @@ from typing import Any, BinaryIO, cast
 from botocore.exceptions import ClientError
 
 from alblake.errors import ObjectMissingError
+from alblake.ports import ConditionFailedError, Versioned
+
+# S3 answers a failed If-Match / If-None-Match with 412 PreconditionFailed, and a conditional write that raced
+# with another one on the same key with 409 ConditionalRequestConflict: both mean "someone else wrote first".
+_CONDITION_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class _StreamingBodyReader(io.RawIOBase):
@@ -109,14 +114,53 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        """Keys (relative to the lake root) under ``prefix``; names starting with '.' or '_' are skipped."""
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        """Keys (relative to the lake root) under ``prefix`` in key order, after ``start_after`` when given;
+        names starting with '.' or '_' are skipped."""
         paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
+        after = {"StartAfter": self.object_key(start_after)} if start_after else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix), **after):
             for item in page.get("Contents", []):
                 key = str(item["Key"]).removeprefix(self.prefix)
                 if not any(part.startswith((".", "_")) for part in key.split("/")):
                     yield key
+
+    def download(self, key: str, local_path: Path) -> None:
+        try:
+            self._client.download_file(self.bucket, self.object_key(key), str(local_path))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(self.url(key)) from None
+            raise
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """Content and ETag (GetObject; a missing key reads as None, also when S3 says 403: see ``get``)."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied", "403"):
+                return None
+            raise
+        return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
+
+    def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
+        """PutObject with If-Match (the expected ETag) or If-None-Match '*' (must not exist)."""
+        condition = {"IfMatch": expected_tag} if expected_tag is not None else {"IfNoneMatch": "*"}
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self.object_key(key), Body=content, ContentType=_content_type(key), **condition
+            )
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            status = str(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _CONDITION_CODES or status in ("412", "409") or code == "NoSuchKey":
+                raise ConditionFailedError(f"{self.url(key)}: {code or status}") from None
+            raise
+
+    def put_bytes(self, key: str, content: bytes) -> None:
+        self._client.put_object(
+            Bucket=self.bucket, Key=self.object_key(key), Body=content, ContentType=_content_type(key)
+        )
 
 
 def normalise_prefix(prefix: str) -> str:

@@ -1,23 +1,24 @@
 """The lake: its layout (``layout``), what a conversion hands over (``staged``) and the commit seam.
 
 Every writer goes through ``Lake.commit`` (``alblake.ports``) and every reader through
-``Lake.visible_files``; ``open_lake`` picks the implementation for a lake root. Today that is ``HiveLake``
-over a ``LocalStore`` (a directory) or an S3 store with a Glue registrar (``alblake.aws``). A new table
-format or a compacted layout is one new implementation here, with no edit in the CLI or the Lambda.
+``Lake.visible_files``; ``open_lake`` picks the implementation for a lake root. Today that is
+``GenerationalLake`` (``genlake``: HiveLake's layout plus compacted generations, docs/COMPACTION.md) over a
+``LocalStore`` (a directory) or an S3 store with a Glue registrar (``alblake.aws``). ``HiveLake`` stays as the
+plain one-file-per-object implementation (the generational lake reads and extends its layout).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alblake.lake.hive import HiveLake
+from alblake.lake.genlake import GenerationalLake
 from alblake.lake.local import LocalStore
 from alblake.ports import Lake, ObjectStore, PartitionRegistrar
 
 
 def open_lake(store: ObjectStore, registrar: PartitionRegistrar | None = None) -> Lake:
     """The lake in ``store`` (with ``registrar`` as its catalog, if any)."""
-    return HiveLake(store, registrar)
+    return GenerationalLake(store, registrar)
 
 
 def open_local_lake(root: Path) -> Lake:

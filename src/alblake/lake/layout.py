@@ -6,6 +6,9 @@ A lake is a tree of keys under one root (a local directory or ``s3://bucket/pref
     quarantine/<stem>.jsonl                                          lines of that object that are not rows
     manifests/<stem>.json                                            what the object's last commit wrote
 
+Compacted generations of a partition-hour (``alb_logs/compacted/...``) and the per-partition state that says
+which folder readers read: ``alblake.lake.generations`` and docs/COMPACTION.md.
+
 ``<stem>`` derives from the source object's id alone (:func:`object_stem`), so converting the same object
 again produces the same keys: a re-run replaces its files instead of adding rows. Partition values are
 Hive-escaped; ``elb_name`` is the load balancer's name, ``day`` and ``hour`` are the UTC hour of each request.

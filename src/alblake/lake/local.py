@@ -1,17 +1,30 @@
-"""``LocalStore``: an ``ObjectStore`` in a local directory; a put is a rename, so readers never see a part."""
+"""``LocalStore``: an ``ObjectStore`` in a local directory; a put is a rename, so readers never see a part.
+
+Compare-and-swap (``put_bytes_if``) holds an exclusive ``fcntl`` lock on a lock file under ``.locks/`` while it
+compares the current content's digest with the expected tag and renames the new content into place, so two
+processes (two ``alblake`` commands on one lake) cannot both win.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from alblake.ports import ConditionFailedError, Versioned
+
 STAGING_DIR = ".staging"  # names starting with '.' are ignored by Hive, Athena, DuckDB and pyarrow datasets
+LOCKS_DIR = ".locks"
 
 
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved_root: Path | None = None
 
     def staging_dir(self) -> Path:
         """A directory on the lake's filesystem, so that a put is a plain rename."""
@@ -37,16 +50,66 @@ class LocalStore:
             return None
 
     def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
+        """Remove the file and the folders it leaves empty (as on S3, where folders do not exist)."""
+        path = self.root / key
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or gone): stop
+                break
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        base = self.root / prefix
-        if not base.is_dir():
-            return
-        for path in sorted(base.rglob("*")):
-            relative = path.relative_to(self.root)
-            if path.is_file() and not any(part.startswith((".", "_")) for part in relative.parts):
-                yield relative.as_posix()
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        directory = prefix.rpartition("/")[0]
+        base = self.root / directory if directory else self.root
+        keys: list[str] = []
+        for current, folders, files in os.walk(base):
+            folders[:] = [f for f in folders if not f.startswith((".", "_"))]  # hidden: not listed, not walked
+            relative = Path(current).relative_to(self.root).as_posix()
+            start = "" if relative == "." else f"{relative}/"
+            keys.extend(
+                key
+                for name in files
+                if not name.startswith((".", "_")) and (key := start + name).startswith(prefix) and key > start_after
+            )
+        yield from sorted(keys)
+
+    def download(self, key: str, local_path: Path) -> None:
+        shutil.copyfile(self.root / key, local_path)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        content = self.get(key)
+        return None if content is None else Versioned(content, _tag(content))
+
+    def put_bytes(self, key: str, content: bytes) -> None:
+        destination = self.root / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
+            temporary.write(content)
+        Path(temporary.name).replace(destination)
+
+    def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
+        locks = self.root / LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        lock_path = locks / hashlib.sha256(key.encode()).hexdigest()[:32]
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            current_tag = None if current is None else current.tag
+            if current_tag != expected_tag:
+                raise ConditionFailedError(f"{key}: expected version {expected_tag}, found {current_tag}")
+            self.put_bytes(key, content)
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def url(self, key: str) -> str:
-        return (self.root / key).resolve().as_posix()
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        return (self._resolved_root / key).as_posix()
+
+
+def _tag(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()

@@ -1,0 +1,1 @@
+"""The scheduled compaction function (handler: ``app.handler``)."""

@@ -1,0 +1,200 @@
+"""The scheduled compaction use case: compact closed partition-hours of the S3 lake within one Lambda run.
+
+- Configuration (environment): LAKE_BUCKET, LAKE_PREFIX, GLUE_DATABASE, GLUE_TABLE,
+  COMPACT_OLDER_THAN_MINUTES (default 120), COMPACT_GRACE_MINUTES (default 60).
+- Time budget: the run stops between two partitions when the remaining Lambda time falls below a margin (twice
+  the longest partition of this run, at least ``MIN_MARGIN``); where it stopped is saved in
+  ``compaction/cursor.json`` and the next scheduled run continues from there (thousands of pending
+  partition-hours take several runs; nothing is done twice, a partition cut off mid-way is redone whole).
+- Metrics: PartitionsCompacted, FilesRemoved, RowsCompacted, BytesWritten, DurationSeconds, FoldersDeleted,
+  CompactionConflicts, CompactionErrors.
+- A partition that cannot be compacted (a foreign or corrupt file, named in the log) is skipped; the others are
+  compacted; at the end the run raises ``CompactionFailedError`` so the function's Errors alarm fires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
+from alblake.aws.s3 import S3Store
+from alblake.lake.generations import CURSOR_KEY
+from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
+from alblake.lake.layout import DATA_PREFIX
+from alblake.ports import LoggerLike, MetricsSink
+
+MIN_MARGIN = timedelta(seconds=90)
+
+
+class CompactConfigError(Exception):
+    """A required environment variable is missing or invalid."""
+
+
+class CompactionFailedError(Exception):
+    """Some partitions could not be compacted (the message names them and why); the rest were."""
+
+
+@dataclass(frozen=True)
+class CompactConfig:
+    lake_bucket: str
+    glue_database: str
+    lake_prefix: str = ""
+    glue_table: str = "alb_logs"
+    older_than: timedelta = timedelta(minutes=120)
+    grace: timedelta = timedelta(minutes=60)
+    staging_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CompactConfig:
+        env = os.environ if env is None else env
+        missing = [k for k in ("LAKE_BUCKET", "GLUE_DATABASE") if not env.get(k)]
+        if missing:
+            raise CompactConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        return cls(
+            lake_bucket=env["LAKE_BUCKET"],
+            glue_database=env["GLUE_DATABASE"],
+            lake_prefix=env.get("LAKE_PREFIX", ""),
+            glue_table=env.get("GLUE_TABLE") or "alb_logs",
+            older_than=_minutes(env, "COMPACT_OLDER_THAN_MINUTES", 120),
+            grace=_minutes(env, "COMPACT_GRACE_MINUTES", 60),
+        )
+
+
+def _minutes(env: Mapping[str, str], name: str, default: float) -> timedelta:
+    raw = env.get(name) or str(default)
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise CompactConfigError(f"{name} is not a number of minutes: {raw!r}") from None
+    if not 0 <= minutes < float("inf"):
+        raise CompactConfigError(f"{name} must be a finite number of minutes >= 0: {raw!r}")
+    return timedelta(minutes=minutes)
+
+
+class _Budget:
+    """Says when to stop: the remaining time is below twice the longest partition so far (at least MIN_MARGIN)."""
+
+    def __init__(self, remaining_ms: Callable[[], int]) -> None:
+        self.remaining_ms = remaining_ms
+        self.longest = 0.0
+        self._last = time.monotonic()
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+        margin = max(MIN_MARGIN.total_seconds(), 2 * self.longest)
+        return self.remaining_ms() / 1000 < margin
+
+
+class CompactionPipeline:
+    def __init__(
+        self,
+        *,
+        config: CompactConfig,
+        lake: GenerationalLake,
+        logger: LoggerLike,
+        metrics: MetricsSink,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.lake = lake
+        self.logger = logger
+        self.metrics = metrics
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def run(self, remaining_ms: Callable[[], int]) -> CompactionReport:
+        started = time.monotonic()
+        cursor = self._read_cursor()
+        options = CompactionOptions(
+            now=self._clock(),
+            older_than=self.config.older_than,
+            grace=self.config.grace,
+            should_stop=_Budget(remaining_ms).should_stop,
+            start_after=cursor,
+        )
+        report = self.lake.compact(options)
+        self.lake.store.put_bytes(CURSOR_KEY, json.dumps({"start_after": report.next_cursor}).encode())
+        seconds = time.monotonic() - started
+        self._emit(report, seconds)
+        self.logger.info(
+            "compaction run finished" if not report.stopped_early else "compaction run stopped before the time limit",
+            extra={
+                "partitions_compacted": report.partitions_compacted,
+                "files_removed": report.files_removed,
+                "rows_compacted": report.rows_compacted,
+                "bytes_written": report.bytes_written,
+                "folders_deleted": report.folders_deleted,
+                "conflicts": report.conflicts,
+                "resumed_after": cursor,
+                "next_cursor": report.next_cursor,
+                "seconds": round(seconds, 3),
+            },
+        )
+        for partition, message in report.errors:
+            self.logger.error("partition not compacted", extra={"partition": partition, "error": message})
+        if report.errors:
+            lines = " | ".join(f"{partition}: {message}" for partition, message in report.errors)
+            raise CompactionFailedError(f"{len(report.errors)} partition(s) not compacted: {lines}")
+        return report
+
+    def _read_cursor(self) -> str:
+        content = self.lake.store.get(CURSOR_KEY)
+        try:
+            cursor = json.loads(content)["start_after"] if content else ""
+        except (ValueError, KeyError, TypeError):
+            cursor = ""
+        return cursor if isinstance(cursor, str) else ""
+
+    def _emit(self, report: CompactionReport, seconds: float) -> None:
+        self.metrics.add_metric("PartitionsCompacted", "Count", report.partitions_compacted)
+        self.metrics.add_metric("FilesRemoved", "Count", report.files_removed)
+        self.metrics.add_metric("RowsCompacted", "Count", report.rows_compacted)
+        self.metrics.add_metric("BytesWritten", "Bytes", report.bytes_written)
+        self.metrics.add_metric("DurationSeconds", "Seconds", seconds)
+        self.metrics.add_metric("FoldersDeleted", "Count", report.folders_deleted)
+        self.metrics.add_metric("CompactionConflicts", "Count", report.conflicts)
+        self.metrics.add_metric("CompactionErrors", "Count", len(report.errors))
+
+
+def report_dict(report: CompactionReport) -> dict[str, Any]:
+    return {
+        "partitions_compacted": report.partitions_compacted,
+        "files_removed": report.files_removed,
+        "rows_compacted": report.rows_compacted,
+        "bytes_written": report.bytes_written,
+        "folders_deleted": report.folders_deleted,
+        "conflicts": report.conflicts,
+        "stopped_early": report.stopped_early,
+        "next_cursor": report.next_cursor,
+    }
+
+
+def build_compaction_pipeline(
+    config: CompactConfig,
+    *,
+    s3: Any,
+    glue: Any,
+    logger: LoggerLike,
+    metrics: MetricsSink,
+    clock: Callable[[], datetime] | None = None,
+) -> CompactionPipeline:
+    """Wire the adapters around boto3 clients (one set per container); checks the Glue table's Location."""
+    store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
+    registrar = GluePartitionRegistrar(
+        glue, config.glue_database, config.glue_table, expected_location=store.url(DATA_PREFIX)
+    )
+    try:
+        registrar.verify()
+    except GlueTableLocationError as error:
+        raise CompactConfigError(str(error)) from error
+    lake = GenerationalLake(store, registrar, clock=clock)
+    return CompactionPipeline(config=config, lake=lake, logger=logger, metrics=metrics, clock=clock)

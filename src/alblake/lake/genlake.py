@@ -1,0 +1,534 @@
+"""``GenerationalLake``: ``HiveLake``'s layout plus compacted generations, exactly once for readers at every step.
+
+Layout and state: ``alblake.lake.generations``; the merge: ``alblake.lake.merge``; invariants and the proof
+sketch of every step: ``docs/COMPACTION.md``. In short:
+
+- a reader reads the *live folder* of every partition (the state's ``live``; generation 0 when there is no
+  state), and only that folder: locally ``visible_files``; on AWS the Glue Location, which is moved forward to
+  the live folder by every writer after its state write (``PartitionRegistrar.point``);
+- the state object of a partition is only replaced by compare-and-swap, and every writer re-reads it after
+  touching files, so a writer that raced with another redoes its step against the newer state;
+- files of a source object are written before the state that records them, and old folders are deleted only a
+  grace period after they stopped being live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from alblake.lake.generations import (
+    COMPACTED_FILE_PREFIX,
+    COMPACTED_PREFIX,
+    PENDING_PREFIX,
+    STATE_PREFIX,
+    PartitionState,
+    RetiredFolder,
+    SourceRecord,
+    StateFormatError,
+    generation_folder,
+    lineage_key,
+    now_iso,
+    parse_iso,
+    partition_of_path,
+    pending_key,
+    state_key,
+)
+from alblake.lake.hive import read_manifest
+from alblake.lake.layout import DATA_PREFIX, Partition, manifest_key, partition_location, quarantine_key
+from alblake.lake.merge import MergeInput, UnreadableInputError, merge_sorted, read_lineage
+from alblake.lake.staged import StagedObject
+from alblake.ports import (
+    CommitResult,
+    ConditionFailedError,
+    ObjectStore,
+    PartitionRegistrar,
+    PartitionTarget,
+    Versioned,
+)
+
+ATTEMPTS = 12
+_PER_OBJECT_FILE = re.compile(r"^(?P<stem>[^/]+\.[0-9a-f]{16})\.parquet$")
+_LINEAGE_SUFFIX = ".lineage.parquet"
+
+
+class LakeConflictError(RuntimeError):
+    """Other writers kept changing a partition; the operation gave up (transient: a retry succeeds)."""
+
+
+class ForeignFileError(ValueError):
+    """A file in a partition's live folder that this lake did not write (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A source object's new rows for one partition (a local Parquet file), or its removal (``path=None``)."""
+
+    path: Path | None
+    digest: str = ""
+    rows: int = 0
+
+
+@dataclass
+class CompactionOptions:
+    now: datetime
+    older_than: timedelta = timedelta(minutes=120)
+    grace: timedelta = timedelta(minutes=60)
+    should_stop: Callable[[], bool] = lambda: False
+    start_after: str = ""  # listing cursor (a lake key) of a previous run that stopped early
+
+
+@dataclass
+class CompactionReport:
+    partitions_compacted: int = 0
+    files_removed: int = 0  # visible files before minus after, over the compacted partitions
+    rows_compacted: int = 0
+    bytes_written: int = 0
+    folders_deleted: int = 0
+    conflicts: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path, message)
+    stopped_early: bool = False
+    next_cursor: str = ""  # where the next run continues ("" = from the start)
+
+
+@dataclass
+class Rewritten:
+    """A new generation made live: its state and what the rewrite did."""
+
+    state: PartitionState
+    files_before: int
+    files_after: int
+    rows: int
+    bytes_written: int
+
+
+@dataclass
+class _Live:
+    """A partition's state as read, with its version tag (None: no state object, generation 0)."""
+
+    state: PartitionState
+    tag: str | None
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class GenerationalLake:
+    def __init__(
+        self,
+        store: ObjectStore,
+        registrar: PartitionRegistrar | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        self.store = store
+        self.registrar = registrar
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.attempts = attempts
+
+    # ----------------------------------------------------------------------------------------------- readers
+
+    def staging_dir(self) -> Path:
+        return self.store.staging_dir()
+
+    def visible_files(self) -> Sequence[str]:
+        keys = [key for key in self.store.list_keys(DATA_PREFIX) if key.endswith(".parquet")]
+        live = self._live_from(keys)
+        visible = []
+        for key in keys:
+            folder = owning_folder(key)
+            if folder is not None and live.get(folder[0]) == folder[1]:
+                visible.append(key)
+        return sorted(self.store.url(key) for key in visible)
+
+    def live_folders(self) -> dict[Partition, str]:
+        """The live folder of every partition that has files or a state."""
+        return self._live_from(self.store.list_keys(DATA_PREFIX))
+
+    def _live_from(self, keys: Iterable[str]) -> dict[Partition, str]:
+        live: dict[Partition, str] = {}
+        for key in keys:
+            folder = owning_folder(key)
+            if folder is not None and not folder[1].startswith(COMPACTED_PREFIX):
+                live.setdefault(folder[0], folder[1])
+        for key in self.store.list_keys(STATE_PREFIX):  # only each state's live folder: cheaper than states()
+            partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
+            content = self.store.get(key)
+            if partition is None or content is None:
+                continue
+            try:
+                folder = json.loads(content)["live"]
+            except (ValueError, KeyError, TypeError):
+                raise StateFormatError(f"{key}: unreadable partition state") from None
+            live[partition] = str(folder)
+        return live
+
+    def states(self) -> list[PartitionState]:
+        found = []
+        for key in self.store.list_keys(STATE_PREFIX):
+            content = self.store.get(key)
+            if content is not None:
+                found.append(PartitionState.from_json(content, key))
+        return found
+
+    def read_state(self, partition: Partition) -> _Live:
+        versioned: Versioned | None = self.store.get_versioned(state_key(partition))
+        if versioned is None:
+            return _Live(PartitionState(partition), None)
+        return _Live(PartitionState.from_json(versioned.content, state_key(partition)), versioned.tag)
+
+    # ------------------------------------------------------------------------------------------ ingest commit
+
+    def commit(self, staged: StagedObject) -> CommitResult:
+        stem = staged.stem
+        earlier_content = self.store.get(manifest_key(stem))
+        earlier_files = read_manifest(earlier_content, stem)
+        earlier_partitions = _manifest_partitions(earlier_content, earlier_files)
+        result = CommitResult()
+        for data in staged.data:
+            result.written.append(self._commit_partition(data.partition, stem, data.path, data.rows))
+        if staged.quarantine_path is not None:
+            key = quarantine_key(stem)
+            self.store.put_file(key, staged.quarantine_path)
+            result.written.append(key)
+        result.partitions_created = self._point(staged.partitions)
+        stale = sorted(set(earlier_partitions) - set(staged.partitions))
+        for partition in stale:
+            result.deleted.extend(self._remove_source(partition, stem))
+        self._point(stale)  # also when the removal was done by a run that crashed before pointing
+        if staged.quarantine_path is None and quarantine_key(stem) in earlier_files:
+            self.store.delete(quarantine_key(stem))
+            result.deleted.append(quarantine_key(stem))
+        manifest = {
+            "source": staged.source_id,
+            "files": result.written,
+            "partitions": [p.path for p in staged.partitions],
+        }
+        self.store.put_bytes(manifest_key(stem), (json.dumps(manifest, indent=1) + "\n").encode())
+        return result
+
+    def _commit_partition(self, partition: Partition, stem: str, path: Path, rows: int) -> str:
+        """Make ``path`` the rows of ``stem`` in ``partition``; the key it now lives at."""
+        digest: str | None = None
+        for _ in range(self.attempts):
+            live = self.read_state(partition)
+            if live.tag is None:  # generation 0 without state: HiveLake's commit, then check nobody sealed it
+                key = f"{partition_location(partition)}{stem}.parquet"
+                self._put_copy(key, path)
+                if self.store.get_versioned(state_key(partition)) is None:
+                    return key
+                continue
+            digest = digest or file_digest(path)
+            state = live.state
+            record = state.sources.get(stem)
+            if record is not None and record.digest == digest:  # the same rows are live already (duplicate delivery)
+                if not record.compacted and state.generation > 0:  # a retry after a crash before the marker
+                    self.store.put_bytes(pending_key(partition), b"")
+                return state.live + record.file
+            if record is not None and record.compacted:
+                done = self._rewrite(partition, {stem: Replacement(path, digest, rows)}, expected=live)
+                if done is not None:
+                    return done.state.live + done.state.sources[stem].file
+                continue
+            key = f"{state.live}{stem}.parquet"
+            self._put_copy(key, path)
+            state.sources[stem] = SourceRecord(digest, rows, f"{stem}.parquet", late=state.compacted_at is not None)
+            if self._swap(live, state):
+                self.store.put_bytes(pending_key(partition), b"")
+                return key
+        raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
+
+    def _remove_source(self, partition: Partition, stem: str) -> list[str]:
+        """Remove every row of ``stem`` from ``partition`` (its re-run has no rows there any more)."""
+        for _ in range(self.attempts):
+            live = self.read_state(partition)
+            state = live.state
+            record = state.sources.get(stem)
+            if record is not None and record.compacted:
+                if self._rewrite(partition, {stem: Replacement(None)}, expected=live) is not None:
+                    return []
+                continue
+            key = f"{state.live}{stem}.parquet"
+            self.store.delete(key)
+            if live.tag is None:
+                if self.store.get_versioned(state_key(partition)) is None:
+                    return [key]
+                continue
+            state.sources.pop(stem, None)
+            if self._swap(live, state):
+                return [key]
+        raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
+
+    def _put_copy(self, key: str, path: Path) -> None:
+        """Put a copy of ``path`` (a store may move the file it puts; a retry needs it again)."""
+        with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="put-") as directory:
+            copy = Path(directory) / path.name
+            shutil.copyfile(path, copy)
+            self.store.put_file(key, copy)
+
+    def _swap(self, live: _Live, state: PartitionState) -> bool:
+        """Compare-and-swap the partition's state; False when another writer changed it first."""
+        state.revision = live.state.revision + 1
+        try:
+            self.store.put_bytes_if(state_key(state.partition), state.to_json(), live.tag)
+        except ConditionFailedError:
+            return False
+        return True
+
+    def _point(self, partitions: Iterable[Partition]) -> int:
+        """Move the catalog's Location of each partition forward to its live folder (no-op without a catalog).
+
+        Repeats until the state read after the catalog write names the folder just written: a writer that read
+        an older state can then never leave the Location behind a newer one (see docs/COMPACTION.md).
+        """
+        if self.registrar is None:
+            return 0
+        todo = sorted(set(partitions))
+        changed = 0
+        pointed: dict[Partition, str] = {}
+        for _ in range(self.attempts):
+            states = {p: self.read_state(p).state for p in todo}
+            todo = [p for p in todo if pointed.get(p) != states[p].live]
+            if not todo:
+                return changed
+            targets = [PartitionTarget(p, self.store.url(states[p].live), states[p].generation) for p in todo]
+            changed += self.registrar.point(targets)
+            pointed.update((p, states[p].live) for p in todo)
+        raise LakeConflictError("partition locations kept changing while being registered")
+
+    # ------------------------------------------------------------------------------------- rewrite / compact
+
+    def _rewrite(
+        self, partition: Partition, replace: dict[str, Replacement], *, expected: _Live | None = None
+    ) -> Rewritten | None:
+        """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied, merged into
+        time-sorted files in a fresh folder, made live by one compare-and-swap. None when another writer won.
+
+        Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
+        """
+        live = expected or self.read_state(partition)
+        if live.tag is None:  # seal generation 0: from now on every writer of the partition swaps the state
+            sealed = PartitionState(partition, revision=1)
+            try:
+                self.store.put_bytes_if(state_key(partition), sealed.to_json(), None)
+            except ConditionFailedError:
+                return None
+            live = self.read_state(partition)
+        old = live.state
+        with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="compact-") as work:
+            try:
+                inputs, digests = self._inputs(old, replace, Path(work))
+            except FileNotFoundError:  # the folder changed while being read (a newer generation replaced it)
+                return None
+            generation = old.generation + 1
+            folder = generation_folder(partition, generation)
+            token = folder.rstrip("/").rsplit("-", 1)[-1]
+            out = Path(work) / "out"
+            out.mkdir()
+            merged = merge_sorted(inputs, out, token)
+            bytes_written = sum(f.data_path.stat().st_size for f in merged.files)
+            uploaded = []
+            for file in merged.files:
+                data = f"{folder}{file.data_path.name}"
+                self.store.put_file(lineage_key(data), file.lineage_path)
+                self.store.put_file(data, file.data_path)
+                uploaded.append(data)
+            first_file: dict[str, str] = {}
+            for file in merged.files:
+                for stem in file.stems:
+                    first_file.setdefault(stem, file.data_path.name)
+        new = PartitionState(partition, generation=generation, live=folder, compacted_at=now_iso(self.clock()))
+        for stem, rows in sorted(merged.rows_by_stem.items()):
+            earlier = old.sources.get(stem)
+            new.sources[stem] = SourceRecord(
+                digest=digests.get(stem) or (earlier.digest if earlier else ""),
+                rows=rows,
+                file=first_file[stem],
+                late=earlier.late if earlier else False,
+            )
+        new.retired = [*old.retired, RetiredFolder(old.live, now_iso(self.clock()))]
+        if not self._swap(live, new):
+            for data in uploaded:
+                self.store.delete(data)
+                self.store.delete(lineage_key(data))
+            return None
+        self.store.put_bytes(pending_key(partition), b"")  # a later run deletes the retired folder
+        self._point([partition])
+        return Rewritten(new, len(inputs), len(uploaded), merged.rows, bytes_written)
+
+    def _lineage_of(self, data_key: str, work: Path) -> tuple[list[str], np.ndarray]:
+        local = work / f"lineage-{secrets.token_hex(4)}.parquet"
+        try:
+            self.store.download(lineage_key(data_key), local)
+        except FileNotFoundError:
+            raise UnreadableInputError(f"{data_key}: compacted file without its lineage file") from None
+        stems, indices = read_lineage(local, data_key)
+        local.unlink(missing_ok=True)
+        return stems, indices
+
+    def _inputs(
+        self, state: PartitionState, replace: dict[str, Replacement], work: Path
+    ) -> tuple[list[MergeInput], dict[str, str]]:
+        """Local copies of the live folder's files (minus replaced sources) plus the replacements."""
+        inputs: list[MergeInput] = []
+        digests: dict[str, str] = {}
+        for key in self.store.list_keys(state.live):
+            name = key[len(state.live) :]
+            per_object = _PER_OBJECT_FILE.match(name)
+            if per_object is not None:
+                stem = per_object.group("stem")
+                if stem in replace:
+                    continue
+                local = work / f"in-{len(inputs):06d}.parquet"
+                self.store.download(key, local)
+                digests[stem] = file_digest(local)
+                inputs.append(MergeInput(key, local, [stem]))
+            elif name.startswith(COMPACTED_FILE_PREFIX) and name.endswith(".parquet") and "/" not in name:
+                local = work / f"in-{len(inputs):06d}.parquet"
+                self.store.download(key, local)
+                stems, lineage = self._lineage_of(key, work)
+                inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace)))
+            else:
+                raise ForeignFileError(
+                    f"{key}: not a file this lake wrote (expected <object stem>.parquet or a compacted c-*.parquet); "
+                    "move it out of the partition to compact it"
+                )
+        for stem, replacement in sorted(replace.items()):
+            if replacement.path is not None:
+                inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
+                digests[stem] = replacement.digest
+        return inputs, digests
+
+    def compact_partition(self, partition: Partition) -> Rewritten | None:
+        """Rewrite ``partition`` into time-sorted compacted files (one attempt; None when another writer won)."""
+        return self._rewrite(partition, {})
+
+    def compact(self, options: CompactionOptions) -> CompactionReport:
+        """Compact every closed partition-hour with more than one visible file, and delete folders retired longer
+        than the grace period. One partition's error (a foreign or corrupt file) is reported and skips only it.
+        Stops between two partitions when ``options.should_stop()`` says so; ``next_cursor`` says where to go on.
+        """
+        report = CompactionReport()
+        for partition, cursor in self._candidates(options.start_after):
+            if options.should_stop():
+                report.stopped_early = True
+                report.next_cursor = cursor
+                return report
+            try:
+                self._compact_one(partition, options, report)
+            except (ForeignFileError, UnreadableInputError, LakeConflictError) as error:
+                report.errors.append((partition.path, str(error)))
+        return report
+
+    def _candidates(self, start_after: str) -> Iterable[tuple[Partition, str]]:
+        """Partitions that may have work, each with the listing cursor that resumes *at* it: first those marked
+        pending (a commit into a compacted hour, a folder retired by a rewrite), then every partition that still
+        has generation-0 files (not compacted yet, or compacted and its old files not deleted yet), in key order
+        after ``start_after``. Compacted partitions without a marker are not visited: a run's cost follows the
+        pending work, not the lake's age."""
+        seen: set[Partition] = set()
+        for key in self.store.list_keys(PENDING_PREFIX):
+            partition = partition_of_path(key[len(PENDING_PREFIX) :])
+            if partition is not None and partition not in seen:
+                seen.add(partition)
+                yield partition, start_after
+        previous = start_after
+        for key in self.store.list_keys(f"{DATA_PREFIX}elb_name=", start_after):
+            folder = owning_folder(key)
+            if folder is not None and folder[0] not in seen:
+                seen.add(folder[0])
+                yield folder[0], previous
+            previous = key
+
+    def _compact_one(self, partition: Partition, options: CompactionOptions, report: CompactionReport) -> None:
+        live = self.read_state(partition)
+        hour_end = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00") + timedelta(hours=1)
+        closed = options.now - hour_end >= options.older_than
+        files = [k for k in self.store.list_keys(live.state.live) if k.endswith(".parquet")]
+        if closed and (len(files) > 1 or any(_PER_OBJECT_FILE.match(k.rsplit("/", 1)[-1]) for k in files[:1])):
+            done = self._rewrite(partition, {}, expected=live)
+            if done is None:
+                report.conflicts += 1
+                return
+            report.partitions_compacted += 1
+            report.files_removed += len(files) - done.files_after
+            report.rows_compacted += done.rows
+            report.bytes_written += done.bytes_written
+        report.folders_deleted += self._delete_retired(partition, options)
+        if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
+            self.store.delete(pending_key(partition))
+            state = self.read_state(partition).state
+            if state.retired or len(self._live_files(state)) > 1:
+                self.store.put_bytes(pending_key(partition), b"")
+
+    def _live_files(self, state: PartitionState) -> list[str]:
+        return [k for k in self.store.list_keys(state.live) if k.endswith(".parquet")]
+
+    def _delete_retired(self, partition: Partition, options: CompactionOptions) -> int:
+        """Delete folders that stopped being live at least ``grace`` ago (after checking the catalog points at
+        the live folder), then forget them in the state."""
+        live = self.read_state(partition)
+        due = [r for r in live.state.retired if options.now - parse_iso(r.at) >= options.grace]
+        if not due:
+            return 0
+        self._point([partition])
+        for retired in due:
+            if retired.folder == live.state.live:
+                continue
+            for key in list(self.store.list_keys(retired.folder)):
+                self.store.delete(key)
+                if key.endswith(".parquet") and not key.endswith(_LINEAGE_SUFFIX):
+                    self.store.delete(lineage_key(key))
+        state = live.state
+        state.retired = [r for r in state.retired if r not in due]
+        return len(due) if self._swap(live, state) else 0
+
+
+def owning_folder(key: str) -> tuple[Partition, str] | None:
+    """The partition and the folder (a generation) a data key belongs to; None for keys outside partitions."""
+    if key.startswith(COMPACTED_PREFIX):
+        parts = key[len(COMPACTED_PREFIX) :].split("/")
+        if len(parts) < 5:
+            return None
+        partition = partition_of_path("/".join(parts[:3]))
+        folder = f"{COMPACTED_PREFIX}{'/'.join(parts[:4])}/"
+    else:
+        parts = key[len(DATA_PREFIX) :].split("/")
+        if not key.startswith(DATA_PREFIX) or len(parts) < 4:
+            return None
+        partition = partition_of_path("/".join(parts[:3]))
+        folder = f"{DATA_PREFIX}{'/'.join(parts[:3])}/"
+    return None if partition is None else (partition, folder)
+
+
+def _manifest_partitions(content: bytes | None, files: list[str]) -> list[Partition]:
+    """Partitions an earlier commit of the object wrote into (its manifest's list, or derived from its files)."""
+    partitions: list[Partition] = []
+    try:
+        listed = json.loads(content)["partitions"] if content is not None else None
+    except (ValueError, KeyError, TypeError):
+        listed = None
+    if isinstance(listed, list):
+        partitions = [p for p in (partition_of_path(str(path)) for path in listed) if p is not None]
+    else:
+        for key in files:
+            folder = owning_folder(key)
+            if folder is not None:
+                partitions.append(folder[0])
+    return sorted(set(partitions))

@@ -1,0 +1,226 @@
+"""``alblake status``: what a lake holds, per load balancer (pure core over the lake's store; no AWS imports).
+
+Sources of truth: the visible files (``GenerationalLake.visible_files``: what readers read) and their Parquet
+footers (rows, min/max ``time`` from row-group statistics), the object manifests (objects ingested, their
+partitions), the quarantine files (lines that are not rows, by reason) and the partition states (late objects:
+committed into an hour that had been compacted already).
+
+Completeness: ALB writes one object per load-balancer node every 5 minutes (``<end>_<node-ip>_`` in the name).
+A *gap* is a 5-minute interval, between a node's first and last delivered object, for which that node delivered
+nothing (an idle node may legitimately deliver nothing, so gaps are reported, not judged).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from alblake.keys import AccessLogKey, classify_key
+from alblake.lake.genlake import GenerationalLake, owning_folder
+from alblake.lake.layout import MANIFEST_PREFIX, QUARANTINE_PREFIX, Partition
+from alblake.lake.merge import UnreadableInputError
+
+DELIVERY_INTERVAL = timedelta(minutes=5)
+UNKNOWN_LB = "(unknown)"
+_MAX_LISTED_GAPS = 20
+
+
+@dataclass
+class BalancerStatus:
+    objects: int = 0
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    partitions: int = 0
+    visible_files: int = 0
+    compacted_partitions: int = 0
+    rows: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    nodes: int = 0
+    gaps: list[tuple[str, datetime]] = field(default_factory=list)  # (node, end of the missing interval)
+    late_objects: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "objects": self.objects,
+            "first_time": _iso(self.first_time),
+            "last_time": _iso(self.last_time),
+            "partitions": self.partitions,
+            "compacted_partitions": self.compacted_partitions,
+            "visible_files": self.visible_files,
+            "rows": self.rows,
+            "quarantined": sum(self.quarantined.values()),
+            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
+            "nodes": self.nodes,
+            "gaps": len(self.gaps),
+            "gap_intervals": [{"node": n, "end": _iso(t)} for n, t in self.gaps[:_MAX_LISTED_GAPS]],
+            "late_objects": self.late_objects,
+        }
+
+
+@dataclass
+class LakeStatus:
+    balancers: dict[str, BalancerStatus] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)  # visible files whose footer cannot be read
+
+    def as_dict(self) -> dict[str, Any]:
+        quarantined: Counter[str] = Counter()
+        for status in self.balancers.values():
+            quarantined.update(status.quarantined)
+        return {
+            "partitions": sum(s.partitions for s in self.balancers.values()),
+            "visible_files": sum(s.visible_files for s in self.balancers.values()),
+            "rows": sum(s.rows for s in self.balancers.values()),
+            "objects": sum(s.objects for s in self.balancers.values()),
+            "quarantined": sum(quarantined.values()),
+            "quarantined_by_reason": dict(sorted(quarantined.items())),
+            "late_objects": sum(s.late_objects for s in self.balancers.values()),
+            "gaps": sum(len(s.gaps) for s in self.balancers.values()),
+            "unreadable_files": self.unreadable,
+            "load_balancers": {name: s.as_dict() for name, s in sorted(self.balancers.items())},
+        }
+
+
+def lake_status(lake: GenerationalLake) -> LakeStatus:
+    status = LakeStatus()
+    balancer: defaultdict[str, BalancerStatus] = defaultdict(BalancerStatus)
+    _add_files(lake, balancer, status)
+    sources = _add_objects(lake, balancer)
+    _add_quarantine(lake, balancer, sources)
+    for state in lake.states():
+        late = sum(1 for record in state.sources.values() if record.late)
+        balancer[state.partition.elb_name].late_objects += late
+        if state.generation > 0:
+            balancer[state.partition.elb_name].compacted_partitions += 1
+    status.balancers = dict(balancer)
+    return status
+
+
+def _add_files(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], status: LakeStatus) -> None:
+    live = lake.live_folders()
+    partitions: defaultdict[str, set[Partition]] = defaultdict(set)
+    for key in lake.store.list_keys("alb_logs/"):
+        folder = owning_folder(key)
+        if folder is None or not key.endswith(".parquet") or live.get(folder[0]) != folder[1]:
+            continue
+        lb = balancer[folder[0].elb_name]
+        partitions[folder[0].elb_name].add(folder[0])
+        lb.visible_files += 1
+        try:
+            rows, first, last = _footer(lake.store.url(key))
+        except UnreadableInputError as error:
+            status.unreadable.append(str(error))
+            continue
+        lb.rows += rows
+        lb.first_time = first if lb.first_time is None or (first and first < lb.first_time) else lb.first_time
+        lb.last_time = last if lb.last_time is None or (last and last > lb.last_time) else lb.last_time
+    for name, found in partitions.items():
+        balancer[name].partitions = len(found)
+
+
+def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
+    """Rows and min/max ``time`` of a data file, from its footer (row-group statistics)."""
+    try:
+        metadata = pq.read_metadata(url if "://" in url else Path(url))
+    except (OSError, ValueError) as error:
+        raise UnreadableInputError(f"{url}: not a readable Parquet file ({error})") from None
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    first = last = None
+    if "time" in names:
+        column = names.index("time")
+        for index in range(metadata.num_row_groups):
+            stats = metadata.row_group(index).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            first = stats.min if first is None or stats.min < first else first
+            last = stats.max if last is None or stats.max > last else last
+    return metadata.num_rows, first, last
+
+
+def _add_objects(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus]) -> dict[str, str]:
+    """Count objects per load balancer from the manifests and find delivery gaps; the source id -> LB map."""
+    lb_of_source: dict[str, str] = {}
+    deliveries: defaultdict[tuple[str, str], set[datetime]] = defaultdict(set)
+    for key in lake.store.list_keys(MANIFEST_PREFIX):
+        try:
+            manifest = json.loads(lake.store.get(key) or b"{}")
+            source = str(manifest["source"])
+            paths = [str(p) for p in manifest.get("partitions", [])] or [
+                str(f).split("/")[1] for f in manifest.get("files", []) if str(f).startswith("alb_logs/")
+            ]
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue
+        names = {p.split("/")[0].removeprefix("elb_name=") for p in paths} or {UNKNOWN_LB}
+        parsed = classify_key(source.split("://", 1)[-1])
+        for name in names:
+            balancer[name].objects += 1
+        if isinstance(parsed, AccessLogKey):
+            lb_of_source[source] = parsed.lb_name
+            deliveries[(parsed.lb_name, parsed.node_ip)].add(parsed.end_time)
+        elif len(names) == 1:
+            lb_of_source[source] = next(iter(names))
+    nodes: Counter[str] = Counter()
+    for (lb_name, node), ends in sorted(deliveries.items()):
+        nodes[lb_name] += 1
+        ordered = sorted(ends)
+        for before, after in itertools.pairwise(ordered):
+            missing = before + DELIVERY_INTERVAL
+            while missing < after:
+                balancer[lb_name].gaps.append((node, missing))
+                missing += DELIVERY_INTERVAL
+    for lb_name, count in nodes.items():
+        balancer[lb_name].nodes = count
+    return lb_of_source
+
+
+def _add_quarantine(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], lbs: dict[str, str]) -> None:
+    for key in lake.store.list_keys(QUARANTINE_PREFIX):
+        content = lake.store.get(key) or b""
+        for line in content.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                reason = str(record.get("reason", "unknown"))
+                source = str(record.get("source", ""))
+                count = int(record.get("count", 1))
+            except (ValueError, TypeError, AttributeError):
+                reason, source, count = "unreadable quarantine record", "", 1
+            balancer[lbs.get(source, UNKNOWN_LB)].quarantined[reason] += count
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def format_status(status: LakeStatus) -> str:
+    body = status.as_dict()
+    lines = [
+        f"partitions {body['partitions']}  visible files {body['visible_files']}  rows {body['rows']:,}  "
+        f"objects {body['objects']}  quarantined {body['quarantined']:,}  late objects {body['late_objects']}  "
+        f"gaps {body['gaps']}",
+        "",
+    ]
+    header = f"{'load balancer':<24} {'objects':>8} {'partitions':>10} {'files':>6} {'rows':>12} {'quarant.':>9} "
+    header += f"{'nodes':>5} {'gaps':>5} {'late':>5}  first / last log time"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for name, lb in sorted(status.balancers.items()):
+        lines.append(
+            f"{name[:24]:<24} {lb.objects:>8} {lb.partitions:>10} {lb.visible_files:>6} {lb.rows:>12,} "
+            f"{sum(lb.quarantined.values()):>9,} {lb.nodes:>5} {len(lb.gaps):>5} {lb.late_objects:>5}  "
+            f"{_iso(lb.first_time) or '-'} / {_iso(lb.last_time) or '-'}"
+        )
+    reasons = body["quarantined_by_reason"]
+    if reasons:
+        lines.extend(["", "quarantined lines by reason:"])
+        lines.extend(f"  {count:>9,}  {reason}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    for message in status.unreadable:
+        lines.append(f"error: {message}")
+    return "\n".join(lines)
