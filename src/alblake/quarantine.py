@@ -42,6 +42,9 @@ def reason_kind(reason: str) -> str:
     return _NUMBER.sub("N", reason.split(": ", 1)[0])
 
 
+UNREADABLE_RECORD = "unreadable quarantine record"
+
+
 def json_line(record: dict[str, object]) -> str:
     """One JSONL record: UTF-8 text, with every character that some reader takes for a line break escaped."""
     text = json.dumps(record, ensure_ascii=False)
@@ -118,3 +121,30 @@ class QuarantineWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def reason_counts(content: bytes) -> dict[str, Counter[str]]:
+    """Quarantined lines by kind of reason, per source, of one quarantine file (what replay and status read).
+
+    A file ends with a summary record holding exact counts (the stored lines are capped, so counting them would
+    undercount); a file without one (written before the cap) is counted line by line. Records that are not JSON
+    objects with a ``source`` are counted as "unreadable quarantine record" of source "".
+    """
+    counted: dict[str, Counter[str]] = {}
+    summarised: dict[str, Counter[str]] = {}
+    for line in content.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            source_id = str(record["source"])
+        except (ValueError, TypeError, KeyError):
+            counted.setdefault("", Counter())[UNREADABLE_RECORD] += 1
+            continue
+        summary = record.get("summary")
+        if isinstance(summary, dict) and isinstance(summary.get("reasons"), dict):
+            reasons = summary["reasons"]
+            summarised[source_id] = Counter({str(r): n for r, n in reasons.items() if isinstance(n, int)})
+        else:
+            counted.setdefault(source_id, Counter())[reason_kind(str(record.get("reason", "unknown")))] += 1
+    return {**counted, **summarised}

@@ -8,9 +8,7 @@ the new parser accepts become rows exactly once and the rest stay quarantined.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from alblake.ingest import Failure, LocalFile, SourceObject
 from alblake.lake.layout import QUARANTINE_PREFIX
 from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
+from alblake.quarantine import reason_counts
 from alblake.selection import ObjectFilter
 
 
@@ -42,16 +41,6 @@ def open_store_at(location: str) -> ObjectStore:
     return LocalStore(Path(location))
 
 
-def _records(content: bytes) -> Iterable[dict[str, object]]:
-    for line in content.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("source"), str):
-            yield record
-
-
 def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
     """Every source with quarantined lines in the lake, by source id."""
     index: dict[str, QuarantinedSource] = {}
@@ -59,28 +48,9 @@ def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
         content = store.get(key)
         if content is None:
             continue
-        for source_id, reasons in _reason_counts(_records(content)).items():
+        for source_id, reasons in reason_counts(content).items():
             index.setdefault(source_id, QuarantinedSource(source_id)).reasons.update(reasons)
     return index
-
-
-def _reason_counts(records: Iterable[dict[str, object]]) -> dict[str, Counter[str]]:
-    """Quarantined lines by reason, per source, of one quarantine file.
-
-    The file's last record is a summary with exact counts by kind of reason (the stored lines are capped, so
-    counting them would undercount); files without one (written before the cap) are counted line by line.
-    """
-    counted: dict[str, Counter[str]] = {}
-    summarised: dict[str, Counter[str]] = {}
-    for record in records:
-        source_id = str(record["source"])
-        summary = record.get("summary")
-        if isinstance(summary, dict) and isinstance(summary.get("reasons"), dict):
-            reasons = summary["reasons"]
-            summarised[source_id] = Counter({str(r): int(n) for r, n in reasons.items() if isinstance(n, int)})
-        elif "reason" in record:
-            counted.setdefault(source_id, Counter())[str(record["reason"])] += 1
-    return {**counted, **summarised}
 
 
 def select_for_replay(

@@ -26,6 +26,7 @@ from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.genlake import GenerationalLake, owning_folder
 from alblake.lake.layout import MANIFEST_PREFIX, QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
+from alblake.quarantine import reason_counts
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"
@@ -181,18 +182,8 @@ def _add_objects(lake: GenerationalLake, balancer: defaultdict[str, BalancerStat
 
 def _add_quarantine(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], lbs: dict[str, str]) -> None:
     for key in lake.store.list_keys(QUARANTINE_PREFIX):
-        content = lake.store.get(key) or b""
-        for line in content.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                reason = str(record.get("reason", "unknown"))
-                source = str(record.get("source", ""))
-                count = int(record.get("count", 1))
-            except (ValueError, TypeError, AttributeError):
-                reason, source, count = "unreadable quarantine record", "", 1
-            balancer[lbs.get(source, UNKNOWN_LB)].quarantined[reason] += count
+        for source, reasons in reason_counts(lake.store.get(key) or b"").items():
+            balancer[lbs.get(source, UNKNOWN_LB)].quarantined.update(reasons)
 
 
 def _iso(value: datetime | None) -> str | None:
