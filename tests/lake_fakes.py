@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from alblake.lake.generations import generation_of_location
@@ -78,9 +78,6 @@ class MemoryStore:
 class MemoryCatalog:
     def __init__(self) -> None:
         self.locations: dict[Partition, str] = {}
-
-    def register(self, partitions: Iterable[Partition]) -> int:
-        raise AssertionError("the generational lake registers with point()")
 
     def point(self, targets: Sequence[PartitionTarget]) -> int:
         changed = 0

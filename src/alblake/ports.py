@@ -7,9 +7,9 @@
 - ``PartitionRegistrar``: makes partitions known to a catalog (Glue: ``alblake.aws.glue``); ``point`` moves a
   partition's Location forward to a newer generation folder and never trusts a cache.
 - ``Lake``: the commit seam. ``commit`` makes one converted object visible (files and catalog);
-  ``visible_files`` is what a reader must read, nothing more and nothing less. Implementations:
-  ``alblake.lake.hive.HiveLake`` (one file per object and partition-hour) and
-  ``alblake.lake.genlake.GenerationalLake`` (the same, plus compacted generations: ``docs/COMPACTION.md``).
+  ``visible_files`` is what a reader must read, nothing more and nothing less. Implementation:
+  ``alblake.lake.genlake.GenerationalLake`` (one file per object and partition-hour, plus compacted
+  generations: ``docs/COMPACTION.md``).
 - ``ObjectSource``: opens a log object for streaming (S3: ``alblake.aws.s3``; local files need none).
 - ``Refresher``: asks a dashboard to refresh (QuickSight SPICE: ``alblake.aws.quicksight``); never raises.
 - ``MetricsSink``, ``LoggerLike``: the parts of Powertools' Metrics and Logger the use cases call.
@@ -92,10 +92,6 @@ class ObjectStore(Protocol):
 
 
 class PartitionRegistrar(Protocol):
-    def register(self, partitions: Iterable[Partition]) -> int:
-        """Make sure the partitions exist in the catalog; return how many were newly created."""
-        ...
-
     def point(self, targets: Sequence[PartitionTarget]) -> int:
         """Make every partition exist and point at its target, unless the catalog already points it at a newer
         generation; reads the catalog every time (no cache). Returns how many were created or moved."""

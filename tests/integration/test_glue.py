@@ -17,6 +17,7 @@ from alblake.aws.events import S3Record
 from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar, GlueTableLocationError
 from alblake.aws.pipeline import LambdaConfig, build_pipeline
 from alblake.lake.layout import Partition
+from alblake.ports import PartitionTarget
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,
@@ -33,9 +34,14 @@ from tests.integration.conftest import (
 P1 = Partition("my-loadbalancer", "2018-07-02", "22")
 
 
-def test_register_creates_with_table_storage_descriptor(aws: Aws) -> None:
+def at_generation_0(partition: Partition, root: str = f"s3://{LAKE_BUCKET}/alb_logs") -> PartitionTarget:
+    """Where a partition that was never compacted must point: its Hive folder under the table's location."""
+    return PartitionTarget(partition, f"{root}/{partition.path}/", 0)
+
+
+def test_point_creates_with_table_storage_descriptor(aws: Aws) -> None:
     reg = GluePartitionRegistrar(aws.glue, DATABASE, TABLE)
-    assert reg.register([P1]) == 1
+    assert reg.point([at_generation_0(P1)]) == 1
     [part] = aws.partitions()
     assert part["Values"] == ["my-loadbalancer", "2018-07-02", "22"]
     sd = part["StorageDescriptor"]
@@ -50,32 +56,35 @@ def test_expected_location_mismatch_raises_before_any_partition(aws: Aws) -> Non
     with pytest.raises(GlueTableLocationError, match=f"s3://{LAKE_BUCKET}/alb_logs/"):
         reg.verify()
     with pytest.raises(GlueTableLocationError):
-        reg.register([P1])
+        reg.point([at_generation_0(P1)])
     assert aws.partitions() == []
     ok = GluePartitionRegistrar(aws.glue, DATABASE, TABLE, expected_location=f"s3://{LAKE_BUCKET}/alb_logs/")
     ok.verify()
-    assert ok.register([P1]) == 1
+    assert ok.point([at_generation_0(P1)]) == 1
 
 
-def test_already_exists_is_success(aws: Aws) -> None:
-    GluePartitionRegistrar(aws.glue, DATABASE, TABLE).register([P1])
+def test_an_existing_partition_is_left_alone(aws: Aws) -> None:
+    GluePartitionRegistrar(aws.glue, DATABASE, TABLE).point([at_generation_0(P1)])
     other_container = GluePartitionRegistrar(aws.glue, DATABASE, TABLE)
     p2 = Partition("my-loadbalancer", "2018-07-02", "23")
-    assert other_container.register([P1, p2, P1]) == 1  # P1 exists (AlreadyExists), P2 new
+    targets = [at_generation_0(P1), at_generation_0(p2), at_generation_0(P1)]
+    assert other_container.point(targets) == 1  # P1 exists where it should, P2 is new
     assert sorted(p["Values"][2] for p in aws.partitions()) == ["22", "23"]
 
 
 def test_more_than_one_batch(aws: Aws) -> None:
-    parts = [Partition(f"lb-{i // 24}", "2026-11-24", f"{i % 24:02d}") for i in range(250)]
+    parts = [at_generation_0(Partition(f"lb-{i // 24}", "2026-11-24", f"{i % 24:02d}")) for i in range(250)]
     reg = GluePartitionRegistrar(aws.glue, DATABASE, TABLE)
-    assert reg.register(parts[:120]) == 120
-    assert GluePartitionRegistrar(aws.glue, DATABASE, TABLE).register(parts) == 130
+    assert reg.point(parts[:120]) == 120
+    assert GluePartitionRegistrar(aws.glue, DATABASE, TABLE).point(parts) == 130
     assert len(aws.partitions()) == 250
 
 
 def _stubbed_glue() -> tuple[Any, Stubber]:
+    """A Glue client answering (in this order): no such partition, then the table."""
     client = boto3.client("glue", region_name=REGION)
     stubber = Stubber(client)
+    _no_partition_yet(stubber)
     stubber.add_response(
         "get_table",
         {
@@ -87,6 +96,10 @@ def _stubbed_glue() -> tuple[Any, Stubber]:
         {"DatabaseName": DATABASE, "Name": TABLE},
     )
     return client, stubber
+
+
+def _no_partition_yet(stubber: Stubber) -> None:
+    stubber.add_response("batch_get_partition", {"Partitions": []})
 
 
 def test_other_entry_errors_raise() -> None:
@@ -106,12 +119,15 @@ def test_other_entry_errors_raise() -> None:
         },
     )
     with stubber, pytest.raises(GluePartitionError, match="ResourceNumberLimitExceededException"):
-        GluePartitionRegistrar(client, DATABASE, TABLE).register([P1])
+        GluePartitionRegistrar(client, DATABASE, TABLE).point([at_generation_0(P1, "s3://lake/alb_logs")])
 
 
-def test_api_error_propagates_and_table_is_read_once() -> None:
+def test_api_error_propagates_the_table_is_read_once_and_glue_is_asked_every_time() -> None:
+    """No in-memory cache decides whether a partition exists (a partition dropped from outside comes back)."""
     client, stubber = _stubbed_glue()
     stubber.add_client_error("batch_create_partition", "ThrottlingException", http_status_code=400)
+    location = "s3://lake/alb_logs/elb_name=my-loadbalancer/day=2018-07-02/hour=22/"
+    _no_partition_yet(stubber)
     stubber.add_response(
         "batch_create_partition",
         {"Errors": []},
@@ -119,22 +135,20 @@ def test_api_error_propagates_and_table_is_read_once() -> None:
             "DatabaseName": DATABASE,
             "TableName": TABLE,
             "PartitionInputList": [
-                {
-                    "Values": P1.values,
-                    "StorageDescriptor": {
-                        "Columns": [{"Name": "type"}],
-                        "Location": "s3://lake/alb_logs/elb_name=my-loadbalancer/day=2018-07-02/hour=22/",
-                    },
-                }
+                {"Values": P1.values, "StorageDescriptor": {"Columns": [{"Name": "type"}], "Location": location}}
             ],
         },
     )
+    stubber.add_response(
+        "batch_get_partition", {"Partitions": [{"Values": P1.values, "StorageDescriptor": {"Location": location}}]}
+    )
     reg = GluePartitionRegistrar(client, DATABASE, TABLE)
+    target = at_generation_0(P1, "s3://lake/alb_logs")
     with stubber:
         with pytest.raises(ClientError, match="Throttling"):
-            reg.register([P1])
-        assert reg.register([P1]) == 1  # retry works; get_table was not called again (none queued)
-        assert reg.register([P1]) == 0  # known in this container: no Glue call at all
+            reg.point([target])
+        assert reg.point([target]) == 1  # retry works; get_table was not called again (none queued)
+        assert reg.point([target]) == 0  # exists where it should: one read, nothing written
         stubber.assert_no_pending_responses()
 
 

@@ -1,20 +1,15 @@
 """Register lake partitions in the Glue Data Catalog (idempotent, safe under concurrent invocations).
 
-Two entry points:
-
-- ``register(partitions)``: the partition's Location is the table's Location + the partition path (generation
-  0); confirmed partitions are cached per container (used by ``HiveLake``).
-- ``point(targets)``: used by ``GenerationalLake`` for every commit: reads the partitions from Glue each time
-  (``batch_get_partition``, no cache), creates the missing ones and moves a Location forward to a newer
-  generation folder (``batch_update_partition``), never backward. A partition dropped from outside is thus
-  created again by the next commit into it, warm container or not.
+``GluePartitionRegistrar.point(targets)``, called by ``GenerationalLake`` for every commit and compaction, reads
+the partitions from Glue each time (``batch_get_partition``, no cache), creates the missing ones and moves a
+Location forward to a newer generation folder (``batch_update_partition``), never backward. A partition dropped
+from outside is thus created again by the next commit into it, warm container or not.
 """
 
 from __future__ import annotations
 
 import copy
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from alblake.lake.generations import generation_of_location
@@ -56,19 +51,16 @@ class GlueTableLocationError(Exception):
 
 
 class GluePartitionRegistrar:
-    """``alblake.ports.PartitionRegistrar`` on Glue: ``batch_create_partition`` with the table's StorageDescriptor.
+    """``alblake.ports.PartitionRegistrar`` on Glue: partitions get the table's StorageDescriptor and their target.
 
-    - The table is read once per container (``get_table``) and cached.
+    - The table is read once per container (``get_table``) and cached; the partitions never are.
     - ``AlreadyExistsException`` entries count as success: duplicate events and concurrent invocations that
-      race on the same hour partition are harmless.
+      race on the same hour partition are harmless (a partition created meanwhile is re-read and moved forward).
     - Any other per-entry error raises ``GluePartitionError``; API errors (throttling, ...) propagate as
       ``botocore`` ``ClientError``. Both fail the invocation so Lambda retries it.
-    - Partitions confirmed by this container are remembered, so the 12+ objects per hour and LB do not each
-      call Glue again.
-    - A partition's Location is the table's Location + the partition path. With ``expected_location`` (where
-      the sink writes the table's files, e.g. ``s3://bucket/prefix/alb_logs/``), the table's Location must
-      equal it, else ``GlueTableLocationError``: partitions would point where no file is (``verify()`` checks
-      it up front).
+    - With ``expected_location`` (where the lake writes the table's files, e.g. ``s3://bucket/prefix/alb_logs/``),
+      the table's Location must equal it, else ``GlueTableLocationError``: partitions would point where no file is
+      (``verify()`` checks it up front).
     """
 
     def __init__(
@@ -86,8 +78,6 @@ class GluePartitionRegistrar:
         self.expected_location = expected_location
         self._catalog = {"CatalogId": catalog_id} if catalog_id else {}
         self._sd: dict[str, Any] | None = None
-        self._known: set[tuple[str, ...]] = set()
-        self._lock = threading.Lock()
 
     def _table_sd(self) -> dict[str, Any]:
         if self._sd is None:
@@ -113,31 +103,6 @@ class GluePartitionRegistrar:
         location = str(table_sd["Location"]).rstrip("/")
         sd["Location"] = f"{location}/{partition.path}/"
         return {"Values": list(partition.values), "StorageDescriptor": sd}
-
-    def register(self, partitions: Iterable[PartitionLike]) -> int:
-        todo: dict[tuple[str, ...], PartitionLike] = {}
-        for p in partitions:
-            k = tuple(p.values)
-            with self._lock:
-                known = k in self._known
-            if not known:
-                todo[k] = p
-        created = 0
-        items = list(todo.values())
-        for start in range(0, len(items), BATCH_SIZE):
-            created += self._create_batch(items[start : start + BATCH_SIZE])
-        with self._lock:
-            self._known.update(todo)
-        return created
-
-    def _create_batch(self, batch: Sequence[PartitionLike]) -> int:
-        resp = self._client.batch_create_partition(
-            DatabaseName=self.database,
-            TableName=self.table,
-            PartitionInputList=[self.partition_input(p) for p in batch],
-            **self._catalog,
-        )
-        return len(batch) - self._count_already_exists(resp.get("Errors", []), "batch_create_partition")
 
     def point(self, targets: Sequence[PartitionTarget]) -> int:
         """Create missing partitions at their target; move existing ones forward (never to an older generation)."""

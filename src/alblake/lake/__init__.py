@@ -2,9 +2,9 @@
 
 Every writer goes through ``Lake.commit`` (``alblake.ports``) and every reader through
 ``Lake.visible_files``; ``open_lake`` picks the implementation for a lake root. Today that is
-``GenerationalLake`` (``genlake``: HiveLake's layout plus compacted generations, docs/COMPACTION.md) over a
-``LocalStore`` (a directory) or an S3 store with a Glue registrar (``alblake.aws``). ``HiveLake`` stays as the
-plain one-file-per-object implementation (the generational lake reads and extends its layout).
+``GenerationalLake`` (``genlake``: the Hive layout of ``layout`` plus compacted generations, docs/COMPACTION.md)
+over a ``LocalStore`` (a directory) or an S3 store with a Glue registrar (``alblake.aws``). A new table format
+is one more implementation here.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A partition-hour's rows live in exactly one *live* folder at a time:
 
-- generation 0 is the Hive folder ``alb_logs/<partition path>/`` (what ``HiveLake`` writes: one file per source
-  object), so a lake that was never compacted is laid out exactly as before;
+- generation 0 is the Hive folder ``alb_logs/<partition path>/`` (``alblake.lake.layout``: one file per
+  source object), so a lake that was never compacted is laid out exactly as before;
 - generation N >= 1 is ``alb_logs/compacted/<partition path>/g<NNNNNN>-<token>/`` (one folder per attempt, never
   written twice), outside the generation-0 folder, because Athena reads every object under a partition's
   Location, subfolders included.

@@ -1,4 +1,5 @@
-"""``GenerationalLake``: ``HiveLake``'s layout plus compacted generations, exactly once for readers at every step.
+"""``GenerationalLake``: the Hive layout of ``alblake.lake.layout`` plus compacted generations, exactly once
+for readers at every step.
 
 Layout and state: ``alblake.lake.generations``; the merge: ``alblake.lake.merge``; invariants and the proof
 sketch of every step: ``docs/COMPACTION.md``. In short:
@@ -44,8 +45,14 @@ from alblake.lake.generations import (
     pending_key,
     state_key,
 )
-from alblake.lake.hive import read_manifest
-from alblake.lake.layout import DATA_PREFIX, Partition, manifest_key, partition_location, quarantine_key
+from alblake.lake.layout import (
+    DATA_PREFIX,
+    Partition,
+    manifest_key,
+    partition_location,
+    quarantine_key,
+    read_manifest,
+)
 from alblake.lake.merge import MergeInput, UnreadableInputError, merge_sorted, read_lineage
 from alblake.lake.staged import StagedObject
 from alblake.ports import (
@@ -219,6 +226,11 @@ class GenerationalLake:
             "source": staged.source_id,
             "files": result.written,
             "partitions": [p.path for p in staged.partitions],
+            "lines": staged.lines,
+            "rows": staged.rows,
+            "quarantined": staged.quarantined,
+            "quarantine_stored": staged.quarantine_stored,
+            "quarantine_reasons": staged.quarantine_reasons,
         }
         self.store.put_bytes(manifest_key(stem), (json.dumps(manifest, indent=1) + "\n").encode())
         return result
@@ -228,7 +240,7 @@ class GenerationalLake:
         digest: str | None = None
         for _ in range(self.attempts):
             live = self.read_state(partition)
-            if live.tag is None:  # generation 0 without state: HiveLake's commit, then check nobody sealed it
+            if live.tag is None:  # generation 0 without state: a plain Hive put, then check nobody sealed it
                 key = f"{partition_location(partition)}{stem}.parquet"
                 self._put_copy(key, path)
                 if self.store.get_versioned(state_key(partition)) is None:

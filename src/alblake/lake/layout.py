@@ -17,6 +17,7 @@ Hive-escaped; ``elb_name`` is the load balancer's name, ``day`` and ``hour`` are
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,6 +98,22 @@ def is_own_file(key: str, stem: str) -> bool:
         and ".." not in key.split("/")
         and key.rsplit("/", 1)[-1].startswith(f"{stem}.")
     )
+
+
+def read_manifest(content: bytes | None, stem: str) -> list[str]:
+    """Keys an earlier manifest of the object lists; only the object's own lake files count.
+
+    A missing or unreadable manifest lists nothing, so nothing is deleted (fail-safe).
+    """
+    if content is None:
+        return []
+    try:
+        files = json.loads(content)["files"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [key for key in files if isinstance(key, str) and is_own_file(key, stem)]
 
 
 NAME_MAX_BYTES = 255  # one file or directory name on local filesystems (ext4, XFS, APFS)
