@@ -127,17 +127,7 @@ class CompactionPipeline:
         self._emit(report, seconds)
         self.logger.info(
             "compaction run finished" if not report.stopped_early else "compaction run stopped before the time limit",
-            extra={
-                "partitions_compacted": report.partitions_compacted,
-                "files_removed": report.files_removed,
-                "rows_compacted": report.rows_compacted,
-                "bytes_written": report.bytes_written,
-                "folders_deleted": report.folders_deleted,
-                "conflicts": report.conflicts,
-                "resumed_after": cursor,
-                "next_cursor": report.next_cursor,
-                "seconds": round(seconds, 3),
-            },
+            extra={**report_dict(report), "resumed_after": cursor, "seconds": round(seconds, 3)},
         )
         for partition, message in report.errors:
             self.logger.error("partition not compacted", extra={"partition": partition, "error": message})

@@ -98,18 +98,9 @@ class S3Store:
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
 
     def get(self, key: str) -> bytes | None:
-        """A small object's content (the manifests), or None when it does not exist.
-
-        Without s3:ListBucket (the ingest function is not granted it: least privilege) S3 answers a missing key
-        with 403 AccessDenied rather than 404. Reading it as "no manifest" is fail-safe: that run deletes nothing.
-        """
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied", "403"):
-                return None
-            raise
-        return bytes(response["Body"].read())
+        """A small object's content (manifests, partition states), or None when it does not exist."""
+        versioned = self.get_versioned(key)
+        return None if versioned is None else versioned.content
 
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
@@ -134,7 +125,12 @@ class S3Store:
             raise
 
     def get_versioned(self, key: str) -> Versioned | None:
-        """Content and ETag (GetObject; a missing key reads as None, also when S3 says 403: see ``get``)."""
+        """Content and ETag, or None when the key does not exist.
+
+        Where the caller lacks s3:ListBucket on the key's prefix, S3 answers a missing key with 403 AccessDenied
+        rather than 404; reading that as "missing" is fail-safe for manifests (that run deletes nothing) and for
+        partition states (the function is granted GetObject on them, so a 403 means the object is not there).
+        """
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as error:
