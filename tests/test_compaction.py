@@ -190,3 +190,28 @@ def test_local_compare_and_swap_lets_exactly_one_writer_win(tmp_path: Path) -> N
     assert store.get("counter") == b"200"
     with pytest.raises(ConditionFailedError):
         store.put_bytes_if("counter", b"x", None)
+
+
+def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_path: Path) -> None:
+    """Above the size limit an hour becomes several compacted files; the next runs must leave it alone (they
+    rewrote it on every run, and FilesRemoved went negative)."""
+    from datetime import UTC, datetime, timedelta
+
+    from alblake.ingest import ingest_object
+    from alblake.lake.genlake import CompactionOptions, GenerationalLake
+    from tests.test_parse import DOC_LINE
+
+    lake = GenerationalLake(LocalStore(tmp_path), max_file_bytes=2_000)
+    for node in range(4):
+        data = gzip.compress(((DOC_LINE + "\n") * 70_000).encode())
+        ingest_object(lambda data=data: __import__("io").BytesIO(data), f"node-{node}.log.gz", lake)
+    options = CompactionOptions(now=datetime.now(UTC), older_than=timedelta(0), grace=timedelta(days=1))
+    first = lake.compact(options)
+    assert first.partitions_compacted == 1
+    files = lake.visible_files()
+    assert len(files) > 1  # split
+    for _ in range(2):
+        again = lake.compact(options)
+        assert (again.partitions_compacted, again.files_removed) == (0, 0)
+        assert lake.visible_files() == files
+    assert sum(pq.read_metadata(f).num_rows for f in files) == 280_000

@@ -53,7 +53,7 @@ from alblake.lake.layout import (
     quarantine_key,
     read_manifest,
 )
-from alblake.lake.merge import MergeInput, UnreadableInputError, merge_sorted, read_lineage
+from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError, merge_sorted, read_lineage
 from alblake.lake.staged import StagedObject
 from alblake.ports import (
     CommitResult,
@@ -127,6 +127,12 @@ class _Live:
     tag: str | None
 
 
+def _has_per_object_files(keys: Iterable[str]) -> bool:
+    """Whether a live folder still holds files of single source objects (what compaction merges). A folder of
+    compacted files only is done, also when a large hour was split into several of them."""
+    return any(_PER_OBJECT_FILE.match(key.rsplit("/", 1)[-1]) for key in keys)
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -143,11 +149,13 @@ class GenerationalLake:
         *,
         clock: Callable[[], datetime] | None = None,
         attempts: int = ATTEMPTS,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.store = store
         self.registrar = registrar
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
+        self.max_file_bytes = max_file_bytes  # compacted files are split above this size
 
     # ----------------------------------------------------------------------------------------------- readers
 
@@ -353,7 +361,7 @@ class GenerationalLake:
             token = folder.rstrip("/").rsplit("-", 1)[-1]
             out = Path(work) / "out"
             out.mkdir()
-            merged = merge_sorted(inputs, out, token)
+            merged = merge_sorted(inputs, out, token, max_file_bytes=self.max_file_bytes)
             bytes_written = sum(f.data_path.stat().st_size for f in merged.files)
             uploaded = []
             for file in merged.files:
@@ -472,8 +480,8 @@ class GenerationalLake:
         live = self.read_state(partition)
         hour_end = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00") + timedelta(hours=1)
         closed = options.now - hour_end >= options.older_than
-        files = [k for k in self.store.list_keys(live.state.live) if k.endswith(".parquet")]
-        if closed and (len(files) > 1 or any(_PER_OBJECT_FILE.match(k.rsplit("/", 1)[-1]) for k in files[:1])):
+        files = self._live_files(live.state)
+        if closed and _has_per_object_files(files):
             done = self._rewrite(partition, {}, expected=live)
             if done is None:
                 report.conflicts += 1
@@ -486,7 +494,7 @@ class GenerationalLake:
         if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
             self.store.delete(pending_key(partition))
             state = self.read_state(partition).state
-            if state.retired or len(self._live_files(state)) > 1:
+            if state.retired or _has_per_object_files(self._live_files(state)):
                 self.store.put_bytes(pending_key(partition), b"")
 
     def _live_files(self, state: PartitionState) -> list[str]:
