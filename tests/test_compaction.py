@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -202,9 +203,9 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
     from tests.test_parse import DOC_LINE
 
     lake = GenerationalLake(LocalStore(tmp_path), max_file_bytes=2_000)
+    data = gzip.compress(((DOC_LINE + "\n") * 70_000).encode())
     for node in range(4):
-        data = gzip.compress(((DOC_LINE + "\n") * 70_000).encode())
-        ingest_object(lambda data=data: __import__("io").BytesIO(data), f"node-{node}.log.gz", lake)
+        ingest_object(lambda: io.BytesIO(data), f"node-{node}.log.gz", lake)
     options = CompactionOptions(now=datetime.now(UTC), older_than=timedelta(0), grace=timedelta(days=1))
     first = lake.compact(options)
     assert first.partitions_compacted == 1
@@ -215,3 +216,29 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
         assert (again.partitions_compacted, again.files_removed) == (0, 0)
         assert lake.visible_files() == files
     assert sum(pq.read_metadata(f).num_rows for f in files) == 280_000
+
+
+def test_compacting_an_s3_lake_needs_its_glue_database(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without it the Glue Locations would stay behind and Athena would read emptied folders after the grace."""
+    assert main(["compact", "--lake", "s3://lake-bucket/x"]) == 2
+    assert "give --glue-database" in capsys.readouterr().err
+
+
+def test_a_denied_partition_state_is_an_error_not_a_missing_one() -> None:
+    """A 403 on a state must fail the commit: read as "never compacted", rows would land in a dead folder."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from alblake.aws.s3 import S3Store
+
+    client = boto3.client("s3", region_name="us-east-1")
+    store = S3Store(client, "lake")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_object", "AccessDenied", http_status_code=403)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            store.get_versioned("compaction/state/x.json")
+        stub.add_client_error("get_object", "NoSuchKey", http_status_code=404)
+        assert store.get_versioned("compaction/state/x.json") is None
+        stub.add_client_error("get_object", "AccessDenied", http_status_code=403)
+        assert store.get("manifests/x.json") is None  # a manifest: fail-safe "none"

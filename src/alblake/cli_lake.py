@@ -15,12 +15,12 @@ from alblake.lake.genlake import CompactionOptions, CompactionReport, Generation
 from alblake.lake.status import format_status, lake_status
 
 
-def _open(location: str) -> GenerationalLake | None:
+def _open(location: str, glue_database: str | None = None) -> GenerationalLake | None:
     if "://" not in location and not Path(location).is_dir():
         print(f"error: {location}: no such lake directory", file=sys.stderr)
         return None
     try:
-        lake = open_lake_at(location)
+        lake = open_lake_at(location, glue_database=glue_database)
     except LakeLocationError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
@@ -51,7 +51,14 @@ def format_report(report: CompactionReport, seconds: float) -> str:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    lake = _open(args.lake)
+    if "://" in args.lake and not args.glue_database:
+        print(
+            f"error: {args.lake}: compacting an S3 lake moves its Glue partition Locations; give --glue-database "
+            "(the stack's GlueDatabaseName), or leave it to the deployed CompactFunction",
+            file=sys.stderr,
+        )
+        return 2
+    lake = _open(args.lake, args.glue_database)
     if lake is None:
         return 2
     started = datetime.now(UTC)
@@ -89,7 +96,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     """Add ``compact`` and ``status`` to the ``alblake`` sub-commands."""
     compact = commands.add_parser("compact", help="compact closed partition-hours into one sorted file each")
-    compact.add_argument("--lake", required=True, help="lake directory")
+    compact.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    compact.add_argument(
+        "--glue-database", help="an s3:// lake's Glue database (its alb_logs partitions follow the compaction)"
+    )
     compact.add_argument(
         "--older-than",
         type=_minutes,
@@ -107,6 +117,6 @@ def register(commands: Any) -> None:
     compact.set_defaults(func=_cmd_compact)
 
     status = commands.add_parser("status", help="objects, partitions, files, rows, quarantine and gaps per LB")
-    status.add_argument("--lake", required=True, help="lake directory")
+    status.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_cmd_status)

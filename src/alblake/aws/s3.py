@@ -98,8 +98,17 @@ class S3Store:
         self._client.upload_file(str(local_path), self.bucket, self.object_key(key), ExtraArgs=extra)
 
     def get(self, key: str) -> bytes | None:
-        """A small object's content (manifests, partition states), or None when it does not exist."""
-        versioned = self.get_versioned(key)
+        """A small object's content, or None when it does not exist.
+
+        Where the caller lacks s3:ListBucket, S3 answers a missing key with 403 AccessDenied rather than 404; for
+        the object manifests that is read as "no manifest", which is fail-safe (that run deletes nothing).
+        """
+        try:
+            versioned = self.get_versioned(key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("AccessDenied", "403"):
+                return None
+            raise
         return None if versioned is None else versioned.content
 
     def delete(self, key: str) -> None:
@@ -125,16 +134,13 @@ class S3Store:
             raise
 
     def get_versioned(self, key: str) -> Versioned | None:
-        """Content and ETag, or None when the key does not exist.
-
-        Where the caller lacks s3:ListBucket on the key's prefix, S3 answers a missing key with 403 AccessDenied
-        rather than 404; reading that as "missing" is fail-safe for manifests (that run deletes nothing) and for
-        partition states (the function is granted GetObject on them, so a 403 means the object is not there).
-        """
+        """Content and ETag, or None when the key does not exist (404). A 403 raises: for a partition state,
+        "denied" must never read as "missing" (the functions have s3:ListBucket on the lake bucket, so S3 answers
+        a missing key with 404)."""
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied", "403"):
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise
         return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
