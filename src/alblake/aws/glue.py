@@ -88,7 +88,7 @@ class GluePartitionRegistrar:
                 raise GlueTableLocationError(
                     f"Glue table {self.database}.{self.table} has Location {location!r} but the lake files are "
                     f"written under {self.expected_location!r} (LAKE_BUCKET/LAKE_PREFIX): its partitions would "
-                    "point where no data is. Make the table Location and the lake sink agree."
+                    "point where no data is. Make the table Location and the lake agree."
                 )
             self._sd = sd
         return self._sd

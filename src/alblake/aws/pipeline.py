@@ -321,7 +321,7 @@ def build_pipeline(
 ) -> IngestPipeline:
     """Wire the adapters around boto3 clients (one set per container).
 
-    Reads the Glue table once (cold start) and raises ``ConfigError`` if its Location is not where the sink
+    Reads the Glue table once (cold start) and raises ``ConfigError`` if its Location is not where the lake
     writes the table's files (``s3://LAKE_BUCKET/LAKE_PREFIX + alb_logs/``): every partition would otherwise
     point at an empty prefix. Nothing is published then.
     """

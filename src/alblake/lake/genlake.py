@@ -113,7 +113,6 @@ class Rewritten:
     """A new generation made live: its state and what the rewrite did."""
 
     state: PartitionState
-    files_before: int
     files_after: int
     rows: int
     bytes_written: int
@@ -390,7 +389,7 @@ class GenerationalLake:
             return None
         self.store.put_bytes(pending_key(partition), b"")  # a later run deletes the retired folder
         self._point([partition])
-        return Rewritten(new, len(inputs), len(uploaded), merged.rows, bytes_written)
+        return Rewritten(new, len(uploaded), merged.rows, bytes_written)
 
     def _lineage_of(self, data_key: str, work: Path) -> tuple[list[str], np.ndarray]:
         local = work / f"lineage-{secrets.token_hex(4)}.parquet"
@@ -434,10 +433,6 @@ class GenerationalLake:
                 inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
                 digests[stem] = replacement.digest
         return inputs, digests
-
-    def compact_partition(self, partition: Partition) -> Rewritten | None:
-        """Rewrite ``partition`` into time-sorted compacted files (one attempt; None when another writer won)."""
-        return self._rewrite(partition, {})
 
     def compact(self, options: CompactionOptions) -> CompactionReport:
         """Compact every closed partition-hour with more than one visible file, and delete folders retired longer
