@@ -242,3 +242,11 @@ def test_a_denied_partition_state_is_an_error_not_a_missing_one() -> None:
         assert store.get_versioned("compaction/state/x.json") is None
         stub.add_client_error("get_object", "AccessDenied", http_status_code=403)
         assert store.get("manifests/x.json") is None  # a manifest: fail-safe "none"
+
+
+def test_a_failed_local_put_leaves_no_hidden_temporary_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    (tmp_path / "compaction" / "state.json").mkdir(parents=True)  # the rename onto it fails
+    with pytest.raises(OSError):
+        store.put_bytes("compaction/state.json", b"{}")
+    assert [p.name for p in (tmp_path / "compaction").iterdir()] == ["state.json"]

@@ -37,10 +37,15 @@ class LocalStore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
             local_path.replace(destination)
-        except OSError:  # another filesystem: copy next to the destination, then rename
-            temporary = destination.with_name(f".{destination.name}.tmp")
-            shutil.copyfile(local_path, temporary)
-            temporary.replace(destination)
+        except OSError:  # another filesystem: copy next to the destination (a private name), then rename
+            with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
+                pass
+            try:
+                shutil.copyfile(local_path, temporary.name)
+            except BaseException:
+                Path(temporary.name).unlink(missing_ok=True)
+                raise
+            _replace_or_discard(Path(temporary.name), destination)
             local_path.unlink()
 
     def get(self, key: str) -> bytes | None:
@@ -87,8 +92,12 @@ class LocalStore:
         destination = self.root / key
         destination.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
-            temporary.write(content)
-        Path(temporary.name).replace(destination)
+            try:
+                temporary.write(content)
+            except BaseException:
+                Path(temporary.name).unlink(missing_ok=True)
+                raise
+        _replace_or_discard(Path(temporary.name), destination)
 
     def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
         locks = self.root / LOCKS_DIR
@@ -113,3 +122,12 @@ class LocalStore:
 
 def _tag(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def _replace_or_discard(temporary: Path, destination: Path) -> None:
+    """Rename ``temporary`` over ``destination``; on failure remove it (no hidden leftovers in the lake)."""
+    try:
+        temporary.replace(destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -94,11 +94,13 @@ def lake_status(lake: GenerationalLake) -> LakeStatus:
     _add_files(lake, balancer, status)
     sources = _add_objects(lake, balancer)
     _add_quarantine(lake, balancer, sources)
+    late: defaultdict[str, set[str]] = defaultdict(set)  # an object late in two hours is one late object
     for state in lake.states():
-        late = sum(1 for record in state.sources.values() if record.late)
-        balancer[state.partition.elb_name].late_objects += late
+        late[state.partition.elb_name].update(stem for stem, record in state.sources.items() if record.late)
         if state.generation > 0:
             balancer[state.partition.elb_name].compacted_partitions += 1
+    for elb_name, stems in late.items():
+        balancer[elb_name].late_objects = len(stems)
     status.balancers = dict(balancer)
     return status
 
