@@ -112,20 +112,14 @@ class GluePartitionRegistrar:
         for start in range(0, len(items), GET_BATCH_SIZE):
             current.update(self._locations(items[start : start + GET_BATCH_SIZE]))
         missing = [t for t in items if tuple(t.partition.values) not in current]
-        behind = [
-            t
-            for t in items
-            if tuple(t.partition.values) in current
-            and _dir(current[tuple(t.partition.values)]) != _dir(t.location)
-            and generation_of_location(current[tuple(t.partition.values)]) < t.generation
-        ]
+        behind = _behind(items, current)
         changed = 0
         for start in range(0, len(missing), BATCH_SIZE):
             batch = missing[start : start + BATCH_SIZE]
             created = self._create_batch_at(batch)
             changed += created
             if created < len(batch):  # created concurrently by another writer: check where it points now
-                behind.extend(self._behind(batch))
+                behind.extend(_behind(batch, self._locations(batch)))
         for start in range(0, len(behind), BATCH_SIZE):
             changed += self._update_batch(behind[start : start + BATCH_SIZE])
         return changed
@@ -146,16 +140,6 @@ class GluePartitionRegistrar:
             tuple(p["Values"]): str(p.get("StorageDescriptor", {}).get("Location", ""))
             for p in resp.get("Partitions", [])
         }
-
-    def _behind(self, targets: Sequence[PartitionTarget]) -> list[PartitionTarget]:
-        current = self._locations(targets)
-        return [
-            t
-            for t in targets
-            if tuple(t.partition.values) in current
-            and _dir(current[tuple(t.partition.values)]) != _dir(t.location)
-            and generation_of_location(current[tuple(t.partition.values)]) < t.generation
-        ]
 
     def _input_at(self, target: PartitionTarget) -> dict[str, Any]:
         partition_input = self.partition_input(target.partition)
@@ -206,6 +190,17 @@ class GluePartitionRegistrar:
                 f"{len(failures)} partition(s): " + "; ".join(failures)
             )
         return already
+
+
+def _behind(targets: Sequence[PartitionTarget], current: dict[tuple[str, ...], str]) -> list[PartitionTarget]:
+    """The targets whose partition exists but points at an older generation than the target's."""
+    return [
+        t
+        for t in targets
+        if tuple(t.partition.values) in current
+        and _dir(current[tuple(t.partition.values)]) != _dir(t.location)
+        and generation_of_location(current[tuple(t.partition.values)]) < t.generation
+    ]
 
 
 def _dir(location: str) -> str:

@@ -48,8 +48,8 @@ from alblake.lake.generations import (
 from alblake.lake.layout import (
     DATA_PREFIX,
     Partition,
+    data_key,
     manifest_key,
-    partition_location,
     quarantine_key,
     read_manifest,
 )
@@ -248,7 +248,7 @@ class GenerationalLake:
         for _ in range(self.attempts):
             live = self.read_state(partition)
             if live.tag is None:  # generation 0 without state: a plain Hive put, then check nobody sealed it
-                key = f"{partition_location(partition)}{stem}.parquet"
+                key = data_key(partition, stem)
                 self._put_copy(key, path)
                 if self.store.get_versioned(state_key(partition)) is None:
                     return key
@@ -391,13 +391,13 @@ class GenerationalLake:
         self._point([partition])
         return Rewritten(new, len(uploaded), merged.rows, bytes_written)
 
-    def _lineage_of(self, data_key: str, work: Path) -> tuple[list[str], np.ndarray]:
+    def _lineage_of(self, compacted_key: str, work: Path) -> tuple[list[str], np.ndarray]:
         local = work / f"lineage-{secrets.token_hex(4)}.parquet"
         try:
-            self.store.download(lineage_key(data_key), local)
+            self.store.download(lineage_key(compacted_key), local)
         except FileNotFoundError:
-            raise UnreadableInputError(f"{data_key}: compacted file without its lineage file") from None
-        stems, indices = read_lineage(local, data_key)
+            raise UnreadableInputError(f"{compacted_key}: compacted file without its lineage file") from None
+        stems, indices = read_lineage(local, compacted_key)
         local.unlink(missing_ok=True)
         return stems, indices
 
