@@ -133,9 +133,12 @@ def aws(aws_env: None) -> Iterator[Aws]:
         yield Aws(s3, glue)
 
 
-def _load_app() -> ModuleType:
-    path = ROOT / "functions" / "ingest" / "app.py"
-    spec = importlib.util.spec_from_file_location("alblake_ingest_app", path)
+def function_app(function: str) -> ModuleType:
+    """functions/<function>/app.py as module ``alblake_<function>_app`` (loaded once per test session)."""
+    name = f"alblake_{function}_app"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -146,7 +149,7 @@ def _load_app() -> ModuleType:
 @pytest.fixture
 def app(aws: Aws) -> Iterator[ModuleType]:
     """functions/ingest/app.py, its per-container pipeline rebuilt inside this test's moto."""
-    module = sys.modules.get("alblake_ingest_app") or _load_app()
+    module = function_app("ingest")
     module.pipeline.cache_clear()
     yield module
     clear = getattr(module.pipeline, "cache_clear", None)  # a test may have monkeypatched pipeline()

@@ -5,11 +5,8 @@ What Athena reads is modelled as every object under each Glue partition's Locati
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,12 +24,12 @@ from tests.integration.conftest import (
     TABLE,
     Aws,
     FakeContext,
+    function_app,
     gz,
     metric_values,
     s3_event,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 HOUR_22 = ["my-loadbalancer", "2018-07-02", "22"]
 
 
@@ -40,20 +37,10 @@ def node_key(node: int) -> str:
     return ALB_KEY.replace("10.0.0.1_5v4k2s0a", f"10.0.0.{node}_node{node}abc")
 
 
-def _load_compact_app() -> ModuleType:
-    path = ROOT / "functions" / "compact" / "app.py"
-    spec = importlib.util.spec_from_file_location("alblake_compact_app", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def compact_app(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "alblake-compact")
-    module = sys.modules.get("alblake_compact_app") or _load_compact_app()
+    module = function_app("compact")
     module.pipeline.cache_clear()
     yield module
     module.pipeline.cache_clear()
