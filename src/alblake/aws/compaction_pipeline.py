@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
+from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.s3 import S3Store
 from alblake.lake.generations import CURSOR_KEY
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
@@ -179,11 +179,8 @@ def build_compaction_pipeline(
 ) -> CompactionPipeline:
     """Wire the adapters around boto3 clients (one set per container); checks the Glue table's Location."""
     store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
-    registrar = GluePartitionRegistrar(
-        glue, config.glue_database, config.glue_table, expected_location=store.url(DATA_PREFIX)
-    )
     try:
-        registrar.verify()
+        registrar = verified_registrar(glue, config.glue_database, config.glue_table, store.url(DATA_PREFIX))
     except GlueTableLocationError as error:
         raise CompactConfigError(str(error)) from error
     lake = GenerationalLake(store, registrar, clock=clock)

@@ -205,3 +205,11 @@ def _behind(targets: Sequence[PartitionTarget], current: dict[tuple[str, ...], s
 
 def _dir(location: str) -> str:
     return location.rstrip("/") + "/"
+
+
+def verified_registrar(client: Any, database: str, table: str, lake_location: str) -> GluePartitionRegistrar:
+    """The registrar of ``database.table``, whose Location was just checked to be ``lake_location`` (where the
+    lake writes the table's files); raises ``GlueTableLocationError`` otherwise, before anything is written."""
+    registrar = GluePartitionRegistrar(client, database, table, expected_location=lake_location)
+    registrar.verify()
+    return registrar

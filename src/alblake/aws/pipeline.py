@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from alblake.aws.events import S3Record, parse_event
-from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
+from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
 from alblake.errors import InputError, ObjectMissingError
@@ -326,11 +326,8 @@ def build_pipeline(
     point at an empty prefix. Nothing is published then.
     """
     store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
-    registrar = GluePartitionRegistrar(
-        glue, config.glue_database, config.glue_table, expected_location=store.url(DATA_PREFIX)
-    )
     try:
-        registrar.verify()
+        registrar = verified_registrar(glue, config.glue_database, config.glue_table, store.url(DATA_PREFIX))
     except GlueTableLocationError as e:
         raise ConfigError(str(e)) from e
     return IngestPipeline(

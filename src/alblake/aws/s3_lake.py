@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from alblake.aws.glue import GluePartitionRegistrar, GlueTableLocationError
+from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.s3 import S3Store
 from alblake.aws.session import client
 from alblake.lake import open_lake
@@ -30,15 +30,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def open_s3_lake(url: str, *, glue_database: str | None = None, glue_table: str = TABLE_NAME) -> Lake:
     """The lake under ``s3://bucket/prefix``; with ``glue_database``, commits register their partitions in
     that Glue table (the deployed lake's catalog), whose Location must be the lake's ``alb_logs/`` prefix."""
-    bucket, prefix = parse_s3_url(url)
-    store = S3Store(client("s3"), bucket, prefix)
+    store = open_s3_store(url)
     if glue_database is None:
         return open_lake(store)
-    registrar = GluePartitionRegistrar(
-        client("glue"), glue_database, glue_table, expected_location=store.url(DATA_PREFIX)
-    )
     try:
-        registrar.verify()
+        registrar = verified_registrar(client("glue"), glue_database, glue_table, store.url(DATA_PREFIX))
     except (GlueTableLocationError, ClientError) as exc:
         raise S3UrlError(f"{url}: Glue table {glue_database}.{glue_table}: {exc}") from exc
     return open_lake(store, registrar)
