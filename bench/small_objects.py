@@ -1,11 +1,17 @@
 """Many small objects vs one large object: lines/s of ``alblake ingest`` over 600 objects x 250 lines (all
 cores, process pool) against one 150k-line object (one process), measured in the same run.
 
+Two shapes of the same 600 x 250 lines, because the cost of small objects depends on how many share a
+partition-hour (one file per partition-hour is the floor of any Hive layout):
+- ``delivery``: what ALB writes, one object per load balancer node every 5 minutes (3 load balancers with 2, 2
+  and 1 nodes, 120 intervals: 12-24 objects per partition-hour);
+- ``spread``: the sample generator's rounds 40 minutes apart (1-2 objects per partition-hour, ~400 of them).
+
 Target (issue 11): small objects at >= 0.5x the large object's lines/s; and the large object is not slower
 than a plain in-process ``ingest_object`` call (the pool is not used for a single object).
 Prints ratios; each figure is the best of ``--repeat`` runs, the configurations alternating so that a noisy
-neighbour on the machine hits them alike.
-Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --jobs N]
+neighbour on the machine hits them alike. ``per object`` is the same objects ingested one by one (no batches).
+Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --jobs N --shape delivery|spread]
 """
 
 from __future__ import annotations
@@ -23,26 +29,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alblake.ingest import default_jobs, ingest_object, ingest_paths
 from alblake.lake import open_local_lake
-from alblake.sample import write_sample_logs
+from alblake.sample import write_sample_day, write_sample_logs
 
 OUT = Path(__file__).parent / "out"
 
 
-def make_inputs(objects: int, lines: int) -> tuple[Path, Path]:
-    small = OUT / f"small-{objects}x{lines}"
+DELIVERY_NODES = (2, 2, 1)  # nodes of each sample load balancer: 5 objects per 5-minute interval
+
+
+def make_inputs(objects: int, lines: int, shape: str) -> tuple[Path, Path]:
+    small = OUT / (f"small-{objects}x{lines}" if shape == "spread" else f"small-{shape}-{objects}x{lines}")
     large = OUT / f"large-1x{objects * lines}"
     start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-    for path, files, per_file in ((small, objects, lines), (large, 1, objects * lines)):
-        if not path.exists():
-            write_sample_logs(path / "tmp", files=files, lines_per_file=per_file, start=start, malformed_every=0)
-            (path / "tmp").rename(path / "logs")
+    if not small.exists():
+        if shape == "spread":
+            write_sample_logs(small / "tmp", files=objects, lines_per_file=lines, start=start, malformed_every=0)
+        else:
+            intervals = -(-objects // sum(DELIVERY_NODES))
+            write_sample_day(small / "tmp", day=start, nodes_per_lb=DELIVERY_NODES, lines_per_object=lines,
+                             malformed_every=0, intervals=intervals)
+        (small / "tmp").rename(small / "logs")
+    if not large.exists():
+        write_sample_logs(large / "tmp", files=1, lines_per_file=objects * lines, start=start, malformed_every=0)
+        (large / "tmp").rename(large / "logs")
     return small / "logs", large / "logs"
 
 
-def timed_ingest(logs: Path, jobs: int, work: Path) -> tuple[float, int]:
+def timed_ingest(logs: Path, jobs: int, work: Path, batch: bool | None = None) -> tuple[float, int]:
     lake = Path(tempfile.mkdtemp(dir=work))
     started = time.perf_counter()
-    summary = ingest_paths([str(logs)], lake, jobs=jobs)
+    summary = ingest_paths([str(logs)], lake, jobs=jobs, batch=batch)
     seconds = time.perf_counter() - started
     assert not summary.failures, summary.failures
     shutil.rmtree(lake)
@@ -87,8 +103,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--shape", choices=["delivery", "spread"], default="delivery")
     args = parser.parse_args()
-    small, large = make_inputs(args.objects, args.lines)
+    small, large = make_inputs(args.objects, args.lines, args.shape)
     work = Path(tempfile.mkdtemp(dir=OUT))
     best: dict[str, float] = {}
     lines = args.objects * args.lines
@@ -100,13 +117,16 @@ def main() -> None:
                 "large, alblake ingest": lambda: min(timed_ingest(large, args.jobs, work)[0] for _ in range(3)),
                 "small, 1 process": lambda: timed_ingest(small, 1, work)[0],
                 f"small, {args.jobs} processes": lambda: timed_ingest(small, args.jobs, work)[0],
+                f"small per object, {args.jobs} pr.": lambda: timed_ingest(small, args.jobs, work, batch=False)[0],
             }
             for name, run in runs.items():
                 best[name] = min(best.get(name, float("inf")), run())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     reference = lines / best["large, alblake ingest"]
-    print(f"{lines:,} lines each; best of {args.repeat}; {args.jobs} processes for the pool")
+    objects = sum(1 for _ in small.rglob("*.log.gz"))
+    print(f"{lines:,} lines each ({objects} small objects, shape {args.shape}); best of {args.repeat}; "
+          f"{args.jobs} processes for the pool")
     print(f"control: pure CPU work on {args.jobs} processes runs {cpu_scaling(args.jobs):.2f}x one process")
     for name, seconds in best.items():
         print(f"  {name:28s} {seconds:6.2f} s  {lines / seconds:>10,.0f} lines/s  {lines / seconds / reference:5.2f}x")

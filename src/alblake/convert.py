@@ -10,8 +10,8 @@ disk and capped (``alblake.quarantine``), and at most ``parquet_out.MAX_OPEN_WRI
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alblake.lake.layout import Partition, unstorable_reason
-from alblake.lake.staged import StagedObject
+from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
 from alblake.parquet_out import PartitionWriters
 from alblake.parse import MAX_LINE_BYTES, ParsedBlock, QuarantinedLine, is_constant, parse_block
 from alblake.quarantine import EMPTY_LINE, QuarantineWriter
@@ -284,6 +284,14 @@ class _Conversion:
             self.staged.max_time = latest
 
 
+def _rows_at(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """``table.take(positions)`` for ascending positions; a slice (no copy) when they are one run."""
+    first, last = int(positions[0]), int(positions[-1])
+    if last - first + 1 == len(positions):
+        return table.slice(first, len(positions))
+    return table.take(pa.array(positions))
+
+
 def _lines_of_rows(
     lines: _Lines, parsed: ParsedBlock, refused: list[tuple[np.ndarray | None, str]]
 ) -> Iterator[QuarantinedLine]:
@@ -295,3 +303,202 @@ def _lines_of_rows(
         for number, index in zip(chosen.tolist(), np.searchsorted(lines.numbers, chosen).tolist(), strict=True):
             start = int(ends[index - 1]) + 1 if index else 0
             yield QuarantinedLine(number, reason, bytes(lines.text[start : int(ends[index])]))
+
+
+# ------------------------------------------------------------------------------------------ small objects, batched
+#
+# Converting an object on its own costs ~10 ms beyond its lines (a Parquet file per partition-hour, a staging
+# directory, a parse call): for objects of a few hundred lines that is most of the time. A batch parses the text of
+# many small objects in one call and keeps their rows in memory by partition, each row with its object
+# (``StagedBatch``); ``Lake.commit_batch`` then writes one file per partition for all of them. An object is taken
+# into a batch only when the result is exactly what converting it alone gives: every other object (more text than
+# ``SMALL_TEXT_BYTES`` or one block, more lines than one parse call takes, a line longer than the parser accepts,
+# rows the lake cannot store or too many partition-hours) is left to be converted on its own.
+
+SMALL_TEXT_BYTES = 4 << 20  # text of an object converted in a batch, at most (reading stops within 16 MiB)
+BATCH_TEXT_BYTES = 64 << 20  # text a batch holds in memory, at most; objects after that are converted alone
+
+OpenStream = Callable[[], BinaryIO]
+
+
+@dataclass
+class BatchConversion:
+    """What ``convert_batch`` did with each input (by position): converted into ``batch`` (``batch.objects[i]`` is
+    input ``converted[i]``), left to be converted on its own, or failed (the error, as converting alone raises it)."""
+
+    batch: StagedBatch
+    converted: list[int] = field(default_factory=list)
+    alone: list[int] = field(default_factory=list)
+    failed: dict[int, Exception] = field(default_factory=dict)
+
+
+@dataclass
+class _Member:
+    position: int
+    staged: StagedObject
+    text: Block
+    quarantine: QuarantineWriter | None = None
+
+
+def convert_batch(inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path) -> BatchConversion:
+    """Convert small objects together: ``inputs`` are (open the object, source id). Nothing is in the lake until
+    ``Lake.commit_batch``; the caller discards the batch afterwards."""
+    batch = StagedBatch(Path(tempfile.mkdtemp(prefix="batch-", dir=staging_dir)))
+    conversion = _BatchConversion(BatchConversion(batch))
+    try:
+        for position, (open_stream, source_id) in enumerate(inputs):
+            conversion.add(position, open_stream, source_id)
+        conversion.finish()
+    except BaseException:
+        batch.discard()
+        raise
+    return conversion.result
+
+
+def _small_text(reader: _CountingReader, require_gzip: bool) -> Block | None:
+    """The whole text of a small object (one block of whole lines), or None when it is not small."""
+    items = iter_blocks(iter_text_chunks(reader, require_gzip=require_gzip), SMALL_TEXT_BYTES)
+    first = next(items, None)
+    if first is None:
+        return b""
+    if isinstance(first, LongLine) or len(first) > SMALL_TEXT_BYTES or next(items, None) is not None:
+        return None
+    return first
+
+
+class _BatchConversion:
+    def __init__(self, result: BatchConversion) -> None:
+        self.result = result
+        self.pending: list[_Member] = []
+        self.pending_lines = 0
+        self.pending_bytes = 0
+        self.text_bytes = 0
+        self.tables: dict[Partition, list[pa.Table]] = {}
+        self.lineages: dict[Partition, list[np.ndarray]] = {}  # per row: index into result.batch.objects
+        self.members: list[_Member] = []  # converted, in batch order
+
+    def add(self, position: int, open_stream: OpenStream, source_id: str) -> None:
+        if self.text_bytes >= BATCH_TEXT_BYTES:
+            self.result.alone.append(position)
+            return
+        staged = StagedObject(source_id, self.result.batch.stage_dir)
+        try:
+            with open_stream() as stream:
+                reader = _CountingReader(stream)
+                text = _small_text(reader, require_gzip=source_id.endswith(".gz"))
+        except Exception as error:  # as converting it alone would fail: the caller reports it
+            self.result.failed[position] = error
+            return
+        lines = 0 if text is None else bytes(text).count(b"\n")
+        if text is None or lines > MAX_LINES_PER_PARSE:
+            self.result.alone.append(position)
+            return
+        staged.bytes_in, staged.text_bytes, staged.lines = reader.count, len(text), lines
+        self.text_bytes += len(text)
+        if self.pending_lines + lines > MAX_LINES_PER_PARSE or self.pending_bytes + len(text) > SMALL_TEXT_BYTES:
+            self._parse_pending()
+        self.pending.append(_Member(position, staged, text))
+        self.pending_lines += lines
+        self.pending_bytes += len(text)
+
+    def finish(self) -> None:
+        self._parse_pending()
+        batch = self.result.batch
+        for member in self.members:
+            batch.objects.append(member.staged)
+            self.result.converted.append(member.position)
+            if member.quarantine is not None:
+                member.staged.quarantine_path = member.quarantine.close()
+                member.staged.quarantined = member.quarantine.count
+                member.staged.quarantine_stored = member.quarantine.stored
+                member.staged.quarantine_reasons = dict(member.quarantine.reasons)
+        for partition in sorted(self.tables):
+            lineage = np.concatenate(self.lineages[partition])
+            present = np.unique(lineage)
+            counts = np.bincount(lineage)
+            for index in present.tolist():
+                batch.objects[index].batched_rows[partition] = int(counts[index])
+            batch.rows.append(
+                StagedRows(
+                    partition,
+                    pa.concat_tables(self.tables[partition]),
+                    [batch.objects[index].stem for index in present.tolist()],
+                    np.searchsorted(present, lineage).astype(np.int32),
+                )
+            )
+        for staged in batch.objects:
+            staged.rows = sum(staged.batched_rows.values())
+
+    def _parse_pending(self) -> None:
+        members, self.pending = self.pending, []
+        self.pending_lines = self.pending_bytes = 0
+        if not members:
+            return
+        counts = np.array([m.staged.lines for m in members], dtype=np.int64)
+        starts = 1 + np.concatenate(([0], np.cumsum(counts)[:-1]))  # each member's first line in the joined text
+        parsed = parse_block(b"".join(bytes(m.text) for m in members), 1)
+        quarantined = np.array([q.line_number for q in parsed.quarantined], dtype=np.int64)
+        row_lines = np.setdiff1d(np.arange(1, int(counts.sum()) + 1), quarantined, assume_unique=True)
+        row_member = np.searchsorted(starts, row_lines, side="right") - 1  # non-decreasing: members are contiguous
+        groups = _partition_groups(parsed)
+        alone = self._members_alone(members, groups, row_member)
+        quarantined_member = (np.searchsorted(starts, quarantined, side="right") - 1).tolist()
+        for q, member_index in zip(parsed.quarantined, quarantined_member, strict=True):
+            if member_index not in alone:
+                line = QuarantinedLine(q.line_number - int(starts[member_index]) + 1, q.reason, q.raw)
+                self._quarantine_of(members[member_index]).add([line])
+        first_index = len(self.members)
+        batch_index = np.full(len(members), -1, dtype=np.int64)
+        for member_index, member in enumerate(members):
+            if member_index in alone:
+                self.result.alone.append(member.position)
+                self.text_bytes -= len(member.text)
+            else:
+                batch_index[member_index] = len(self.members)
+                self.members.append(member)
+            member.text = b""  # parsed: the text is not needed any more
+        keep = batch_index[row_member] >= 0
+        for partition, rows in groups:
+            positions = np.arange(len(row_member)) if rows is None else rows
+            positions = positions[keep[positions]]
+            if not len(positions):
+                continue
+            self.tables.setdefault(partition, []).append(_rows_at(parsed.table, positions))
+            self.lineages.setdefault(partition, []).append(batch_index[row_member[positions]])
+        self._note_times(parsed.table, row_member, batch_index, first_index)
+
+    def _members_alone(
+        self, members: list[_Member], groups: list[tuple[Partition, np.ndarray | None]], row_member: np.ndarray
+    ) -> set[int]:
+        """Members whose conversion alone would refuse rows (an unstorable partition, too many partitions)."""
+        alone: set[int] = set()
+        partitions_of: dict[int, int] = {}
+        for partition, rows in groups:
+            present = np.unique(row_member if rows is None else row_member[rows]).tolist()
+            # stems are short (layout.unstorable_reason): only the partition decides, so any member's stem will do
+            if unstorable_reason(partition, members[present[0]].staged.stem) is not None:
+                alone.update(present)
+            for index in present:
+                partitions_of[index] = partitions_of.get(index, 0) + 1
+        alone.update(index for index, count in partitions_of.items() if count > MAX_PARTITIONS_PER_OBJECT)
+        return alone
+
+    def _quarantine_of(self, member: _Member) -> QuarantineWriter:
+        if member.quarantine is None:
+            directory = self.result.batch.stage_dir / f"q{member.position}"
+            directory.mkdir()
+            member.quarantine = QuarantineWriter(directory, member.staged.source_id)
+        return member.quarantine
+
+    def _note_times(self, table: pa.Table, row_member: np.ndarray, batch_index: np.ndarray, first: int) -> None:
+        """Each member's latest request time (its rows are one contiguous run of the parsed rows)."""
+        if not len(row_member):
+            return
+        bounds = np.flatnonzero(np.diff(row_member)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(row_member)]))
+        times = table.column("time")
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            index = int(batch_index[row_member[start]])
+            if index >= first:
+                self.members[index].staged.max_time = pc.max(times.slice(start, end - start)).as_py()

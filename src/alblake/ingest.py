@@ -11,26 +11,31 @@ later one runs after the pool, as it would in a serial run.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from alblake.convert import convert_stream
+from alblake.convert import convert_batch, convert_stream
 from alblake.display import human_bytes, printable
 from alblake.errors import InputError
 from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
+from alblake.lake.staged import StagedObject
 from alblake.ports import CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.context import BaseContext
 
 LOG_SUFFIXES = (".log", ".log.gz")
@@ -50,6 +55,20 @@ class IngestedObject:
     partitions: list[Partition]
     commit: CommitResult
 
+    @classmethod
+    def of(cls, staged: StagedObject, commit: CommitResult) -> IngestedObject:
+        return cls(
+            source_id=staged.source_id,
+            lines=staged.lines,
+            rows=staged.rows,
+            quarantined=staged.quarantined,
+            bytes_in=staged.bytes_in,
+            text_bytes=staged.text_bytes,
+            max_time=staged.max_time,
+            partitions=staged.partitions,
+            commit=commit,
+        )
+
 
 def ingest_object(
     open_stream: Callable[[], BinaryIO], source_id: str, lake: Lake, *, block_size: int = BLOCK_SIZE
@@ -65,17 +84,7 @@ def ingest_object(
         commit = lake.commit(staged)
     finally:
         staged.discard()
-    return IngestedObject(
-        source_id=source_id,
-        lines=staged.lines,
-        rows=staged.rows,
-        quarantined=staged.quarantined,
-        bytes_in=staged.bytes_in,
-        text_bytes=staged.text_bytes,
-        max_time=staged.max_time,
-        partitions=staged.partitions,
-        commit=commit,
-    )
+    return IngestedObject.of(staged, commit)
 
 
 class SourceObject(Protocol):
@@ -106,8 +115,8 @@ class LocalFile:
     source_id: str
 
     @classmethod
-    def at(cls, path: Path) -> LocalFile:
-        return cls(path, path.stat().st_size, local_source_id(path))
+    def at(cls, path: Path, resolved_folders: dict[Path, Path] | None = None) -> LocalFile:
+        return cls(path, path.stat().st_size, local_source_id(path, resolved_folders))
 
     @property
     def name(self) -> str:
@@ -192,12 +201,13 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
 
 def select_local(patterns: Iterable[str], object_filter: ObjectFilter = EVERY_OBJECT) -> Selection:
     selection = Selection()
+    resolved_folders: dict[Path, Path] = {}
     for path in expand_paths(patterns):
         if not object_filter.accepts_name(path.name):
             selection.skipped += 1
             continue
         try:
-            selection.objects.append(LocalFile.at(path))
+            selection.objects.append(LocalFile.at(path, resolved_folders))
         except FileNotFoundError:
             reason = "no file matches this pattern" if _is_pattern(str(path)) else "no such file"
             selection.missing.append(Failure(str(path), reason))
@@ -226,10 +236,17 @@ def select_sources(paths: Iterable[str], object_filter: ObjectFilter = EVERY_OBJ
     return selection
 
 
-def local_source_id(path: Path) -> str:
+def local_source_id(path: Path, resolved_folders: dict[Path, Path] | None = None) -> str:
     """Identity of a local log file for output naming: from 'AWSLogs/' on when the path has it (a copy of the
-    bucket layout, so the same ALB object ingested from two directories replaces itself), else the full path."""
-    resolved = path.resolve().as_posix()
+    bucket layout, so the same ALB object ingested from two directories replaces itself), else the full path.
+    ``resolved_folders`` caches resolved folders across the files of one folder (resolving is most of the cost)."""
+    if resolved_folders is None or path.is_symlink():
+        resolved = path.resolve().as_posix()
+    else:
+        folder = resolved_folders.get(path.parent)
+        if folder is None:
+            folder = resolved_folders[path.parent] = path.parent.resolve()
+        resolved = (folder / path.name).as_posix()
     marker = resolved.find("/AWSLogs/")
     return resolved[marker + 1 :] if marker >= 0 else resolved
 
@@ -238,14 +255,45 @@ def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
     """Ingest one object; any error of this object is returned as a ``Failure`` (the others go on)."""
     try:
         return ingest_object(source.open, source.source_id, lake)
-    except FileNotFoundError:
-        return Failure(source.name, "no such file")
-    except IsADirectoryError:
-        return Failure(source.name, "is a directory")
-    except InputError as exc:
-        return Failure(source.name, str(exc))
     except Exception as exc:  # any error of one object (I/O, S3, a bug) must not stop the others
-        return Failure(source.name, f"{type(exc).__name__}: {exc}")
+        return failure_of(source, exc)
+
+
+def failure_of(source: SourceObject, exc: Exception) -> Failure:
+    if isinstance(exc, FileNotFoundError):
+        return Failure(source.name, "no such file")
+    if isinstance(exc, IsADirectoryError):
+        return Failure(source.name, "is a directory")
+    if isinstance(exc, InputError):
+        return Failure(source.name, str(exc))
+    return Failure(source.name, f"{type(exc).__name__}: {exc}")
+
+
+def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedObject | Failure]:
+    """Ingest small objects together (``convert_batch`` -> ``Lake.commit_batch``); an object the batch does not take
+    is ingested on its own. One outcome per object, in order; errors are ``Failure`` s as in ``ingest_one``
+    (a failed batch commit fails each of its objects: a retry replaces whatever part of it was committed)."""
+    outcomes: dict[int, IngestedObject | Failure] = {}
+    conversion = convert_batch([(source.open, source.source_id) for source in sources], lake.staging_dir())
+    try:
+        for position, error in conversion.failed.items():
+            outcomes[position] = failure_of(sources[position], error)
+        if conversion.batch.objects:
+            try:
+                commits = lake.commit_batch(conversion.batch)
+            except Exception as exc:
+                for position in conversion.converted:
+                    outcomes[position] = failure_of(sources[position], exc)
+            else:
+                for position, staged, commit in zip(
+                    conversion.converted, conversion.batch.objects, commits, strict=True
+                ):
+                    outcomes[position] = IngestedObject.of(staged, commit)
+    finally:
+        conversion.batch.discard()
+    for position in conversion.alone:
+        outcomes[position] = ingest_one(sources[position], lake)
+    return [outcomes[position] for position in range(len(sources))]
 
 
 _worker_lake: Lake | None = None
@@ -264,9 +312,13 @@ def _start_worker(lake_location: str, glue_database: str | None, environment: di
     _worker_lake = open_lake_at(lake_location, glue_database=glue_database)
 
 
-def _ingest_in_worker(source: SourceObject) -> IngestedObject | Failure:
+def _run_task(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedObject | Failure]:
+    return ingest_batch(sources, lake) if len(sources) > 1 else [ingest_one(sources[0], lake)]
+
+
+def _ingest_in_worker(sources: list[SourceObject]) -> list[IngestedObject | Failure]:
     assert _worker_lake is not None, "the pool initializer opens the lake"
-    return ingest_one(source, _worker_lake)
+    return _run_task(sources, _worker_lake)
 
 
 def default_jobs() -> int:
@@ -296,6 +348,44 @@ def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
     return waves
 
 
+# Small objects are ingested in batches (``ingest_batch``): one file per partition-hour for a whole batch instead of
+# one per object. Measured (bench/small_objects.py): ~10 ms of fixed cost per object alone.
+BATCH_OBJECT_BYTES = 1 << 20  # objects up to this size (compressed) go into batches
+BATCH_MIN_OBJECTS = 32  # fewer small objects than this: each on its own (the layout of a handful stays per object)
+BATCH_MAX_OBJECTS = 256
+BATCH_MAX_BYTES = 16 << 20  # compressed, per batch
+
+
+def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int) -> list[list[list[int]]]:
+    """Waves (see ``_waves``) of tasks: a task is one object, or a batch of small objects. ``batch``: None batches
+    when a wave has at least ``BATCH_MIN_OBJECTS`` small objects. Batches hold objects in name order (ALB names
+    sort by account, Region, load balancer, then time: one partition-hour's objects end up together) and are cut
+    so that every process gets several."""
+    planned = []
+    for wave in _waves(objects):
+        small = sorted(
+            (i for i in wave if objects[i].size <= BATCH_OBJECT_BYTES),
+            key=lambda i: (objects[i].source_id.rsplit("/", 1)[-1], i),
+        )
+        if not batch and not (batch is None and len(small) >= BATCH_MIN_OBJECTS):
+            small = []
+        taken = set(small)
+        tasks = [[i] for i in wave if i not in taken]
+        per_batch = max(1, min(BATCH_MAX_OBJECTS, -(-len(small) // (4 * jobs))))
+        current: list[int] = []
+        current_bytes = 0
+        for i in small:
+            if current and (len(current) >= per_batch or current_bytes + objects[i].size > BATCH_MAX_BYTES):
+                tasks.append(current)
+                current, current_bytes = [], 0
+            current.append(i)
+            current_bytes += objects[i].size
+        if current:
+            tasks.append(current)
+        planned.append(tasks)
+    return planned
+
+
 def _pool_context() -> BaseContext:
     """forkserver where there is one: workers never share memory with this process. (The native tokenizer's
     work buffers are shared anonymous mappings: children forked after this process had parsed wrote into the
@@ -311,23 +401,45 @@ def _pool_context() -> BaseContext:
 
 
 def _run_parallel(
-    objects: Sequence[SourceObject], lake_location: str, glue_database: str | None, jobs: int
+    objects: Sequence[SourceObject], plan: list[list[list[int]]], lake_location: str, glue_database: str | None,
+    jobs: int
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
-    """Results in input order within each wave; when a worker dies (killed, out of memory), every object without
-    a result yet is a ``Failure`` (the pool cannot tell which one killed it)."""
-    from concurrent.futures import ProcessPoolExecutor  # not at import: the Lambda never starts a pool
+    """Results as tasks finish, wave after wave, at most two tasks per worker queued at a time.
+
+    Starting the workers takes ~0.5 s (the fork server imports alblake first): a thread starts them while this
+    process ingests batches of small objects itself, taken from the back of the queue; once every worker is up,
+    this process only hands out tasks. When a worker dies (killed, out of memory), every object without a result
+    yet is a ``Failure`` (the pool cannot tell which one killed it).
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # the Lambda never starts a pool
     from concurrent.futures.process import BrokenProcessPool
 
-    chunksize = max(1, min(8, len(objects) // (jobs * 16)))
     done: set[int] = set()
+    lake: Lake | None = None
     try:
         with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
                                  initargs=(lake_location, glue_database, dict(os.environ))) as pool:
-            for wave in _waves(objects):
-                results = pool.map(_ingest_in_worker, [objects[i] for i in wave], chunksize=chunksize)
-                for index, outcome in zip(wave, results, strict=True):
-                    done.add(index)
-                    yield index, outcome
+            starting = threading.Thread(target=_start_workers, args=(pool, jobs), daemon=True)
+            starting.start()
+            for tasks in plan:
+                queue = deque(tasks)
+                running: dict[Future[list[IngestedObject | Failure]], list[int]] = {}
+                while queue or running:
+                    if starting.is_alive() and queue and len(queue[-1]) > 1:
+                        task = queue.pop()
+                        lake = lake or open_lake_at(lake_location, glue_database=glue_database)
+                        finished = [(task, _run_task([objects[i] for i in task], lake))]
+                    else:
+                        starting.join()
+                        while queue and len(running) < 2 * jobs:
+                            task = queue.popleft()
+                            running[pool.submit(_ingest_in_worker, [objects[i] for i in task])] = task
+                        ready, _ = wait(running, return_when=FIRST_COMPLETED)
+                        finished = [(running.pop(future), future.result()) for future in ready]
+                    for task, outcomes in finished:
+                        for index, outcome in zip(task, outcomes, strict=True):
+                            done.add(index)
+                            yield index, outcome
     except BrokenProcessPool as exc:
         reason = f"not ingested: a worker process died ({exc})"
         for index, source in enumerate(objects):
@@ -335,9 +447,23 @@ def _run_parallel(
                 yield index, Failure(source.name, reason)
 
 
-def _run_serial(objects: Sequence[SourceObject], lake: Lake) -> Iterator[tuple[int, IngestedObject | Failure]]:
-    for index, source in enumerate(objects):
-        yield index, ingest_one(source, lake)
+def _worker_ready() -> None:
+    """A task that returns once its worker has started (its initializer ran)."""
+
+
+def _start_workers(pool: ProcessPoolExecutor, jobs: int) -> None:
+    """Start every worker of the pool (one per task while none is idle) and wait until they are up."""
+    with contextlib.suppress(Exception):  # a worker that cannot start breaks the pool: reported by the tasks
+        for future in [pool.submit(_worker_ready) for _ in range(jobs)]:
+            future.result()
+
+
+def _run_serial(
+    objects: Sequence[SourceObject], plan: list[list[list[int]]], lake: Lake
+) -> Iterator[tuple[int, IngestedObject | Failure]]:
+    for tasks in plan:
+        for task in tasks:
+            yield from zip(task, _run_task([objects[i] for i in task], lake), strict=True)
 
 
 def ingest_sources(
@@ -347,9 +473,11 @@ def ingest_sources(
     jobs: int | None = 1,
     glue_database: str | None = None,
     progress: ProgressCallback | None = None,
+    batch: bool | None = None,
 ) -> IngestSummary:
     """Ingest every object into the lake at ``lake_location`` with ``jobs`` processes (1: this process; None:
-    ``auto_jobs``); ``glue_database``: see ``open_lake_at``.
+    ``auto_jobs``); ``glue_database``: see ``open_lake_at``; ``batch``: small objects in batches (None: when there
+    are many, see ``plan_tasks``).
 
     A failing object is reported in ``failures`` and does not stop the rest.
     """
@@ -357,10 +485,12 @@ def ingest_sources(
     started = time.perf_counter()
     location = str(lake_location)
     jobs = max(1, min(auto_jobs(objects) if jobs is None else jobs, len(objects)))
+    plan = plan_tasks(objects, batch=batch, jobs=jobs)
+    jobs = min(jobs, max((len(tasks) for tasks in plan), default=1))
     outcomes = (
-        _run_parallel(objects, location, glue_database, jobs)
+        _run_parallel(objects, plan, location, glue_database, jobs)
         if jobs > 1
-        else _run_serial(objects, open_lake_at(location, glue_database=glue_database))
+        else _run_serial(objects, plan, open_lake_at(location, glue_database=glue_database))
     )
     bytes_total = sum(o.size for o in objects)
     bytes_done = 0
@@ -385,11 +515,12 @@ def ingest_paths(
     glue_database: str | None = None,
     object_filter: ObjectFilter = EVERY_OBJECT,
     progress: ProgressCallback | None = None,
+    batch: bool | None = None,
 ) -> IngestSummary:
     """Ingest every object the paths name (files, globs, directories, ``s3://`` prefixes) into the lake."""
     selection = select_sources(paths, object_filter)
     summary = ingest_sources(
-        selection.objects, lake_location, jobs=jobs, glue_database=glue_database, progress=progress
+        selection.objects, lake_location, jobs=jobs, glue_database=glue_database, progress=progress, batch=batch
     )
     summary.failures[:0] = [(f.name, f.reason) for f in selection.missing]
     summary.skipped = selection.skipped

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from alblake.lake.layout import Partition
-from alblake.lake.staged import StagedObject
+from alblake.lake.staged import StagedBatch, StagedObject
 
 
 class ConditionFailedError(Exception):
@@ -110,6 +110,10 @@ class CommitResult:
 class Lake(Protocol):
     def commit(self, staged: StagedObject) -> CommitResult:
         """Make the staged object visible (replacing what an earlier commit of the same object made visible)."""
+        ...
+
+    def commit_batch(self, batch: StagedBatch) -> list[CommitResult]:
+        """``commit`` for each object of a batch (one result each, in order), their rows written together."""
         ...
 
     def visible_files(self) -> Sequence[str]:

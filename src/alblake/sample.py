@@ -186,17 +186,18 @@ def write_sample_day(
     lines_per_object: int = 500,
     seed: int = 11,
     malformed_every: int = 997,
+    intervals: int = 24 * 12,
 ) -> list[Path]:
     """Write one realistic day of deliveries: every node of every load balancer delivers one gzip object per
-    5-minute interval (288 a day), named as ALB names them. ``nodes_per_lb[i]`` nodes for ``LOAD_BALANCERS[i]``;
-    the default writes 7 x 288 = 2,016 objects of 500 lines (about 1M rows)."""
+    5-minute interval (288 a day, or the first ``intervals``), named as ALB names them. ``nodes_per_lb[i]`` nodes
+    for ``LOAD_BALANCERS[i]``; the default writes 7 x 288 = 2,016 objects of 500 lines (about 1M rows)."""
     rng = random.Random(seed)
     midnight = (day or datetime(2026, 11, 24, tzinfo=UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     written = []
     for lb_index, (lb, nodes) in enumerate(zip(LOAD_BALANCERS, nodes_per_lb, strict=False)):
         for node in range(nodes):
             node_ip = f"10.{lb_index}.{node}.{10 + node}"
-            for interval in range(24 * 12):
+            for interval in range(intervals):
                 start = midnight + timedelta(minutes=5 * interval)
                 lines = generate_lines(
                     lines_per_object, lb=lb, start=start, seconds=300, rng=rng, malformed_every=malformed_every

@@ -54,7 +54,7 @@ from alblake.lake.layout import (
     read_manifest,
 )
 from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError, merge_sorted, read_lineage
-from alblake.lake.staged import StagedObject
+from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
 from alblake.ports import (
     CommitResult,
     ConditionFailedError,
@@ -77,9 +77,15 @@ class ForeignFileError(ValueError):
     """A file in a partition's live folder that this lake did not write (the message names it)."""
 
 
+# The digest recorded for rows committed by a batch: unknown (no per-object file was written), so it never equals
+# a per-object file's digest and a later re-delivery of such an object replaces its rows instead of skipping.
+BATCH_DIGEST = ""
+
+
 @dataclass(frozen=True)
 class Replacement:
-    """A source object's new rows for one partition (a local Parquet file), or its removal (``path=None``)."""
+    """A source object's new rows for one partition (a local Parquet file), or its removal (``path=None``; rows a
+    batch adds for it come as an added input, and ``digest`` is then recorded for them)."""
 
     path: Path | None
     digest: str = ""
@@ -116,6 +122,7 @@ class Rewritten:
     files_after: int
     rows: int
     bytes_written: int
+    files_of: dict[str, list[str]] = field(default_factory=dict)  # by source stem: the files holding its rows
 
 
 @dataclass
@@ -210,19 +217,41 @@ class GenerationalLake:
     # ------------------------------------------------------------------------------------------ ingest commit
 
     def commit(self, staged: StagedObject) -> CommitResult:
-        stem = staged.stem
-        earlier_content = self.store.get(manifest_key(stem))
-        earlier_files = read_manifest(earlier_content, stem)
-        earlier_partitions = _manifest_partitions(earlier_content, earlier_files)
+        earlier = self.store.get(manifest_key(staged.stem))
         result = CommitResult()
         for data in staged.data:
-            result.written.append(self._commit_partition(data.partition, stem, data.path, data.rows))
+            result.written.append(self._commit_partition(data.partition, staged.stem, data.path, data.rows))
+        result.partitions_created = self._point(staged.partitions)
+        self._finish_object(staged, result, earlier)
+        return result
+
+    def commit_batch(self, batch: StagedBatch) -> list[CommitResult]:
+        """Commit small objects converted together: every partition of the batch gets one new generation holding
+        the batch's rows (a rewrite that replaces those objects' rows, as a changed re-ingest does), then each
+        object gets its quarantine file, stale-partition cleanup and manifest as in ``commit``. One result per
+        object, in order; the batch's catalog changes are counted in the first one."""
+        earlier = [self.store.get(manifest_key(staged.stem)) for staged in batch.objects]
+        results = [CommitResult() for _ in batch.objects]
+        position = {staged.stem: i for i, staged in enumerate(batch.objects)}
+        for rows in batch.rows:
+            for stem, keys in self._commit_rows(rows).items():
+                results[position[stem]].written.extend(keys)
+        if results:
+            results[0].partitions_created = self._point(rows.partition for rows in batch.rows)
+        for staged, result, content in zip(batch.objects, results, earlier, strict=True):
+            self._finish_object(staged, result, content)
+        return results
+
+    def _finish_object(self, staged: StagedObject, result: CommitResult, earlier_content: bytes | None) -> None:
+        """After an object's rows are live: its quarantine file, the removal of its rows from partitions an earlier
+        commit wrote and this one does not, then its manifest (last: a manifest says the commit is complete)."""
+        stem = staged.stem
+        earlier_files = read_manifest(earlier_content, stem)
         if staged.quarantine_path is not None:
             key = quarantine_key(stem)
             self.store.put_file(key, staged.quarantine_path)
             result.written.append(key)
-        result.partitions_created = self._point(staged.partitions)
-        stale = sorted(set(earlier_partitions) - set(staged.partitions))
+        stale = sorted(set(_manifest_partitions(earlier_content, earlier_files)) - set(staged.partitions))
         for partition in stale:
             result.deleted.extend(self._remove_source(partition, stem))
         self._point(stale)  # also when the removal was done by a run that crashed before pointing
@@ -240,7 +269,23 @@ class GenerationalLake:
             "quarantine_reasons": staged.quarantine_reasons,
         }
         self.store.put_bytes(manifest_key(stem), (json.dumps(manifest, indent=1) + "\n").encode())
-        return result
+
+    def _commit_rows(self, rows: StagedRows) -> dict[str, list[str]]:
+        """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at."""
+        batch_input = MergeInput(
+            f"{len(rows.stems)} objects (new rows)", None, rows.stems, rows.lineage, table=rows.table
+        )
+        for _ in range(self.attempts):
+            done = self._rewrite(
+                rows.partition,
+                {stem: Replacement(None, BATCH_DIGEST) for stem in rows.stems},
+                added=[batch_input],
+                compacting=False,
+                point=False,
+            )
+            if done is not None:
+                return {stem: [done.state.live + name for name in done.files_of.get(stem, [])] for stem in rows.stems}
+        raise LakeConflictError(f"{rows.partition.path}: gave up after {self.attempts} conflicting writes")
 
     def _commit_partition(self, partition: Partition, stem: str, path: Path, rows: int) -> str:
         """Make ``path`` the rows of ``stem`` in ``partition``; the key it now lives at."""
@@ -334,10 +379,19 @@ class GenerationalLake:
     # ------------------------------------------------------------------------------------- rewrite / compact
 
     def _rewrite(
-        self, partition: Partition, replace: dict[str, Replacement], *, expected: _Live | None = None
+        self,
+        partition: Partition,
+        replace: dict[str, Replacement],
+        *,
+        expected: _Live | None = None,
+        added: Sequence[MergeInput] = (),
+        compacting: bool = True,
+        point: bool = True,
     ) -> Rewritten | None:
-        """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied, merged into
-        time-sorted files in a fresh folder, made live by one compare-and-swap. None when another writer won.
+        """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied plus the rows of
+        ``added`` (a batch's), merged into time-sorted files in a fresh folder, made live by one compare-and-swap.
+        None when another writer won. ``compacting``: a compaction (the partition counts as compacted from now on,
+        later objects are late); ``point``: move the catalog's Location now (else the caller does).
 
         Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
         """
@@ -360,7 +414,7 @@ class GenerationalLake:
             token = folder.rstrip("/").rsplit("-", 1)[-1]
             out = Path(work) / "out"
             out.mkdir()
-            merged = merge_sorted(inputs, out, token, max_file_bytes=self.max_file_bytes)
+            merged = merge_sorted([*inputs, *added], out, token, max_file_bytes=self.max_file_bytes)
             bytes_written = sum(f.data_path.stat().st_size for f in merged.files)
             uploaded = []
             for file in merged.files:
@@ -368,28 +422,33 @@ class GenerationalLake:
                 self.store.put_file(lineage_key(data), file.lineage_path)
                 self.store.put_file(data, file.data_path)
                 uploaded.append(data)
-            first_file: dict[str, str] = {}
+            files_of: dict[str, list[str]] = {}
             for file in merged.files:
-                for stem in file.stems:
-                    first_file.setdefault(stem, file.data_path.name)
-        new = PartitionState(partition, generation=generation, live=folder, compacted_at=now_iso(self.clock()))
+                for stem in sorted(file.stems):
+                    files_of.setdefault(stem, []).append(file.data_path.name)
+        now = now_iso(self.clock())
+        new = PartitionState(
+            partition, generation=generation, live=folder, compacted_at=now if compacting else old.compacted_at
+        )
         for stem, rows in sorted(merged.rows_by_stem.items()):
             earlier = old.sources.get(stem)
-            new.sources[stem] = SourceRecord(
-                digest=digests.get(stem) or (earlier.digest if earlier else ""),
-                rows=rows,
-                file=first_file[stem],
-                late=earlier.late if earlier else False,
-            )
-        new.retired = [*old.retired, RetiredFolder(old.live, now_iso(self.clock()))]
+            replacement = replace.get(stem)
+            if replacement is not None and replacement.path is None:  # rows added by a batch: its digest
+                digest = replacement.digest
+            else:
+                digest = digests.get(stem) or (earlier.digest if earlier else "")
+            late = earlier.late if earlier else (not compacting and old.compacted_at is not None)
+            new.sources[stem] = SourceRecord(digest=digest, rows=rows, file=files_of[stem][0], late=late)
+        new.retired = [*old.retired, RetiredFolder(old.live, now)]
         if not self._swap(live, new):
             for data in uploaded:
                 self.store.delete(data)
                 self.store.delete(lineage_key(data))
             return None
         self.store.put_bytes(pending_key(partition), b"")  # a later run deletes the retired folder
-        self._point([partition])
-        return Rewritten(new, len(uploaded), merged.rows, bytes_written)
+        if point:
+            self._point([partition])
+        return Rewritten(new, len(uploaded), merged.rows, bytes_written, files_of)
 
     def _lineage_of(self, compacted_key: str, work: Path) -> tuple[list[str], np.ndarray]:
         local = work / f"lineage-{secrets.token_hex(4)}.parquet"
@@ -485,6 +544,12 @@ class GenerationalLake:
             report.files_removed += len(files) - done.files_after
             report.rows_compacted += done.rows
             report.bytes_written += done.bytes_written
+        elif closed and live.tag is not None and live.state.compacted_at is None:
+            # written as compacted files by batches: nothing to merge, but the hour is compacted from now on (an
+            # object committed later is late)
+            live.state.compacted_at = now_iso(self.clock())
+            if not self._swap(live, live.state):
+                report.conflicts += 1
         report.folders_deleted += self._delete_retired(partition, options)
         if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
             self.store.delete(pending_key(partition))

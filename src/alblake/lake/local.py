@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -90,14 +91,21 @@ class LocalStore:
 
     def put_bytes(self, key: str, content: bytes) -> None:
         destination = self.root / key
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
-            try:
-                temporary.write(content)
-            except BaseException:
-                Path(temporary.name).unlink(missing_ok=True)
-                raise
-        _replace_or_discard(Path(temporary.name), destination)
+        # a private name ('.' hides it from readers): this process's id and a random part, created exclusively
+        temporary = destination.with_name(f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            descriptor = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(temporary, flags, 0o644)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(content)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _replace_or_discard(temporary, destination)
 
     def put_bytes_if(self, key: str, content: bytes, expected_tag: str | None) -> None:
         locks = self.root / LOCKS_DIR

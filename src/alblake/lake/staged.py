@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from alblake.lake.layout import Partition, object_stem
 
 
@@ -40,6 +43,7 @@ class StagedObject:
     max_time: datetime | None = None
     quarantine_stored: int = 0  # quarantined lines stored verbatim in the quarantine file
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # every quarantined line, by kind of reason
+    batched_rows: dict[Partition, int] = field(default_factory=dict)  # rows held in its batch's ``StagedRows``
 
     @property
     def stem(self) -> str:
@@ -47,8 +51,33 @@ class StagedObject:
 
     @property
     def partitions(self) -> list[Partition]:
-        return [d.partition for d in self.data]
+        return sorted({d.partition for d in self.data} | set(self.batched_rows))
 
     def discard(self) -> None:
         """Remove the staged files (after a commit, or when giving up on the object). Idempotent."""
+        shutil.rmtree(self.stage_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    """One partition's rows of several objects of a batch, in memory, with the source of every row."""
+
+    partition: Partition
+    table: pa.Table
+    stems: list[str]
+    lineage: np.ndarray  # int32, one per row: the index of its object's stem in ``stems``
+
+
+@dataclass
+class StagedBatch:
+    """Small objects converted together (``alblake.convert.convert_batch``): their rows by partition, each row
+    with its source, and each object's counts and quarantine file (``StagedObject`` with ``batched_rows``).
+    Committed by ``Lake.commit_batch``: one new file per partition for all of them, instead of one per object
+    and partition."""
+
+    stage_dir: Path
+    objects: list[StagedObject] = field(default_factory=list)
+    rows: list[StagedRows] = field(default_factory=list)
+
+    def discard(self) -> None:
         shutil.rmtree(self.stage_dir, ignore_errors=True)
