@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -250,3 +251,27 @@ def test_a_failed_local_put_leaves_no_hidden_temporary_file(tmp_path: Path) -> N
     with pytest.raises(OSError):
         store.put_bytes("compaction/state.json", b"{}")
     assert [p.name for p in (tmp_path / "compaction").iterdir()] == ["state.json"]
+
+
+def test_a_local_put_makes_folders_moves_across_filesystems_and_names_a_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "lake")
+    staged = tmp_path / "a.parquet"
+    staged.write_bytes(b"one")
+    store.put_file("alb_logs/x=1/a.parquet", staged)  # the folders do not exist yet
+    assert store.get("alb_logs/x=1/a.parquet") == b"one" and not staged.exists()
+    real_replace = Path.replace
+
+    def replace_across_devices(self: Path, target: Path) -> Path:
+        if self == staged:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace_across_devices)
+    staged.write_bytes(b"two")
+    store.put_file("alb_logs/x=2/b.parquet", staged)
+    assert store.get("alb_logs/x=2/b.parquet") == b"two" and not staged.exists()
+    assert [p.name for p in (tmp_path / "lake" / "alb_logs" / "x=2").iterdir()] == ["b.parquet"]
+    with pytest.raises(FileNotFoundError):
+        store.put_file("alb_logs/x=3/c.parquet", staged)  # gone

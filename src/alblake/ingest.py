@@ -20,13 +20,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from alblake.convert import convert_batch, convert_stream
 from alblake.display import human_bytes, printable
 from alblake.errors import InputError
+from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedObject
@@ -358,15 +359,12 @@ BATCH_MAX_BYTES = 16 << 20  # compressed, per batch
 
 def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int) -> list[list[list[int]]]:
     """Waves (see ``_waves``) of tasks: a task is one object, or a batch of small objects. ``batch``: None batches
-    when a wave has at least ``BATCH_MIN_OBJECTS`` small objects. Batches hold objects in name order (ALB names
-    sort by account, Region, load balancer, then time: one partition-hour's objects end up together) and are cut
-    so that every process gets several."""
+    when a wave has at least ``BATCH_MIN_OBJECTS`` small objects. A batch writes one file per partition-hour it
+    touches, so batches are cut where the object names say a load balancer's hour ends (``_hour_of_name``), and
+    small enough that every process gets several."""
     planned = []
     for wave in _waves(objects):
-        small = sorted(
-            (i for i in wave if objects[i].size <= BATCH_OBJECT_BYTES),
-            key=lambda i: (objects[i].source_id.rsplit("/", 1)[-1], i),
-        )
+        small = [i for i in wave if objects[i].size <= BATCH_OBJECT_BYTES]
         if not batch and not (batch is None and len(small) >= BATCH_MIN_OBJECTS):
             small = []
         taken = set(small)
@@ -374,16 +372,35 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
         per_batch = max(1, min(BATCH_MAX_OBJECTS, -(-len(small) // (4 * jobs))))
         current: list[int] = []
         current_bytes = 0
-        for i in small:
-            if current and (len(current) >= per_batch or current_bytes + objects[i].size > BATCH_MAX_BYTES):
-                tasks.append(current)
-                current, current_bytes = [], 0
-            current.append(i)
-            current_bytes += objects[i].size
+        for group in _hour_groups(objects, small):
+            for i in group:
+                full = len(current) >= per_batch or current_bytes + objects[i].size > BATCH_MAX_BYTES
+                if current and (full or (i == group[0] and len(current) + len(group) > per_batch)):
+                    tasks.append(current)
+                    current, current_bytes = [], 0
+                current.append(i)
+                current_bytes += objects[i].size
         if current:
             tasks.append(current)
         planned.append(tasks)
     return planned
+
+
+def _hour_groups(objects: Sequence[SourceObject], indexes: list[int]) -> list[list[int]]:
+    """``indexes`` grouped by the load balancer and hour their names give (ALB names: ``alblake.keys``), in name
+    order; other names one group each, after them."""
+    keyed: dict[tuple[str, ...], list[int]] = {}
+    for i in indexes:
+        name = objects[i].source_id.rsplit("/", 1)[-1]
+        kind = classify_key(name)
+        if isinstance(kind, AccessLogKey):
+            hour = (kind.end_time - timedelta(minutes=1)).strftime("%Y%m%dT%H")  # the interval ending at HH:00 is HH-1
+            key: tuple[str, ...] = ("0", kind.account_id, kind.region, kind.lb_name, kind.lb_id, hour)
+        else:
+            key = ("1", name, str(i))
+        keyed.setdefault(key, []).append(i)
+    by_name = lambda i: (objects[i].source_id.rsplit("/", 1)[-1], i)  # noqa: E731
+    return [sorted(group, key=by_name) for _, group in sorted(keyed.items())]
 
 
 def _pool_context() -> BaseContext:

@@ -268,7 +268,8 @@ class GenerationalLake:
             "quarantine_stored": staged.quarantine_stored,
             "quarantine_reasons": staged.quarantine_reasons,
         }
-        self.store.put_bytes(manifest_key(stem), (json.dumps(manifest, indent=1) + "\n").encode())
+        # one line: json's C encoder (an indented manifest costs ~0.1 ms more, per object)
+        self.store.put_bytes(manifest_key(stem), (json.dumps(manifest) + "\n").encode())
 
     def _commit_rows(self, rows: StagedRows) -> dict[str, list[str]]:
         """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at."""

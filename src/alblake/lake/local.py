@@ -30,24 +30,19 @@ class LocalStore:
     def staging_dir(self) -> Path:
         """A directory on the lake's filesystem, so that a put is a plain rename."""
         path = self.root / STAGING_DIR
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def put_file(self, key: str, local_path: Path) -> None:
         destination = self.root / key
-        destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            local_path.replace(destination)
-        except OSError:  # another filesystem: copy next to the destination (a private name), then rename
-            with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
-                pass
-            try:
-                shutil.copyfile(local_path, temporary.name)
-            except BaseException:
-                Path(temporary.name).unlink(missing_ok=True)
+            _move(local_path, destination)
+        except FileNotFoundError:
+            if not local_path.exists():
                 raise
-            _replace_or_discard(Path(temporary.name), destination)
-            local_path.unlink()
+            destination.parent.mkdir(parents=True, exist_ok=True)  # folders are made when first needed
+            _move(local_path, destination)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -126,6 +121,26 @@ class LocalStore:
         if self._resolved_root is None:
             self._resolved_root = self.root.resolve()
         return (self._resolved_root / key).as_posix()
+
+
+def _move(local_path: Path, destination: Path) -> None:
+    """Rename; across filesystems, copy next to the destination (a private name), then rename."""
+    try:
+        local_path.replace(destination)
+        return
+    except FileNotFoundError:
+        raise
+    except OSError:
+        pass
+    with tempfile.NamedTemporaryFile(dir=destination.parent, prefix=".", delete=False) as temporary:
+        pass
+    try:
+        shutil.copyfile(local_path, temporary.name)
+    except BaseException:
+        Path(temporary.name).unlink(missing_ok=True)
+        raise
+    _replace_or_discard(Path(temporary.name), destination)
+    local_path.unlink()
 
 
 def _tag(content: bytes) -> str:

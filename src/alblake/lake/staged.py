@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ class StagedObject:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # every quarantined line, by kind of reason
     batched_rows: dict[Partition, int] = field(default_factory=dict)  # rows held in its batch's ``StagedRows``
 
-    @property
+    @cached_property
     def stem(self) -> str:
         return object_stem(self.source_id)
 
