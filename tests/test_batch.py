@@ -254,6 +254,24 @@ def test_a_failing_object_fails_alone_and_a_failed_commit_fails_its_batch(tmp_pa
     assert not list((tmp_path / "lake" / ".staging").iterdir())  # nothing staged is left behind
 
 
+def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = [log_object(i, [at_time(DOC_LINE, 1, i)]) for i in range(3)]
+
+    def broken_parse(*args: object, **kwargs: object) -> None:
+        raise MemoryError("no memory for the joined text")
+
+    monkeypatch.setattr("alblake.convert.parse_block", broken_parse)
+    with pytest.raises(MemoryError):
+        convert_batch([(o.open, o.source_id) for o in objects], tmp_path)
+    monkeypatch.undo()
+    monkeypatch.setattr("alblake.ingest.convert_batch", lambda *a: broken_parse())
+    outcomes = ingest_batch(objects, open_local_lake(tmp_path / "lake"))
+    assert all(isinstance(o, IngestedObject) and o.rows == 1 for o in outcomes)
+    assert len(lake_rows(tmp_path / "lake")) == 3
+
+
 def test_plan_batches_small_objects_in_name_order_within_waves(tmp_path: Path) -> None:
     def local(name: str, size: int) -> LocalFile:
         return LocalFile(tmp_path / name, size, f"AWSLogs/{name}")
@@ -285,3 +303,22 @@ def test_pool_with_batches_gives_the_lake_of_one_process(day: list[Path], tmp_pa
     assert lake_rows(tmp_path / "parallel") == lake_rows(tmp_path / "serial")
     assert manifests(tmp_path / "parallel") == manifests(tmp_path / "serial")
 
+
+
+def test_cli_batch_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alblake.cli import main
+
+    logs = tmp_path / "logs"
+    assert main(["sample", "--out", str(logs), "--files", "6", "--lines", "200"]) == 0
+    (logs / "corrupt.log.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    for mode in ("--batch", "--no-batch"):
+        capsys.readouterr()
+        assert main(["ingest", str(logs), "--lake", str(tmp_path / mode), mode, "--quiet"]) == 1
+        captured = capsys.readouterr()
+        assert "files        6 converted, 1 failed" in captured.out
+        assert "corrupt.log.gz: not a valid gzip stream" in captured.err
+    assert lake_rows(tmp_path / "--batch") == lake_rows(tmp_path / "--no-batch")
+    batched = open_local_lake(tmp_path / "--batch").visible_files()
+    alone = open_local_lake(tmp_path / "--no-batch").visible_files()
+    assert all("/compacted/" in f for f in batched) and not any("/compacted/" in f for f in alone)
+    assert len(batched) < len(alone)

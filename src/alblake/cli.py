@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alblake import cli_history, cli_lake, cli_schema
 from alblake.display import printable
-from alblake.ingest import IngestSummary, describe_failure, ingest_paths, progress_bar
+from alblake.ingest import BATCH_MIN_OBJECTS, IngestSummary, describe_failure, ingest_paths, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.sample import write_sample_logs
 from alblake.selection import ObjectFilter, parse_day
@@ -54,6 +54,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         glue_database=args.glue_database,
         object_filter=object_filter,
         progress=progress_bar if show_progress else None,
+        batch=args.batch,
     )
     if summary.files == 0 and not summary.failures:
         what = "objects match the filter" if not object_filter.is_empty else ".log or .log.gz files found"
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--elb", help="only objects of this load balancer (name, or app/NAME/ID)")
     ingest.add_argument(
         "--jobs", type=int, help="processes (default: one per core when there are many objects or bytes)"
+    )
+    ingest.add_argument(
+        "--batch",
+        action=argparse.BooleanOptionalAction,
+        help="small objects (up to 1 MiB) in batches: one file per partition-hour for many objects (default: "
+        f"when there are at least {BATCH_MIN_OBJECTS}); --no-batch writes one file per object and hour",
     )
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)

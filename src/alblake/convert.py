@@ -355,6 +355,16 @@ def convert_batch(inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path) -
     return conversion.result
 
 
+def _close_quarantine(member: _Member) -> None:
+    writer = member.quarantine
+    if writer is not None:
+        member.staged.quarantine_path = writer.close()
+        member.staged.quarantined = writer.count
+        member.staged.quarantine_stored = writer.stored
+        member.staged.quarantine_reasons = dict(writer.reasons)
+        member.quarantine = None
+
+
 def _small_text(reader: _CountingReader, require_gzip: bool) -> Block | None:
     """The whole text of a small object (one block of whole lines), or None when it is not small."""
     items = iter_blocks(iter_text_chunks(reader, require_gzip=require_gzip), SMALL_TEXT_BYTES)
@@ -407,11 +417,6 @@ class _BatchConversion:
         for member in self.members:
             batch.objects.append(member.staged)
             self.result.converted.append(member.position)
-            if member.quarantine is not None:
-                member.staged.quarantine_path = member.quarantine.close()
-                member.staged.quarantined = member.quarantine.count
-                member.staged.quarantine_stored = member.quarantine.stored
-                member.staged.quarantine_reasons = dict(member.quarantine.reasons)
         for partition in sorted(self.tables):
             lineage = np.concatenate(self.lineages[partition])
             present = np.unique(lineage)
@@ -456,6 +461,7 @@ class _BatchConversion:
             else:
                 batch_index[member_index] = len(self.members)
                 self.members.append(member)
+                _close_quarantine(member)  # its whole text was in this call: no file stays open between calls
             member.text = b""  # parsed: the text is not needed any more
         keep = batch_index[row_member] >= 0
         for partition, rows in groups:

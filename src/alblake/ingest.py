@@ -275,7 +275,10 @@ def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedOb
     is ingested on its own. One outcome per object, in order; errors are ``Failure`` s as in ``ingest_one``
     (a failed batch commit fails each of its objects: a retry replaces whatever part of it was committed)."""
     outcomes: dict[int, IngestedObject | Failure] = {}
-    conversion = convert_batch([(source.open, source.source_id) for source in sources], lake.staging_dir())
+    try:
+        conversion = convert_batch([(source.open, source.source_id) for source in sources], lake.staging_dir())
+    except Exception:  # not an error of one object (those are in conversion.failed): each one alone says what
+        return [ingest_one(source, lake) for source in sources]
     try:
         for position, error in conversion.failed.items():
             outcomes[position] = failure_of(sources[position], error)

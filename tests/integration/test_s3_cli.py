@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from alblake.aws.session import forget_clients
@@ -168,3 +170,39 @@ def test_a_named_profile_configures_listing_writing_and_reading(
     assert main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", lake, "--quiet", "--jobs", "2"]) == 0
     capsys.readouterr()
     assert overview_requests(lake, capsys) == valid
+
+
+def athena_rows(glue: Any) -> int:
+    """What Athena would count: the rows of every Parquet object under each partition's Location."""
+    s3: Any = boto3.client("s3")
+    rows = 0
+    for partition in glue.get_partitions(DatabaseName="alblake", TableName="alb_logs")["Partitions"]:
+        bucket, prefix = partition["StorageDescriptor"]["Location"].removeprefix("s3://").split("/", 1)
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            rows += pq.read_metadata(pa.BufferReader(body)).num_rows
+    return rows
+
+
+def test_small_objects_in_batches_into_an_s3_lake_with_glue(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """40 small objects through the pool in batches: one file per partition-hour, every row once for DuckDB and
+    for Athena's reading of the Glue Locations, also after a re-run and after some are ingested again alone."""
+    keys, valid = upload_sample(tmp_path, files=40, lines=60)
+    glue: Any = boto3.client("glue")
+    glue.create_database(DatabaseInput={"Name": "alblake"})
+    glue.create_table(DatabaseName="alblake", TableInput=glue_table_input(f"s3://{LAKE_BUCKET}/x/alb_logs/"))
+    lake = f"s3://{LAKE_BUCKET}/x"
+    source = f"s3://{LOG_BUCKET}/AWSLogs/"
+    first_lb = keys[0].rsplit("/", 1)[-1].split("_app.")[1].split(".")[0]
+    for run in (["--batch", "--jobs", "2"], ["--batch"], ["--no-batch", "--elb", first_lb]):
+        assert main(["ingest", source, "--lake", lake, "--glue-database", "alblake", "--quiet", *run]) == 0
+        capsys.readouterr()
+        assert overview_requests(lake, capsys) == valid
+        assert athena_rows(glue) == valid
+    partitions = glue.get_partitions(DatabaseName="alblake", TableName="alb_logs")["Partitions"]
+    locations = [p["StorageDescriptor"]["Location"] for p in partitions]
+    assert all(f"s3://{LAKE_BUCKET}/x/alb_logs/compacted/elb_name=" in location for location in locations)
+    data = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=LAKE_BUCKET, Prefix="x/manifests/")["Contents"]]
+    assert len(data) == len(keys)
