@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--batch",
         action=argparse.BooleanOptionalAction,
-        help="small objects (up to 1 MiB) in batches: one file per partition-hour for many objects (default: "
+        help="small objects (up to 256 KiB) in batches: one file per partition-hour for many objects (default: "
         f"when there are at least {BATCH_MIN_OBJECTS}); --no-batch writes one file per object and hour",
     )
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
