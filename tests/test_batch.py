@@ -24,6 +24,7 @@ from alblake.ingest import (
     Failure,
     IngestedObject,
     LocalFile,
+    SourceObject,
     ingest_batch,
     ingest_paths,
     ingest_sources,
@@ -206,6 +207,9 @@ def test_batches_and_objects_alone_give_the_same_lake(day: list[Path], tmp_path:
     assert quarantine(tmp_path / "batched") == quarantine(tmp_path / "alone")
     files = open_local_lake(tmp_path / "batched").visible_files()
     assert len(files) == len(batched.partitions) < batched.files  # one file per partition-hour, not per object
+    for path in sorted((tmp_path / "batched" / "manifests").glob("*.json")):
+        listed = json.loads(path.read_text())["files"]
+        assert listed and all((tmp_path / "batched" / key).is_file() for key in listed)
 
 
 def test_re_ingest_in_either_mode_keeps_every_row_once(day: list[Path], tmp_path: Path) -> None:
@@ -272,6 +276,19 @@ def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
     assert len(lake_rows(tmp_path / "lake")) == 3
 
 
+def test_a_repeated_object_in_one_batch_ends_as_in_order(tmp_path: Path) -> None:
+    first = log_object(0, [at_time(DOC_LINE, 1, 1), at_time(DOC_LINE, 1, 2)])
+    again = MemoryObject(first.source_id, gzip.compress(f"{at_time(DOC_LINE, 1, 9)}\n".encode(), mtime=0))
+    other = log_object(1, [at_time(DOC_LINE, 1, 3)])
+    conversion = convert_batch([(o.open, o.source_id) for o in (first, other, again)], tmp_path)
+    assert conversion.converted == [0, 1] and conversion.alone == [2]
+    conversion.batch.discard()
+    outcomes = ingest_batch([first, other, again], open_local_lake(tmp_path / "lake"))
+    assert [o.rows for o in outcomes if isinstance(o, IngestedObject)] == [2, 1, 1]
+    minutes = sorted(row[1].minute for row in lake_rows(tmp_path / "lake").elements())  # type: ignore[attr-defined]
+    assert minutes == [3, 9]  # the later copy replaced the earlier, nothing twice
+
+
 def test_plan_batches_small_objects_in_name_order_within_waves(tmp_path: Path) -> None:
     def local(name: str, size: int) -> LocalFile:
         return LocalFile(tmp_path / name, size, f"AWSLogs/{name}")
@@ -322,3 +339,13 @@ def test_cli_batch_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     alone = open_local_lake(tmp_path / "--no-batch").visible_files()
     assert all("/compacted/" in f for f in batched) and not any("/compacted/" in f for f in alone)
     assert len(batched) < len(alone)
+
+
+def test_a_process_killed_inside_a_batch_fails_objects_and_not_the_command(day: list[Path], tmp_path: Path) -> None:
+    from tests.test_ingest_parallel import _KillsItsWorker
+
+    objects: list[SourceObject] = [*[LocalFile.at(p) for p in day[:40]], _KillsItsWorker(tmp_path / "killer.log")]
+    summary = ingest_sources(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
+    assert summary.files + len(summary.failures) == len(objects)
+    assert any(name.endswith("killer.log") for name, _ in summary.failures)
+    assert all("a worker process died" in reason for _, reason in summary.failures)

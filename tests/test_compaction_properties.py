@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from alblake.convert import convert_batch
 from alblake.ingest import ingest_object
 from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder
+from alblake.lake.layout import object_stem
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
 
 OBJECTS = 3
@@ -310,21 +311,35 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     world.check()
 
 
-@pytest.mark.parametrize("crash_at", range(1, 24))
-def test_crash_at_every_write_of_a_batch_then_retry(crash_at: int) -> None:
-    """A batch re-ingesting changed objects (one of them compacted, one moving between hours) crashes at any write;
-    the retry leaves exactly the new rows."""
+BATCH_WRITES = 16  # store writes of the batch below; the cases crash at each of them
+
+
+def world_before_the_batch() -> World:
     world = World()
     world.ingest(0, 0)
     world.ingest(1, 0)
     world.compact()
     world.ingest(2, 0)
+    return world
+
+
+def test_the_batch_crash_cases_cover_every_write() -> None:
+    world = world_before_the_batch()
+    before = world.writes
+    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    assert world.writes - before == BATCH_WRITES
+
+
+@pytest.mark.parametrize("crash_at", range(1, BATCH_WRITES + 1))
+def test_crash_at_every_write_of_a_batch_then_retry(crash_at: int) -> None:
+    """A batch re-ingesting changed objects (one of them compacted, one moving between hours) crashes at any write;
+    the retry leaves exactly the new rows."""
+    world = world_before_the_batch()
     world.crash_at = world.writes + crash_at
-    try:
+    with pytest.raises(SimulatedCrashError):
         world.ingest_batch([(0, 1), (1, 4), (2, 2)])
-    except SimulatedCrashError:
-        world.check()
-        world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.check()
+    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
     world.crash_at = None
     world.check()
     world.ingest(1, 4)  # a duplicate delivery of one of them, alone: nothing changes
@@ -333,7 +348,7 @@ def test_crash_at_every_write_of_a_batch_then_retry(crash_at: int) -> None:
     world.check()
 
 
-@pytest.mark.parametrize("at_write", range(1, 9))  # a batch of two objects into two hours: 8 writes
+@pytest.mark.parametrize("at_write", range(1, 13))  # a batch of two objects into two hours: 12 writes
 def test_ingest_racing_a_batch_of_its_hour_is_not_lost(at_write: int) -> None:
     """An object committed alone while a batch rewrites its hours (sealing generation 0 first) ends up once."""
     world = World()
@@ -343,3 +358,24 @@ def test_ingest_racing_a_batch_of_its_hour_is_not_lost(at_write: int) -> None:
     world.ingest_batch([(0, 1), (1, 1)])
     world.check()
     assert world.nested is None and world.committed == {0: 1, 1: 1, 2: 1}
+
+
+def test_late_objects_are_those_committed_after_the_hour_was_compacted() -> None:
+    """Batches and the rewrites they cause are not compactions: only a compaction of the closed hour makes later
+    objects late."""
+    world = World()
+    world.ingest_batch([(0, 0), (1, 0)])
+    world.ingest(0, 2)  # changed, alone: a rewrite of the batch's hour
+    world.ingest(2, 0)
+    assert all(state.compacted_at is None for state in world.lake.states())
+    assert not any(record.late for state in world.lake.states() for record in state.sources.values())
+    world.compact()
+    assert all(state.compacted_at is not None for state in world.lake.states())
+    world.ingest(2, 1)
+    world.check()
+    late = {stem for state in world.lake.states() for stem, record in state.sources.items() if record.late}
+    assert late == set()  # object 2 was there before the compaction: a re-delivery is not late
+    world.ingest_batch([(0, 3), (3, 0)])  # object 3 is new: late, whether it comes alone or in a batch
+    world.check()
+    late = {stem for state in world.lake.states() for stem, record in state.sources.items() if record.late}
+    assert late == {object_stem("obj-3.log")}

@@ -322,7 +322,7 @@ OpenStream = Callable[[], BinaryIO]
 
 
 @dataclass
-class BatchConversion:
+class ConvertedBatch:
     """What ``convert_batch`` did with each input (by position): converted into ``batch`` (``batch.objects[i]`` is
     input ``converted[i]``), left to be converted on its own, or failed (the error, as converting alone raises it)."""
 
@@ -340,19 +340,20 @@ class _Member:
     quarantine: QuarantineWriter | None = None
 
 
-def convert_batch(inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path) -> BatchConversion:
+def convert_batch(inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path) -> ConvertedBatch:
     """Convert small objects together: ``inputs`` are (open the object, source id). Nothing is in the lake until
     ``Lake.commit_batch``; the caller discards the batch afterwards."""
     batch = StagedBatch(Path(tempfile.mkdtemp(prefix="batch-", dir=staging_dir)))
-    conversion = _BatchConversion(BatchConversion(batch))
+    converter = _BatchConverter(ConvertedBatch(batch))
     try:
         for position, (open_stream, source_id) in enumerate(inputs):
-            conversion.add(position, open_stream, source_id)
-        conversion.finish()
+            converter.add(position, open_stream, source_id)
+        converter.finish()
     except BaseException:
+        converter.abort()
         batch.discard()
         raise
-    return conversion.result
+    return converter.result
 
 
 def _close_quarantine(member: _Member) -> None:
@@ -376,8 +377,8 @@ def _small_text(reader: _CountingReader, require_gzip: bool) -> Block | None:
     return first
 
 
-class _BatchConversion:
-    def __init__(self, result: BatchConversion) -> None:
+class _BatchConverter:
+    def __init__(self, result: ConvertedBatch) -> None:
         self.result = result
         self.pending: list[_Member] = []
         self.pending_lines = 0
@@ -386,11 +387,14 @@ class _BatchConversion:
         self.tables: dict[Partition, list[pa.Table]] = {}
         self.lineages: dict[Partition, list[np.ndarray]] = {}  # per row: index into result.batch.objects
         self.members: list[_Member] = []  # converted, in batch order
+        self.source_ids: set[str] = set()
+        self.quarantines: list[QuarantineWriter] = []  # every one opened (closed ones abort as a no-op)
 
     def add(self, position: int, open_stream: OpenStream, source_id: str) -> None:
-        if self.text_bytes >= BATCH_TEXT_BYTES:
-            self.result.alone.append(position)
+        if self.text_bytes >= BATCH_TEXT_BYTES or source_id in self.source_ids:
+            self.result.alone.append(position)  # a repeated source id goes after the batch, as after it in order
             return
+        self.source_ids.add(source_id)
         staged = StagedObject(source_id, self.result.batch.stage_dir)
         try:
             with open_stream() as stream:
@@ -410,6 +414,11 @@ class _BatchConversion:
         self.pending.append(_Member(position, staged, text))
         self.pending_lines += lines
         self.pending_bytes += len(text)
+
+    def abort(self) -> None:
+        """Close every quarantine file still open (the conversion failed)."""
+        for writer in self.quarantines:
+            writer.abort()
 
     def finish(self) -> None:
         self._parse_pending()
@@ -435,6 +444,8 @@ class _BatchConversion:
             staged.rows = sum(staged.batched_rows.values())
 
     def _parse_pending(self) -> None:
+        """Parse the pending members' text in one call; take their rows and quarantined lines (members whose
+        conversion alone would refuse rows go alone instead)."""
         members, self.pending = self.pending, []
         self.pending_lines = self.pending_bytes = 0
         if not members:
@@ -447,12 +458,24 @@ class _BatchConversion:
         row_member = np.searchsorted(starts, row_lines, side="right") - 1  # non-decreasing: members are contiguous
         groups = _partition_groups(parsed)
         alone = self._members_alone(members, groups, row_member)
-        quarantined_member = (np.searchsorted(starts, quarantined, side="right") - 1).tolist()
-        for q, member_index in zip(parsed.quarantined, quarantined_member, strict=True):
-            if member_index not in alone:
-                line = QuarantinedLine(q.line_number - int(starts[member_index]) + 1, q.reason, q.raw)
-                self._quarantine_of(members[member_index]).add([line])
+        self._quarantine_lines(members, parsed.quarantined, starts, alone)
         first_index = len(self.members)
+        batch_index = self._take_members(members, alone)
+        self._add_rows(parsed.table, groups, batch_index[row_member])
+        self._note_times(parsed.table, row_member, batch_index, first_index)
+
+    def _quarantine_lines(
+        self, members: list[_Member], lines: list[QuarantinedLine], starts: np.ndarray, alone: set[int]
+    ) -> None:
+        """Each quarantined line to its member's quarantine, numbered as in its object."""
+        owners = (np.searchsorted(starts, [q.line_number for q in lines], side="right") - 1).tolist()
+        for line, owner in zip(lines, owners, strict=True):
+            if owner not in alone:
+                numbered = QuarantinedLine(line.line_number - int(starts[owner]) + 1, line.reason, line.raw)
+                self._quarantine_of(members[owner]).add([numbered])
+
+    def _take_members(self, members: list[_Member], alone: set[int]) -> np.ndarray:
+        """Members into the batch (or alone); for each, its index in the batch (-1: alone)."""
         batch_index = np.full(len(members), -1, dtype=np.int64)
         for member_index, member in enumerate(members):
             if member_index in alone:
@@ -463,15 +486,17 @@ class _BatchConversion:
                 self.members.append(member)
                 _close_quarantine(member)  # its whole text was in this call: no file stays open between calls
             member.text = b""  # parsed: the text is not needed any more
-        keep = batch_index[row_member] >= 0
+        return batch_index
+
+    def _add_rows(self, table: pa.Table, groups: list[tuple[Partition, np.ndarray | None]], owner: np.ndarray) -> None:
+        """The rows of members in the batch (``owner``: each row's batch index, -1 alone) by partition."""
+        keep = owner >= 0
         for partition, rows in groups:
-            positions = np.arange(len(row_member)) if rows is None else rows
+            positions = np.arange(len(owner)) if rows is None else rows
             positions = positions[keep[positions]]
-            if not len(positions):
-                continue
-            self.tables.setdefault(partition, []).append(_rows_at(parsed.table, positions))
-            self.lineages.setdefault(partition, []).append(batch_index[row_member[positions]])
-        self._note_times(parsed.table, row_member, batch_index, first_index)
+            if len(positions):
+                self.tables.setdefault(partition, []).append(_rows_at(table, positions))
+                self.lineages.setdefault(partition, []).append(owner[positions])
 
     def _members_alone(
         self, members: list[_Member], groups: list[tuple[Partition, np.ndarray | None]], row_member: np.ndarray
@@ -494,6 +519,7 @@ class _BatchConversion:
             directory = self.result.batch.stage_dir / f"q{member.position}"
             directory.mkdir()
             member.quarantine = QuarantineWriter(directory, member.staged.source_id)
+            self.quarantines.append(member.quarantine)
         return member.quarantine
 
     def _note_times(self, table: pa.Table, row_member: np.ndarray, batch_index: np.ndarray, first: int) -> None:

@@ -3,19 +3,18 @@
 (``alblake.aws.pipeline``) calls ``ingest_object`` too.
 
 Parallel ingest: objects are independent (each has its own output keys, derived from its source id), so a
-process pool converts them with the same result as one process, file for file and byte for byte. Each worker
-opens the lake itself (``open_lake_at``) and calls ``ingest_object``; results come back in input order. Two
-inputs with the same source id (the same ALB object in two directories) are never run at the same time: the
-later one runs after the pool, as it would in a serial run.
+process pool ingests them with the same result as one process. Work is planned as tasks (``plan_tasks``): one
+object, or a batch of small objects of one load balancer's hours (``ingest_batch``: one file per partition-hour
+for the whole batch). Each worker opens the lake itself (``open_lake_at``); results come back as tasks finish.
+Two inputs with the same source id (the same ALB object in two directories) are never run at the same time: the
+later one runs in a later wave, as it would after the first in a serial run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,7 +35,7 @@ from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
     from multiprocessing.context import BaseContext
 
 LOG_SUFFIXES = (".log", ".log.gz")
@@ -364,9 +363,13 @@ BATCH_MAX_BYTES = 16 << 20  # compressed, per batch
 
 def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int) -> list[list[list[int]]]:
     """Waves (see ``_waves``) of tasks: a task is one object, or a batch of small objects. ``batch``: None batches
-    when a wave has at least ``BATCH_MIN_OBJECTS`` small objects. A batch writes one file per partition-hour it
-    touches, so batches are cut where the object names say a load balancer's hour ends (``_hour_of_name``), and
-    small enough that every process gets several."""
+    when a wave has at least ``BATCH_MIN_OBJECTS`` small objects.
+
+    A batch writes one file per partition-hour it touches and two batches of one hour would rewrite it in turn
+    (and conflict when they run at once), so batches are made of whole hours (``_hour_groups``), closed once they
+    hold a fair share of the work, so that every process gets several. An hour with more small objects than one
+    batch takes (``BATCH_MAX_OBJECTS``, ``BATCH_MAX_BYTES``) gets one batch; its other objects go alone.
+    """
     planned = []
     for wave in _waves(objects):
         small = [i for i in wave if objects[i].size <= BATCH_OBJECT_BYTES]
@@ -376,38 +379,51 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
         tasks = [[i] for i in wave if i not in taken]
         per_batch = max(1, min(BATCH_MAX_OBJECTS, -(-len(small) // (4 * jobs))))
         current: list[int] = []
-        current_bytes = 0
         for group in _hour_groups(objects, small):
-            if len(current) >= per_batch:  # batches end where an hour ends, once they hold enough objects
+            head, rest = _one_batch(objects, group)
+            if current and (len(current) >= per_batch or not _fits(objects, current + head)):
                 tasks.append(current)
-                current, current_bytes = [], 0
-            for i in group:
-                if current and (len(current) >= BATCH_MAX_OBJECTS or current_bytes + objects[i].size > BATCH_MAX_BYTES):
-                    tasks.append(current)
-                    current, current_bytes = [], 0
-                current.append(i)
-                current_bytes += objects[i].size
+                current = []
+            current += head
+            tasks += [[i] for i in rest]
         if current:
             tasks.append(current)
         planned.append(tasks)
     return planned
 
 
+def _fits(objects: Sequence[SourceObject], indexes: list[int]) -> bool:
+    return len(indexes) <= BATCH_MAX_OBJECTS and sum(objects[i].size for i in indexes) <= BATCH_MAX_BYTES
+
+
+def _one_batch(objects: Sequence[SourceObject], group: list[int]) -> tuple[list[int], list[int]]:
+    """The first objects of ``group`` that fit in one batch, and the others."""
+    size = 0
+    for count, i in enumerate(group):
+        size += objects[i].size
+        if count >= BATCH_MAX_OBJECTS or size > BATCH_MAX_BYTES:
+            return group[: max(count, 1)], group[max(count, 1) :]
+    return group, []
+
+
 def _hour_groups(objects: Sequence[SourceObject], indexes: list[int]) -> list[list[int]]:
-    """``indexes`` grouped by the load balancer and hour their names give (ALB names: ``alblake.keys``), in name
-    order; other names one group each, after them."""
+    """``indexes`` grouped by the load balancer and hour their names give (ALB names: ``alblake.keys``; the
+    interval that ends at HH:00 belongs to hour HH-1), each in name order; other names one group each, after them."""
     keyed: dict[tuple[str, ...], list[int]] = {}
     for i in indexes:
-        name = objects[i].source_id.rsplit("/", 1)[-1]
+        name = _object_name(objects[i])
         kind = classify_key(name)
         if isinstance(kind, AccessLogKey):
-            hour = (kind.end_time - timedelta(minutes=1)).strftime("%Y%m%dT%H")  # the interval ending at HH:00 is HH-1
+            hour = (kind.end_time - timedelta(minutes=1)).strftime("%Y%m%dT%H")
             key: tuple[str, ...] = ("0", kind.account_id, kind.region, kind.lb_name, kind.lb_id, hour)
         else:
-            key = ("1", name, str(i))
+            key = ("1", name, f"{i:012d}")
         keyed.setdefault(key, []).append(i)
-    by_name = lambda i: (objects[i].source_id.rsplit("/", 1)[-1], i)  # noqa: E731
-    return [sorted(group, key=by_name) for _, group in sorted(keyed.items())]
+    return [sorted(group, key=lambda i: (_object_name(objects[i]), i)) for _, group in sorted(keyed.items())]
+
+
+def _object_name(source: SourceObject) -> str:
+    return source.source_id.rsplit("/", 1)[-1]
 
 
 def _pool_context() -> BaseContext:
@@ -428,58 +444,36 @@ def _run_parallel(
     objects: Sequence[SourceObject], plan: list[list[list[int]]], lake_location: str, glue_database: str | None,
     jobs: int
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
-    """Results as tasks finish, wave after wave, at most two tasks per worker queued at a time.
-
-    Starting the workers takes ~0.5 s (the fork server imports alblake first): a thread starts them while this
-    process ingests batches of small objects itself, taken from the back of the queue; once every worker is up,
-    this process only hands out tasks. When a worker dies (killed, out of memory), every object without a result
-    yet is a ``Failure`` (the pool cannot tell which one killed it).
-    """
+    """Results as tasks finish, wave after wave, at most two tasks per worker queued at a time. Every object is
+    ingested in a worker, never in this process: when a worker dies (killed, out of memory), every object without
+    a result yet is a ``Failure`` (the pool cannot tell which one killed it) and this process reports them."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # the Lambda never starts a pool
     from concurrent.futures.process import BrokenProcessPool
 
     done: set[int] = set()
-    lake: Lake | None = None
     try:
         with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
                                  initargs=(lake_location, glue_database, dict(os.environ))) as pool:
-            starting = threading.Thread(target=_start_workers, args=(pool, jobs), daemon=True)
-            starting.start()
-            for tasks in plan:
-                queue = deque(tasks)
-                running: dict[Future[list[IngestedObject | Failure]], list[int]] = {}
-                while queue or running:
-                    if starting.is_alive() and queue and len(queue[-1]) > 1:
-                        task = queue.pop()
-                        lake = lake or open_lake_at(lake_location, glue_database=glue_database)
-                        finished = [(task, _run_task([objects[i] for i in task], lake))]
-                    else:
-                        starting.join()
+            try:
+                for tasks in plan:
+                    queue = deque(tasks)
+                    running: dict[Future[list[IngestedObject | Failure]], list[int]] = {}
+                    while queue or running:
                         while queue and len(running) < 2 * jobs:
                             task = queue.popleft()
                             running[pool.submit(_ingest_in_worker, [objects[i] for i in task])] = task
                         ready, _ = wait(running, return_when=FIRST_COMPLETED)
-                        finished = [(running.pop(future), future.result()) for future in ready]
-                    for task, outcomes in finished:
-                        for index, outcome in zip(task, outcomes, strict=True):
-                            done.add(index)
-                            yield index, outcome
+                        for future in ready:
+                            for index, outcome in zip(running.pop(future), future.result(), strict=True):
+                                done.add(index)
+                                yield index, outcome
+            finally:  # also when the caller stops early (Ctrl-C): queued tasks are not started
+                pool.shutdown(wait=True, cancel_futures=True)
     except BrokenProcessPool as exc:
         reason = f"not ingested: a worker process died ({exc})"
         for index, source in enumerate(objects):
             if index not in done:
                 yield index, Failure(source.name, reason)
-
-
-def _worker_ready() -> None:
-    """A task that returns once its worker has started (its initializer ran)."""
-
-
-def _start_workers(pool: ProcessPoolExecutor, jobs: int) -> None:
-    """Start every worker of the pool (one per task while none is idle) and wait until they are up."""
-    with contextlib.suppress(Exception):  # a worker that cannot start breaks the pool: reported by the tasks
-        for future in [pool.submit(_worker_ready) for _ in range(jobs)]:
-            future.result()
 
 
 def _run_serial(

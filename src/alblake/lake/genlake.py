@@ -78,15 +78,14 @@ class ForeignFileError(ValueError):
     """A file in a partition's live folder that this lake did not write (the message names it)."""
 
 
-# The digest recorded for rows committed by a batch: unknown (no per-object file was written), so it never equals
-# a per-object file's digest and a later re-delivery of such an object replaces its rows instead of skipping.
+# The digest recorded for rows a batch added (``_rewrite``'s ``added``): unknown, no per-object file was written. It
+# never equals a per-object file's digest, so a later re-delivery of such an object replaces its rows, never skips.
 BATCH_DIGEST = ""
 
 
 @dataclass(frozen=True)
 class Replacement:
-    """A source object's new rows for one partition (a local Parquet file), or its removal (``path=None``; rows a
-    batch adds for it come as an added input, and ``digest`` is then recorded for them)."""
+    """A source object's new rows for one partition (a local Parquet file), or its removal (``path=None``)."""
 
     path: Path | None
     digest: str = ""
@@ -291,7 +290,7 @@ class GenerationalLake:
         for _ in range(self.attempts):
             done = self._rewrite(
                 rows.partition,
-                {stem: Replacement(None, BATCH_DIGEST) for stem in rows.stems},
+                {stem: Replacement(None) for stem in rows.stems},  # their earlier rows, wherever they are
                 added=[batch_input],
                 compacting=False,
                 point=False,
@@ -319,7 +318,8 @@ class GenerationalLake:
                     self.store.put_bytes(pending_key(partition), b"")
                 return state.live + record.file
             if record is not None and record.compacted:
-                done = self._rewrite(partition, {stem: Replacement(path, digest, rows)}, expected=live)
+                replacement = {stem: Replacement(path, digest, rows)}
+                done = self._rewrite(partition, replacement, expected=live, compacting=False)
                 if done is not None:
                     return done.state.live + done.state.sources[stem].file
                 continue
@@ -338,7 +338,7 @@ class GenerationalLake:
             state = live.state
             record = state.sources.get(stem)
             if record is not None and record.compacted:
-                if self._rewrite(partition, {stem: Replacement(None)}, expected=live) is not None:
+                if self._rewrite(partition, {stem: Replacement(None)}, expected=live, compacting=False) is not None:
                     return []
                 continue
             key = f"{state.live}{stem}.parquet"
@@ -408,6 +408,7 @@ class GenerationalLake:
 
         Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
         """
+        added_stems = {stem for item in added for stem in item.stems}
         live = expected or self.read_state(partition)
         if live.tag is None:  # seal generation 0: from now on every writer of the partition swaps the state
             sealed = PartitionState(partition, revision=1)
@@ -445,11 +446,8 @@ class GenerationalLake:
         )
         for stem, rows in sorted(merged.rows_by_stem.items()):
             earlier = old.sources.get(stem)
-            replacement = replace.get(stem)
-            if replacement is not None and replacement.path is None:  # rows added by a batch: its digest
-                digest = replacement.digest
-            else:
-                digest = digests.get(stem) or (earlier.digest if earlier else "")
+            kept = digests.get(stem) or (earlier.digest if earlier else "")
+            digest = BATCH_DIGEST if stem in added_stems else kept
             late = earlier.late if earlier else (not compacting and old.compacted_at is not None)
             new.sources[stem] = SourceRecord(digest=digest, rows=rows, file=files_of[stem][0], late=late)
         new.retired = [*old.retired, RetiredFolder(old.live, now)]
