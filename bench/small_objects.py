@@ -5,7 +5,10 @@ Two shapes of the same 600 x 250 lines, because the cost of small objects depend
 partition-hour (one file per partition-hour is the floor of any Hive layout):
 - ``delivery``: what ALB writes, one object per load balancer node every 5 minutes (3 load balancers with 2, 2
   and 1 nodes, 120 intervals: 12-24 objects per partition-hour);
-- ``spread``: the sample generator's rounds 40 minutes apart (1-2 objects per partition-hour, ~400 of them).
+- ``spread``: the sample generator's rounds 40 minutes apart (1-2 objects per partition-hour, ~400 of them);
+- ``documented``: the delivery shape, but every line one of AWS's documented example lines (http, https, h2, ws,
+  wss, a Lambda target, a 502 without target), verbatim but for its time and load balancer; the large object is
+  made of the same lines.
 
 Target (issue 11): small objects at >= 0.5x the large object's lines/s; and the large object is not slower
 than a plain in-process ``ingest_object`` call (the pool is not used for a single object).
@@ -17,13 +20,14 @@ The lakes are written under ``--work-dir`` (default: the system's temporary dire
 files (a manifest each, a few per partition-hour); the run prints what creating a file costs there, because it
 varies a lot between filesystems (on this project's development VM: ~0.02 ms in /tmp, ~0.5 ms on the volume of
 the checkout, which alone adds ~0.3 s to 600 objects).
-Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --jobs N --shape delivery|spread
+Usage: python bench/small_objects.py [--objects 600 --lines 250 --repeat 3 --jobs N --shape delivery|spread|documented
                                       --work-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import multiprocessing
 import shutil
 import subprocess
@@ -31,13 +35,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alblake.ingest import default_jobs, ingest_object, ingest_paths
 from alblake.lake import open_local_lake
-from alblake.sample import write_sample_day, write_sample_logs
+from alblake.sample import LOAD_BALANCERS, object_key, write_sample_day, write_sample_logs
 
 OUT = Path(__file__).parent / "out"
 
@@ -45,20 +49,51 @@ OUT = Path(__file__).parent / "out"
 DELIVERY_NODES = (2, 2, 1)  # nodes of each sample load balancer: 5 objects per 5-minute interval
 
 
+DOCUMENTED = Path(__file__).resolve().parents[1] / "tests" / "data" / "aws_documented_examples.log"
+
+
+def documented_lines(count: int, elb: str, start: datetime, seconds: int) -> list[str]:
+    """``count`` lines cycling over AWS's documented examples, spread over ``seconds`` from ``start``."""
+    examples = [line.split(" ") for line in DOCUMENTED.read_text().splitlines() if line]
+    lines = []
+    for i in range(count):
+        fields = list(examples[i % len(examples)])
+        moment = start + timedelta(microseconds=i * seconds * 1_000_000 // max(count, 1))
+        fields[1], fields[2] = f"{moment:%Y-%m-%dT%H:%M:%S.%f}Z", elb
+        lines.append(" ".join(fields))
+    return lines
+
+
+def write_documented(out: Path, objects: int, lines: int, start: datetime) -> None:
+    nodes = [(lb, node) for lb, count in zip(LOAD_BALANCERS, DELIVERY_NODES, strict=True) for node in range(count)]
+    for index in range(objects):
+        (lb, node), interval = nodes[index % len(nodes)], index // len(nodes)
+        begin = start + timedelta(minutes=5 * interval)
+        text = documented_lines(lines, f"app/{lb.name}/{lb.lb_id}", begin, 300)
+        path = out / object_key(lb, begin + timedelta(minutes=5), f"10.9.{node}.{10 + node}", f"{index:010x}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(("\n".join(text) + "\n").encode(), compresslevel=6, mtime=0))
+
+
 def make_inputs(objects: int, lines: int, shape: str) -> tuple[Path, Path]:
     small = OUT / (f"small-{objects}x{lines}" if shape == "spread" else f"small-{shape}-{objects}x{lines}")
-    large = OUT / f"large-1x{objects * lines}"
+    large = OUT / (f"large-1x{objects * lines}" if shape != "documented" else f"large-documented-1x{objects * lines}")
     start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     if not small.exists():
         if shape == "spread":
             write_sample_logs(small / "tmp", files=objects, lines_per_file=lines, start=start, malformed_every=0)
+        elif shape == "documented":
+            write_documented(small / "tmp", objects, lines, start)
         else:
             intervals = -(-objects // sum(DELIVERY_NODES))
             write_sample_day(small / "tmp", day=start, nodes_per_lb=DELIVERY_NODES, lines_per_object=lines,
                              malformed_every=0, intervals=intervals)
         (small / "tmp").rename(small / "logs")
     if not large.exists():
-        write_sample_logs(large / "tmp", files=1, lines_per_file=objects * lines, start=start, malformed_every=0)
+        if shape == "documented":
+            write_documented(large / "tmp", 1, objects * lines, start)
+        else:
+            write_sample_logs(large / "tmp", files=1, lines_per_file=objects * lines, start=start, malformed_every=0)
         (large / "tmp").rename(large / "logs")
     return small / "logs", large / "logs"
 
@@ -142,7 +177,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=default_jobs())
-    parser.add_argument("--shape", choices=["delivery", "spread"], default="delivery")
+    parser.add_argument("--shape", choices=["delivery", "spread", "documented"], default="delivery")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()), help="where lakes are written")
     args = parser.parse_args()
     small, large = make_inputs(args.objects, args.lines, args.shape)
