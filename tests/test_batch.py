@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from alblake.convert import SMALL_TEXT_BYTES, convert_batch, convert_stream
 from alblake.ingest import (
+    BATCH_MAX_OBJECTS,
     BATCH_MIN_OBJECTS,
     Failure,
     IngestedObject,
@@ -289,7 +290,7 @@ def test_a_repeated_object_in_one_batch_ends_as_in_order(tmp_path: Path) -> None
     assert minutes == [3, 9]  # the later copy replaced the earlier, nothing twice
 
 
-def test_plan_batches_small_objects_in_name_order_within_waves(tmp_path: Path) -> None:
+def test_plan_batches_small_objects_in_name_order_then_the_others(tmp_path: Path) -> None:
     def local(name: str, size: int) -> LocalFile:
         return LocalFile(tmp_path / name, size, f"AWSLogs/{name}")
 
@@ -297,16 +298,33 @@ def test_plan_batches_small_objects_in_name_order_within_waves(tmp_path: Path) -
     big = local("big.log.gz", 50 << 20)
     objects = [*small, big, small[0]]  # the same object twice: the second in a later wave
     plan = plan_tasks(objects, batch=None, jobs=2)
-    assert len(plan) == 2 and plan[1] == [[len(objects) - 1]]
-    tasks = plan[0]
-    assert [len(objects) - 2] in tasks  # large objects go alone
-    batched = [i for task in tasks if len(task) > 1 for i in task]
+    batches, alone, repeated = plan  # batches first, then objects alone, then the repeated source id
+    assert alone == [[len(objects) - 2]] and repeated == [[len(objects) - 1]]
+    batched = [i for task in batches for i in task]
     assert sorted(batched) == list(range(BATCH_MIN_OBJECTS))
     names = [objects[i].source_id for i in batched]
     assert names == sorted(names)
-    assert len([t for t in tasks if len(t) > 1]) >= 4  # several per process
-    assert all(len(task) == 1 for task in plan_tasks(small[: BATCH_MIN_OBJECTS - 1], batch=None, jobs=2)[0])
-    assert all(len(task) == 1 for task in plan_tasks(objects, batch=False, jobs=2)[0])
+    assert len(batches) >= 4  # several per process
+    assert all(len(task) == 1 for tasks in plan_tasks(small[:-1], batch=None, jobs=2) for task in tasks)
+    assert all(len(task) == 1 for tasks in plan_tasks(objects, batch=False, jobs=2) for task in tasks)
+
+
+def test_plan_keeps_hours_whole_and_an_oversized_hour_s_rest_for_after_the_batches(tmp_path: Path) -> None:
+    def alb(lb: str, end: str, node: int) -> LocalFile:
+        name = f"123456789012_elasticloadbalancing_us-east-1_app.{lb}.50dc6c495c0c9188_{end}_10.0.0.{node}_x.log.gz"
+        return LocalFile(tmp_path / name, 1000, f"AWSLogs/123456789012/elasticloadbalancing/us-east-1/{name}")
+
+    busy = [alb("busy", f"20260101T10{m:02d}Z", n) for m in range(5, 60, 5) for n in range(30)]  # 330 in hour 10
+    quiet = [alb("quiet", f"20260101T{h:02d}{m:02d}Z", 1) for h in (10, 11) for m in range(5, 60, 5)]
+    quiet.append(alb("quiet", "20260101T1200Z", 1))  # the interval ending at 12:00 belongs to hour 11
+    objects = [*quiet, *busy]
+    batches, alone = plan_tasks(objects, batch=True, jobs=2)
+    hour_of_batch = [{(objects[i].source_id.split(".")[1], objects[i].source_id.split("_")[-3][:11]) for i in task}
+                     for task in batches]
+    assert sorted(len(task) for task in batches) == [11 + 12, BATCH_MAX_OBJECTS]  # whole hours: 10, 11 together
+    assert all(len(hours) == 1 or hours <= {("quiet", "20260101T10"), ("quiet", "20260101T11"),
+                                            ("quiet", "20260101T12")} for hours in hour_of_batch)
+    assert len(alone) == len(busy) - BATCH_MAX_OBJECTS
 
 
 def test_pool_with_batches_gives_the_lake_of_one_process(day: list[Path], tmp_path: Path) -> None:
@@ -349,3 +367,15 @@ def test_a_process_killed_inside_a_batch_fails_objects_and_not_the_command(day: 
     assert summary.files + len(summary.failures) == len(objects)
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)
+
+
+def test_an_oversized_hour_gets_one_batch_and_its_other_objects_after_it(
+    day: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [str(p) for p in day]
+    ingest_paths(paths, tmp_path / "alone", batch=False)
+    monkeypatch.setattr("alblake.ingest.BATCH_MAX_OBJECTS", 8)  # hours of 12-24 objects are oversized now
+    summary = ingest_paths(paths, tmp_path / "mixed", batch=True, jobs=2)
+    assert not summary.failures
+    assert lake_rows(tmp_path / "mixed") == lake_rows(tmp_path / "alone")
+    assert manifests(tmp_path / "mixed") == manifests(tmp_path / "alone")

@@ -368,7 +368,9 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
     A batch writes one file per partition-hour it touches and two batches of one hour would rewrite it in turn
     (and conflict when they run at once), so batches are made of whole hours (``_hour_groups``), closed once they
     hold a fair share of the work, so that every process gets several. An hour with more small objects than one
-    batch takes (``BATCH_MAX_OBJECTS``, ``BATCH_MAX_BYTES``) gets one batch; its other objects go alone.
+    batch takes (``BATCH_MAX_OBJECTS``, ``BATCH_MAX_BYTES``) gets one batch; its other objects go alone. Objects
+    alone run in a wave after the batches: many single commits into an hour while a batch rewrites it would make
+    the batch lose its compare-and-swap again and again.
     """
     planned = []
     for wave in _waves(objects):
@@ -376,19 +378,20 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
         if not batch and not (batch is None and len(small) >= BATCH_MIN_OBJECTS):
             small = []
         taken = set(small)
-        tasks = [[i] for i in wave if i not in taken]
+        alone = [[i] for i in wave if i not in taken]
+        batches: list[list[int]] = []
         per_batch = max(1, min(BATCH_MAX_OBJECTS, -(-len(small) // (4 * jobs))))
         current: list[int] = []
         for group in _hour_groups(objects, small):
             head, rest = _one_batch(objects, group)
             if current and (len(current) >= per_batch or not _fits(objects, current + head)):
-                tasks.append(current)
+                batches.append(current)
                 current = []
             current += head
-            tasks += [[i] for i in rest]
+            alone += [[i] for i in rest]
         if current:
-            tasks.append(current)
-        planned.append(tasks)
+            batches.append(current)
+        planned += [tasks for tasks in (batches, alone) if tasks]
     return planned
 
 
