@@ -10,7 +10,8 @@ from types import ModuleType
 import pyarrow.compute as pc
 import pytest
 
-from alblake.aws.pipeline import ConfigError, ObjectRejectedError
+from alblake.aws.lake_config import ConfigError
+from alblake.aws.pipeline import ObjectRejectedError
 from alblake.sample import write_sample_logs
 from alblake.schema import glue_table_input
 from tests.integration.conftest import (

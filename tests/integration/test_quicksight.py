@@ -12,7 +12,8 @@ import pytest
 from aws_lambda_powertools import Logger
 from botocore.stub import Stubber
 
-from alblake.aws.pipeline import ConfigError, LambdaConfig, build_pipeline
+from alblake.aws.lake_config import ConfigError
+from alblake.aws.pipeline import LambdaConfig, build_pipeline
 from alblake.aws.quicksight import (
     MIN_REFRESH_MINUTES,
     RefreshStatus,

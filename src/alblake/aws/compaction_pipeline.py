@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
+from alblake.aws.lake_config import ConfigError, lake_settings
 from alblake.aws.s3 import S3Store
 from alblake.lake.generations import CURSOR_KEY
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
@@ -34,7 +35,7 @@ from alblake.ports import LoggerLike, MetricsSink
 MIN_MARGIN = timedelta(seconds=90)
 
 
-class CompactConfigError(Exception):
+class CompactConfigError(ConfigError):
     """A required environment variable is missing or invalid."""
 
 
@@ -55,14 +56,12 @@ class CompactConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CompactConfig:
         env = os.environ if env is None else env
-        missing = [k for k in ("LAKE_BUCKET", "GLUE_DATABASE") if not env.get(k)]
-        if missing:
-            raise CompactConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        try:
+            lake = lake_settings(env)
+        except ConfigError as error:
+            raise CompactConfigError(str(error)) from None
         return cls(
-            lake_bucket=env["LAKE_BUCKET"],
-            glue_database=env["GLUE_DATABASE"],
-            lake_prefix=env.get("LAKE_PREFIX", ""),
-            glue_table=env.get("GLUE_TABLE") or "alb_logs",
+            **lake,
             older_than=_minutes(env, "COMPACT_OLDER_THAN_MINUTES", 120),
             grace=_minutes(env, "COMPACT_GRACE_MINUTES", 60),
         )

@@ -42,6 +42,7 @@ from typing import Any
 
 from alblake.aws.events import S3Record, parse_event
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
+from alblake.aws.lake_config import ConfigError, lake_settings
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
 from alblake.errors import InputError, ObjectMissingError
@@ -52,10 +53,6 @@ from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
 
 _log = logging.getLogger(__name__)
-
-
-class ConfigError(Exception):
-    """A required environment variable is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +69,8 @@ class LambdaConfig:
     def from_env(cls, env: Mapping[str, str] | None = None, logger: LoggerLike | None = None) -> LambdaConfig:
         """The configuration from the environment; ``logger`` gets the warning when a value is clamped."""
         env = os.environ if env is None else env
-        missing = [k for k in ("LAKE_BUCKET", "GLUE_DATABASE") if not env.get(k)]
-        if missing:
-            raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         return cls(
-            lake_bucket=env["LAKE_BUCKET"],
-            glue_database=env["GLUE_DATABASE"],
-            lake_prefix=env.get("LAKE_PREFIX", ""),
-            glue_table=env.get("GLUE_TABLE") or "alb_logs",
+            **lake_settings(env),
             quicksight_dataset_id=env.get("QUICKSIGHT_DATASET_ID", ""),
             quicksight_min_refresh_minutes=_min_refresh_minutes(env.get("QUICKSIGHT_MIN_REFRESH_MINUTES"), logger),
         )
