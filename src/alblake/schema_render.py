@@ -121,28 +121,26 @@ def _yaml_single_quoted(text: str) -> str:
 
 def curated_serde_block(indent: int = 10) -> list[str]:
     """``CuratedTable``'s SerdeInfo and Columns in template.yaml (``schema.glue_table_input`` has the same)."""
-    pad = " " * indent
-    return [
-        f"{pad}SerdeInfo:",
-        f"{pad}  SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-        f"{pad}  Parameters:",
-        f'{pad}    serialization.format: "1"',
-        f"{pad}Columns:",
-        *yaml_columns(glue_columns(), indent + 2),
-    ]
+    library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    return _serde_block(library, [], glue_columns(), indent)
 
 
 def raw_serde_block(indent: int = 10) -> list[str]:
     """``RawTable``'s SerdeInfo (the RegexSerDe and its input.regex) and Columns in template.yaml."""
+    regex = f"input.regex: {_yaml_single_quoted(RAW_LOG_REGEX)}"
+    return _serde_block("org.apache.hadoop.hive.serde2.RegexSerDe", [regex], raw_glue_columns(), indent)
+
+
+def _serde_block(library: str, parameters: list[str], columns: list[dict[str, str]], indent: int) -> list[str]:
     pad = " " * indent
     return [
         f"{pad}SerdeInfo:",
-        f"{pad}  SerializationLibrary: org.apache.hadoop.hive.serde2.RegexSerDe",
+        f"{pad}  SerializationLibrary: {library}",
         f"{pad}  Parameters:",
         f'{pad}    serialization.format: "1"',
-        f"{pad}    input.regex: {_yaml_single_quoted(RAW_LOG_REGEX)}",
+        *(f"{pad}    {parameter}" for parameter in parameters),
         f"{pad}Columns:",
-        *yaml_columns(raw_glue_columns(), indent + 2),
+        *yaml_columns(columns, indent + 2),
     ]
 
 
