@@ -61,7 +61,10 @@ class _Lines:
 
 
 def _count_lines(block: Block) -> int:
-    """Line ends in the block: compared a MiB at a time into one scratch array (3x faster than one pass)."""
+    """Line ends in the block: a large one compared a MiB at a time into one scratch array (3x faster than one
+    pass)."""
+    if len(block) <= MAX_LINES_PER_PARSE:
+        return bytes(block).count(b"\n")
     data = np.frombuffer(block, dtype=np.uint8)
     scratch = np.empty(min(_COUNT_STEP, len(data)), dtype=bool)
     count = 0
@@ -81,7 +84,7 @@ def _line_pieces(block: Block, first_line: int) -> Iterator[_Lines]:
     ``\\r\\n`` alone) are taken out of the windows that have many: counted as quarantined ("empty line"), never
     parsed one by one.
     """
-    line_count = _count_lines(block) if len(block) > MAX_LINES_PER_PARSE else bytes(block).count(b"\n")
+    line_count = _count_lines(block)
     if line_count <= MAX_LINES_PER_PARSE:
         yield _Lines(block, np.arange(first_line, first_line + line_count))
         return
@@ -403,7 +406,7 @@ class _BatchConverter:
         except Exception as error:  # as converting it alone would fail: the caller reports it
             self.result.failed[position] = error
             return
-        lines = 0 if text is None else bytes(text).count(b"\n")
+        lines = 0 if text is None else _count_lines(text)
         if text is None or lines > MAX_LINES_PER_PARSE:
             self.result.alone.append(position)
             return

@@ -384,7 +384,8 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
         current: list[int] = []
         for group in _hour_groups(objects, small):
             head, rest = _one_batch(objects, group)
-            if current and (len(current) >= per_batch or not _fits(objects, current + head)):
+            together = len(current) + len(head), _size(objects, current) + _size(objects, head)
+            if current and (len(current) >= per_batch or not _fits_in_a_batch(*together)):
                 batches.append(current)
                 current = []
             current += head
@@ -395,16 +396,21 @@ def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int
     return planned
 
 
-def _fits(objects: Sequence[SourceObject], indexes: list[int]) -> bool:
-    return len(indexes) <= BATCH_MAX_OBJECTS and sum(objects[i].size for i in indexes) <= BATCH_MAX_BYTES
+def _fits_in_a_batch(count: int, size: int) -> bool:
+    """Whether ``count`` objects of ``size`` bytes (compressed) in all make one batch."""
+    return count <= BATCH_MAX_OBJECTS and size <= BATCH_MAX_BYTES
+
+
+def _size(objects: Sequence[SourceObject], indexes: list[int]) -> int:
+    return sum(objects[i].size for i in indexes)
 
 
 def _one_batch(objects: Sequence[SourceObject], group: list[int]) -> tuple[list[int], list[int]]:
-    """The first objects of ``group`` that fit in one batch, and the others."""
+    """The first objects of ``group`` that fit in one batch (at least one), and the others."""
     size = 0
     for count, i in enumerate(group):
         size += objects[i].size
-        if count >= BATCH_MAX_OBJECTS or size > BATCH_MAX_BYTES:
+        if not _fits_in_a_batch(count + 1, size):
             return group[: max(count, 1)], group[max(count, 1) :]
     return group, []
 

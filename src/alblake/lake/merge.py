@@ -92,11 +92,16 @@ _ARROW_TO_PARQUET_BYTES = 6
 
 
 def _rows_and_bytes(item: MergeInput) -> tuple[int, int]:
-    """Rows of an input and its size as Parquet (estimated for a table); opening a file checks it."""
+    """Rows of an input and its size as Parquet (estimated for a table); checks the input (opening a file, and
+    its lineage against its rows)."""
     if item.table is not None:
-        return item.table.num_rows, item.table.nbytes // _ARROW_TO_PARQUET_BYTES
-    assert item.path is not None
-    return _open(item).metadata.num_rows, item.path.stat().st_size
+        rows, size = item.table.num_rows, item.table.nbytes // _ARROW_TO_PARQUET_BYTES
+    else:
+        assert item.path is not None
+        rows, size = _open(item).metadata.num_rows, item.path.stat().st_size
+    if item.lineage is not None and len(item.lineage) != rows:
+        raise UnreadableInputError(f"{item.name}: {rows} rows but lineage has {len(item.lineage)}")
+    return rows, size
 
 
 def _open(item: MergeInput) -> pq.ParquetFile:
@@ -108,8 +113,6 @@ def _open(item: MergeInput) -> pq.ParquetFile:
     names = set(parquet.schema_arrow.names)
     if "time" not in names or "elb" not in names:
         raise UnreadableInputError(f"{item.name}: not a data file of this lake (no 'time'/'elb' columns)")
-    if item.lineage is not None and len(item.lineage) != parquet.metadata.num_rows:
-        raise UnreadableInputError(f"{item.name}: {parquet.metadata.num_rows} rows but lineage has {len(item.lineage)}")
     return parquet
 
 
@@ -158,8 +161,6 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
 
 def _input_batches(item: MergeInput) -> Iterator[pa.RecordBatch]:
     if item.table is not None:
-        if item.lineage is not None and len(item.lineage) != item.table.num_rows:
-            raise UnreadableInputError(f"{item.name}: {item.table.num_rows} rows but lineage has {len(item.lineage)}")
         yield from item.table.to_batches()
     else:
         yield from _open(item).iter_batches(batch_size=CHUNK_ROWS, use_threads=False)  # memory ~ batch size
