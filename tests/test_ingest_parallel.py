@@ -90,3 +90,42 @@ def test_a_dead_worker_fails_the_objects_without_a_result_and_nothing_else(logs:
     assert summary.files + len(summary.failures) == 4
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ingest", "logs", "--lake", "lake"], True),
+        (["ingest", "logs", "--lake", "lake", "--jobs", "4"], True),
+        (["ingest", "logs", "--lake", "lake", "--jobs", "1"], False),
+        (["ingest", "logs", "--jobs=1", "--lake", "lake"], False),
+        (["replay", "--lake", "lake"], True),
+        (["report", "--lake", "lake"], False),
+        (["query", "overview", "--lake", "lake"], False),
+        ([], False),
+    ],
+)
+def test_only_commands_that_may_run_a_pool_start_its_server_early(
+    argv: list[str], expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alblake.__main__ as console
+
+    monkeypatch.setattr(console, "default_jobs", lambda: 2)
+    assert console.may_use_a_pool(argv) is expected
+    monkeypatch.setattr(console, "default_jobs", lambda: 1)
+    assert console.may_use_a_pool(argv) is False  # one core: nothing to overlap with
+
+
+def test_the_console_command_with_its_early_pool_writes_the_lake_one_process_writes(logs: Path, tmp_path: Path) -> None:
+    """``alblake ingest`` as a user runs it (a fresh process, the fork server started before the imports)."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    assert [e.value for e in entry_points(group="console_scripts", name="alblake")] == ["alblake.__main__:main"]
+    command = [sys.executable, "-m", "alblake", "ingest", str(logs), "--lake", str(tmp_path / "command"), "--quiet"]
+    done = subprocess.run([*command, "--jobs", "2"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "files        24 converted, 0 failed" in done.stdout
+    ingest_paths([str(logs)], tmp_path / "serial", jobs=1)
+    assert lake_files(tmp_path / "command") == lake_files(tmp_path / "serial")

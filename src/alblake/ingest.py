@@ -30,13 +30,13 @@ from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedObject
+from alblake.pool import default_jobs, pool_context
 from alblake.ports import CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-    from multiprocessing.context import BaseContext
 
 LOG_SUFFIXES = (".log", ".log.gz")
 
@@ -324,10 +324,6 @@ def _ingest_in_worker(sources: list[SourceObject]) -> list[IngestedObject | Fail
     return _run_task(sources, _worker_lake)
 
 
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 POOL_MIN_OBJECTS = 32
 POOL_MIN_BYTES = 16 << 20
 
@@ -435,20 +431,6 @@ def _object_name(source: SourceObject) -> str:
     return source.source_id.rsplit("/", 1)[-1]
 
 
-def _pool_context() -> BaseContext:
-    """forkserver where there is one: workers never share memory with this process. (The native tokenizer's
-    work buffers are shared anonymous mappings: children forked after this process had parsed wrote into the
-    same pages and corrupted each other's strings. The server preloads alblake without parsing, so each worker
-    allocates its own, and workers start in milliseconds.) Callers' scripts need the ``__main__`` guard."""
-    import multiprocessing
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["alblake.ingest"])
-    return context
-
-
 def _run_parallel(
     objects: Sequence[SourceObject], plan: list[list[list[int]]], lake_location: str, glue_database: str | None,
     jobs: int
@@ -461,7 +443,7 @@ def _run_parallel(
 
     done: set[int] = set()
     try:
-        with ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_start_worker,
+        with ProcessPoolExecutor(jobs, mp_context=pool_context(), initializer=_start_worker,
                                  initargs=(lake_location, glue_database, dict(os.environ))) as pool:
             try:
                 for tasks in plan:

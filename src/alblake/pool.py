@@ -1,0 +1,43 @@
+"""The process pool of parallel ingest: how its workers start, and starting that early.
+
+Workers come from a fork server (``forkserver``): a fresh interpreter that imports alblake once, then forks a
+worker per request in milliseconds. Workers never share memory with the calling process. (The native
+tokenizer's work buffers are shared anonymous mappings: children forked after a process had parsed wrote into
+the same pages and corrupted each other's strings. The server preloads alblake without parsing, so each worker
+allocates its own.) Callers' scripts need the ``__main__`` guard.
+
+The server's start is most of a pool's cost (~0.4 s: it imports numpy and pyarrow). ``start_pool_server`` starts
+it without waiting for it, so a command can let it import while the command imports and lists its inputs on
+another core. This module imports nothing heavy, so the console script can call it first (``alblake.__main__``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from multiprocessing.context import BaseContext
+
+WORKER_MODULE = "alblake.ingest"  # what the fork server imports: everything a worker runs
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pool_context() -> BaseContext:
+    """forkserver where there is one (preloading ``WORKER_MODULE``), else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WORKER_MODULE])
+    return context
+
+
+def start_pool_server() -> None:
+    """Start the fork server now (it imports in the background); a no-op where there is none or it runs already.
+    Worth it only where a pool may follow and there is a core to spare: it costs that core ~0.4 s."""
+    if pool_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
