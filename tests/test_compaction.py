@@ -275,3 +275,29 @@ def test_a_local_put_makes_folders_moves_across_filesystems_and_names_a_missing_
     assert [p.name for p in (tmp_path / "lake" / "alb_logs" / "x=2").iterdir()] == ["b.parquet"]
     with pytest.raises(FileNotFoundError):
         store.put_file("alb_logs/x=3/c.parquet", staged)  # gone
+
+
+def test_a_partition_state_keeps_every_field_through_its_json() -> None:
+    """The state is written field by field (json's C encoder): a field added to a record must be written too."""
+    from dataclasses import fields
+
+    from alblake.lake.generations import PartitionState, RetiredFolder, SourceRecord
+    from alblake.lake.layout import Partition
+
+    partition = Partition("app.web.1a2b", "2026/11/24", "09")
+    record = SourceRecord(digest="d" * 64, rows=7, file="c-ab12-000.parquet", late=True)
+    state = PartitionState(
+        partition,
+        generation=3,
+        live="data/x/g3-ab12/",
+        sources={"stem-b": record, "stem-a": SourceRecord("", 1, "stem-a.parquet")},
+        retired=[RetiredFolder("data/x/g2-cd34/", "2026-11-24T10:00:00+00:00")],
+        compacted_at="2026-11-24T11:00:00+00:00",
+        revision=9,
+    )
+    content = state.to_json()
+    assert PartitionState.from_json(content, "state") == state
+    body = json.loads(content)
+    assert set(body["sources"]["stem-b"]) == {f.name for f in fields(SourceRecord)}
+    assert set(body["retired"][0]) == {f.name for f in fields(RetiredFolder)}
+    assert content.count(b"\n") == 1 and content == state.to_json()  # one line, the same bytes every time
