@@ -259,6 +259,37 @@ def test_a_failing_object_fails_alone_and_a_failed_commit_fails_its_batch(tmp_pa
     assert not list((tmp_path / "lake" / ".staging").iterdir())  # nothing staged is left behind
 
 
+def test_a_batch_commit_stopped_part_way_reports_its_complete_objects_as_ingested(tmp_path: Path) -> None:
+    """The third object's manifest cannot be written: the two before it are complete (rows live, manifests
+    written) and reported so; the third and the rest fail. A retry of the failed ones gives the lake that one
+    commit of all of them gives."""
+    objects = [log_object(i, [at_time(DOC_LINE, 1 + i % 2, i)]) for i in range(6)]
+    lake_dir = tmp_path / "lake"
+    lake = open_local_lake(lake_dir)
+    manifests_written: list[str] = []
+    put_bytes = lake.store.put_bytes
+
+    def failing_third_manifest(key: str, content: bytes) -> None:
+        if key.startswith("manifests/"):
+            if len(manifests_written) == 2:
+                raise OSError("disk full")
+            manifests_written.append(key)
+        put_bytes(key, content)
+
+    lake.store.put_bytes = failing_third_manifest  # type: ignore[method-assign]
+    outcomes = ingest_batch(objects, lake)
+    assert [isinstance(o, IngestedObject) for o in outcomes] == [True, True, False, False, False, False]
+    assert all(o.reason == "OSError: disk full" for o in outcomes if isinstance(o, Failure))
+    assert sorted(p.name for p in (lake_dir / "manifests").glob("*.json")) == sorted(
+        k.removeprefix("manifests/") for k in manifests_written)
+    lake.store.put_bytes = put_bytes  # type: ignore[method-assign]
+    retried = ingest_batch(objects[2:], lake)
+    assert all(isinstance(o, IngestedObject) for o in retried)
+    ingest_batch(objects, open_local_lake(tmp_path / "reference"))
+    assert lake_rows(lake_dir) == lake_rows(tmp_path / "reference")
+    assert manifests(lake_dir) == manifests(tmp_path / "reference")
+
+
 def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,8 +38,9 @@ TEMPLATE = (
 )
 
 
-class SimulatedCrashError(Exception):
-    """A simulated crash of the writer at a store write."""
+class SimulatedCrashError(BaseException):
+    """A simulated crash of the writer at a store write: a BaseException, so that no ``except Exception`` of the
+    code under test can handle it (a real crash leaves nothing to handle it)."""
 
 
 def version_rows(obj: int, version: int) -> dict[str, Counter[str]]:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from alblake.convert import convert_batch, convert_stream
+from alblake.convert import ConvertedBatch, convert_batch, convert_stream
 from alblake.display import human_bytes, printable
 from alblake.errors import InputError
 from alblake.keys import AccessLogKey, classify_key
@@ -31,7 +31,7 @@ from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedObject
 from alblake.pool import default_jobs, pool_context
-from alblake.ports import CommitResult, Lake
+from alblake.ports import BatchCommitError, CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
 
@@ -272,7 +272,8 @@ def failure_of(source: SourceObject, exc: Exception) -> Failure:
 def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedObject | Failure]:
     """Ingest small objects together (``convert_batch`` -> ``Lake.commit_batch``); an object the batch does not take
     is ingested on its own. One outcome per object, in order; errors are ``Failure`` s as in ``ingest_one``
-    (a failed batch commit fails each of its objects: a retry replaces whatever part of it was committed)."""
+    (a failed batch commit fails each of its objects whose commit is not complete: a retry replaces whatever part of
+    it is live)."""
     outcomes: dict[int, IngestedObject | Failure] = {}
     try:
         conversion = convert_batch([(source.open, source.source_id) for source in sources], lake.staging_dir())
@@ -282,21 +283,35 @@ def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedOb
         for position, error in conversion.failed.items():
             outcomes[position] = failure_of(sources[position], error)
         if conversion.batch.objects:
-            try:
-                commits = lake.commit_batch(conversion.batch)
-            except Exception as exc:
-                for position in conversion.converted:
-                    outcomes[position] = failure_of(sources[position], exc)
-            else:
-                for position, staged, commit in zip(
-                    conversion.converted, conversion.batch.objects, commits, strict=True
-                ):
-                    outcomes[position] = IngestedObject.of(staged, commit)
+            outcomes.update(_commit_converted(conversion, sources, lake))
     finally:
         conversion.batch.discard()
     for position in conversion.alone:
         outcomes[position] = ingest_one(sources[position], lake)
     return [outcomes[position] for position in range(len(sources))]
+
+
+def _commit_converted(
+    conversion: ConvertedBatch, sources: Sequence[SourceObject], lake: Lake
+) -> dict[int, IngestedObject | Failure]:
+    """The batch's commit: each converted object is ingested if its commit is complete, else a ``Failure``."""
+    commits: dict[int, CommitResult] = {}
+    stopped_by: Exception | None = None
+    try:
+        commits = dict(enumerate(lake.commit_batch(conversion.batch)))
+    except BatchCommitError as stopped:
+        commits, stopped_by = stopped.completed, stopped.cause
+    except Exception as error:
+        stopped_by = error
+    outcomes: dict[int, IngestedObject | Failure] = {}
+    for index, (position, staged) in enumerate(zip(conversion.converted, conversion.batch.objects, strict=True)):
+        commit = commits.get(index)
+        if commit is not None:
+            outcomes[position] = IngestedObject.of(staged, commit)
+        else:
+            assert stopped_by is not None, "commit_batch gives a result for every object or raises"
+            outcomes[position] = failure_of(sources[position], stopped_by)
+    return outcomes
 
 
 _worker_lake: Lake | None = None

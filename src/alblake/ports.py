@@ -107,13 +107,25 @@ class CommitResult:
     partitions_created: int = 0
 
 
+class BatchCommitError(Exception):
+    """A batch commit that stopped part-way. ``completed``: the results of the objects whose commit is complete
+    (manifest written), by position in the batch; every other object is not committed (a retry replaces whatever
+    part of it is live). ``__cause__`` is the error that stopped it."""
+
+    def __init__(self, completed: dict[int, CommitResult], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.completed = completed
+        self.cause = cause
+
+
 class Lake(Protocol):
     def commit(self, staged: StagedObject) -> CommitResult:
         """Make the staged object visible (replacing what an earlier commit of the same object made visible)."""
         ...
 
     def commit_batch(self, batch: StagedBatch) -> list[CommitResult]:
-        """``commit`` for each object of a batch (one result each, in order), their rows written together."""
+        """``commit`` for each object of a batch (one result each, in order), their rows written together. Raises
+        ``BatchCommitError`` when it stops after some objects' commits are complete."""
         ...
 
     def visible_files(self) -> Sequence[str]:

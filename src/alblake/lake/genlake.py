@@ -57,6 +57,7 @@ from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError,
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
 from alblake.parquet_out import ROW_GROUP_ROWS, parquet_writer
 from alblake.ports import (
+    BatchCommitError,
     CommitResult,
     ConditionFailedError,
     ObjectStore,
@@ -239,8 +240,11 @@ class GenerationalLake:
                 results[position[stem]].written.extend(keys)
         if results:
             results[0].partitions_created = self._point(rows.partition for rows in batch.rows)
-        for staged, result, content in zip(batch.objects, results, earlier, strict=True):
-            self._finish_object(staged, result, content)
+        for finished, (staged, result, content) in enumerate(zip(batch.objects, results, earlier, strict=True)):
+            try:
+                self._finish_object(staged, result, content)
+            except Exception as error:  # the objects before it are complete: say so, not "all failed"
+                raise BatchCommitError(dict(enumerate(results[:finished])), error) from error
         return results
 
     def _finish_object(self, staged: StagedObject, result: CommitResult, earlier_content: bytes | None) -> None:
