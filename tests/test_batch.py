@@ -31,7 +31,8 @@ from alblake.ingest import (
     ingest_sources,
     plan_tasks,
 )
-from alblake.lake import open_local_lake
+from alblake.lake import open_lake, open_local_lake
+from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
 from alblake.sample import write_sample_day
 from tests.test_parse import DOC_LINE
@@ -265,25 +266,22 @@ def test_a_batch_commit_stopped_part_way_reports_its_complete_objects_as_ingeste
     commit of all of them gives."""
     objects = [log_object(i, [at_time(DOC_LINE, 1 + i % 2, i)]) for i in range(6)]
     lake_dir = tmp_path / "lake"
-    lake = open_local_lake(lake_dir)
     manifests_written: list[str] = []
-    put_bytes = lake.store.put_bytes
 
-    def failing_third_manifest(key: str, content: bytes) -> None:
-        if key.startswith("manifests/"):
-            if len(manifests_written) == 2:
-                raise OSError("disk full")
-            manifests_written.append(key)
-        put_bytes(key, content)
+    class FullAtTheThirdManifest(LocalStore):
+        def put_bytes(self, key: str, content: bytes) -> None:
+            if key.startswith("manifests/"):
+                if len(manifests_written) == 2:
+                    raise OSError("disk full")
+                manifests_written.append(key)
+            super().put_bytes(key, content)
 
-    lake.store.put_bytes = failing_third_manifest  # type: ignore[method-assign]
-    outcomes = ingest_batch(objects, lake)
+    outcomes = ingest_batch(objects, open_lake(FullAtTheThirdManifest(lake_dir)))
     assert [isinstance(o, IngestedObject) for o in outcomes] == [True, True, False, False, False, False]
     assert all(o.reason == "OSError: disk full" for o in outcomes if isinstance(o, Failure))
     assert sorted(p.name for p in (lake_dir / "manifests").glob("*.json")) == sorted(
         k.removeprefix("manifests/") for k in manifests_written)
-    lake.store.put_bytes = put_bytes  # type: ignore[method-assign]
-    retried = ingest_batch(objects[2:], lake)
+    retried = ingest_batch(objects[2:], open_local_lake(lake_dir))
     assert all(isinstance(o, IngestedObject) for o in retried)
     ingest_batch(objects, open_local_lake(tmp_path / "reference"))
     assert lake_rows(lake_dir) == lake_rows(tmp_path / "reference")
