@@ -243,6 +243,28 @@ def test_a_changed_object_replaces_its_rows_when_re_ingested_in_a_batch(tmp_path
     assert (lake_dir / "quarantine").exists() and len(quarantine(lake_dir)) == 1
 
 
+def test_an_object_leaving_an_hour_its_batch_rewrites_is_removed_by_that_one_rewrite(tmp_path: Path) -> None:
+    """Object 0 moves from hour 1 to hour 5 while its batch rewrites hour 1 for objects 2 and 4: that rewrite
+    drops object 0's rows there too, so hour 1 gets one new generation, not two."""
+    first = [log_object(i, [at_time(DOC_LINE, 1 + i % 2, i)]) for i in range(6)]
+    moved = log_object(0, [at_time(DOC_LINE, 5, 30)])
+    lake_dir = tmp_path / "lake"
+
+    def generations() -> dict[str, int]:
+        states = sorted((lake_dir / "compaction" / "state").rglob("hour=*.json"))
+        return {path.name: json.loads(path.read_text())["generation"] for path in states}
+
+    ingest_batch(first, open_local_lake(lake_dir))
+    before = generations()
+    outcomes = ingest_batch([moved, *first[1:]], open_local_lake(lake_dir))
+    assert all(isinstance(o, IngestedObject) for o in outcomes)
+    after = generations()
+    assert after["hour=01.json"] == before["hour=01.json"] + 1
+    assert after["hour=02.json"] == before["hour=02.json"] + 1
+    minutes = Counter(row[1].minute for row in lake_rows(lake_dir))  # type: ignore[attr-defined]
+    assert minutes == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 30: 1})
+
+
 def test_a_failing_object_fails_alone_and_a_failed_commit_fails_its_batch(tmp_path: Path) -> None:
     good = [log_object(i, [at_time(DOC_LINE, 1, i)]) for i in range(3)]
     broken = MemoryObject("AWSLogs/x/broken.log.gz", b"\x1f\x8b\x08\x00garbage")

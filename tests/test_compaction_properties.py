@@ -312,7 +312,7 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     world.check()
 
 
-BATCH_WRITES = 16  # store writes of the batch below; the cases crash at each of them
+BATCH_WRITES = 14  # store writes of the batch below; the cases crash at each of them
 
 
 def world_before_the_batch() -> World:

@@ -234,8 +234,15 @@ class GenerationalLake:
         earlier = [self.store.get(manifest_key(staged.stem)) for staged in batch.objects]
         results = [CommitResult() for _ in batch.objects]
         position = {staged.stem: i for i, staged in enumerate(batch.objects)}
+        earlier_stems: dict[Partition, set[str]] = {}  # by partition: the batch's objects an earlier commit wrote there
+        for staged, content in zip(batch.objects, earlier, strict=True):
+            for partition in _manifest_partitions(content, read_manifest(content, staged.stem)):
+                earlier_stems.setdefault(partition, set()).add(staged.stem)
         for rows in batch.rows:
-            committed = self._commit_rows(rows) if len(rows.stems) > 1 else self._commit_rows_of_one(rows)
+            if len(rows.stems) > 1:  # also drops the rows of objects that left the partition: one rewrite, not two
+                committed = self._commit_rows(rows, earlier_stems.get(rows.partition, set()))
+            else:
+                committed = self._commit_rows_of_one(rows)
             for stem, keys in committed.items():
                 results[position[stem]].written.extend(keys)
         if results:
@@ -286,15 +293,18 @@ class GenerationalLake:
                 writer.write_table(rows.table, row_group_size=ROW_GROUP_ROWS)
             return {stem: [self._commit_partition(rows.partition, stem, path, rows.table.num_rows)]}
 
-    def _commit_rows(self, rows: StagedRows) -> dict[str, list[str]]:
-        """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at."""
+    def _commit_rows(self, rows: StagedRows, earlier_writers: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at.
+        ``earlier_writers``: objects whose earlier commit wrote into the partition; their rows there are replaced
+        too, so those that left it have none left (``_finish_object`` then finds nothing of them to remove)."""
         batch_input = MergeInput(
             f"{len(rows.stems)} objects (new rows)", None, rows.stems, rows.lineage, table=rows.table
         )
+        replaced = {stem: Replacement(None) for stem in [*earlier_writers, *rows.stems]}  # wherever they are
         for _ in range(self.attempts):
             done = self._rewrite(
                 rows.partition,
-                {stem: Replacement(None) for stem in rows.stems},  # their earlier rows, wherever they are
+                replaced,
                 added=[batch_input],
                 compacting=False,
                 point=False,
