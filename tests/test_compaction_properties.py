@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from alblake.convert import convert_batch
 from alblake.ingest import ingest_object
+from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder
-from alblake.lake.layout import object_stem
+from alblake.lake.layout import DATA_PREFIX, object_stem
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
 
 OBJECTS = 3
@@ -122,6 +123,22 @@ class World:
         now = datetime(2018, 7, 3, tzinfo=UTC)
         report = self.lake.compact(CompactionOptions(now=now, older_than=timedelta(0), grace=timedelta(0)))
         assert report.errors == []
+
+    def stray_keys(self) -> list[str]:
+        """Files of generation folders (data or lineage) that are not live: after a compaction with no grace
+        period, there are none (retired folders are deleted, orphans of crashed rewrites swept)."""
+        live = {state.live for state in self.lake.states()}
+        strays = []
+        for key in self.store.objects:
+            if key.startswith(LINEAGE_PREFIX):
+                owner = owning_folder(DATA_PREFIX + key.removeprefix(LINEAGE_PREFIX))
+            elif key.startswith(COMPACTED_PREFIX):
+                owner = owning_folder(key)
+            else:
+                continue
+            if owner is None or owner[1] not in live:
+                strays.append(key)
+        return sorted(strays)
 
     # ------------------------------------------------------------------------------------------------ checking
     def check(self) -> None:
@@ -233,10 +250,11 @@ def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> 
         else:
             run(world, op, versions)()
         world.check()
-    # in the end, compaction leaves at most one file per partition and the same rows
+    # in the end, compaction leaves at most one file per partition, the same rows, and no folder that is not live
     world.compact()
     world.check()
     assert not world.in_flight
+    assert world.stray_keys() == []
     per_partition = Counter(owning_folder(url.removeprefix(URL_PREFIX)) for url in world.lake.visible_files())
     assert all(count == 1 for count in per_partition.values())
 
@@ -283,6 +301,7 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     world.compact()
     world.check()
     assert len(world.lake.visible_files()) == 2  # hours 10 and 11, one file each
+    assert world.stray_keys() == []  # what the crash uploaded and never made live is swept
 
 
 @pytest.mark.parametrize("at_write", range(1, 8))
@@ -312,7 +331,7 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     world.check()
 
 
-BATCH_WRITES = 14  # store writes of the batch below; the cases crash at each of them
+BATCH_WRITES = 15  # store writes of the batch below; the cases crash at each of them
 
 
 def world_before_the_batch() -> World:
@@ -343,6 +362,9 @@ def test_crash_at_every_write_of_a_batch_then_retry(crash_at: int) -> None:
     world.ingest_batch([(0, 1), (1, 4), (2, 2)])
     world.crash_at = None
     world.check()
+    world.compact()
+    world.check()
+    assert world.stray_keys() == []
     world.ingest(1, 4)  # a duplicate delivery of one of them, alone: nothing changes
     world.check()
     world.compact()
@@ -380,3 +402,45 @@ def test_late_objects_are_those_committed_after_the_hour_was_compacted() -> None
     world.check()
     late = {stem for state in world.lake.states() for stem, record in state.sources.items() if record.late}
     assert late == {object_stem("obj-3.log")}
+
+
+@pytest.mark.parametrize("at_write", range(1, BATCH_WRITES + 1))
+def test_a_sweep_racing_a_batch_never_deletes_what_goes_live(at_write: int) -> None:
+    """A compaction (retired folders deleted, orphans swept) runs at each write of a batch: files the batch has
+    uploaded but not yet made live look like a crashed rewrite's. The sweep's state swap makes the batch lose
+    its swap and redo its rewrite, so nothing goes live on deleted files."""
+    world = world_before_the_batch()
+    world.crash_at = world.writes + 3  # a crashed batch leaves an orphan folder for the sweep to find
+    with pytest.raises(SimulatedCrashError):
+        world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.nested = world.compact
+    world.nested_at = world.writes + at_write
+    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.check()
+    world.compact()
+    world.check()
+    assert world.stray_keys() == []
+
+
+@pytest.mark.parametrize("at_write", range(1, BATCH_WRITES + 1))
+def test_a_sweep_never_deletes_the_folder_of_a_rewrite_in_flight(at_write: int) -> None:
+    """A compaction run that finds nothing else to do in an hour (open: nothing to merge; retired folders not due)
+    still sweeps it, at each write of a batch that rewrites that hour. Files the batch has uploaded but not yet
+    made live look exactly like a crashed rewrite's: the sweep deletes them, and its state swap makes the batch
+    lose its own swap and redo the rewrite instead of going live on deleted files."""
+    world = world_before_the_batch()  # hour 10 is marked pending (object 2 came after its compaction)
+    now = datetime(2018, 7, 3, tzinfo=UTC)
+    options = CompactionOptions(now=now, older_than=timedelta(days=3650), grace=timedelta(days=3650))
+    swept: list[int] = []
+    world.nested = lambda: swept.append(world.lake.compact(options).orphans_deleted)
+    world.nested_at = world.writes + at_write
+    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.check()
+    world.compact()
+    world.check()
+    assert world.stray_keys() == []
+    assert swept == [1 if at_write in IN_FLIGHT_UPLOADS else 0]
+
+
+IN_FLIGHT_UPLOADS = {2, 3}  # before these writes of the batch, its rewrite of hour 10 has uploaded (its lineage,
+# then its data too) and not swapped yet

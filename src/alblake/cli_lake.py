@@ -44,6 +44,7 @@ def format_report(report: CompactionReport, seconds: float) -> str:
         f"rows compacted        {report.rows_compacted:,}",
         f"bytes written         {report.bytes_written:,}",
         f"old folders deleted   {report.folders_deleted}",
+        f"orphans deleted       {report.orphans_deleted} (folders of rewrites that crashed before going live)",
         f"conflicts             {report.conflicts} (another writer changed the partition; the next run retries)",
         f"time                  {seconds:.2f} s",
     ]

@@ -150,6 +150,7 @@ class CompactionPipeline:
         self.metrics.add_metric("BytesWritten", "Bytes", report.bytes_written)
         self.metrics.add_metric("DurationSeconds", "Seconds", seconds)
         self.metrics.add_metric("FoldersDeleted", "Count", report.folders_deleted)
+        self.metrics.add_metric("OrphanFoldersDeleted", "Count", report.orphans_deleted)
         self.metrics.add_metric("CompactionConflicts", "Count", report.conflicts)
         self.metrics.add_metric("CompactionErrors", "Count", len(report.errors))
 
@@ -161,6 +162,7 @@ def report_dict(report: CompactionReport) -> dict[str, Any]:
         "rows_compacted": report.rows_compacted,
         "bytes_written": report.bytes_written,
         "folders_deleted": report.folders_deleted,
+        "orphans_deleted": report.orphans_deleted,
         "conflicts": report.conflicts,
         "stopped_early": report.stopped_early,
         "next_cursor": report.next_cursor,

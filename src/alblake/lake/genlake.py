@@ -69,6 +69,7 @@ from alblake.ports import (
 ATTEMPTS = 12
 _PER_OBJECT_FILE = re.compile(r"^(?P<stem>[^/]+\.[0-9a-f]{16})\.parquet$")
 _LINEAGE_SUFFIX = ".lineage.parquet"
+_GENERATION_NAME = re.compile(r"^g\d{6,}-[0-9a-f]+$")  # a generation folder's name (``generation_folder``)
 
 
 class LakeConflictError(RuntimeError):
@@ -109,6 +110,7 @@ class CompactionReport:
     rows_compacted: int = 0
     bytes_written: int = 0
     folders_deleted: int = 0
+    orphans_deleted: int = 0  # folders of rewrites that crashed before going live
     conflicts: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path, message)
     stopped_early: bool = False
@@ -328,8 +330,8 @@ class GenerationalLake:
             state = live.state
             record = state.sources.get(stem)
             if record is not None and record.digest == digest:  # the same rows are live already (duplicate delivery)
-                if not record.compacted and state.generation > 0:  # a retry after a crash before the marker
-                    self.store.put_bytes(pending_key(partition), b"")
+                if state.generation > 0 and (not record.compacted or state.retired):
+                    self._mark_pending(partition)  # a retry after a crash before the marker: it may be missing
                 return state.live + record.file
             if record is not None and record.compacted:
                 replacement = {stem: Replacement(path, digest, rows)}
@@ -341,7 +343,7 @@ class GenerationalLake:
             self._put_copy(key, path)
             state.sources[stem] = SourceRecord(digest, rows, f"{stem}.parquet", late=state.compacted_at is not None)
             if self._swap(live, state):
-                self.store.put_bytes(pending_key(partition), b"")
+                self._mark_pending(partition)
                 return key
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
@@ -363,8 +365,14 @@ class GenerationalLake:
                 continue
             state.sources.pop(stem, None)
             if self._swap(live, state):
+                if state.retired:  # a retry after a rewrite that crashed before its marker: it may be missing
+                    self._mark_pending(partition)
                 return [key]
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
+
+    def _mark_pending(self, partition: Partition) -> None:
+        """Mark the partition for the next compaction run: a per-object file to merge, a retired folder to delete."""
+        self.store.put_bytes(pending_key(partition), b"")
 
     def _put_copy(self, key: str, path: Path) -> None:
         """Put a copy of ``path`` (a store may move the file it puts; a retry needs it again)."""
@@ -470,7 +478,7 @@ class GenerationalLake:
                 self.store.delete(data)
                 self.store.delete(lineage_key(data))
             return None
-        self.store.put_bytes(pending_key(partition), b"")  # a later run deletes the retired folder
+        self._mark_pending(partition)  # a later run deletes the retired folder
         if point:
             self._point([partition])
         return Rewritten(new, len(uploaded), merged.rows, bytes_written, files_of)
@@ -576,11 +584,12 @@ class GenerationalLake:
             if not self._swap(live, live.state):
                 report.conflicts += 1
         report.folders_deleted += self._delete_retired(partition, options)
+        report.orphans_deleted += self._delete_orphans(partition)
         if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
             self.store.delete(pending_key(partition))
             state = self.read_state(partition).state
             if state.retired or _has_per_object_files(self._live_files(state)):
-                self.store.put_bytes(pending_key(partition), b"")
+                self._mark_pending(partition)
 
     def _live_files(self, state: PartitionState) -> list[str]:
         return [k for k in self.store.list_keys(state.live) if k.endswith(".parquet")]
@@ -603,6 +612,32 @@ class GenerationalLake:
         state = live.state
         state.retired = [r for r in state.retired if r not in due]
         return len(due) if self._swap(live, state) else 0
+
+
+    def _delete_orphans(self, partition: Partition) -> int:
+        """Delete the generation folders of ``partition`` that were never live: what a rewrite left that crashed
+        between its uploads (C4) and its swap (C5), and its lineage. The state is compare-and-swapped first (same
+        content, next revision), so a rewrite still in flight, which read the state before, loses its swap rather
+        than going live on deleted files; a rewrite that reads the state after it uploads into a folder this
+        listing did not see."""
+        live = self.read_state(partition)
+        if live.tag is None:  # never sealed: no rewrite ever started here
+            return 0
+        known = {live.state.live, *(retired.folder for retired in live.state.retired)}
+        folders = f"{COMPACTED_PREFIX}{partition.path}/"
+        orphans: dict[str, list[str]] = {}
+        for prefix in (folders, lineage_key(folders)):
+            for key in self.store.list_keys(prefix):
+                name = key[len(prefix) :].split("/", 1)[0]
+                folder = f"{folders}{name}/"
+                if _GENERATION_NAME.match(name) and "/" in key[len(prefix) :] and folder not in known:
+                    orphans.setdefault(folder, []).append(key)
+        if not orphans or not self._swap(live, live.state):
+            return 0
+        for keys in orphans.values():
+            for key in keys:
+                self.store.delete(key)
+        return len(orphans)
 
 
 def owning_folder(key: str) -> tuple[Partition, str] | None:
