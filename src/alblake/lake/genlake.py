@@ -172,18 +172,19 @@ class GenerationalLake:
         return self.store.staging_dir()
 
     def visible_files(self) -> Sequence[str]:
+        return sorted(self.store.url(key) for key, _ in self.visible_keys())
+
+    def visible_keys(self) -> list[tuple[str, Partition]]:
+        """The data files readers see (those in their partition's live folder), each with its partition; one
+        listing of the data tree."""
         keys = [key for key in self.store.list_keys(DATA_PREFIX) if key.endswith(".parquet")]
         live = self._live_from(keys)
         visible = []
         for key in keys:
             folder = owning_folder(key)
             if folder is not None and live.get(folder[0]) == folder[1]:
-                visible.append(key)
-        return sorted(self.store.url(key) for key in visible)
-
-    def live_folders(self) -> dict[Partition, str]:
-        """The live folder of every partition that has files or a state."""
-        return self._live_from(self.store.list_keys(DATA_PREFIX))
+                visible.append((key, folder[0]))
+        return visible
 
     def _live_from(self, keys: Iterable[str]) -> dict[Partition, str]:
         live: dict[Partition, str] = {}

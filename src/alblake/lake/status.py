@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from alblake.keys import AccessLogKey, classify_key
-from alblake.lake.genlake import GenerationalLake, owning_folder
+from alblake.lake.genlake import GenerationalLake
 from alblake.lake.layout import MANIFEST_PREFIX, QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
 from alblake.quarantine import reason_counts
@@ -106,14 +106,10 @@ def lake_status(lake: GenerationalLake) -> LakeStatus:
 
 
 def _add_files(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], status: LakeStatus) -> None:
-    live = lake.live_folders()
     partitions: defaultdict[str, set[Partition]] = defaultdict(set)
-    for key in lake.store.list_keys("alb_logs/"):
-        folder = owning_folder(key)
-        if folder is None or not key.endswith(".parquet") or live.get(folder[0]) != folder[1]:
-            continue
-        lb = balancer[folder[0].elb_name]
-        partitions[folder[0].elb_name].add(folder[0])
+    for key, partition in lake.visible_keys():
+        lb = balancer[partition.elb_name]
+        partitions[partition.elb_name].add(partition)
         lb.visible_files += 1
         try:
             rows, first, last = _footer(lake.store.url(key))
