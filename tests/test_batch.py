@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import pickle
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from alblake.ingest import (
 from alblake.lake import open_lake, open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
+from alblake.ports import BatchCommitError, CommitResult
 from alblake.sample import write_sample_day
 from tests.test_parse import DOC_LINE
 
@@ -304,6 +306,8 @@ def test_a_batch_commit_stopped_part_way_reports_its_complete_objects_as_ingeste
     assert sorted(p.name for p in (lake_dir / "manifests").glob("*.json")) == sorted(
         k.removeprefix("manifests/") for k in manifests_written)
     retried = ingest_batch(objects[2:], open_local_lake(lake_dir))
+    stopped = pickle.loads(pickle.dumps(BatchCommitError({0: CommitResult(["k"])}, OSError("disk full"))))
+    assert (stopped.completed, str(stopped), str(stopped.cause)) == ({0: CommitResult(["k"])}, "disk full", "disk full")
     assert all(isinstance(o, IngestedObject) for o in retried)
     ingest_batch(objects, open_local_lake(tmp_path / "reference"))
     assert lake_rows(lake_dir) == lake_rows(tmp_path / "reference")

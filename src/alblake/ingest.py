@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from alblake.convert import ConvertedBatch, convert_batch, convert_stream
 from alblake.display import human_bytes, printable
 from alblake.errors import InputError
-from alblake.keys import AccessLogKey, classify_key
+from alblake.keys import LOG_SUFFIXES, AccessLogKey, classify_key
 from alblake.lake import open_lake_at
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedObject
-from alblake.pool import default_jobs, pool_context
+from alblake.pool import default_jobs, pool_context, worth_a_pool
 from alblake.ports import BatchCommitError, CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
 from alblake.source import BLOCK_SIZE
@@ -38,7 +38,6 @@ from alblake.source import BLOCK_SIZE
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-LOG_SUFFIXES = (".log", ".log.gz")
 
 
 @dataclass(frozen=True)
@@ -308,9 +307,8 @@ def _commit_converted(
         commit = commits.get(index)
         if commit is not None:
             outcomes[position] = IngestedObject.of(staged, commit)
-        else:
-            assert stopped_by is not None, "commit_batch gives a result for every object or raises"
-            outcomes[position] = failure_of(sources[position], stopped_by)
+        else:  # (commit_batch gives a result for every object or raises)
+            outcomes[position] = failure_of(sources[position], stopped_by or RuntimeError("no commit result"))
     return outcomes
 
 
@@ -339,14 +337,9 @@ def _ingest_in_worker(sources: list[SourceObject]) -> list[IngestedObject | Fail
     return _run_task(sources, _worker_lake)
 
 
-POOL_MIN_OBJECTS = 32
-POOL_MIN_BYTES = 16 << 20
-
-
 def auto_jobs(objects: Sequence[SourceObject]) -> int:
-    """One process per core when the work pays for starting a pool (~0.5 s): many objects or many bytes."""
-    worth_it = len(objects) >= POOL_MIN_OBJECTS or sum(o.size for o in objects) >= POOL_MIN_BYTES
-    return default_jobs() if worth_it else 1
+    """One process per core when the work pays for starting a pool (``worth_a_pool``)."""
+    return default_jobs() if worth_a_pool(len(objects), sum(o.size for o in objects)) else 1
 
 
 def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:

@@ -54,6 +54,8 @@ class SkippedKey:
     reason: SkipReason
 
 
+LOG_SUFFIXES = (".log", ".log.gz")  # what a local file must end with to be taken from a directory
+
 # <account>_elasticloadbalancing_<region>_<kind>.<lb-name>.<lb-id>_<end>_<node-ip>_<random>.log.gz
 # LB names are 1-32 alphanumerics and hyphens (no dots or underscores); the id is hex.
 _NAME_RE = re.compile(

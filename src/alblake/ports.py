@@ -113,9 +113,12 @@ class BatchCommitError(Exception):
     part of it is live). ``__cause__`` is the error that stopped it."""
 
     def __init__(self, completed: dict[int, CommitResult], cause: Exception) -> None:
-        super().__init__(str(cause))
+        super().__init__(completed, cause)  # both in args: it pickles (a worker may hand it to its caller)
         self.completed = completed
         self.cause = cause
+
+    def __str__(self) -> str:
+        return str(self.cause)
 
 
 class Lake(Protocol):

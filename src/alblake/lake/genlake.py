@@ -299,7 +299,7 @@ class GenerationalLake:
     def _commit_rows(self, rows: StagedRows, earlier_writers: Iterable[str] = ()) -> dict[str, list[str]]:
         """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at.
         ``earlier_writers``: objects whose earlier commit wrote into the partition; their rows there are replaced
-        too, so those that left it have none left (``_finish_object`` then finds nothing of them to remove)."""
+        too, so those that left it have none left (``_finish_object``'s removal then only swaps the state)."""
         batch_input = MergeInput(
             f"{len(rows.stems)} objects (new rows)", None, rows.stems, rows.lineage, table=rows.table
         )
