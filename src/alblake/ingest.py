@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 
-
 @dataclass(frozen=True)
 class IngestedObject:
     """What ingesting one object did: its counts and what its commit changed in the lake."""

@@ -103,6 +103,14 @@ class CompactionOptions:
     start_after: str = ""  # listing cursor (a lake key) of a previous run that stopped early
 
 
+@dataclass(frozen=True)
+class _EarlierCommit:
+    """What an object's last commit wrote (its manifest): its own files and the partitions it had rows in."""
+
+    files: list[str]
+    partitions: list[Partition]
+
+
 @dataclass
 class CompactionReport:
     partitions_compacted: int = 0
@@ -221,7 +229,7 @@ class GenerationalLake:
     # ------------------------------------------------------------------------------------------ ingest commit
 
     def commit(self, staged: StagedObject) -> CommitResult:
-        earlier = self.store.get(manifest_key(staged.stem))
+        earlier = self._earlier_commit(staged.stem)
         result = CommitResult()
         for data in staged.data:
             result.written.append(self._commit_partition(data.partition, staged.stem, data.path, data.rows))
@@ -234,12 +242,12 @@ class GenerationalLake:
         the batch's rows (a rewrite that replaces those objects' rows, as a changed re-ingest does), then each
         object gets its quarantine file, stale-partition cleanup and manifest as in ``commit``. One result per
         object, in order; the batch's catalog changes are counted in the first one."""
-        earlier = [self.store.get(manifest_key(staged.stem)) for staged in batch.objects]
+        earlier = [self._earlier_commit(staged.stem) for staged in batch.objects]
         results = [CommitResult() for _ in batch.objects]
         position = {staged.stem: i for i, staged in enumerate(batch.objects)}
         earlier_stems: dict[Partition, set[str]] = {}  # by partition: the batch's objects an earlier commit wrote there
-        for staged, content in zip(batch.objects, earlier, strict=True):
-            for partition in _manifest_partitions(content, read_manifest(content, staged.stem)):
+        for staged, commit in zip(batch.objects, earlier, strict=True):
+            for partition in commit.partitions:
                 earlier_stems.setdefault(partition, set()).add(staged.stem)
         for rows in batch.rows:
             if len(rows.stems) > 1:  # also drops the rows of objects that left the partition: one rewrite, not two
@@ -250,27 +258,32 @@ class GenerationalLake:
                 results[position[stem]].written.extend(keys)
         if results:
             results[0].partitions_created = self._point(rows.partition for rows in batch.rows)
-        for finished, (staged, result, content) in enumerate(zip(batch.objects, results, earlier, strict=True)):
+        for finished, (staged, result, commit) in enumerate(zip(batch.objects, results, earlier, strict=True)):
             try:
-                self._finish_object(staged, result, content)
+                self._finish_object(staged, result, commit)
             except Exception as error:  # the objects before it are complete: say so, not "all failed"
                 raise BatchCommitError(dict(enumerate(results[:finished])), error) from error
         return results
 
-    def _finish_object(self, staged: StagedObject, result: CommitResult, earlier_content: bytes | None) -> None:
+    def _earlier_commit(self, stem: str) -> _EarlierCommit:
+        """What the object's last commit wrote, from its manifest (nothing when it has none)."""
+        content = self.store.get(manifest_key(stem))
+        files = read_manifest(content, stem)
+        return _EarlierCommit(files, _manifest_partitions(content, files))
+
+    def _finish_object(self, staged: StagedObject, result: CommitResult, earlier: _EarlierCommit) -> None:
         """After an object's rows are live: its quarantine file, the removal of its rows from partitions an earlier
         commit wrote and this one does not, then its manifest (last: a manifest says the commit is complete)."""
         stem = staged.stem
-        earlier_files = read_manifest(earlier_content, stem)
         if staged.quarantine_path is not None:
             key = quarantine_key(stem)
             self.store.put_file(key, staged.quarantine_path)
             result.written.append(key)
-        stale = sorted(set(_manifest_partitions(earlier_content, earlier_files)) - set(staged.partitions))
+        stale = sorted(set(earlier.partitions) - set(staged.partitions))
         for partition in stale:
             result.deleted.extend(self._remove_source(partition, stem))
         self._point(stale)  # also when the removal was done by a run that crashed before pointing
-        if staged.quarantine_path is None and quarantine_key(stem) in earlier_files:
+        if staged.quarantine_path is None and quarantine_key(stem) in earlier.files:
             self.store.delete(quarantine_key(stem))
             result.deleted.append(quarantine_key(stem))
         manifest = {
@@ -613,7 +626,6 @@ class GenerationalLake:
         state = live.state
         state.retired = [r for r in state.retired if r not in due]
         return len(due) if self._swap(live, state) else 0
-
 
     def _delete_orphans(self, partition: Partition) -> int:
         """Delete the generation folders of ``partition`` that were never live: what a rewrite left that crashed
