@@ -235,9 +235,7 @@ class _Conversion:
             self.quarantine.abort()
             raise
         staged.rows = sum(d.rows for d in staged.data)
-        staged.quarantined = self.quarantine.count
-        staged.quarantine_stored = self.quarantine.stored
-        staged.quarantine_reasons = dict(self.quarantine.reasons)
+        _note_quarantine(staged, self.quarantine)
         staged.bytes_in = reader.count
 
     def _long_line(self, line: LongLine) -> None:
@@ -285,6 +283,13 @@ class _Conversion:
         latest = pc.max(table.column("time")).as_py()
         if self.staged.max_time is None or latest > self.staged.max_time:
             self.staged.max_time = latest
+
+
+def _note_quarantine(staged: StagedObject, writer: QuarantineWriter) -> None:
+    """The object's quarantine counts, from its closed quarantine writer."""
+    staged.quarantined = writer.count
+    staged.quarantine_stored = writer.stored
+    staged.quarantine_reasons = dict(writer.reasons)
 
 
 def _rows_at(table: pa.Table, positions: np.ndarray) -> pa.Table:
@@ -363,9 +368,7 @@ def _close_quarantine(member: _Member) -> None:
     writer = member.quarantine
     if writer is not None:
         member.staged.quarantine_path = writer.close()
-        member.staged.quarantined = writer.count
-        member.staged.quarantine_stored = writer.stored
-        member.staged.quarantine_reasons = dict(writer.reasons)
+        _note_quarantine(member.staged, writer)
         member.quarantine = None
 
 
