@@ -124,6 +124,13 @@ class World:
         report = self.lake.compact(CompactionOptions(now=now, older_than=timedelta(0), grace=timedelta(0)))
         assert report.errors == []
 
+    def compact_to_the_end(self) -> None:
+        """A last compaction with no grace period: both views still show every row once, and every file under the
+        generation trees is in a live folder."""
+        self.compact()
+        self.check()
+        assert self.stray_keys() == []
+
     def stray_keys(self) -> list[str]:
         """Files of generation folders (data or lineage) that are not live: after a compaction with no grace
         period, there are none (retired folders are deleted, orphans of crashed rewrites swept)."""
@@ -251,10 +258,8 @@ def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> 
             run(world, op, versions)()
         world.check()
     # in the end, compaction leaves at most one file per partition, the same rows, and no folder that is not live
-    world.compact()
-    world.check()
+    world.compact_to_the_end()
     assert not world.in_flight
-    assert world.stray_keys() == []
     per_partition = Counter(owning_folder(url.removeprefix(URL_PREFIX)) for url in world.lake.visible_files())
     assert all(count == 1 for count in per_partition.values())
 
@@ -298,10 +303,8 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     except SimulatedCrashError:
         world.check()
     world.crash_at = None
-    world.compact()
-    world.check()
+    world.compact_to_the_end()  # what the crash uploaded and never made live is swept
     assert len(world.lake.visible_files()) == 2  # hours 10 and 11, one file each
-    assert world.stray_keys() == []  # what the crash uploaded and never made live is swept
 
 
 @pytest.mark.parametrize("at_write", range(1, 8))
@@ -331,7 +334,8 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     world.check()
 
 
-BATCH_WRITES = 15  # store writes of the batch below; the cases crash at each of them
+THE_BATCH = [(0, 1), (1, 4), (2, 2)]  # (object, version): one of them compacted before, one moving between hours
+BATCH_WRITES = 15  # store writes of THE_BATCH after world_before_the_batch; the cases crash at each of them
 
 
 def world_before_the_batch() -> World:
@@ -343,10 +347,18 @@ def world_before_the_batch() -> World:
     return world
 
 
+def batch_with_nested(world: World, nested: Callable[[], None], at_write: int) -> None:
+    """THE_BATCH with ``nested`` run just before its ``at_write``-th store write."""
+    world.nested = nested
+    world.nested_at = world.writes + at_write
+    world.ingest_batch(THE_BATCH)
+    world.check()
+
+
 def test_the_batch_crash_cases_cover_every_write() -> None:
     world = world_before_the_batch()
     before = world.writes
-    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.ingest_batch(THE_BATCH)
     assert world.writes - before == BATCH_WRITES
 
 
@@ -357,14 +369,12 @@ def test_crash_at_every_write_of_a_batch_then_retry(crash_at: int) -> None:
     world = world_before_the_batch()
     world.crash_at = world.writes + crash_at
     with pytest.raises(SimulatedCrashError):
-        world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+        world.ingest_batch(THE_BATCH)
     world.check()
-    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
+    world.ingest_batch(THE_BATCH)
     world.crash_at = None
     world.check()
-    world.compact()
-    world.check()
-    assert world.stray_keys() == []
+    world.compact_to_the_end()
     world.ingest(1, 4)  # a duplicate delivery of one of them, alone: nothing changes
     world.check()
     world.compact()
@@ -412,14 +422,9 @@ def test_a_sweep_racing_a_batch_never_deletes_what_goes_live(at_write: int) -> N
     world = world_before_the_batch()
     world.crash_at = world.writes + 3  # a crashed batch leaves an orphan folder for the sweep to find
     with pytest.raises(SimulatedCrashError):
-        world.ingest_batch([(0, 1), (1, 4), (2, 2)])
-    world.nested = world.compact
-    world.nested_at = world.writes + at_write
-    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
-    world.check()
-    world.compact()
-    world.check()
-    assert world.stray_keys() == []
+        world.ingest_batch(THE_BATCH)
+    batch_with_nested(world, world.compact, at_write)
+    world.compact_to_the_end()
 
 
 @pytest.mark.parametrize("at_write", range(1, BATCH_WRITES + 1))
@@ -432,13 +437,8 @@ def test_a_sweep_never_deletes_the_folder_of_a_rewrite_in_flight(at_write: int) 
     now = datetime(2018, 7, 3, tzinfo=UTC)
     options = CompactionOptions(now=now, older_than=timedelta(days=3650), grace=timedelta(days=3650))
     swept: list[int] = []
-    world.nested = lambda: swept.append(world.lake.compact(options).orphans_deleted)
-    world.nested_at = world.writes + at_write
-    world.ingest_batch([(0, 1), (1, 4), (2, 2)])
-    world.check()
-    world.compact()
-    world.check()
-    assert world.stray_keys() == []
+    batch_with_nested(world, lambda: swept.append(world.lake.compact(options).orphans_deleted), at_write)
+    world.compact_to_the_end()
     assert swept == [1 if at_write in IN_FLIGHT_UPLOADS else 0]
 
 
