@@ -1,7 +1,7 @@
 """Many small objects vs one large object: lines/s of ``alblake ingest`` over 600 objects x 250 lines (all
 cores, process pool) against one 150k-line object (one process), measured in the same run.
 
-Two shapes of the same 600 x 250 lines, because the cost of small objects depends on how many share a
+Three shapes of the same 600 x 250 lines, because the cost of small objects depends on how many share a
 partition-hour (one file per partition-hour is the floor of any Hive layout):
 - ``delivery``: what ALB writes, one object per load balancer node every 5 minutes (3 load balancers with 2, 2
   and 1 nodes, 120 intervals: 12-24 objects per partition-hour);

@@ -15,6 +15,7 @@ import glob
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from alblake.keys import LOG_SUFFIXES
 from alblake.pool import default_jobs, start_pool_server, worth_a_pool
@@ -29,7 +30,7 @@ class _ArgumentsNotUnderstoodError(Exception):
 
 
 class _QuietParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]  # never prints or exits: the CLI will say it
+    def error(self, message: str) -> NoReturn:  # never prints or exits: the CLI will say what is wrong
         raise _ArgumentsNotUnderstoodError(message)
 
 
