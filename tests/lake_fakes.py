@@ -2,7 +2,8 @@
 
 - ``MemoryStore``: an ``ObjectStore`` in a dict, with compare-and-swap. Every mutating call first runs the
   ``before_write`` hook (tests use it to crash there, to run another writer in the middle, or to check what
-  readers see at that moment).
+  readers see at that moment), and, once the write is done, the ``after_write`` hook (tests use it to lose the
+  acknowledgement: the write happened, the caller is told it failed).
 - ``MemoryCatalog``: a ``PartitionRegistrar`` that keeps each partition's Location, like Glue.
 - ``athena_files``: what Athena would read: every object under each registered Location, subfolders included.
 """
@@ -25,6 +26,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.before_write: Callable[[str, str], None] = lambda operation, key: None
+        self.after_write: Callable[[str, str], None] = lambda operation, key: None
         self._staging = Path(tempfile.mkdtemp(prefix="memstore-"))
 
     def _write(self, operation: str, key: str) -> None:
@@ -37,6 +39,7 @@ class MemoryStore:
         content = local_path.read_bytes()
         self._write("put_file", key)
         self.objects[key] = content
+        self.after_write("put_file", key)
 
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)
@@ -44,6 +47,7 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         self._write("delete", key)
         self.objects.pop(key, None)
+        self.after_write("delete", key)
 
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
         keys = sorted(k for k in self.objects if k.startswith(prefix) and k > start_after)
@@ -69,10 +73,12 @@ class MemoryStore:
         if (None if current is None else current.tag) != expected_tag:
             raise ConditionFailedError(key)
         self.objects[key] = content
+        self.after_write("put_bytes_if", key)
 
     def put_bytes(self, key: str, content: bytes) -> None:
         self._write("put_bytes", key)
         self.objects[key] = content
+        self.after_write("put_bytes", key)
 
 
 class MemoryCatalog:

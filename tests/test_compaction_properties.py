@@ -1,6 +1,8 @@
 """Exactly-once for readers, at every step: hypothesis drives interleavings of ingest, re-ingest (same object,
-changed content), duplicate delivery, batches of objects ingested together, compaction, two compactions at once
-and crashes at every store write.
+changed content), duplicate delivery, batches of objects ingested together, compaction, two compactions at once,
+crashes at every store write and lost acknowledgements at every store write (the write happened, the writer is
+told it failed: an SDK retry of a conditional write that had succeeded answers "condition failed"; a timeout
+while reading the answer fails the whole operation, which is retried).
 
 Before every store write and after every operation both readers are checked: the local reader
 (``visible_files``) and an Athena model (every object under each partition's catalog Location). Each must show
@@ -27,6 +29,7 @@ from alblake.ingest import ingest_object
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder
 from alblake.lake.layout import DATA_PREFIX, object_stem
+from alblake.ports import BatchCommitError, ConditionFailedError
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
 
 OBJECTS = 3
@@ -37,6 +40,11 @@ TEMPLATE = (
     '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
     '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
 )
+
+
+class LostAnswerError(ConnectionError):
+    """The answer to a write that happened never arrived (a reset connection, a timeout while reading it) and the
+    SDK gave up: the writer's operation fails after its write took effect."""
 
 
 class SimulatedCrashError(BaseException):
@@ -73,12 +81,16 @@ class World:
     crash_at: int | None = None
     nested: Callable[[], None] | None = None
     nested_at: int | None = None
+    lost_ack_at: int | None = None  # the write whose acknowledgement is lost
+    lost_ack_retried: bool = True  # conditional writes: the SDK retried (-> "condition failed"); else it gave up
+    between: Callable[[], None] | None = None  # another writer's operation, between the lost write and its answer
     writes: int = 0
     checks: int = 0
 
     def __post_init__(self) -> None:
         self.lake = GenerationalLake(self.store, self.catalog, clock=lambda: datetime(2018, 7, 3, tzinfo=UTC))
         self.store.before_write = self.before_write
+        self.store.after_write = self.after_write
 
     def before_write(self, operation: str, key: str) -> None:
         self.check()
@@ -89,6 +101,19 @@ class World:
         if self.crash_at is not None and self.writes == self.crash_at:
             self.crash_at = None
             raise SimulatedCrashError(f"crash before {operation} {key}")
+
+    def after_write(self, operation: str, key: str) -> None:
+        if self.lost_ack_at is None or self.writes != self.lost_ack_at:
+            return
+        self.lost_ack_at = None
+        if self.between is not None:
+            between, self.between = self.between, None
+            between()
+        if operation == "put_bytes_if" and self.lost_ack_retried:
+            raise ConditionFailedError(f"{key}: the SDK's retry of a write that succeeded")
+        if operation != "put_bytes_if" and self.lost_ack_retried:
+            return  # an unconditional write retried by the SDK succeeds again: nothing to see
+        raise LostAnswerError(f"no answer to {operation} {key}")
 
     # --------------------------------------------------------------------------------------------- operations
     def ingest(self, obj: int, version: int) -> None:
@@ -189,6 +214,8 @@ step = st.one_of(
     simple_op,
     st.tuples(st.just("crash"), simple_op, st.integers(1, 14)),
     st.tuples(st.just("interleave"), simple_op, simple_op, st.integers(1, 14)),
+    # (operation, at write, SDK retried?, another writer's operation between the write and its lost answer)
+    st.tuples(st.just("lost_ack"), simple_op, st.integers(1, 14), st.booleans(), st.one_of(st.none(), simple_op)),
 )
 
 
@@ -227,11 +254,25 @@ def run(world: World, op: tuple[object, ...], versions: dict[int, int]) -> Calla
 @example([("interleave", ("ingest", 0, True), ("ingest", 0, False), 2)])
 @example([("ingest", 0, False), ("crash", ("batch", [0, 1], True), 3), ("compact",)])
 @example([("batch", [0, 1], False), ("interleave", ("ingest", 1, True), ("batch", [1, 2], False), 4)])
+# a compaction whose state swap succeeded but whose answer was lost deleted the folder it had made live
+@example(
+    [
+        ("ingest", 0, False),
+        ("ingest", 1, False),
+        ("ingest", 2, False),
+        ("compact",),
+        ("ingest", 0, True),
+        ("ingest", 1, True),
+        ("lost_ack", ("compact",), 10, True, None),
+    ]
+)
 def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> None:
     world = World()
     versions: dict[int, int] = {}
     for op in steps:
-        if op[0] == "crash":
+        if op[0] == "lost_ack":
+            lose_an_answer(world, op, versions)
+        elif op[0] == "crash":
             inner = op[1]
             assert isinstance(inner, tuple)
             action = run(world, inner, versions)
@@ -262,6 +303,29 @@ def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> 
     assert not world.in_flight
     per_partition = Counter(owning_folder(url.removeprefix(URL_PREFIX)) for url in world.lake.visible_files())
     assert all(count == 1 for count in per_partition.values())
+
+
+def lose_an_answer(world: World, op: tuple[object, ...], versions: dict[int, int]) -> None:
+    """Run ``op[1]`` with the answer to its ``op[2]``-th store write lost, another writer's operation ``op[4]``
+    (if any) taking effect between that write and the lost answer; retry the operation if it failed."""
+    inner, at, retried, between = op[1], int(op[2]), bool(op[3]), op[4]  # type: ignore[call-overload]
+    assert isinstance(inner, tuple)
+    action = run(world, inner, versions)
+    if isinstance(between, tuple):
+        if objects_of(inner) & objects_of(between):
+            between = (*between[:2], False)  # one object delivered twice at once: the same content
+        world.between = run(world, between, versions)
+    world.lost_ack_at, world.lost_ack_retried = world.writes + at, retried
+    try:
+        action()
+    except (LostAnswerError, BatchCommitError) as error:
+        assert isinstance(error, LostAnswerError) or isinstance(error.cause, LostAnswerError), error
+        world.check()  # what the failed operation leaves behind
+        action()  # the retry
+    world.lost_ack_at = None
+    if world.between is not None:  # the operation made fewer writes: the other writer runs after it
+        between_action, world.between = world.between, None
+        between_action()
 
 
 def test_two_compactions_of_one_partition_at_once_one_wins() -> None:
@@ -444,3 +508,54 @@ def test_a_sweep_never_deletes_the_folder_of_a_rewrite_in_flight(at_write: int) 
 
 IN_FLIGHT_UPLOADS = {2, 3}  # before these writes of the batch, its rewrite of hour 10 has uploaded (its lineage,
 # then its data too) and not swapped yet
+
+
+COMPACTION_WRITES = 17  # store writes of the compaction in the cases below (a test checks the count)
+
+
+def world_before_a_late_compaction() -> World:
+    """Three objects compacted, then a changed version of two of them: hour 10 is rewritten, hour 11 compacted."""
+    world = World()
+    for obj in range(OBJECTS):
+        world.ingest(obj, 0)
+    world.compact()
+    world.ingest(0, 1)
+    world.ingest(1, 1)
+    return world
+
+
+def test_the_lost_answer_cases_cover_every_write_of_the_compaction() -> None:
+    world = world_before_a_late_compaction()
+    before = world.writes
+    world.compact()
+    assert world.writes - before == COMPACTION_WRITES
+
+
+@pytest.mark.parametrize("retried", [True, False], ids=["sdk-retried", "sdk-gave-up"])
+@pytest.mark.parametrize("at_write", range(1, COMPACTION_WRITES + 1))
+def test_a_lost_answer_at_every_write_of_a_compaction(at_write: int, retried: bool) -> None:
+    """The write takes effect but its answer is lost. A compaction that took its own state swap for another
+    writer's used to delete the folder it had just made live: every row of the partition vanished."""
+    world = world_before_a_late_compaction()
+    world.lost_ack_at, world.lost_ack_retried = world.writes + at_write, retried
+    try:
+        world.compact()
+    except LostAnswerError:
+        world.check()
+        world.compact()  # the next run
+    world.check()
+    world.compact_to_the_end()
+    assert len(world.lake.visible_files()) == 2
+
+
+@pytest.mark.parametrize("at_write", range(1, COMPACTION_WRITES + 1))
+def test_a_lost_answer_followed_by_another_writer_before_the_retry(at_write: int) -> None:
+    """The write takes effect, another writer changes the partition on top of it, then the SDK's retry answers
+    "condition failed": the state no longer carries this writer's token, yet names its folder (live or retired),
+    which therefore must not be deleted."""
+    world = world_before_a_late_compaction()
+    world.between = lambda: world.ingest(2, 1)
+    world.lost_ack_at = world.writes + at_write
+    world.compact()
+    world.check()
+    world.compact_to_the_end()

@@ -110,6 +110,10 @@ class PartitionState:
     retired: list[RetiredFolder] = field(default_factory=list)
     compacted_at: str | None = None
     revision: int = 0  # bumped by every write, so a compare-and-swap never mistakes a rewrite for no change
+    # a fresh random value in every write: a writer whose conditional write was answered "condition failed"
+    # re-reads the state and knows by this value whether the write that exists is its own (a lost
+    # acknowledgement: the SDK retried a write that had succeeded) or another writer's
+    write_token: str = ""
 
     def __post_init__(self) -> None:
         if not self.live:
@@ -128,6 +132,7 @@ class PartitionState:
             "retired": [{"folder": r.folder, "at": r.at} for r in self.retired],
             "compacted_at": self.compacted_at,
             "revision": self.revision,
+            "write_token": self.write_token,
         }
         # one line, keys sorted: json's C encoder (an indented state of a batch-written hour cost ~1 ms a write)
         return (json.dumps(body, sort_keys=True) + "\n").encode()
@@ -147,11 +152,17 @@ class PartitionState:
                 retired=[RetiredFolder(**r) for r in body["retired"]],
                 compacted_at=body.get("compacted_at"),
                 revision=int(body.get("revision", 0)),
+                write_token=str(body.get("write_token", "")),
             )
         except StateFormatError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateFormatError(f"{key}: unreadable partition state ({type(error).__name__}: {error})") from None
+
+
+def new_write_token() -> str:
+    """A value no other write of any state ever carries (16 random hex digits)."""
+    return secrets.token_hex(8)
 
 
 def now_iso(now: datetime) -> str:

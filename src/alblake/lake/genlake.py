@@ -39,6 +39,7 @@ from alblake.lake.generations import (
     StateFormatError,
     generation_folder,
     lineage_key,
+    new_write_token,
     now_iso,
     parse_iso,
     partition_of_path,
@@ -202,11 +203,11 @@ class GenerationalLake:
                 live.setdefault(folder[0], folder[1])
         for key in self.store.list_keys(STATE_PREFIX):  # only each state's live folder: cheaper than states()
             partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
-            content = self.store.get(key)
-            if partition is None or content is None:
+            versioned = self.store.get_versioned(key)  # not ``get``: "denied" must never read as "no state"
+            if partition is None or versioned is None:
                 continue
             try:
-                folder = json.loads(content)["live"]
+                folder = json.loads(versioned.content)["live"]
             except (ValueError, KeyError, TypeError):
                 raise StateFormatError(f"{key}: unreadable partition state") from None
             live[partition] = str(folder)
@@ -215,9 +216,9 @@ class GenerationalLake:
     def states(self) -> list[PartitionState]:
         found = []
         for key in self.store.list_keys(STATE_PREFIX):
-            content = self.store.get(key)
-            if content is not None:
-                found.append(PartitionState.from_json(content, key))
+            versioned = self.store.get_versioned(key)
+            if versioned is not None:
+                found.append(PartitionState.from_json(versioned.content, key))
         return found
 
     def read_state(self, partition: Partition) -> _Live:
@@ -384,6 +385,33 @@ class GenerationalLake:
                 return [key]
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
+    def forget_missing(self, partition: Partition, stems: Iterable[str]) -> list[str]:
+        """Make the partition's state stop naming missing files for ``stems``: drop the records of those source
+        objects whose file is gone (deleted from outside, or by a writer that took its own state write for
+        another's). Returns the stems dropped, sorted: re-ingesting those objects brings their rows back, exactly
+        once (no record says their rows are live any more). A partition without a state has nothing to forget."""
+        wanted = set(stems)
+        for _ in range(self.attempts):
+            live = self.read_state(partition)
+            if live.tag is None:
+                return []
+            names = {key[len(live.state.live) :] for key in self.store.list_keys(live.state.live)}
+            gone = sorted(
+                stem for stem, record in live.state.sources.items() if stem in wanted and record.file not in names
+            )
+            if not gone:
+                return []
+            for stem in gone:
+                del live.state.sources[stem]
+            if self._swap(live, live.state):
+                return gone
+        raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
+
+    def _named_folders(self, partition: Partition) -> set[str]:
+        """The folders the partition's current state names: its live folder and those retired, not yet deleted."""
+        state = self.read_state(partition).state
+        return {state.live, *(retired.folder for retired in state.retired)}
+
     def _mark_pending(self, partition: Partition) -> None:
         """Mark the partition for the next compaction run: a per-object file to merge, a retired folder to delete."""
         self.store.put_bytes(pending_key(partition), b"")
@@ -398,10 +426,23 @@ class GenerationalLake:
     def _swap(self, live: _Live, state: PartitionState) -> bool:
         """Compare-and-swap the partition's state; False when another writer changed it first."""
         state.revision = live.state.revision + 1
+        return self._write_state(state, live.tag)
+
+    def _write_state(self, state: PartitionState, expected_tag: str | None) -> bool:
+        """Write ``state`` if the partition's state is still at ``expected_tag`` (None: if it has none); whether
+        this write is the one that exists now.
+
+        "Condition failed" is not trusted alone: when a write succeeds but its answer is lost (a reset connection,
+        a timeout while reading the response), the SDK sends it again and the retry fails *because of the write
+        itself*. Every state carries a fresh ``write_token``, so the state read back says exactly whose write it is.
+        """
+        state.write_token = new_write_token()
+        content = state.to_json()
         try:
-            self.store.put_bytes_if(state_key(state.partition), state.to_json(), live.tag)
+            self.store.put_bytes_if(state_key(state.partition), content, expected_tag)
         except ConditionFailedError:
-            return False
+            current = self.store.get_versioned(state_key(state.partition))
+            return current is not None and current.content == content
         return True
 
     def _point(self, partitions: Iterable[Partition]) -> int:
@@ -447,10 +488,7 @@ class GenerationalLake:
         added_stems = {stem for item in added for stem in item.stems}
         live = expected or self.read_state(partition)
         if live.tag is None:  # seal generation 0: from now on every writer of the partition swaps the state
-            sealed = PartitionState(partition, revision=1)
-            try:
-                self.store.put_bytes_if(state_key(partition), sealed.to_json(), None)
-            except ConditionFailedError:
+            if not self._write_state(PartitionState(partition, revision=1), None):
                 return None
             live = self.read_state(partition)
         old = live.state
@@ -487,7 +525,10 @@ class GenerationalLake:
             late = earlier.late if earlier else (not compacting and old.compacted_at is not None)
             new.sources[stem] = SourceRecord(digest=digest, rows=rows, file=files_of[stem][0], late=late)
         new.retired = [*old.retired, RetiredFolder(old.live, now)]
-        if not self._swap(live, new):
+        if not self._swap(live, new) and folder not in self._named_folders(partition):
+            # lost to another writer: what this attempt uploaded never went live. A state that names the folder
+            # proves the swap happened (its token is fresh, only this swap could name it) and was then followed by
+            # another writer's: then the folder is live or retired and must stay.
             for data in uploaded:
                 self.store.delete(data)
                 self.store.delete(lineage_key(data))
