@@ -12,6 +12,9 @@ from typing import Any
 from alblake.display import printable
 from alblake.ingest import Failure, SourceObject, describe_failure, ingest_sources, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
+from alblake.lake.generations import StateFormatError
+from alblake.lake.genlake import GenerationalLake
+from alblake.lake.repair import find_damage, forget_lost_files, sources_of
 from alblake.replay import QuarantinedSource, local_source, open_store_at, quarantine_index, select_for_replay
 from alblake.selection import ObjectFilter, parse_day
 
@@ -165,6 +168,72 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 1 if failures or summary.failures else 0
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    try:
+        lake = open_lake_at(args.lake, glue_database=args.glue_database)
+        if not isinstance(lake, GenerationalLake):
+            raise LakeLocationError(f"{args.lake}: this lake cannot be repaired ({type(lake).__name__})")
+        damage = find_damage(lake)
+    except (LakeLocationError, StateFormatError, OSError) as exc:
+        _error(str(exc))
+        return 2
+    for found in damage:
+        print(f"{found.partition.path}: {len(found.missing)} missing file(s), rows of {len(found.stems)} object(s)")
+    if not damage:
+        print("nothing to repair: every file the lake names is there")
+        return 0
+    if args.dry_run:
+        return 0
+    stems = sorted({stem for found in damage for stem in found.stems})
+    source_ids = sources_of(lake, stems)
+    failures = [Failure(stem, "no manifest names its source") for stem in stems if stem not in source_ids]
+    readable: dict[str, SourceObject] = {}
+    for source_id in sorted(set(source_ids.values())):
+        found_source = _existing_source(source_id, args.source_root)
+        if isinstance(found_source, Failure):
+            failures.append(found_source)
+        else:
+            readable[source_id] = found_source
+    recoverable = {stem for stem, source_id in source_ids.items() if source_id in readable}
+    for found in damage:
+        lake.forget_missing(found.partition, recoverable)
+        if args.accept_loss:
+            forget_lost_files(lake, found, set(found.stems) - recoverable)
+    summary = ingest_sources(list(readable.values()), args.lake, jobs=args.jobs, glue_database=args.glue_database)
+    print(f"re-ingested              {summary.files:,} source objects, {summary.rows:,} rows")
+    for failure in failures:
+        print(describe_failure(failure.name, failure.reason), file=sys.stderr)
+    for name, reason in summary.failures:
+        print(describe_failure(name, reason), file=sys.stderr)
+    left = find_damage(lake)
+    if left:
+        _error(
+            f"{len(left)} partition(s) still miss rows whose sources cannot be read (see above); restore those "
+            f"sources (--source-root) and run 'alblake repair' again, or accept the loss: 'alblake repair --lake "
+            f"{args.lake} --accept-loss'"
+        )
+    return 1 if summary.failures or left or (failures and not args.accept_loss) else 0
+
+
+def _existing_source(source_id: str, source_root: Path | None) -> SourceObject | Failure:
+    """The source object of ``source_id`` if it can still be read (an S3 object is asked for its size)."""
+    if not source_id.startswith("s3://"):
+        return local_source(source_id, source_root)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from alblake.aws.s3_sources import S3Object
+    from alblake.aws.session import client
+
+    bucket, _, key = source_id.removeprefix("s3://").partition("/")
+    try:
+        size = int(client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except ClientError as exc:
+        return Failure(source_id, f"cannot be read ({exc.response.get('Error', {}).get('Code', exc)})")
+    except BotoCoreError as exc:
+        return Failure(source_id, f"cannot be read ({exc})")
+    return S3Object(bucket, key, size)
+
+
 def _source_for(source_id: str, source_root: Path | None) -> SourceObject | Failure:
     if source_id.startswith("s3://"):
         from alblake.aws.s3_sources import S3Object
@@ -205,6 +274,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_filters(replay, elb=False)
     replay.set_defaults(func=_cmd_replay)
+
+
+    repair = subparsers.add_parser(
+        "repair", help="bring back the rows of files the lake names but lost (ingests those objects again)"
+    )
+    repair.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    repair.add_argument("--glue-database", help="an s3:// lake's Glue database (its partitions follow the repair)")
+    repair.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for objects ingested from one")
+    repair.add_argument("--dry-run", action="store_true", help="only list the damaged partitions")
+    repair.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="objects whose source is gone: stop naming their missing files (their rows are lost for good)",
+    )
+    repair.add_argument("--jobs", type=int, help="processes (default: one per core when there are many objects)")
+    repair.set_defaults(func=_cmd_repair)
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, elb: bool) -> None:

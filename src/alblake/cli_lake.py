@@ -82,7 +82,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if lake is None:
         return 2
     try:
-        status = lake_status(lake)
+        status = lake_status(lake, verify=args.verify)
     except StateFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -91,7 +91,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=1))
     else:
         print(format_status(status))
-    return 1 if status.unreadable else 0
+    if status.damage:
+        print(
+            f"error: {len(status.damage)} partition(s) miss files their rows were in; "
+            f"'alblake repair --lake {args.lake}' ingests those objects again from their sources",
+            file=sys.stderr,
+        )
+    return 1 if status.unreadable or status.damage else 0
 
 
 def register(commands: Any) -> None:
@@ -120,4 +126,8 @@ def register(commands: Any) -> None:
     status = commands.add_parser("status", help="objects, partitions, files, rows, quarantine and gaps per LB")
     status.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
+    )
     status.set_defaults(func=_cmd_status)
+

@@ -13,7 +13,6 @@ nothing (an idle node may legitimately deliver nothing, so gaps are reported, no
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,8 +23,9 @@ import pyarrow.parquet as pq
 
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.genlake import GenerationalLake
-from alblake.lake.layout import MANIFEST_PREFIX, QUARANTINE_PREFIX, Partition
+from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
+from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests
 from alblake.quarantine import reason_counts
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
@@ -68,7 +68,8 @@ class BalancerStatus:
 @dataclass
 class LakeStatus:
     balancers: dict[str, BalancerStatus] = field(default_factory=dict)
-    unreadable: list[str] = field(default_factory=list)  # visible files whose footer cannot be read
+    unreadable: list[str] = field(default_factory=list)  # visible files whose footer (or data) cannot be read
+    damage: list[Damage] = field(default_factory=list)  # partitions whose bookkeeping names missing files
 
     def as_dict(self) -> dict[str, Any]:
         quarantined: Counter[str] = Counter()
@@ -84,15 +85,19 @@ class LakeStatus:
             "late_objects": sum(s.late_objects for s in self.balancers.values()),
             "gaps": sum(len(s.gaps) for s in self.balancers.values()),
             "unreadable_files": self.unreadable,
+            "damaged_partitions": [d.as_dict() for d in self.damage],
             "load_balancers": {name: s.as_dict() for name, s in sorted(self.balancers.items())},
         }
 
 
-def lake_status(lake: GenerationalLake) -> LakeStatus:
+def lake_status(lake: GenerationalLake, *, verify: bool = False) -> LakeStatus:
+    """What the lake holds. ``verify``: also read every visible file whole (not only its footer)."""
     status = LakeStatus()
     balancer: defaultdict[str, BalancerStatus] = defaultdict(BalancerStatus)
-    _add_files(lake, balancer, status)
-    sources = _add_objects(lake, balancer)
+    _add_files(lake, balancer, status, verify=verify)
+    manifests = read_manifests(lake)
+    status.damage = find_damage(lake, manifests)
+    sources = _add_objects(manifests, balancer)
     _add_quarantine(lake, balancer, sources)
     late: defaultdict[str, set[str]] = defaultdict(set)  # an object late in two hours is one late object
     for state in lake.states():
@@ -105,7 +110,9 @@ def lake_status(lake: GenerationalLake) -> LakeStatus:
     return status
 
 
-def _add_files(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], status: LakeStatus) -> None:
+def _add_files(
+    lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus], status: LakeStatus, *, verify: bool
+) -> None:
     partitions: defaultdict[str, set[Partition]] = defaultdict(set)
     for key, partition in lake.visible_keys():
         lb = balancer[partition.elb_name]
@@ -113,6 +120,8 @@ def _add_files(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus
         lb.visible_files += 1
         try:
             rows, first, last = _footer(lake.store.url(key))
+            if verify:
+                _read_whole(lake.store.url(key))
         except UnreadableInputError as error:
             status.unreadable.append(str(error))
             continue
@@ -142,20 +151,23 @@ def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
     return metadata.num_rows, first, last
 
 
-def _add_objects(lake: GenerationalLake, balancer: defaultdict[str, BalancerStatus]) -> dict[str, str]:
+def _read_whole(url: str) -> None:
+    """Read every page of a data file (what a query would), so a damaged page is found now."""
+    try:
+        parquet = pq.ParquetFile(url if "://" in url else Path(url))
+        for index in range(parquet.num_row_groups):
+            parquet.read_row_group(index)
+    except (OSError, ValueError) as error:
+        raise UnreadableInputError(f"{url}: its data cannot be read ({error})") from None
+
+
+def _add_objects(manifests: list[Manifest], balancer: defaultdict[str, BalancerStatus]) -> dict[str, str]:
     """Count objects per load balancer from the manifests and find delivery gaps; the source id -> LB map."""
     lb_of_source: dict[str, str] = {}
     deliveries: defaultdict[tuple[str, str], set[datetime]] = defaultdict(set)
-    for key in lake.store.list_keys(MANIFEST_PREFIX):
-        try:
-            manifest = json.loads(lake.store.get(key) or b"{}")
-            source = str(manifest["source"])
-            paths = [str(p) for p in manifest.get("partitions", [])] or [
-                str(f).split("/")[1] for f in manifest.get("files", []) if str(f).startswith("alb_logs/")
-            ]
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue
-        names = {p.split("/")[0].removeprefix("elb_name=") for p in paths} or {UNKNOWN_LB}
+    for manifest in manifests:
+        source = manifest.source
+        names = {p.split("/")[0].removeprefix("elb_name=") for p in manifest.partitions} or {UNKNOWN_LB}
         parsed = classify_key(source.split("://", 1)[-1])
         for name in names:
             balancer[name].objects += 1
@@ -212,4 +224,9 @@ def format_status(status: LakeStatus) -> str:
         lines.extend(f"  {count:>9,}  {reason}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
     for message in status.unreadable:
         lines.append(f"error: {message}")
+    for damage in status.damage:
+        lines.append(
+            f"error: {damage.partition.path}: {len(damage.missing)} file(s) the lake names are missing, with the rows "
+            f"of {len(damage.stems)} object(s)"
+        )
     return "\n".join(lines)
