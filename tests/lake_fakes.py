@@ -58,6 +58,18 @@ class MemoryStore:
     def url(self, key: str) -> str:
         return f"{URL_PREFIX}{key}"
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for key in self.list_keys(prefix):
+            yield key, len(self.objects[key])
+
+    def copy(self, source_key: str, key: str) -> None:
+        if source_key not in self.objects:
+            raise FileNotFoundError(source_key)
+        content = self.objects[source_key]
+        self._write("copy", key)
+        self.objects[key] = content
+        self.after_write("copy", key)
+
     def download(self, key: str, local_path: Path) -> None:
         if key not in self.objects:
             raise FileNotFoundError(key)

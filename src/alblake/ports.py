@@ -65,8 +65,17 @@ class ObjectStore(Protocol):
         with '.' or '_' are not listed)."""
         ...
 
+    def list_sizes(self, prefix: str) -> Iterable[tuple[str, int]]:
+        """``list_keys(prefix)`` with each key's size in bytes."""
+        ...
+
     def download(self, key: str, local_path: Path) -> None:
         """Copy ``key``'s content into ``local_path`` (streamed; for data files). FileNotFoundError if none."""
+        ...
+
+    def copy(self, source_key: str, key: str) -> None:
+        """Make ``key`` a copy of ``source_key`` in one atomic step, without the content passing through this
+        process where the store can avoid it (S3: a server-side copy). FileNotFoundError if there is no source."""
         ...
 
     def get_versioned(self, key: str) -> Versioned | None:

@@ -125,6 +125,24 @@ class S3Store:
                 if not any(part.startswith((".", "_")) for part in key.split("/")):
                     yield key
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
+            for item in page.get("Contents", []):
+                key = str(item["Key"]).removeprefix(self.prefix)
+                if not any(part.startswith((".", "_")) for part in key.split("/")):
+                    yield key, int(item["Size"])
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A server-side copy (the managed ``copy`` switches to a multipart copy above 5 GB)."""
+        source = {"Bucket": self.bucket, "Key": self.object_key(source_key)}
+        try:
+            self._client.copy(source, self.bucket, self.object_key(key), ExtraArgs={"ContentType": _content_type(key)})
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(self.url(source_key)) from None
+            raise
+
     def download(self, key: str, local_path: Path) -> None:
         try:
             self._client.download_file(self.bucket, self.object_key(key), str(local_path))

@@ -21,7 +21,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +95,10 @@ class Replacement:
     rows: int = 0
 
 
+STEP_BYTES = 1 << 30  # a compaction merges at most about this many bytes of files per step (see ``_rewrite``)
+MAX_DEATHS = 5  # runs that died inside one partition before it is left for an operator
+
+
 @dataclass
 class CompactionOptions:
     now: datetime
@@ -102,6 +106,13 @@ class CompactionOptions:
     grace: timedelta = timedelta(minutes=60)
     should_stop: Callable[[], bool] = lambda: False
     start_after: str = ""  # listing cursor (a lake key) of a previous run that stopped early
+    step_bytes: int = STEP_BYTES
+    # by partition path: how many runs in a row died inside it (killed for time, memory or disk). Those are
+    # visited after every other partition, in smaller steps (halved per death), and left alone after MAX_DEATHS.
+    deaths: Mapping[str, int] = field(default_factory=dict)
+    # called before each partition with the partition and the listing cursor that resumes at it (the caller
+    # saves it: a run that dies there is then known to the next run)
+    on_partition: Callable[[Partition, str], None] = lambda partition, cursor: None
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class CompactionReport:
     orphans_deleted: int = 0  # folders of rewrites that crashed before going live
     conflicts: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path, message)
+    finished: list[str] = field(default_factory=list)  # partition paths visited to the end, error or not
     stopped_early: bool = False
     next_cursor: str = ""  # where the next run continues ("" = from the start)
 
@@ -138,6 +150,26 @@ class Rewritten:
 
 
 @dataclass
+class _RewritePlan:
+    inputs: list[MergeInput] = field(default_factory=list)  # what the rewrite merges
+    digests: dict[str, str] = field(default_factory=dict)  # by stem: its per-object file's digest
+    carried: list[str] = field(default_factory=list)  # names of live files copied into the new folder as they are
+
+
+def _carried_records(old: PartitionState, carried: Iterable[str]) -> dict[str, SourceRecord]:
+    """The records of the sources whose files a stepped rewrite copied as they are. A per-object file of a
+    generation-0 folder has none yet: its digest is unknown (a re-delivery then replaces its file, never skips)
+    and its row count too (0)."""
+    names = set(carried)
+    records = {stem: record for stem, record in old.sources.items() if record.file in names}
+    for name in names:
+        match = _PER_OBJECT_FILE.match(name)
+        if match is not None and match.group("stem") not in records:
+            records[match.group("stem")] = SourceRecord(digest="", rows=0, file=name)
+    return records
+
+
+@dataclass
 class _Live:
     """A partition's state as read, with its version tag (None: no state object, generation 0)."""
 
@@ -145,10 +177,14 @@ class _Live:
     tag: str | None
 
 
-def _has_per_object_files(keys: Iterable[str]) -> bool:
-    """Whether a live folder still holds files of single source objects (what compaction merges). A folder of
-    compacted files only is done, also when a large hour was split into several of them."""
-    return any(_PER_OBJECT_FILE.match(key.rsplit("/", 1)[-1]) for key in keys)
+def _needs_merge(files: Sequence[tuple[str, int]], max_file_bytes: int, step_bytes: int) -> bool:
+    """Whether a live folder (keys and sizes of its data files) has rows to merge: files of single source objects,
+    or compacted files that would fit in half as many (a compaction in steps leaves several; one split above
+    ``max_file_bytes`` is done), as long as they fit in one step. A folder of compacted files only is done."""
+    if any(_PER_OBJECT_FILE.match(key.rsplit("/", 1)[-1]) for key, _ in files):
+        return True
+    total = sum(size for _, size in files)
+    return len(files) > 1 and total <= step_bytes and total < len(files) * max_file_bytes // 2
 
 
 def file_digest(path: Path) -> str:
@@ -477,11 +513,15 @@ class GenerationalLake:
         added: Sequence[MergeInput] = (),
         compacting: bool = True,
         point: bool = True,
+        step_bytes: int | None = None,
     ) -> Rewritten | None:
         """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied plus the rows of
         ``added`` (a batch's), merged into time-sorted files in a fresh folder, made live by one compare-and-swap.
         None when another writer won. ``compacting``: a compaction (the partition counts as compacted from now on,
         later objects are late); ``point``: move the catalog's Location now (else the caller does).
+        ``step_bytes``: when the live folder holds more than this, merge only per-object files up to about that
+        many bytes and copy the other files into the new folder as they are (a compaction in steps: each step is a
+        whole new generation, and what it leaves is still pending).
 
         Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
         """
@@ -494,7 +534,7 @@ class GenerationalLake:
         old = live.state
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="compact-") as work:
             try:
-                inputs, digests = self._inputs(old, replace, Path(work))
+                plan = self._plan(old, replace, Path(work), None if added else step_bytes)
             except FileNotFoundError:  # the folder changed while being read (a newer generation replaced it)
                 return None
             generation = old.generation + 1
@@ -502,7 +542,7 @@ class GenerationalLake:
             token = folder.rstrip("/").rsplit("-", 1)[-1]
             out = Path(work) / "out"
             out.mkdir()
-            merged = merge_sorted([*inputs, *added], out, token, max_file_bytes=self.max_file_bytes)
+            merged = merge_sorted([*plan.inputs, *added], out, token, max_file_bytes=self.max_file_bytes)
             bytes_written = sum(f.data_path.stat().st_size for f in merged.files)
             uploaded = []
             for file in merged.files:
@@ -510,6 +550,9 @@ class GenerationalLake:
                 self.store.put_file(lineage_key(data), file.lineage_path)
                 self.store.put_file(data, file.data_path)
                 uploaded.append(data)
+            for name in plan.carried:
+                self._copy_into(old.live, folder, name)
+                uploaded.append(folder + name)
             files_of: dict[str, list[str]] = {}
             for file in merged.files:
                 for stem in sorted(file.stems):
@@ -520,10 +563,11 @@ class GenerationalLake:
         )
         for stem, rows in sorted(merged.rows_by_stem.items()):
             earlier = old.sources.get(stem)
-            kept = digests.get(stem) or (earlier.digest if earlier else "")
+            kept = plan.digests.get(stem) or (earlier.digest if earlier else "")
             digest = BATCH_DIGEST if stem in added_stems else kept
             late = earlier.late if earlier else (not compacting and old.compacted_at is not None)
             new.sources[stem] = SourceRecord(digest=digest, rows=rows, file=files_of[stem][0], late=late)
+        new.sources.update(_carried_records(old, plan.carried))
         new.retired = [*old.retired, RetiredFolder(old.live, now)]
         if not self._swap(live, new) and folder not in self._named_folders(partition):
             # lost to another writer: what this attempt uploaded never went live. A state that names the folder
@@ -538,6 +582,12 @@ class GenerationalLake:
             self._point([partition])
         return Rewritten(new, len(uploaded), merged.rows, bytes_written, files_of)
 
+    def _copy_into(self, old_folder: str, folder: str, name: str) -> None:
+        """Copy a file of the live folder, as it is, into a new generation folder (with its lineage if compacted)."""
+        if name.startswith(COMPACTED_FILE_PREFIX):
+            self.store.copy(lineage_key(old_folder + name), lineage_key(folder + name))
+        self.store.copy(old_folder + name, folder + name)
+
     def _lineage_of(self, compacted_key: str, work: Path) -> tuple[list[str], np.ndarray]:
         local = work / f"lineage-{secrets.token_hex(4)}.parquet"
         try:
@@ -548,55 +598,91 @@ class GenerationalLake:
         local.unlink(missing_ok=True)
         return stems, indices
 
-    def _inputs(
-        self, state: PartitionState, replace: dict[str, Replacement], work: Path
-    ) -> tuple[list[MergeInput], dict[str, str]]:
-        """Local copies of the live folder's files (minus replaced sources) plus the replacements."""
-        inputs: list[MergeInput] = []
-        digests: dict[str, str] = {}
-        for key in self.store.list_keys(state.live):
+    def _plan(
+        self, state: PartitionState, replace: dict[str, Replacement], work: Path, step_bytes: int | None
+    ) -> _RewritePlan:
+        """What a rewrite merges (local copies of live files, minus replaced sources, plus the replacements) and
+        which live files it copies as they are (a compaction in steps, see ``_rewrite``)."""
+        per_object: list[tuple[str, int, str]] = []  # key, size, stem
+        compacted: list[tuple[str, int]] = []
+        for key, size in self.store.list_sizes(state.live):
             name = key[len(state.live) :]
-            per_object = _PER_OBJECT_FILE.match(name)
-            if per_object is not None:
-                stem = per_object.group("stem")
-                if stem in replace:
-                    continue
-                local = work / f"in-{len(inputs):06d}.parquet"
-                self.store.download(key, local)
-                digests[stem] = file_digest(local)
-                inputs.append(MergeInput(key, local, [stem]))
+            match = _PER_OBJECT_FILE.match(name)
+            if match is not None:
+                if match.group("stem") not in replace:
+                    per_object.append((key, size, match.group("stem")))
             elif name.startswith(COMPACTED_FILE_PREFIX) and name.endswith(".parquet") and "/" not in name:
-                local = work / f"in-{len(inputs):06d}.parquet"
-                self.store.download(key, local)
-                stems, lineage = self._lineage_of(key, work)
-                inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace)))
+                compacted.append((key, size))
             else:
                 raise ForeignFileError(
                     f"{key}: not a file this lake wrote (expected <object stem>.parquet or a compacted c-*.parquet); "
                     "move it out of the partition to compact it"
                 )
+        plan = _RewritePlan()
+        total = sum(size for _, size, _ in per_object) + sum(size for _, size in compacted)
+        if step_bytes is not None and not replace and total > step_bytes:
+            plan.carried = [key[len(state.live) :] for key, _ in compacted]
+            taken = 0
+            for index, (_, size, _) in enumerate(per_object):
+                if index and taken + size > step_bytes:
+                    plan.carried.extend(k[len(state.live) :] for k, _, _ in per_object[index:])
+                    per_object = per_object[:index]
+                    break
+                taken += size
+            compacted = []
+        for key, _, stem in per_object:
+            local = work / f"in-{len(plan.inputs):06d}.parquet"
+            self.store.download(key, local)
+            plan.digests[stem] = file_digest(local)
+            plan.inputs.append(MergeInput(key, local, [stem], disposable=True))
+        for key, _ in compacted:
+            local = work / f"in-{len(plan.inputs):06d}.parquet"
+            self.store.download(key, local)
+            stems, lineage = self._lineage_of(key, work)
+            plan.inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace), disposable=True))
         for stem, replacement in sorted(replace.items()):
             if replacement.path is not None:
-                inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
-                digests[stem] = replacement.digest
-        return inputs, digests
+                plan.inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
+                plan.digests[stem] = replacement.digest
+        return plan
 
     def compact(self, options: CompactionOptions) -> CompactionReport:
         """Compact every closed partition-hour with more than one visible file, and delete folders retired longer
-        than the grace period. One partition's error (a foreign or corrupt file) is reported and skips only it.
-        Stops between two partitions when ``options.should_stop()`` says so; ``next_cursor`` says where to go on.
-        """
+        than the grace period. Any error in one partition (a foreign or corrupt file, an S3 or disk error) is
+        reported and skips only that partition. Partitions inside which earlier runs died (``options.deaths``) come
+        last, in smaller steps. Stops between two partitions (or two steps) when ``options.should_stop()`` says so;
+        ``next_cursor`` says where to go on."""
         report = CompactionReport()
+        troubled: list[tuple[Partition, str]] = []
         for partition, cursor in self._candidates(options.start_after):
             if options.should_stop():
                 report.stopped_early = True
                 report.next_cursor = cursor
                 return report
-            try:
-                self._compact_one(partition, options, report)
-            except (ForeignFileError, UnreadableInputError, LakeConflictError) as error:
-                report.errors.append((partition.path, str(error)))
+            if partition.path in options.deaths:
+                troubled.append((partition, cursor))
+                continue
+            self._visit(partition, cursor, options, report, options.step_bytes)
+        for partition, cursor in troubled:
+            deaths = options.deaths[partition.path]
+            if deaths >= MAX_DEATHS:
+                report.errors.append((partition.path, _stuck_message(deaths, options.step_bytes >> (deaths - 1))))
+                continue
+            if options.should_stop():
+                report.stopped_early = True
+                return report
+            self._visit(partition, cursor, options, report, max(options.step_bytes >> deaths, 1))
         return report
+
+    def _visit(
+        self, partition: Partition, cursor: str, options: CompactionOptions, report: CompactionReport, step: int
+    ) -> None:
+        options.on_partition(partition, cursor)
+        try:
+            self._compact_one(partition, options, report, step)
+        except Exception as error:  # any error stays with its partition: the others are compacted
+            report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
+        report.finished.append(partition.path)
 
     def _candidates(self, start_after: str) -> Iterable[tuple[Partition, str]]:
         """Partitions that may have work, each with the listing cursor that resumes *at* it: first those marked
@@ -618,13 +704,14 @@ class GenerationalLake:
                 yield folder[0], previous
             previous = key
 
-    def _compact_one(self, partition: Partition, options: CompactionOptions, report: CompactionReport) -> None:
+    def _compact_one(
+        self, partition: Partition, options: CompactionOptions, report: CompactionReport, step: int
+    ) -> None:
         live = self.read_state(partition)
-        hour_end = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00") + timedelta(hours=1)
-        closed = options.now - hour_end >= options.older_than
+        closed = _hour_closed(partition, options)
         files = self._live_files(live.state)
-        if closed and _has_per_object_files(files):
-            done = self._rewrite(partition, {}, expected=live)
+        while closed and _needs_merge(files, self.max_file_bytes, step):
+            done = self._rewrite(partition, {}, expected=live, step_bytes=step)
             if done is None:
                 report.conflicts += 1
                 return
@@ -632,7 +719,11 @@ class GenerationalLake:
             report.files_removed += len(files) - done.files_after
             report.rows_compacted += done.rows
             report.bytes_written += done.bytes_written
-        elif closed and live.tag is not None and live.state.compacted_at is None:
+            live = self.read_state(partition)
+            files = self._live_files(live.state)
+            if _needs_merge(files, self.max_file_bytes, step) and options.should_stop():
+                break  # the next run takes the next step (the partition is still pending)
+        if closed and live.tag is not None and live.state.compacted_at is None:
             # written as compacted files by batches: nothing to merge, but the hour is compacted from now on (an
             # object committed later is late)
             live.state.compacted_at = now_iso(self.clock())
@@ -643,11 +734,12 @@ class GenerationalLake:
         if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
             self.store.delete(pending_key(partition))
             state = self.read_state(partition).state
-            if state.retired or _has_per_object_files(self._live_files(state)):
+            if state.retired or _needs_merge(self._live_files(state), self.max_file_bytes, step):
                 self._mark_pending(partition)
 
-    def _live_files(self, state: PartitionState) -> list[str]:
-        return [k for k in self.store.list_keys(state.live) if k.endswith(".parquet")]
+    def _live_files(self, state: PartitionState) -> list[tuple[str, int]]:
+        """The live folder's data files and their sizes."""
+        return [(k, size) for k, size in self.store.list_sizes(state.live) if k.endswith(".parquet")]
 
     def _delete_retired(self, partition: Partition, options: CompactionOptions) -> int:
         """Delete folders that stopped being live at least ``grace`` ago (after checking the catalog points at
@@ -692,6 +784,21 @@ class GenerationalLake:
             for key in keys:
                 self.store.delete(key)
         return len(orphans)
+
+
+def _hour_closed(partition: Partition, options: CompactionOptions) -> bool:
+    """Whether the partition's hour ended at least ``older_than`` ago (computed from its start: the end of the
+    last hour of year 9999 is not a datetime)."""
+    start = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00")
+    return options.now - start >= options.older_than + timedelta(hours=1)
+
+
+def _stuck_message(deaths: int, step: int) -> str:
+    return (
+        f"{deaths} compaction runs in a row died inside this partition (last with steps of {step:,} bytes: killed "
+        "for time, memory or disk); it is left alone. Compact it where there is no time limit: alblake compact "
+        "--lake s3://BUCKET[/PREFIX] --glue-database DB (the cursor forgets it once a run finishes it)"
+    )
 
 
 def owning_folder(key: str) -> tuple[Partition, str] | None:

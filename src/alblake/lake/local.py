@@ -77,8 +77,29 @@ class LocalStore:
             )
         yield from sorted(keys)
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for key in self.list_keys(prefix):
+            try:
+                yield key, (self.root / key).stat().st_size
+            except FileNotFoundError:  # deleted since the listing: as S3, a listing is a moment's view
+                continue
+
     def download(self, key: str, local_path: Path) -> None:
         shutil.copyfile(self.root / key, local_path)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A hard link where the filesystem allows it (files are never changed in place: a put renames a new file
+        over the name), else a copy under a private name renamed into place."""
+        destination = self.root / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            os.link(self.root / source_key, temporary)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            shutil.copyfile(self.root / source_key, temporary)
+        _replace_or_discard(temporary, destination)
 
     def get_versioned(self, key: str) -> Versioned | None:
         content = self.get(key)

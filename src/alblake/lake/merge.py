@@ -48,6 +48,7 @@ class MergeInput:
     lineage: np.ndarray | None = None  # per-row index into ``stems``; None: every row is ``stems[0]``
     exclude: frozenset[str] = frozenset()  # sources whose rows in this input are left out (replaced or removed)
     table: pa.Table | None = None  # the rows, when they are in memory (a batch of small objects, just converted)
+    disposable: bool = False  # a local copy the merge deletes once it has read it (room on a small disk)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.table is None):
@@ -157,6 +158,8 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
                     yield table.append_column(SOURCE_COLUMN, pa.array(sources, pa.int32()))
         except (OSError, pa.ArrowException) as error:
             raise UnreadableInputError(f"{item.name}: unreadable Parquet data ({error})") from None
+        if item.disposable and item.path is not None:
+            item.path.unlink(missing_ok=True)
 
 
 def _input_batches(item: MergeInput) -> Iterator[pa.RecordBatch]:
