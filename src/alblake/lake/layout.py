@@ -69,7 +69,9 @@ def object_stem(source_id: str) -> str:
     base = source_id.rstrip("/").rsplit("/", 1)[-1]
     for suffix in _STEM_SUFFIXES:
         base = base.removesuffix(suffix)
-    readable = _UNSAFE_CHARS.sub("_", base)[:_READABLE_STEM_CHARS] or "log"
+    # never a hidden name: readers (Hive, Athena, DuckDB, pyarrow, this lake's listing) skip names starting with
+    # '_' or '.', and an object called '_web.log' or ' a.log' would otherwise be written and never read
+    readable = _UNSAFE_CHARS.sub("_", base)[:_READABLE_STEM_CHARS].lstrip("_.") or "log"
     digest = hashlib.sha256(source_id.encode()).hexdigest()[:16]
     return f"{readable}.{digest}"
 
