@@ -261,6 +261,10 @@ def run(world: World, op: tuple[object, ...], versions: dict[int, int]) -> Calla
 @example([("interleave", ("ingest", 0, True), ("ingest", 0, False), 2)])
 @example([("ingest", 0, False), ("crash", ("batch", [0, 1], True), 3), ("compact",)])
 @example([("batch", [0, 1], False), ("interleave", ("ingest", 1, True), ("batch", [1, 2], False), 4)])
+# a compaction in steps copying a file of a folder that another compaction retired and deleted meanwhile
+@example(
+    [("ingest", 0, False), ("compact",), ("ingest", 1, False), ("interleave", ("compact_steps",), ("compact",), 1)]
+)
 # a compaction whose state swap succeeded but whose answer was lost deleted the folder it had made live
 @example(
     [

@@ -109,3 +109,32 @@ def test_sources_that_are_gone_are_named_and_the_rest_is_repaired(
     assert main(["repair", "--lake", str(lake), "--accept-loss"]) == 0
     code, body, _ = status(lake, capsys)
     assert code == 0 and body["rows"] == lines - 40
+
+
+@pytest.mark.parametrize("garbage", [b"{not json", b'{"live": 7}', b'{"format": 1, "live": "alb_logs/x/"}'])
+def test_a_corrupt_state_hides_only_its_partition_and_repair_rebuilds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], garbage: bytes
+) -> None:
+    """One corrupt partition-state object made the whole lake unreadable (query, report and status failed)."""
+    _, lake, lines = compacted_lake(tmp_path)
+    genlake = open_local_lake(lake)
+    assert isinstance(genlake, GenerationalLake)
+    state_file = lake / "compaction/state/elb_name=my-loadbalancer/day=2018-07-02/hour=21.json"
+    state_file.write_bytes(garbage)
+    hour_22 = 6 * 40
+    code, body, err = status(lake, capsys)
+    assert code == 1 and f"alblake repair --lake {lake}" in err
+    readable = body["rows"]
+    assert readable in (hour_22, lines)  # a state whose live folder still reads (its other fields broken) shows it
+    (damage,) = body["damaged_partitions"]
+    assert damage["partition"].endswith("hour=21") and damage["unreadable_state"]
+    assert rows(lake, capsys) == readable
+
+    assert main(["repair", "--lake", str(lake)]) == 0
+    assert rows(lake, capsys) == lines
+    assert status(lake, capsys)[0] == 0
+    assert main(["compact", "--lake", str(lake), "--older-than", "0", "--grace", "0"]) == 0
+    assert rows(lake, capsys) == lines
+    capsys.readouterr()
+    assert main(["ingest", str(tmp_path / "late"), "--lake", str(lake), "--quiet", "--no-batch"]) == 0
+    assert rows(lake, capsys) == lines  # a re-delivery after the rebuild replaces, never adds

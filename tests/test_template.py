@@ -410,6 +410,7 @@ _CALL_ACTIONS = {
     "get_object": {"s3:GetObject"},
     "download_file": {"s3:GetObject"},
     "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "copy": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},  # CopyObject, or UploadPartCopy above 5 GB
     "put_object": {"s3:PutObject"},
     "delete_object": {"s3:DeleteObject"},
     "get_paginator": {"s3:ListBucket"},  # list_objects_v2 pages

@@ -178,12 +178,17 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 2
     for found in damage:
-        print(f"{found.partition.path}: {len(found.missing)} missing file(s), rows of {len(found.stems)} object(s)")
+        print(found.describe())
     if not damage:
-        print("nothing to repair: every file the lake names is there")
+        print("nothing to repair: every state is readable and every file the lake names is there")
         return 0
     if args.dry_run:
         return 0
+    for found in damage:
+        if found.state_error is not None:
+            lake.rebuild_state(found.partition)
+            print(f"{found.partition.path}: state rebuilt from its folders")
+    damage = find_damage(lake)
     stems = sorted({stem for found in damage for stem in found.stems})
     source_ids = sources_of(lake, stems)
     failures = [Failure(stem, "no manifest names its source") for stem in stems if stem not in source_ids]

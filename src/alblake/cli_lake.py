@@ -93,8 +93,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(format_status(status))
     if status.damage:
         print(
-            f"error: {len(status.damage)} partition(s) miss files their rows were in; "
-            f"'alblake repair --lake {args.lake}' ingests those objects again from their sources",
+            f"error: {len(status.damage)} damaged partition(s): 'alblake repair --lake {args.lake}' rebuilds "
+            "unreadable states and ingests the objects whose files are missing again from their sources",
             file=sys.stderr,
         )
     return 1 if status.unreadable or status.damage else 0

@@ -15,12 +15,14 @@ sketch of every step: ``docs/COMPACTION.md``. In short:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import secrets
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +40,7 @@ from alblake.lake.generations import (
     SourceRecord,
     StateFormatError,
     generation_folder,
+    generation_of_location,
     lineage_key,
     new_write_token,
     now_iso,
@@ -51,6 +54,7 @@ from alblake.lake.layout import (
     Partition,
     data_key,
     manifest_key,
+    partition_location,
     quarantine_key,
     read_manifest,
 )
@@ -210,6 +214,8 @@ class GenerationalLake:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
         self.max_file_bytes = max_file_bytes  # compacted files are split above this size
+        # partition -> why its state cannot be read, as the last listing (visible_keys, states) found
+        self.unreadable_states: dict[Partition, str] = {}
 
     # ----------------------------------------------------------------------------------------------- readers
 
@@ -221,7 +227,8 @@ class GenerationalLake:
 
     def visible_keys(self) -> list[tuple[str, Partition]]:
         """The data files readers see (those in their partition's live folder), each with its partition; one
-        listing of the data tree."""
+        listing of the data tree. A partition whose state cannot be read shows nothing (which folder is live is
+        unknown): it is named in ``unreadable_states`` and ``alblake repair`` rebuilds its state."""
         keys = [key for key in self.store.list_keys(DATA_PREFIX) if key.endswith(".parquet")]
         live = self._live_from(keys)
         visible = []
@@ -231,12 +238,13 @@ class GenerationalLake:
                 visible.append((key, folder[0]))
         return visible
 
-    def _live_from(self, keys: Iterable[str]) -> dict[Partition, str]:
-        live: dict[Partition, str] = {}
+    def _live_from(self, keys: Iterable[str]) -> dict[Partition, str | None]:
+        live: dict[Partition, str | None] = {}
         for key in keys:
             folder = owning_folder(key)
             if folder is not None and not folder[1].startswith(COMPACTED_PREFIX):
                 live.setdefault(folder[0], folder[1])
+        self.unreadable_states = {}
         for key in self.store.list_keys(STATE_PREFIX):  # only each state's live folder: cheaper than states()
             partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
             versioned = self.store.get_versioned(key)  # not ``get``: "denied" must never read as "no state"
@@ -244,17 +252,29 @@ class GenerationalLake:
                 continue
             try:
                 folder = json.loads(versioned.content)["live"]
-            except (ValueError, KeyError, TypeError):
-                raise StateFormatError(f"{key}: unreadable partition state") from None
-            live[partition] = str(folder)
+                if not isinstance(folder, str) or not folder.startswith(DATA_PREFIX):
+                    raise TypeError(f"live folder {folder!r}")
+            except (ValueError, KeyError, TypeError) as error:
+                live[partition] = None
+                self.unreadable_states[partition] = f"{key}: unreadable partition state ({error})"
+                continue
+            live[partition] = folder
         return live
 
     def states(self) -> list[PartitionState]:
+        """Every readable partition state; those that cannot be read are named in ``unreadable_states``."""
         found = []
+        self.unreadable_states = {}
         for key in self.store.list_keys(STATE_PREFIX):
             versioned = self.store.get_versioned(key)
-            if versioned is not None:
+            if versioned is None:
+                continue
+            try:
                 found.append(PartitionState.from_json(versioned.content, key))
+            except StateFormatError as error:
+                partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
+                if partition is not None:
+                    self.unreadable_states[partition] = str(error)
         return found
 
     def read_state(self, partition: Partition) -> _Live:
@@ -443,6 +463,71 @@ class GenerationalLake:
                 return gone
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
+    def rebuild_state(self, partition: Partition) -> PartitionState:
+        """Replace the partition's unreadable state by one rebuilt from its folders: each source object's rows are
+        taken from the newest folder that holds them (by generation; a crashed rewrite's folder holds a complete
+        set too), merged into a new generation, and every other folder is retired. Digests are unknown afterwards
+        (a re-delivery replaces rows instead of skipping them)."""
+        current = self.store.get_versioned(state_key(partition))
+        with contextlib.suppress(StateFormatError):
+            if current is not None:  # readable after all (repaired meanwhile): nothing to rebuild
+                return PartitionState.from_json(current.content, state_key(partition))
+        folders = self._folders_of(partition)
+        taken: dict[str, str] = {}  # stem -> the data key its rows are taken from
+        lineages: dict[str, tuple[list[str], np.ndarray]] = {}
+        with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="rebuild-") as work:
+            for _, folder in folders:
+                for key in self.store.list_keys(folder):
+                    name = key[len(folder) :]
+                    per_object = _PER_OBJECT_FILE.match(name)
+                    if per_object is not None:
+                        taken.setdefault(per_object.group("stem"), key)
+                    elif name.startswith(COMPACTED_FILE_PREFIX) and name.endswith(".parquet") and "/" not in name:
+                        lineages[key] = self._lineage_of(key, Path(work))
+                        for stem in lineages[key][0]:
+                            taken.setdefault(stem, key)
+            inputs: list[MergeInput] = []
+            for key in sorted(set(taken.values())):
+                local = Path(work) / f"in-{len(inputs):06d}.parquet"
+                self.store.download(key, local)
+                if key in lineages:
+                    stems, lineage = lineages[key]
+                    exclude = frozenset(stem for stem in stems if taken[stem] != key)
+                    inputs.append(MergeInput(key, local, stems, lineage, exclude=exclude, disposable=True))
+                else:
+                    inputs.append(MergeInput(key, local, [owning_stem(key)], disposable=True))
+            generation = max((g for g, _ in folders), default=0) + 1
+            folder = generation_folder(partition, generation)
+            out = Path(work) / "out"
+            out.mkdir()
+            token = folder.rstrip("/").rsplit("-", 1)[-1]
+            merged = merge_sorted(inputs, out, token, max_file_bytes=self.max_file_bytes)
+            files_of: dict[str, str] = {}
+            for file in merged.files:
+                data = f"{folder}{file.data_path.name}"
+                self.store.put_file(lineage_key(data), file.lineage_path)
+                self.store.put_file(data, file.data_path)
+                files_of.update((stem, file.data_path.name) for stem in file.stems)
+        now = now_iso(self.clock())
+        state = PartitionState(partition, generation=generation, live=folder, revision=1, compacted_at=now)
+        state.sources = {stem: SourceRecord("", rows, files_of[stem]) for stem, rows in merged.rows_by_stem.items()}
+        state.retired = [RetiredFolder(old, now) for _, old in folders]
+        if not self._write_state(state, None if current is None else current.tag):
+            raise LakeConflictError(f"{partition.path}: its state changed while being rebuilt; run repair again")
+        self._mark_pending(partition)
+        self._point([partition])
+        return state
+
+    def _folders_of(self, partition: Partition) -> list[tuple[int, str]]:
+        """Every folder holding data files of the partition, newest generation first (ties: more files first)."""
+        counts: Counter[str] = Counter()
+        for prefix in (partition_location(partition), f"{COMPACTED_PREFIX}{partition.path}/"):
+            for key in self.store.list_keys(prefix):
+                folder = owning_folder(key)
+                if folder is not None and folder[0] == partition and key.endswith(".parquet"):
+                    counts[folder[1]] += 1
+        return sorted(((generation_of_location(f), f) for f in counts), key=lambda g: (-g[0], -counts[g[1]], g[1]))
+
     def _named_folders(self, partition: Partition) -> set[str]:
         """The folders the partition's current state names: its live folder and those retired, not yet deleted."""
         state = self.read_state(partition).state
@@ -551,8 +636,12 @@ class GenerationalLake:
                 self.store.put_file(data, file.data_path)
                 uploaded.append(data)
             for name in plan.carried:
-                self._copy_into(old.live, folder, name)
                 uploaded.append(folder + name)
+                try:
+                    self._copy_into(old.live, folder, name)
+                except FileNotFoundError:  # the folder was retired and deleted meanwhile: this attempt lost
+                    self._delete_uploads(uploaded)
+                    return None
             files_of: dict[str, list[str]] = {}
             for file in merged.files:
                 for stem in sorted(file.stems):
@@ -573,14 +662,18 @@ class GenerationalLake:
             # lost to another writer: what this attempt uploaded never went live. A state that names the folder
             # proves the swap happened (its token is fresh, only this swap could name it) and was then followed by
             # another writer's: then the folder is live or retired and must stay.
-            for data in uploaded:
-                self.store.delete(data)
-                self.store.delete(lineage_key(data))
+            self._delete_uploads(uploaded)
             return None
         self._mark_pending(partition)  # a later run deletes the retired folder
         if point:
             self._point([partition])
         return Rewritten(new, len(uploaded), merged.rows, bytes_written, files_of)
+
+    def _delete_uploads(self, uploaded: Iterable[str]) -> None:
+        """Delete the data files (and lineage) of a rewrite that never went live."""
+        for data in uploaded:
+            self.store.delete(data)
+            self.store.delete(lineage_key(data))
 
     def _copy_into(self, old_folder: str, folder: str, name: str) -> None:
         """Copy a file of the live folder, as it is, into a new generation folder (with its lineage if compacted)."""
@@ -799,6 +892,11 @@ def _stuck_message(deaths: int, step: int) -> str:
         "for time, memory or disk); it is left alone. Compact it where there is no time limit: alblake compact "
         "--lake s3://BUCKET[/PREFIX] --glue-database DB (the cursor forgets it once a run finishes it)"
     )
+
+
+def owning_stem(key: str) -> str:
+    """The source stem of a per-object data key (``.../<stem>.parquet``)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".parquet")
 
 
 def owning_folder(key: str) -> tuple[Partition, str] | None:

@@ -6,6 +6,9 @@ each source object's rows) and, for a partition without a state, the object mani
 *missing*: deleted from outside, or (before writers checked their own state writes) deleted by a writer that
 took its own successful write for another writer's. Readers then silently see fewer rows.
 
+A state that cannot be read at all (a corrupt object) hides its partition from readers; ``alblake repair`` rebuilds
+it from the partition's folders (``GenerationalLake.rebuild_state``).
+
 ``find_damage`` lists the damaged partitions with the objects whose rows are missing (pure: reads the lake only).
 ``alblake repair`` makes each state forget the missing files of objects whose source it can read
 (``GenerationalLake.forget_missing``) and ingests those objects again, which puts their rows back exactly once.
@@ -25,14 +28,28 @@ from alblake.lake.layout import DATA_PREFIX, MANIFEST_PREFIX, Partition, manifes
 
 @dataclass
 class Damage:
-    """A partition whose bookkeeping names files that do not exist."""
+    """A partition whose bookkeeping names files that do not exist, or whose state cannot be read."""
 
     partition: Partition
     missing: list[str] = field(default_factory=list)  # lake keys
     stems: list[str] = field(default_factory=list)  # the objects whose rows were in them
+    state_error: str | None = None  # why its state cannot be read (readers show none of its rows)
 
     def as_dict(self) -> dict[str, object]:
-        return {"partition": self.partition.path, "missing_files": self.missing, "objects": self.stems}
+        return {
+            "partition": self.partition.path,
+            "missing_files": self.missing,
+            "objects": self.stems,
+            "unreadable_state": self.state_error,
+        }
+
+    def describe(self) -> str:
+        if self.state_error is not None:
+            return f"{self.partition.path}: {self.state_error}; its rows are not shown until its state is rebuilt"
+        return (
+            f"{self.partition.path}: {len(self.missing)} file(s) the lake names are missing, with the rows of "
+            f"{len(self.stems)} object(s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,11 @@ def find_damage(lake: GenerationalLake, manifests: Iterable[Manifest] | None = N
     present = set(lake.store.list_keys(DATA_PREFIX))
     damage: dict[Partition, Damage] = {}
     with_state: set[Partition] = set()
-    for state in lake.states():
+    states = lake.states()
+    for partition, error in lake.unreadable_states.items():
+        with_state.add(partition)
+        damage[partition] = Damage(partition, state_error=error)
+    for state in states:
         with_state.add(state.partition)
         missing_files: defaultdict[str, list[str]] = defaultdict(list)
         for stem, record in state.sources.items():

@@ -224,9 +224,5 @@ def format_status(status: LakeStatus) -> str:
         lines.extend(f"  {count:>9,}  {reason}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
     for message in status.unreadable:
         lines.append(f"error: {message}")
-    for damage in status.damage:
-        lines.append(
-            f"error: {damage.partition.path}: {len(damage.missing)} file(s) the lake names are missing, with the rows "
-            f"of {len(damage.stems)} object(s)"
-        )
+    lines.extend(f"error: {damage.describe()}" for damage in status.damage)
     return "\n".join(lines)
