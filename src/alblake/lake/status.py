@@ -7,7 +7,9 @@ committed into an hour that had been compacted already).
 
 Completeness: ALB writes one object per load-balancer node every 5 minutes (``<end>_<node-ip>_`` in the name).
 A *gap* is a 5-minute interval, between a node's first and last delivered object, for which that node delivered
-nothing (an idle node may legitimately deliver nothing, so gaps are reported, not judged).
+nothing (an idle node may legitimately deliver nothing, so gaps are reported, not judged). Gaps are counted from
+the interval between two deliveries, never listed one by one (a node silent for years is one interval); the
+longest intervals are listed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from alblake.keys import AccessLogKey, classify_key
+from alblake.lake.generations import partition_of_path
 from alblake.lake.genlake import GenerationalLake
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
@@ -31,6 +34,24 @@ from alblake.quarantine import reason_counts
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"
 _MAX_LISTED_GAPS = 20
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Deliveries a node missed: between its delivery ending at ``after`` and the next, ending at ``before``."""
+
+    node: str
+    after: datetime
+    before: datetime
+
+    @property
+    def missed(self) -> int:
+        """5-minute deliveries missing in between (counted, never listed one by one: a node silent for years
+        would otherwise fill the memory)."""
+        return max(-(-(self.before - self.after) // DELIVERY_INTERVAL) - 1, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "after": _iso(self.after), "before": _iso(self.before), "missed": self.missed}
 
 
 @dataclass
@@ -44,8 +65,18 @@ class BalancerStatus:
     rows: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     nodes: int = 0
-    gaps: list[tuple[str, datetime]] = field(default_factory=list)  # (node, end of the missing interval)
+    gaps: list[Gap] = field(default_factory=list)  # runs of missed deliveries, by node
+    newest_delivery: datetime | None = None  # end time of the newest object delivered (from the ALB file names)
     late_objects: int = 0
+
+    @property
+    def missed_deliveries(self) -> int:
+        return sum(gap.missed for gap in self.gaps)
+
+    def largest_gaps(self) -> list[Gap]:
+        """The ``_MAX_LISTED_GAPS`` longest gaps, oldest first."""
+        longest = sorted(self.gaps, key=lambda gap: (-gap.missed, gap.after))[:_MAX_LISTED_GAPS]
+        return sorted(longest, key=lambda gap: (gap.after, gap.node))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,8 +90,9 @@ class BalancerStatus:
             "quarantined": sum(self.quarantined.values()),
             "quarantined_by_reason": dict(sorted(self.quarantined.items())),
             "nodes": self.nodes,
-            "gaps": len(self.gaps),
-            "gap_intervals": [{"node": n, "end": _iso(t)} for n, t in self.gaps[:_MAX_LISTED_GAPS]],
+            "gaps": self.missed_deliveries,
+            "gap_intervals": [gap.as_dict() for gap in self.largest_gaps()],
+            "newest_delivery": _iso(self.newest_delivery),
             "late_objects": self.late_objects,
         }
 
@@ -83,7 +115,7 @@ class LakeStatus:
             "quarantined": sum(quarantined.values()),
             "quarantined_by_reason": dict(sorted(quarantined.items())),
             "late_objects": sum(s.late_objects for s in self.balancers.values()),
-            "gaps": sum(len(s.gaps) for s in self.balancers.values()),
+            "gaps": sum(s.missed_deliveries for s in self.balancers.values()),
             "unreadable_files": self.unreadable,
             "damaged_partitions": [d.as_dict() for d in self.damage],
             "load_balancers": {name: s.as_dict() for name, s in sorted(self.balancers.items())},
@@ -167,7 +199,10 @@ def _add_objects(manifests: list[Manifest], balancer: defaultdict[str, BalancerS
     deliveries: defaultdict[tuple[str, str], set[datetime]] = defaultdict(set)
     for manifest in manifests:
         source = manifest.source
-        names = {p.split("/")[0].removeprefix("elb_name=") for p in manifest.partitions} or {UNKNOWN_LB}
+        # decoded, as the partitions of the visible files are: a name with other characters than [A-Za-z0-9.-] is
+        # escaped in partition paths and must not count as a second load balancer
+        partitions = [partition_of_path(path) for path in manifest.partitions]
+        names = {p.elb_name for p in partitions if p is not None} or {UNKNOWN_LB}
         parsed = classify_key(source.split("://", 1)[-1])
         for name in names:
             balancer[name].objects += 1
@@ -180,11 +215,11 @@ def _add_objects(manifests: list[Manifest], balancer: defaultdict[str, BalancerS
     for (lb_name, node), ends in sorted(deliveries.items()):
         nodes[lb_name] += 1
         ordered = sorted(ends)
+        lb = balancer[lb_name]
+        lb.newest_delivery = max(ordered[-1], lb.newest_delivery or ordered[-1])
         for before, after in itertools.pairwise(ordered):
-            missing = before + DELIVERY_INTERVAL
-            while missing < after:
-                balancer[lb_name].gaps.append((node, missing))
-                missing += DELIVERY_INTERVAL
+            if after - before > DELIVERY_INTERVAL:
+                lb.gaps.append(Gap(node, before, after))
     for lb_name, count in nodes.items():
         balancer[lb_name].nodes = count
     return lb_of_source
@@ -215,7 +250,7 @@ def format_status(status: LakeStatus) -> str:
     for name, lb in sorted(status.balancers.items()):
         lines.append(
             f"{name[:24]:<24} {lb.objects:>8} {lb.partitions:>10} {lb.visible_files:>6} {lb.rows:>12,} "
-            f"{sum(lb.quarantined.values()):>9,} {lb.nodes:>5} {len(lb.gaps):>5} {lb.late_objects:>5}  "
+            f"{sum(lb.quarantined.values()):>9,} {lb.nodes:>5} {lb.missed_deliveries:>5} {lb.late_objects:>5}  "
             f"{_iso(lb.first_time) or '-'} / {_iso(lb.last_time) or '-'}"
         )
     reasons = body["quarantined_by_reason"]
