@@ -1,4 +1,4 @@
-"""Command line: ``alblake sample``, ``alblake ingest`` (+ analysis commands from ``cli_analysis``)."""
+"""Command line: ``alblake sample``, ``alblake ingest`` (+ the commands of the other ``alblake.cli`` modules)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from alblake import cli_history, cli_lake, cli_schema
+from alblake import cli_lake
+from alblake.cli import history as cli_history
+from alblake.cli import schema as cli_schema
 from alblake.display import printable
 from alblake.ingest import BATCH_MIN_OBJECTS, IngestSummary, describe_failure, ingest_paths, progress_bar
 from alblake.lake import LakeLocationError, open_lake_at
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_schema.register(commands)
     cli_history.register(commands)
     try:
-        from alblake import cli_analysis
+        from alblake.cli import analysis as cli_analysis
     except ImportError:  # analysis extras (duckdb) not installed
         pass
     else:
