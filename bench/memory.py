@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(__file__).parent / "out" / f"memory-{args.mb}mb.log.gz"
     lines, text_bytes = make_log(path, args.mb * 1_000_000)
-    baseline = subprocess.run([sys.executable, "-c", "import alblake.convert"], check=True)
+    baseline = subprocess.run([sys.executable, "-c", "import alblake.convert.core"], check=True)
     baseline_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as lake:
         done = subprocess.run(

@@ -19,12 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alblake import convert, parquet_out
-from alblake.convert import MAX_LINES_PER_PARSE, convert_stream
+from alblake.convert import core as convert
+from alblake.convert import parquet as parquet_out
+from alblake.convert.core import MAX_LINES_PER_PARSE, convert_stream
+from alblake.convert.decompress import LONG_LINE_SAMPLE_BYTES
+from alblake.convert.quarantine import STORED_LINES_LIMIT
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
-from alblake.quarantine import STORED_LINES_LIMIT
-from alblake.source import LONG_LINE_SAMPLE_BYTES
 from tests.test_convert import KEY, convert_bytes, lake_files, quarantine_file
 from tests.test_parse import DOC_LINE
 

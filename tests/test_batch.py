@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alblake.convert import SMALL_TEXT_BYTES, convert_batch, convert_stream
+from alblake.convert.core import SMALL_TEXT_BYTES, convert_batch, convert_stream
 from alblake.ingest import (
     BATCH_MAX_OBJECTS,
     BATCH_MIN_OBJECTS,
@@ -322,7 +322,7 @@ def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
     def broken_parse(*args: object, **kwargs: object) -> None:
         raise MemoryError("no memory for the joined text")
 
-    monkeypatch.setattr("alblake.convert.parse_block", broken_parse)
+    monkeypatch.setattr("alblake.convert.core.parse_block", broken_parse)
     with pytest.raises(MemoryError):
         convert_batch([(o.open, o.source_id) for o in objects], tmp_path)
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-import alblake.convert
+import alblake.convert.core
 import alblake.ingest
 from alblake.cli import main
 from alblake.cli.analysis import format_table
@@ -31,7 +31,7 @@ def test_any_error_of_one_file_is_reported_and_the_rest_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = write_sample_logs(tmp_path / "logs", files=3, lines_per_file=20, malformed_every=0)
-    real = alblake.convert.convert_stream
+    real = alblake.convert.core.convert_stream
 
     def failing_on_the_first(stream, source_id, staging, **kwargs):  # type: ignore[no-untyped-def]
         if source_id.endswith(paths[0].name):

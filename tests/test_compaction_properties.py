@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from alblake.convert import convert_batch
+from alblake.convert.core import convert_batch
 from alblake.ingest import ingest_object
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder

@@ -28,7 +28,7 @@ MODULES = [
     "aws_xray_sdk.core",
     "aws_lambda_powertools",
     "alblake.native",
-    "alblake.convert",
+    "alblake.convert.core",
     "alblake.aws.pipeline",
 ]
 

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from alblake.convert import ConvertedBatch, convert_batch, convert_stream
+from alblake.convert.core import ConvertedBatch, convert_batch, convert_stream
+from alblake.convert.decompress import BLOCK_SIZE
 from alblake.display import human_bytes, printable
 from alblake.errors import InputError
 from alblake.keys import LOG_SUFFIXES, AccessLogKey, classify_key
@@ -33,7 +34,6 @@ from alblake.lake.staged import StagedObject
 from alblake.pool import default_jobs, pool_context, worth_a_pool
 from alblake.ports import BatchCommitError, CommitResult, Lake
 from alblake.selection import EVERY_OBJECT, ObjectFilter
-from alblake.source import BLOCK_SIZE
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

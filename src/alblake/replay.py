@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alblake.convert.quarantine import reason_counts
 from alblake.ingest import Failure, LocalFile, SourceObject
 from alblake.lake.layout import QUARANTINE_PREFIX
 from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
-from alblake.quarantine import reason_counts
 from alblake.selection import ObjectFilter
 
 

@@ -18,7 +18,7 @@ import boto3
 import pyarrow.csv as pa_csv
 import pytest
 
-import alblake.convert
+import alblake.convert.core
 from alblake.aws.backfill import BackfillState, run_backfill
 from alblake.aws.pipeline import IngestPipeline, LambdaConfig
 from alblake.aws.quicksight import SpiceRefresher
@@ -211,7 +211,7 @@ def _old_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     def parse_like_before(block: bytes | memoryview, first_line_number: int) -> Any:
         return parse_block(re.sub(rb'("POST [^"]*") ', rb"\1", bytes(block)), first_line_number)
 
-    monkeypatch.setattr(alblake.convert, "parse_block", parse_like_before)
+    monkeypatch.setattr(alblake.convert.core, "parse_block", parse_like_before)
 
 
 def _quarantined(out: str, when: str) -> int:

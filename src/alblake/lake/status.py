@@ -22,11 +22,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from alblake.convert.quarantine import reason_counts
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.genlake import GenerationalLake
 from alblake.lake.layout import MANIFEST_PREFIX, QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
-from alblake.quarantine import reason_counts
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"
