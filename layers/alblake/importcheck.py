@@ -29,7 +29,7 @@ MODULES = [
     "aws_lambda_powertools",
     "alblake.native",
     "alblake.convert.core",
-    "alblake.aws.pipeline",
+    "alblake.service.ingest",
 ]
 
 CONVERT = r"""

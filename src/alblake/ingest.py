@@ -1,6 +1,6 @@
 """Ingestion: the one core call (``ingest_object``: convert -> commit -> discard) and the CLI use case
 (log objects, local files or ``s3://`` objects, -> a lake, across all cores). The Lambda use case
-(``alblake.aws.pipeline``) calls ``ingest_object`` too.
+(``alblake.service.ingest``) calls ``ingest_object`` too.
 
 Parallel ingest: objects are independent (each has its own output keys, derived from its source id), so a
 process pool ingests them with the same result as one process. Work is planned as tasks (``plan_tasks``): one

@@ -19,8 +19,6 @@ import pyarrow.csv as pa_csv
 import pytest
 
 import alblake.convert.core
-from alblake.aws.backfill import BackfillState, run_backfill
-from alblake.aws.pipeline import IngestPipeline, LambdaConfig
 from alblake.aws.quicksight import SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource
 from alblake.aws.s3_lake import open_s3_lake
@@ -32,6 +30,8 @@ from alblake.keys import decode_event_key
 from alblake.parse import parse_block
 from alblake.sample import write_sample_logs
 from alblake.selection import ObjectFilter
+from alblake.service.backfill import BackfillState, run_backfill
+from alblake.service.ingest import IngestPipeline, LambdaConfig
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url
 
 __all__ = ["aws_endpoint", "moto_server_url"]  # fixtures

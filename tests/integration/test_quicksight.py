@@ -12,8 +12,6 @@ import pytest
 from aws_lambda_powertools import Logger
 from botocore.stub import Stubber
 
-from alblake.aws.lake_config import ConfigError
-from alblake.aws.pipeline import LambdaConfig, build_pipeline
 from alblake.aws.quicksight import (
     MIN_REFRESH_MINUTES,
     RefreshStatus,
@@ -21,6 +19,8 @@ from alblake.aws.quicksight import (
     account_id_from_arn,
     ingestion_id_for,
 )
+from alblake.service.config import ConfigError
+from alblake.service.ingest import LambdaConfig, build_pipeline
 from tests.integration.conftest import (
     ACCOUNT,
     ALB_KEY,

@@ -37,11 +37,11 @@ def _filter(args: argparse.Namespace) -> ObjectFilter:
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from alblake.aws.backfill import BackfillState, run_backfill, stems_in_lake
     from alblake.aws.s3_lake import S3UrlError, open_s3_store, parse_s3_url
     from alblake.aws.s3_sources import InventoryError, inventory_objects, list_selected
     from alblake.aws.session import client
     from alblake.aws.sqs import EnqueueError, QueueSender, queue_url
+    from alblake.service.backfill import BackfillState, run_backfill, stems_in_lake
 
     if args.lake is None and not args.force:
         _error("--lake s3://bucket/prefix is needed to skip the objects the lake has (or --force)")

@@ -42,7 +42,6 @@ from typing import Any
 
 from alblake.aws.events import S3Record, parse_event
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
-from alblake.aws.lake_config import ConfigError, lake_settings
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
 from alblake.errors import InputError, ObjectMissingError
@@ -51,6 +50,7 @@ from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
+from alblake.service.config import ConfigError, lake_settings
 
 _log = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
-from alblake.aws.lake_config import ConfigError, lake_settings
 from alblake.aws.s3 import S3Store
 from alblake.lake.generations import CURSOR_KEY
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import LoggerLike, MetricsSink
+from alblake.service.config import ConfigError, lake_settings
 
 MIN_MARGIN = timedelta(seconds=90)
 
