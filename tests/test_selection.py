@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from alblake.aws.s3_sources import day_prefixes
+from alblake.aws.s3_listing import day_prefixes
 from alblake.selection import ObjectFilter, parse_day
 
 KEY = (

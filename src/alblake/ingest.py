@@ -221,7 +221,7 @@ def select_sources(paths: Iterable[str], object_filter: ObjectFilter = EVERY_OBJ
     selection = select_local([p for p in paths if not p.startswith("s3://")], object_filter)
     if s3_urls:
         try:
-            from alblake.aws.s3_sources import select_s3  # the AWS adapter, only when an s3:// path is given
+            from alblake.aws.s3_listing import select_s3  # the AWS adapter, only when an s3:// path is given
         except ImportError:
             selection.missing += [Failure(u, "s3:// paths need the aws extras (pip install 'alblake[aws]')")
                                   for u in s3_urls]

@@ -22,7 +22,7 @@ import alblake.convert.core
 from alblake.aws.quicksight import SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource
 from alblake.aws.s3_lake import open_s3_lake
-from alblake.aws.s3_sources import S3Object, list_objects
+from alblake.aws.s3_listing import S3Object, list_objects
 from alblake.aws.sqs import QueueSender
 from alblake.cli import main
 from alblake.ingest import ingest_paths

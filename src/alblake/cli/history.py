@@ -38,7 +38,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from alblake.aws.s3_lake import S3UrlError, open_s3_store, parse_s3_url
-    from alblake.aws.s3_sources import InventoryError, inventory_objects, list_selected
+    from alblake.aws.s3_listing import InventoryError, inventory_objects, list_selected
     from alblake.aws.session import client
     from alblake.aws.sqs import EnqueueError, QueueSender, queue_url
     from alblake.service.backfill import BackfillState, run_backfill, stems_in_lake
@@ -167,7 +167,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _source_for(source_id: str, source_root: Path | None) -> SourceObject | Failure:
     if source_id.startswith("s3://"):
-        from alblake.aws.s3_sources import S3Object
+        from alblake.aws.s3_listing import S3Object
 
         bucket, _, key = source_id.removeprefix("s3://").partition("/")
         return S3Object(bucket, key, 0)

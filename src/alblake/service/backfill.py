@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alblake.aws.s3_sources import S3Object
+from alblake.aws.s3_listing import S3Object
 from alblake.aws.sqs import QueueSender, notification_body
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.layout import MANIFEST_PREFIX, object_stem
