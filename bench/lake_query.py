@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
-from alblake.ingest import ingest_paths
+from alblake.ingest.runner import ingest_paths
 from alblake.lake import open_local_lake
 from alblake.lake.generations import partition_of_path
 from alblake.lake.genlake import CompactionOptions, GenerationalLake

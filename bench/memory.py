@@ -20,7 +20,7 @@ import sys, time
 from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
-from alblake.ingest import ingest_object
+from alblake.ingest.core import ingest_object
 from alblake.lake import open_local_lake
 started = time.perf_counter()
 result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(Path(sys.argv[2])))

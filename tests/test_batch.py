@@ -20,18 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alblake.convert.core import SMALL_TEXT_BYTES, convert_batch, convert_stream
-from alblake.ingest import (
-    BATCH_MAX_OBJECTS,
-    BATCH_MIN_OBJECTS,
-    Failure,
-    IngestedObject,
-    LocalFile,
-    SourceObject,
-    ingest_batch,
-    ingest_paths,
-    ingest_sources,
-    plan_tasks,
-)
+from alblake.ingest.core import IngestedObject
+from alblake.ingest.planning import BATCH_MAX_OBJECTS, BATCH_MIN_OBJECTS, plan_tasks
+from alblake.ingest.runner import ingest_batch, ingest_paths, ingest_sources
+from alblake.ingest.selection import Failure, LocalFile, SourceObject
 from alblake.lake import open_lake, open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
@@ -326,7 +318,7 @@ def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
     with pytest.raises(MemoryError):
         convert_batch([(o.open, o.source_id) for o in objects], tmp_path)
     monkeypatch.undo()
-    monkeypatch.setattr("alblake.ingest.convert_batch", lambda *a: broken_parse())
+    monkeypatch.setattr("alblake.ingest.runner.convert_batch", lambda *a: broken_parse())
     outcomes = ingest_batch(objects, open_local_lake(tmp_path / "lake"))
     assert all(isinstance(o, IngestedObject) and o.rows == 1 for o in outcomes)
     assert len(lake_rows(tmp_path / "lake")) == 3
@@ -429,7 +421,7 @@ def test_an_oversized_hour_gets_one_batch_and_its_other_objects_after_it(
 ) -> None:
     paths = [str(p) for p in day]
     ingest_paths(paths, tmp_path / "alone", batch=False)
-    monkeypatch.setattr("alblake.ingest.BATCH_MAX_OBJECTS", 8)  # hours of 12-24 objects are oversized now
+    monkeypatch.setattr("alblake.ingest.planning.BATCH_MAX_OBJECTS", 8)  # hours of 12-24 objects are oversized now
     summary = ingest_paths(paths, tmp_path / "mixed", batch=True, jobs=2)
     assert not summary.failures
     assert lake_rows(tmp_path / "mixed") == lake_rows(tmp_path / "alone")

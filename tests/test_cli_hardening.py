@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import alblake.convert.core
-import alblake.ingest
+import alblake.ingest.core
 from alblake.cli import main
 from alblake.cli.analysis import format_table
 from alblake.display import printable
@@ -38,7 +38,7 @@ def test_any_error_of_one_file_is_reported_and_the_rest_convert(
             raise OSError(36, "File name too long")
         return real(stream, source_id, staging, **kwargs)
 
-    monkeypatch.setattr(alblake.ingest, "convert_stream", failing_on_the_first)
+    monkeypatch.setattr(alblake.ingest.core, "convert_stream", failing_on_the_first)
     code = main(["ingest", str(tmp_path / "logs"), "--lake", str(tmp_path / "lake"), "--quiet", "--jobs", "1"])
     captured = capsys.readouterr()
     assert code == 1

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from alblake.errors import CorruptInputError, EmptyInputError, InputError
-from alblake.ingest import IngestedObject, ingest_object
+from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.lake import open_lake
 from alblake.lake.local import LocalStore
 from alblake.sample import write_sample_logs

@@ -12,7 +12,8 @@ from typing import BinaryIO
 
 import pytest
 
-from alblake.ingest import Progress, ingest_paths, ingest_sources, select_local
+from alblake.ingest.runner import Progress, ingest_paths, ingest_sources
+from alblake.ingest.selection import select_local
 from alblake.sample import write_sample_logs
 
 

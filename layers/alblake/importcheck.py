@@ -36,7 +36,7 @@ CONVERT = r"""
 import gzip, tempfile, sys
 from pathlib import Path
 import pyarrow.parquet as pq
-from alblake.ingest import ingest_object
+from alblake.ingest.core import ingest_object
 from alblake.lake import open_local_lake
 from alblake.sample import write_sample_logs
 from alblake import native, parse

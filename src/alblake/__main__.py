@@ -1,7 +1,7 @@
 """The ``alblake`` console script (also ``python -m alblake``).
 
 ``alblake ingest`` of many objects starts the pool's fork server before anything else, so the server imports
-alblake on one core while this process imports it on another (``alblake.pool``). Whether a pool will run is only
+alblake on one core while this process imports it on another (``alblake.ingest.pool``). Whether a pool will run is only
 known once the inputs are selected, after those imports; so this looks ahead cheaply (``may_use_a_pool``): the
 command's paths and ``--jobs``, read with the ingest command's own option names, and a count of the local files
 the paths name, stopped as soon as the answer is known. Every other command goes straight to ``alblake.cli``.
@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
+from alblake.ingest.pool import default_jobs, start_pool_server, worth_a_pool
 from alblake.keys import LOG_SUFFIXES
-from alblake.pool import default_jobs, start_pool_server, worth_a_pool
 
 # ``alblake ingest``'s options (``alblake.cli``; a test keeps the two alike), to tell its paths from option values
 INGEST_VALUE_OPTIONS = ("--lake", "--glue-database", "--since", "--until", "--elb", "--jobs")
@@ -46,7 +46,7 @@ def ingest_lookahead_parser() -> argparse.ArgumentParser:
 
 def may_use_a_pool(argv: Sequence[str]) -> bool:
     """A guess, before the arguments are parsed and the inputs selected, of whether this command runs a process
-    pool (``alblake.ingest.ingest_sources``): ``ingest`` on more than one core, ``--jobs`` not 1, and its paths
+    pool (``alblake.ingest.runner.ingest_sources``): ``ingest`` on more than one core, ``--jobs`` not 1, and its paths
     name enough local files for ``worth_a_pool`` (or any number, with ``--jobs N``), or an ``s3://`` prefix. A
     wrong guess costs a core for ~0.4 s (or the overlap), never a wrong result."""
     if len(argv) < 2 or argv[0] != "ingest" or default_jobs() < 2:
@@ -67,7 +67,7 @@ def may_use_a_pool(argv: Sequence[str]) -> bool:
 
 
 def _count_local(paths: Sequence[str]) -> Iterator[tuple[int, int]]:
-    """Running (files, bytes) of the files the paths name as ``alblake.ingest.expand_paths`` finds them: files
+    """Running (files, bytes) of the files the paths name as ``alblake.ingest.selection.expand_paths`` finds them: files
     named or matched, and ``*.log`` / ``*.log.gz`` under directories."""
     objects = size = 0
     for text in paths:

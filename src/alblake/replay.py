@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alblake.convert.quarantine import reason_counts
-from alblake.ingest import Failure, LocalFile, SourceObject
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.selection import Failure, LocalFile, SourceObject
 from alblake.lake.layout import QUARANTINE_PREFIX
 from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
-from alblake.selection import ObjectFilter
 
 
 @dataclass

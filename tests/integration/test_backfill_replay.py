@@ -25,11 +25,11 @@ from alblake.aws.s3_lake import open_s3_lake
 from alblake.aws.s3_listing import S3Object, list_objects
 from alblake.aws.sqs import QueueSender
 from alblake.cli import main
-from alblake.ingest import ingest_paths
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.runner import ingest_paths
 from alblake.keys import decode_event_key
 from alblake.parse import parse_block
 from alblake.sample import write_sample_logs
-from alblake.selection import ObjectFilter
 from alblake.service.backfill import BackfillState, run_backfill
 from alblake.service.ingest import IngestPipeline, LambdaConfig
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url

@@ -1,7 +1,7 @@
 """Log objects in S3 as ingest sources: list a bucket prefix (ListObjectsV2) or read an S3 Inventory.
 
 Only ALB access log objects are taken (``alblake.keys.classify_key``: test files, NLB, connection and
-health-check logs are left out), then the date / load-balancer filter (``alblake.selection``). An object is
+health-check logs are left out), then the date / load-balancer filter (``alblake.ingest.filters``). An object is
 read as a stream (``S3ObjectSource``): nothing is downloaded to disk.
 
 S3 Inventory (for buckets with millions of objects, where listing is slow): the ``manifest.json`` of one
@@ -27,9 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from alblake.aws.s3 import S3ObjectSource
 from alblake.aws.s3_lake import parse_s3_url
 from alblake.aws.session import client
-from alblake.ingest import Failure, Selection
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.selection import Failure, Selection
 from alblake.keys import AccessLogKey, classify_key
-from alblake.selection import ObjectFilter
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from pathlib import Path
 from alblake import cli_lake
 from alblake.cli import history as cli_history
 from alblake.cli import schema as cli_schema
+from alblake.cli.progress import describe_failure, progress_bar
 from alblake.display import printable
-from alblake.ingest import BATCH_MIN_OBJECTS, IngestSummary, describe_failure, ingest_paths, progress_bar
+from alblake.ingest.filters import ObjectFilter, parse_day
+from alblake.ingest.planning import BATCH_MIN_OBJECTS
+from alblake.ingest.runner import IngestSummary, ingest_paths
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.sample import write_sample_logs
-from alblake.selection import ObjectFilter, parse_day
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:

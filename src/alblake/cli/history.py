@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from alblake.cli.progress import describe_failure, progress_bar
 from alblake.display import printable
-from alblake.ingest import Failure, SourceObject, describe_failure, ingest_sources, progress_bar
+from alblake.ingest.filters import ObjectFilter, parse_day
+from alblake.ingest.runner import ingest_sources
+from alblake.ingest.selection import Failure, SourceObject
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.replay import QuarantinedSource, local_source, open_store_at, quarantine_index, select_for_replay
-from alblake.selection import ObjectFilter, parse_day
 
 
 def _day(text: str) -> Any:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from alblake.aws.s3_listing import S3Object
 from alblake.aws.sqs import QueueSender, notification_body
+from alblake.ingest.filters import ObjectFilter
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.layout import MANIFEST_PREFIX, object_stem
 from alblake.ports import ObjectStore
-from alblake.selection import ObjectFilter
 
 FLUSH_EVERY = 100  # objects per SQS round (10 batches) and per state save
 

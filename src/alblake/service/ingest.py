@@ -45,7 +45,7 @@ from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
 from alblake.errors import InputError, ObjectMissingError
-from alblake.ingest import IngestedObject, ingest_object
+from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX

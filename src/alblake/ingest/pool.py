@@ -19,7 +19,7 @@ import multiprocessing
 import os
 from multiprocessing.context import BaseContext
 
-WORKER_MODULE = "alblake.ingest"  # what the fork server imports: everything a worker runs
+WORKER_MODULE = "alblake.ingest.runner"  # what the fork server imports: everything a worker runs
 POOL_MIN_OBJECTS = 32
 POOL_MIN_BYTES = 16 << 20
 
