@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from alblake.convert.core import SMALL_TEXT_BYTES, convert_batch, convert_stream
 from alblake.ingest.core import IngestedObject
 from alblake.ingest.planning import BATCH_MAX_OBJECTS, BATCH_MIN_OBJECTS, plan_tasks
-from alblake.ingest.runner import ingest_batch, ingest_paths, ingest_sources
-from alblake.ingest.selection import Failure, LocalFile, SourceObject
+from alblake.ingest.runner import ingest_batch, ingest_objects, ingest_paths
+from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake import open_lake, open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
@@ -67,7 +67,7 @@ LINES = [
 
 @dataclass(frozen=True)
 class MemoryObject:
-    """A log object held in memory (the ``SourceObject`` shape)."""
+    """A log object held in memory (the ``LogObject`` shape)."""
 
     source_id: str
     content: bytes
@@ -377,8 +377,8 @@ def test_plan_keeps_hours_whole_and_an_oversized_hour_s_rest_for_after_the_batch
 def test_pool_with_batches_gives_the_lake_of_one_process(day: list[Path], tmp_path: Path) -> None:
     objects: list[LocalFile] = [LocalFile.at(p) for p in day]
     progress: list[int] = []
-    serial = ingest_sources(objects, tmp_path / "serial", jobs=1, batch=True)
-    parallel = ingest_sources(objects, tmp_path / "parallel", jobs=2, batch=True,
+    serial = ingest_objects(objects, tmp_path / "serial", jobs=1, batch=True)
+    parallel = ingest_objects(objects, tmp_path / "parallel", jobs=2, batch=True,
                               progress=lambda p: progress.append(p.objects_done))
     assert progress == list(range(1, len(objects) + 1))
     assert (parallel.files, parallel.rows, parallel.quarantined) == (serial.files, serial.rows, serial.quarantined)
@@ -409,8 +409,8 @@ def test_cli_batch_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_a_process_killed_inside_a_batch_fails_objects_and_not_the_command(day: list[Path], tmp_path: Path) -> None:
     from tests.test_ingest_parallel import _KillsItsWorker
 
-    objects: list[SourceObject] = [*[LocalFile.at(p) for p in day[:40]], _KillsItsWorker(tmp_path / "killer.log")]
-    summary = ingest_sources(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
+    objects: list[LogObject] = [*[LocalFile.at(p) for p in day[:40]], _KillsItsWorker(tmp_path / "killer.log")]
+    summary = ingest_objects(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
     assert summary.files + len(summary.failures) == len(objects)
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import pytest
 
-from alblake.ingest.runner import Progress, ingest_paths, ingest_sources
+from alblake.ingest.runner import Progress, ingest_objects, ingest_paths
 from alblake.ingest.selection import select_local
 from alblake.sample import write_sample_logs
 
@@ -59,7 +59,7 @@ def test_the_same_object_twice_ends_as_in_a_serial_run(logs: Path, tmp_path: Pat
 def test_progress_counts_objects_and_bytes(logs: Path, tmp_path: Path) -> None:
     seen: list[Progress] = []
     selection = select_local([str(logs)])
-    ingest_sources(selection.objects, tmp_path / "lake", jobs=2, progress=seen.append)
+    ingest_objects(selection.objects, tmp_path / "lake", jobs=2, progress=seen.append)
     total = sum(o.size for o in selection.objects)
     assert [p.objects_done for p in seen] == list(range(1, 25))
     assert seen[-1] == Progress(24, 24, total, total)
@@ -87,7 +87,7 @@ class _KillsItsWorker:
 
 def test_a_dead_worker_fails_the_objects_without_a_result_and_nothing_else(logs: Path, tmp_path: Path) -> None:
     good = select_local([str(logs)]).objects[:3]
-    summary = ingest_sources([*good, _KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
+    summary = ingest_objects([*good, _KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
     assert summary.files + len(summary.failures) == 4
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)

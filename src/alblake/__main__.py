@@ -46,7 +46,7 @@ def ingest_lookahead_parser() -> argparse.ArgumentParser:
 
 def may_use_a_pool(argv: Sequence[str]) -> bool:
     """A guess, before the arguments are parsed and the inputs selected, of whether this command runs a process
-    pool (``alblake.ingest.runner.ingest_sources``): ``ingest`` on more than one core, ``--jobs`` not 1, and its paths
+    pool (``alblake.ingest.runner.ingest_objects``): ``ingest`` on more than one core, ``--jobs`` not 1, and its paths
     name enough local files for ``worth_a_pool`` (or any number, with ``--jobs N``), or an ``s3://`` prefix. A
     wrong guess costs a core for ~0.4 s (or the overlap), never a wrong result."""
     if len(argv) < 2 or argv[0] != "ingest" or default_jobs() < 2:

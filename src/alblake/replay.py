@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alblake.convert.quarantine import reason_counts
 from alblake.ingest.filters import ObjectFilter
-from alblake.ingest.selection import Failure, LocalFile, SourceObject
+from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake.layout import QUARANTINE_PREFIX
 from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
@@ -67,7 +67,7 @@ def select_for_replay(
     return sorted(chosen, key=lambda s: s.source_id)
 
 
-def local_source(source_id: str, source_root: Path | None) -> SourceObject | Failure:
+def local_source(source_id: str, source_root: Path | None) -> LogObject | Failure:
     """The file a local source id names: an absolute path, or ``AWSLogs/...`` under ``source_root``."""
     if source_id.startswith("/"):
         path = Path(source_id)

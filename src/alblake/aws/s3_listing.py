@@ -34,7 +34,7 @@ from alblake.keys import AccessLogKey, classify_key
 
 @dataclass(frozen=True)
 class S3Object:
-    """One log object in S3 (an ingest ``SourceObject``; opened with this process's client)."""
+    """One log object in S3 (an ingest ``LogObject``; opened with this process's client)."""
 
     bucket: str
     key: str

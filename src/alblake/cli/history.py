@@ -12,8 +12,8 @@ from typing import Any
 from alblake.cli.progress import describe_failure, progress_bar
 from alblake.display import printable
 from alblake.ingest.filters import ObjectFilter, parse_day
-from alblake.ingest.runner import ingest_sources
-from alblake.ingest.selection import Failure, SourceObject
+from alblake.ingest.runner import ingest_objects
+from alblake.ingest.selection import Failure, LogObject
 from alblake.lake import LakeLocationError, open_lake_at
 from alblake.replay import QuarantinedSource, local_source, open_store_at, quarantine_index, select_for_replay
 
@@ -143,13 +143,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 0
     if args.queue:
         return _replay_through_queue(args, chosen)
-    sources: list[SourceObject] = []
+    sources: list[LogObject] = []
     failures: list[Failure] = []
     for entry in chosen:
         found = _source_for(entry.source_id, args.source_root)
         (failures if isinstance(found, Failure) else sources).append(found)  # type: ignore[arg-type]
     show_progress = sys.stderr.isatty() and not args.quiet
-    summary = ingest_sources(
+    summary = ingest_objects(
         sources,
         args.lake,
         jobs=args.jobs,
@@ -167,7 +167,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 1 if failures or summary.failures else 0
 
 
-def _source_for(source_id: str, source_root: Path | None) -> SourceObject | Failure:
+def _source_for(source_id: str, source_root: Path | None) -> LogObject | Failure:
     if source_id.startswith("s3://"):
         from alblake.aws.s3_listing import S3Object
 

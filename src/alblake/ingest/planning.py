@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from alblake.ingest.selection import SourceObject
+from alblake.ingest.selection import LogObject
 from alblake.keys import AccessLogKey, classify_key
 
 
-def _waves(objects: Sequence[SourceObject]) -> list[list[int]]:
+def _waves(objects: Sequence[LogObject]) -> list[list[int]]:
     """Indexes of objects in waves within which every source id is unique (input order kept)."""
     waves: list[list[int]] = []
     seen: dict[str, int] = {}
@@ -38,7 +38,7 @@ BATCH_MAX_OBJECTS = 256
 BATCH_MAX_BYTES = 16 << 20  # compressed, per batch
 
 
-def plan_tasks(objects: Sequence[SourceObject], *, batch: bool | None, jobs: int) -> list[list[list[int]]]:
+def plan_tasks(objects: Sequence[LogObject], *, batch: bool | None, jobs: int) -> list[list[list[int]]]:
     """Waves (see ``_waves``) of tasks: a task is one object, or a batch of small objects. ``batch``: None batches
     when a wave has at least ``BATCH_MIN_OBJECTS`` small objects.
 
@@ -78,11 +78,11 @@ def _fits_in_a_batch(count: int, size: int) -> bool:
     return count <= BATCH_MAX_OBJECTS and size <= BATCH_MAX_BYTES
 
 
-def _size(objects: Sequence[SourceObject], indexes: list[int]) -> int:
+def _size(objects: Sequence[LogObject], indexes: list[int]) -> int:
     return sum(objects[i].size for i in indexes)
 
 
-def _one_batch(objects: Sequence[SourceObject], group: list[int]) -> tuple[list[int], list[int]]:
+def _one_batch(objects: Sequence[LogObject], group: list[int]) -> tuple[list[int], list[int]]:
     """The first objects of ``group`` that fit in one batch (at least one), and the others."""
     size = 0
     for count, i in enumerate(group):
@@ -92,7 +92,7 @@ def _one_batch(objects: Sequence[SourceObject], group: list[int]) -> tuple[list[
     return group, []
 
 
-def _hour_groups(objects: Sequence[SourceObject], indexes: list[int]) -> list[list[int]]:
+def _hour_groups(objects: Sequence[LogObject], indexes: list[int]) -> list[list[int]]:
     """``indexes`` grouped by the load balancer and hour their names give (ALB names: ``alblake.keys``; the
     interval that ends at HH:00 belongs to hour HH-1), each in name order; other names one group each, after them."""
     keyed: dict[tuple[str, ...], list[int]] = {}
@@ -108,5 +108,5 @@ def _hour_groups(objects: Sequence[SourceObject], indexes: list[int]) -> list[li
     return [sorted(group, key=lambda i: (_object_name(objects[i]), i)) for _, group in sorted(keyed.items())]
 
 
-def _object_name(source: SourceObject) -> str:
+def _object_name(source: LogObject) -> str:
     return source.source_id.rsplit("/", 1)[-1]

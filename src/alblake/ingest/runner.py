@@ -23,7 +23,7 @@ from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.planning import plan_tasks
 from alblake.ingest.pool import default_jobs, pool_context, worth_a_pool
-from alblake.ingest.selection import Failure, SourceObject, select_sources
+from alblake.ingest.selection import Failure, LogObject, select_sources
 from alblake.lake import open_lake_at
 from alblake.ports import BatchCommitError, CommitResult, Lake
 
@@ -68,7 +68,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
+def ingest_one(source: LogObject, lake: Lake) -> IngestedObject | Failure:
     """Ingest one object; any error of this object is returned as a ``Failure`` (the others go on)."""
     try:
         return ingest_object(source.open, source.source_id, lake)
@@ -76,7 +76,7 @@ def ingest_one(source: SourceObject, lake: Lake) -> IngestedObject | Failure:
         return failure_of(source, exc)
 
 
-def failure_of(source: SourceObject, exc: Exception) -> Failure:
+def failure_of(source: LogObject, exc: Exception) -> Failure:
     if isinstance(exc, FileNotFoundError):
         return Failure(source.name, "no such file")
     if isinstance(exc, IsADirectoryError):
@@ -86,7 +86,7 @@ def failure_of(source: SourceObject, exc: Exception) -> Failure:
     return Failure(source.name, f"{type(exc).__name__}: {exc}")
 
 
-def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedObject | Failure]:
+def ingest_batch(sources: Sequence[LogObject], lake: Lake) -> list[IngestedObject | Failure]:
     """Ingest small objects together (``convert_batch`` -> ``Lake.commit_batch``); an object the batch does not take
     is ingested on its own. One outcome per object, in order; errors are ``Failure`` s as in ``ingest_one``
     (a failed batch commit fails each of its objects whose commit is not complete: a retry replaces whatever part of
@@ -109,7 +109,7 @@ def ingest_batch(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedOb
 
 
 def _commit_converted(
-    conversion: ConvertedBatch, sources: Sequence[SourceObject], lake: Lake
+    conversion: ConvertedBatch, sources: Sequence[LogObject], lake: Lake
 ) -> dict[int, IngestedObject | Failure]:
     """The batch's commit: each converted object is ingested if its commit is complete, else a ``Failure``."""
     commits: dict[int, CommitResult] = {}
@@ -146,22 +146,22 @@ def _start_worker(lake_location: str, glue_database: str | None, environment: di
     _worker_lake = open_lake_at(lake_location, glue_database=glue_database)
 
 
-def _run_task(sources: Sequence[SourceObject], lake: Lake) -> list[IngestedObject | Failure]:
+def _run_task(sources: Sequence[LogObject], lake: Lake) -> list[IngestedObject | Failure]:
     return ingest_batch(sources, lake) if len(sources) > 1 else [ingest_one(sources[0], lake)]
 
 
-def _ingest_in_worker(sources: list[SourceObject]) -> list[IngestedObject | Failure]:
+def _ingest_in_worker(sources: list[LogObject]) -> list[IngestedObject | Failure]:
     assert _worker_lake is not None, "the pool initializer opens the lake"
     return _run_task(sources, _worker_lake)
 
 
-def auto_jobs(objects: Sequence[SourceObject]) -> int:
+def auto_jobs(objects: Sequence[LogObject]) -> int:
     """One process per core when the work pays for starting a pool (``worth_a_pool``)."""
     return default_jobs() if worth_a_pool(len(objects), sum(o.size for o in objects)) else 1
 
 
 def _run_parallel(
-    objects: Sequence[SourceObject], plan: list[list[list[int]]], lake_location: str, glue_database: str | None,
+    objects: Sequence[LogObject], plan: list[list[list[int]]], lake_location: str, glue_database: str | None,
     jobs: int
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
     """Results as tasks finish, wave after wave, at most two tasks per worker queued at a time. Every object is
@@ -197,15 +197,15 @@ def _run_parallel(
 
 
 def _run_serial(
-    objects: Sequence[SourceObject], plan: list[list[list[int]]], lake: Lake
+    objects: Sequence[LogObject], plan: list[list[list[int]]], lake: Lake
 ) -> Iterator[tuple[int, IngestedObject | Failure]]:
     for tasks in plan:
         for task in tasks:
             yield from zip(task, _run_task([objects[i] for i in task], lake), strict=True)
 
 
-def ingest_sources(
-    objects: Sequence[SourceObject],
+def ingest_objects(
+    objects: Sequence[LogObject],
     lake_location: str | Path,
     *,
     jobs: int | None = 1,
@@ -257,7 +257,7 @@ def ingest_paths(
 ) -> IngestSummary:
     """Ingest every object the paths name (files, globs, directories, ``s3://`` prefixes) into the lake."""
     selection = select_sources(paths, object_filter)
-    summary = ingest_sources(
+    summary = ingest_objects(
         selection.objects, lake_location, jobs=jobs, glue_database=glue_database, progress=progress, batch=batch
     )
     summary.failures[:0] = [(f.name, f.reason) for f in selection.missing]

@@ -13,7 +13,7 @@ from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.keys import LOG_SUFFIXES
 
 
-class SourceObject(Protocol):
+class LogObject(Protocol):
     """A log object to ingest (picklable: it is sent to worker processes)."""
 
     @property
@@ -64,7 +64,7 @@ class Failure:
 class Selection:
     """What the paths named: objects to ingest, names that could not be found, objects left out."""
 
-    objects: list[SourceObject] = field(default_factory=list)
+    objects: list[LogObject] = field(default_factory=list)
     missing: list[Failure] = field(default_factory=list)
     skipped: int = 0
 
