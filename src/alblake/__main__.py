@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
+from alblake.errors import AlblakeError
 from alblake.ingest.pool import default_jobs, start_pool_server, worth_a_pool
 from alblake.keys import LOG_SUFFIXES
 
@@ -25,7 +26,7 @@ INGEST_VALUE_OPTIONS = ("--lake", "--glue-database", "--since", "--until", "--el
 INGEST_FLAG_OPTIONS = (("--batch",), ("--no-batch",), ("--quiet",), ("-h", "--help"))
 
 
-class _ArgumentsNotUnderstoodError(Exception):
+class _ArgumentsNotUnderstoodError(AlblakeError):
     pass
 
 

@@ -10,9 +10,9 @@ from types import ModuleType
 import pyarrow.compute as pc
 import pytest
 
+from alblake.errors import ConfigError
 from alblake.sample import write_sample_logs
 from alblake.schema import glue_table_input
-from alblake.service.config import ConfigError
 from alblake.service.ingest import ObjectRejectedError
 from tests.integration.conftest import (
     ALB_KEY,

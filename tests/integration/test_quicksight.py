@@ -19,7 +19,7 @@ from alblake.aws.quicksight import (
     account_id_from_arn,
     ingestion_id_for,
 )
-from alblake.service.config import ConfigError
+from alblake.errors import ConfigError
 from alblake.service.ingest import LambdaConfig, build_pipeline
 from tests.integration.conftest import (
     ACCOUNT,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from alblake.errors import InputError
 from alblake.keys import decode_event_key
 
 EXPECTED = (
@@ -28,7 +29,7 @@ EXPECTED = (
 )
 
 
-class UnsupportedEventError(ValueError):
+class UnsupportedEventError(InputError, ValueError):
     """The event has none of the accepted shapes; the message says what arrived and what was expected."""
 
 

@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from alblake.errors import ServiceError
+
 ACTIVE_STATUSES = frozenset({"INITIALIZED", "QUEUED", "RUNNING"})
 # 32 refreshes per 24 h (Enterprise): an interval below 1440 / 32 = 45 minutes could exhaust the quota.
 DAILY_REFRESH_LIMIT = 32
@@ -93,7 +95,7 @@ class MetricsLike(Protocol):
     def add_metric(self, name: str, unit: Any, value: float) -> None: ...
 
 
-class MalformedResponseError(ValueError):
+class MalformedResponseError(ServiceError, ValueError):
     """ListIngestions answered something that does not follow its model."""
 
 

@@ -9,13 +9,14 @@ from botocore.exceptions import ClientError
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.s3 import S3Store
 from alblake.aws.session import client
+from alblake.errors import LocationError
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake
 from alblake.schema import TABLE_NAME
 
 
-class S3UrlError(ValueError):
+class S3UrlError(LocationError, ValueError):
     """Not an ``s3://bucket[/prefix]`` URL, or its catalog cannot be used (the message says why)."""
 
 

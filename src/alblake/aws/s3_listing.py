@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from alblake.aws.s3 import S3ObjectSource
 from alblake.aws.s3_lake import parse_s3_url
 from alblake.aws.session import client
+from alblake.errors import InputError
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, Selection
 from alblake.keys import AccessLogKey, classify_key
@@ -110,7 +111,7 @@ def select_s3(url: str, object_filter: ObjectFilter) -> Selection:
     return selection
 
 
-class InventoryError(ValueError):
+class InventoryError(InputError, ValueError):
     """An S3 Inventory manifest this reader does not understand (the message says why)."""
 
 

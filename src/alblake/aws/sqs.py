@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus
 
+from alblake.errors import ServiceError
+
 BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries (botocore model, SQS API reference)
 _SEND_ATTEMPTS = 5
 
 
-class EnqueueError(Exception):
+class EnqueueError(ServiceError):
     """SQS refused messages after retries (the message names the first failure)."""
 
 

@@ -26,11 +26,12 @@ from typing import Any
 
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.s3 import S3Store
+from alblake.errors import ConfigError, PartialFailureError
 from alblake.lake.generations import CURSOR_KEY
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import LoggerLike, MetricsSink
-from alblake.service.config import ConfigError, lake_settings
+from alblake.service.config import lake_settings
 
 MIN_MARGIN = timedelta(seconds=90)
 
@@ -39,7 +40,7 @@ class CompactConfigError(ConfigError):
     """A required environment variable is missing or invalid."""
 
 
-class CompactionFailedError(Exception):
+class CompactionFailedError(PartialFailureError):
     """Some partitions could not be compacted (the message names them and why); the rest were."""
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypedDict
 
-
-class ConfigError(Exception):
-    """A required environment variable is missing or invalid."""
+from alblake.errors import ConfigError
 
 
 class LakeSettings(TypedDict):

@@ -44,13 +44,13 @@ from alblake.aws.events import S3Record, parse_event
 from alblake.aws.glue import GlueTableLocationError, verified_registrar
 from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
-from alblake.errors import InputError, ObjectMissingError
+from alblake.errors import ConfigError, InputError, ObjectMissingError, PartialFailureError
 from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
-from alblake.service.config import ConfigError, lake_settings
+from alblake.service.config import lake_settings
 
 _log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class InvocationSummary:
         }
 
 
-class IngestFailedError(Exception):
+class IngestFailedError(PartialFailureError):
     """Some records of the event failed; the message lists each failed object and why."""
 
     def __init__(self, summary: InvocationSummary) -> None:
