@@ -20,6 +20,7 @@ from typing import NoReturn
 from alblake.errors import AlblakeError
 from alblake.ingest.pool import default_jobs, start_pool_server, worth_a_pool
 from alblake.keys import LOG_SUFFIXES
+from alblake.s3_urls import is_s3_url
 
 # ``alblake ingest``'s options (``alblake.cli``; a test keeps the two alike), to tell its paths from option values
 INGEST_VALUE_OPTIONS = ("--lake", "--glue-database", "--since", "--until", "--elb", "--jobs")
@@ -59,7 +60,7 @@ def may_use_a_pool(argv: Sequence[str]) -> bool:
         return False
     if arguments.help or (jobs is not None and jobs < 2):
         return False
-    if any(path.startswith("s3://") for path in arguments.paths):
+    if any(is_s3_url(path) for path in arguments.paths):
         return True  # listing a bucket takes long enough to hide the start, and history is many objects
     for objects, size in _count_local(arguments.paths):  # stops counting as soon as the answer is yes
         if (jobs is not None and objects > 1) or worth_a_pool(objects, size):

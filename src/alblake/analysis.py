@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from alblake.errors import InputError, LakeStateError
-from alblake.lake import open_lake_at
+from alblake.locations import open_lake_at
 from alblake.ports import Lake
 from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
 

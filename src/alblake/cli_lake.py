@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alblake.lake import LakeLocationError, open_lake_at
 from alblake.lake.generations import StateFormatError
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
 from alblake.lake.status import format_status, lake_status
+from alblake.locations import LakeLocationError, open_lake_at
 
 
 def _open(location: str, glue_database: str | None = None) -> GenerationalLake | None:

@@ -16,7 +16,6 @@ from alblake.convert.quarantine import reason_counts
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake.layout import QUARANTINE_PREFIX
-from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
 
 
@@ -30,15 +29,6 @@ class QuarantinedSource:
     @property
     def lines(self) -> int:
         return sum(self.reasons.values())
-
-
-def open_store_at(location: str) -> ObjectStore:
-    """The object store of the lake at ``location`` (a directory or ``s3://bucket/prefix``)."""
-    if location.startswith("s3://"):
-        from alblake.aws.s3_lake import open_s3_store
-
-        return open_s3_store(location)
-    return LocalStore(Path(location))
 
 
 def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:

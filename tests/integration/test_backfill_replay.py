@@ -21,8 +21,8 @@ import pytest
 import alblake.convert.core
 from alblake.aws.quicksight import SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource
-from alblake.aws.s3_lake import open_s3_lake
 from alblake.aws.s3_listing import S3Object, list_objects
+from alblake.aws.s3_location import open_s3_lake
 from alblake.aws.sqs import QueueSender
 from alblake.cli import main
 from alblake.ingest.filters import ObjectFilter

@@ -25,12 +25,12 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alblake.aws.s3 import S3ObjectSource
-from alblake.aws.s3_lake import parse_s3_url
 from alblake.aws.session import client
 from alblake.errors import InputError
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, Selection
 from alblake.keys import AccessLogKey, classify_key
+from alblake.s3_urls import parse_s3_url, s3_url
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class S3Object:
     @property
     def source_id(self) -> str:
         """The same id the Lambda pipeline uses, so the CLI and the Lambda write the same lake keys."""
-        return f"s3://{self.bucket}/{self.key}"
+        return s3_url(self.bucket, self.key)
 
     @property
     def name(self) -> str:
@@ -155,6 +155,5 @@ def inventory_objects(s3: Any, manifest_url: str) -> Iterator[S3Object]:
 
 
 __all__ = [
-    "InventoryError", "S3Object", "day_prefixes", "inventory_objects", "list_objects", "list_selected",
-    "parse_s3_url", "select_s3",
+    "InventoryError", "S3Object", "day_prefixes", "inventory_objects", "list_objects", "list_selected", "select_s3",
 ]

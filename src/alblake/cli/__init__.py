@@ -17,7 +17,7 @@ from alblake.display import printable
 from alblake.ingest.filters import ObjectFilter, parse_day
 from alblake.ingest.planning import BATCH_MIN_OBJECTS
 from alblake.ingest.runner import IngestSummary, ingest_paths
-from alblake.lake import LakeLocationError, open_lake_at
+from alblake.locations import LakeLocationError, open_lake_at
 from alblake.sample import write_sample_logs
 
 

@@ -17,7 +17,7 @@ import pyarrow.csv as pa_csv
 
 from alblake.analysis import LakeReadError, Query, UnknownQueryError, get_query, list_queries, run_query
 from alblake.display import fmt, printable
-from alblake.lake import LakeLocationError, open_lake_at
+from alblake.locations import LakeLocationError, open_existing_lake_at
 from alblake.ports import Lake
 from alblake.report import render_report
 
@@ -58,11 +58,8 @@ def error(message: str) -> None:
 
 def open_existing_lake(location: str) -> Lake | None:
     """The lake at ``location``, or None after printing why it cannot be opened (a local one must exist)."""
-    if "://" not in location and not Path(location).is_dir():
-        error(f"lake directory {printable(location)} does not exist")
-        return None
     try:
-        return open_lake_at(location)
+        return open_existing_lake_at(location)
     except LakeLocationError as exc:
         error(printable(str(exc)))
         return None

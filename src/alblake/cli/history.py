@@ -14,8 +14,9 @@ from alblake.display import printable
 from alblake.ingest.filters import ObjectFilter, parse_day
 from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
-from alblake.lake import LakeLocationError, open_lake_at
-from alblake.replay import QuarantinedSource, local_source, open_store_at, quarantine_index, select_for_replay
+from alblake.locations import LakeLocationError, open_lake_at, open_store_at, remote_object
+from alblake.replay import QuarantinedSource, local_source, quarantine_index, select_for_replay
+from alblake.s3_urls import bucket_and_key
 
 
 def _day(text: str) -> Any:
@@ -39,10 +40,11 @@ def _filter(args: argparse.Namespace) -> ObjectFilter:
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from alblake.aws.s3_lake import S3UrlError, open_s3_store, parse_s3_url
     from alblake.aws.s3_listing import InventoryError, inventory_objects, list_selected
+    from alblake.aws.s3_location import open_s3_store
     from alblake.aws.session import client
     from alblake.aws.sqs import EnqueueError, QueueSender, queue_url
+    from alblake.s3_urls import S3UrlError, parse_s3_url
     from alblake.service.backfill import BackfillState, run_backfill, stems_in_lake
 
     if args.lake is None and not args.force:
@@ -112,9 +114,8 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
     from alblake.aws.session import client
     from alblake.aws.sqs import EnqueueError, QueueSender, notification_body, queue_url
 
-    s3_ids = [s.source_id for s in chosen if s.source_id.startswith("s3://")]
-    bodies = [notification_body(bucket, key, 0) for bucket, _, key in (s.removeprefix("s3://").partition("/")
-                                                                      for s in s3_ids)]
+    s3_objects = [found for s in chosen if (found := bucket_and_key(s.source_id)) is not None]
+    bodies = [notification_body(bucket, key, 0) for bucket, key in s3_objects]
     try:
         QueueSender(client("sqs"), queue_url(client("sqs"), args.queue)).send(bodies)
     except (ClientError, BotoCoreError, EnqueueError) as exc:
@@ -122,7 +123,7 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
         return 1
     print(f"enqueued                 {len(bodies):,} source objects for the ingest function")
     print("quarantined after        (when the queue is drained: alblake replay --dry-run --lake ... again)")
-    skipped = len(chosen) - len(s3_ids)
+    skipped = len(chosen) - len(s3_objects)
     if skipped:
         _error(f"{skipped} sources are not s3:// objects and cannot go through the queue")
         return 1
@@ -168,12 +169,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _source_for(source_id: str, source_root: Path | None) -> LogObject | Failure:
-    if source_id.startswith("s3://"):
-        from alblake.aws.s3_listing import S3Object
-
-        bucket, _, key = source_id.removeprefix("s3://").partition("/")
-        return S3Object(bucket, key, 0)
-    return local_source(source_id, source_root)
+    remote = remote_object(source_id)
+    return remote if remote is not None else local_source(source_id, source_root)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

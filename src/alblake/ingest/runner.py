@@ -23,8 +23,8 @@ from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.planning import plan_tasks
 from alblake.ingest.pool import default_jobs, pool_context, worth_a_pool
-from alblake.ingest.selection import Failure, LogObject, select_sources
-from alblake.lake import open_lake_at
+from alblake.ingest.selection import Failure, LogObject
+from alblake.locations import open_lake_at, select_objects
 from alblake.ports import BatchCommitError, CommitResult, Lake
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ def ingest_paths(
     batch: bool | None = None,
 ) -> IngestSummary:
     """Ingest every object the paths name (files, globs, directories, ``s3://`` prefixes) into the lake."""
-    selection = select_sources(paths, object_filter)
+    selection = select_objects(paths, object_filter)
     summary = ingest_objects(
         selection.objects, lake_location, jobs=jobs, glue_database=glue_database, progress=progress, batch=batch
     )

@@ -78,7 +78,7 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     for pattern in patterns:
         matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]  # noqa: PTH207
-        if not matches:  # reported by select_sources: "no such file" or "no file matches"
+        if not matches:  # reported by select_local: "no such file" or "no file matches"
             matches = [Path(pattern)]
         for path in matches:
             if path.is_dir():
@@ -102,26 +102,6 @@ def select_local(patterns: Iterable[str], object_filter: ObjectFilter = EVERY_OB
             selection.missing.append(Failure(str(path), reason))
         except OSError as exc:
             selection.missing.append(Failure(str(path), exc.strerror or str(exc)))
-    return selection
-
-
-def select_sources(paths: Iterable[str], object_filter: ObjectFilter = EVERY_OBJECT) -> Selection:
-    """The objects that local paths/globs/directories and ``s3://bucket/prefix`` URLs name, filtered."""
-    paths = list(paths)
-    s3_urls = [p for p in paths if p.startswith("s3://")]
-    selection = select_local([p for p in paths if not p.startswith("s3://")], object_filter)
-    if s3_urls:
-        try:
-            from alblake.aws.s3_listing import select_s3  # the AWS adapter, only when an s3:// path is given
-        except ImportError:
-            selection.missing += [Failure(u, "s3:// paths need the aws extras (pip install 'alblake[aws]')")
-                                  for u in s3_urls]
-            return selection
-        for url in s3_urls:
-            found = select_s3(url, object_filter)
-            selection.objects.extend(found.objects)
-            selection.missing.extend(found.missing)
-            selection.skipped += found.skipped
     return selection
 
 

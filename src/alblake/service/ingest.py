@@ -50,6 +50,7 @@ from alblake.keys import AccessLogKey, classify_key
 from alblake.lake import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
+from alblake.s3_urls import s3_url
 from alblake.service.config import lake_settings
 
 _log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class IngestFailedError(PartialFailureError):
     def __init__(self, summary: InvocationSummary) -> None:
         self.summary = summary
         failures = summary.failures
-        lines = [f"s3://{f.bucket}/{f.key}: {f.detail}" for f in failures]
+        lines = [f"{s3_url(f.bucket, f.key)}: {f.detail}" for f in failures]
         super().__init__(f"{len(failures)} of {len(summary.records)} object(s) failed: " + " | ".join(lines))
 
 
@@ -242,7 +243,7 @@ class IngestPipeline:
             return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail=kind.reason.value)
         try:
             ingested = ingest_object(
-                lambda: self.source.open(record.bucket, record.key), f"s3://{record.bucket}/{record.key}", self.lake
+                lambda: self.source.open(record.bucket, record.key), s3_url(record.bucket, record.key), self.lake
             )
         except ObjectMissingError as e:
             self.logger.warning("skipping object: it no longer exists", extra={"error": str(e)})
