@@ -1,11 +1,11 @@
-"""What ``alblake ingest`` and ``alblake replay`` show while they run: the progress bar, one line per failure."""
+"""The progress bar of ``alblake ingest`` and ``alblake replay`` (on a terminal, unless ``--quiet``)."""
 
 from __future__ import annotations
 
 import sys
 
-from alblake.display import human_bytes, printable
-from alblake.ingest.runner import Progress
+from alblake.display import human_bytes
+from alblake.ingest.runner import Progress, ProgressCallback
 
 
 def progress_bar(state: Progress) -> None:
@@ -20,6 +20,6 @@ def progress_bar(state: Progress) -> None:
     sys.stderr.flush()
 
 
-def describe_failure(name: str, reason: str) -> str:
-    """One line for stderr; the name is terminal-safe (file names can hold control characters)."""
-    return f"error: {printable(name)}: {printable(reason)}"
+def progress_callback(quiet: bool) -> ProgressCallback | None:
+    """``progress_bar`` when stderr is a terminal and ``--quiet`` was not given."""
+    return progress_bar if sys.stderr.isatty() and not quiet else None
