@@ -23,7 +23,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from alblake import schema
-from alblake.aws.quicksight import MIN_REFRESH_MINUTES
+from alblake.service.refresh import MIN_REFRESH_MINUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"

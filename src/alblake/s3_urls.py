@@ -42,3 +42,9 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
         raise S3UrlError(f"{url}: expected s3://bucket/prefix")
     return parts.netloc, parts.path.lstrip("/")
+
+
+def normalise_prefix(prefix: str) -> str:
+    """A key prefix as the lake uses it: '' stays ''; 'a/b' and '/a/b/' become 'a/b/'."""
+    p = prefix.strip("/")
+    return f"{p}/" if p else ""

@@ -106,8 +106,9 @@ def _by_reason(sources: list[QuarantinedSource]) -> list[str]:
 def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSource]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from alblake.aws.events import notification_body
     from alblake.aws.session import client
-    from alblake.aws.sqs import QueueSender, notification_body, queue_url
+    from alblake.aws.sqs import QueueSender, queue_url
 
     s3_objects = [found for s in chosen if (found := bucket_and_key(s.source_id)) is not None]
     bodies = [notification_body(bucket, key, 0) for bucket, key in s3_objects]
