@@ -26,8 +26,8 @@ from alblake.convert.decompress import LONG_LINE_SAMPLE_BYTES
 from alblake.convert.quarantine import STORED_LINES_LIMIT
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
-from tests.test_convert import KEY, convert_bytes, lake_files, quarantine_file
-from tests.test_parse import DOC_LINE
+from tests.convert_helpers import KEY, convert_bytes, lake_files, quarantine_file
+from tests.parse_helpers import DOC_LINE
 
 DOC_TIME = "2018-07-02T22:23:00.186641Z"
 DOC_ELB = "app/my-loadbalancer/50dc6c495c0c9188"

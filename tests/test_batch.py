@@ -29,7 +29,7 @@ from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
 from alblake.ports import BatchCommitError, CommitResult
 from alblake.sample import write_sample_day
-from tests.test_parse import DOC_LINE
+from tests.parse_helpers import DOC_LINE
 
 DATA = Path(__file__).parent / "data"
 DOCUMENTED = [line for line in (DATA / "aws_documented_examples.log").read_text().splitlines() if line]
@@ -407,9 +407,9 @@ def test_cli_batch_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_a_process_killed_inside_a_batch_fails_objects_and_not_the_command(day: list[Path], tmp_path: Path) -> None:
-    from tests.test_ingest_parallel import _KillsItsWorker
+    from tests.ingest_helpers import KillsItsWorker
 
-    objects: list[LogObject] = [*[LocalFile.at(p) for p in day[:40]], _KillsItsWorker(tmp_path / "killer.log")]
+    objects: list[LogObject] = [*[LocalFile.at(p) for p in day[:40]], KillsItsWorker(tmp_path / "killer.log")]
     summary = ingest_objects(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
     assert summary.files + len(summary.failures) == len(objects)
     assert any(name.endswith("killer.log") for name, _ in summary.failures)

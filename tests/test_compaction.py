@@ -201,7 +201,7 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
 
     from alblake.ingest.core import ingest_object
     from alblake.lake.genlake import CompactionOptions, GenerationalLake
-    from tests.test_parse import DOC_LINE
+    from tests.parse_helpers import DOC_LINE
 
     lake = GenerationalLake(LocalStore(tmp_path), max_file_bytes=2_000)
     data = gzip.compress(((DOC_LINE + "\n") * 70_000).encode())

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
 from alblake.ingest.runner import Progress, ingest_objects, ingest_paths
 from alblake.ingest.selection import select_local
 from alblake.sample import write_sample_logs
+from tests.ingest_helpers import KillsItsWorker
 
 
 def lake_files(lake: Path) -> dict[str, bytes]:
@@ -66,28 +64,9 @@ def test_progress_counts_objects_and_bytes(logs: Path, tmp_path: Path) -> None:
     assert all(a.bytes_done < b.bytes_done for a, b in pairwise(seen))
 
 
-@dataclass(frozen=True)
-class _KillsItsWorker:
-    """A source whose reading ends the worker process abruptly (as the kernel's OOM killer would)."""
-
-    path: Path
-    size: int = 1
-
-    @property
-    def source_id(self) -> str:
-        return str(self.path)
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    def open(self) -> BinaryIO:
-        os._exit(9)
-
-
 def test_a_dead_worker_fails_the_objects_without_a_result_and_nothing_else(logs: Path, tmp_path: Path) -> None:
     good = select_local([str(logs)]).objects[:3]
-    summary = ingest_objects([*good, _KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
+    summary = ingest_objects([*good, KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
     assert summary.files + len(summary.failures) == 4
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)

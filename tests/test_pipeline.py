@@ -16,7 +16,7 @@ from alblake.lake import open_lake
 from alblake.service.ingest import IngestPipeline, IngestRetryableError, LambdaConfig, ObjectRejectedError
 from tests.fakes import CountingRefresher, MemorySource, RecordingLogger, RecordingMetrics
 from tests.lake_fakes import MemoryCatalog, MemoryStore
-from tests.test_parse import DOC_LINE
+from tests.parse_helpers import DOC_LINE
 
 BUCKET = "logs"
 KEY = (

@@ -11,55 +11,24 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import botocore.session
 import pytest
-import yaml
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from alblake import schema
 from alblake.service.refresh import MIN_REFRESH_MINUTES
+from tests.template_loader import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
-
-# ---------------------------------------------------------------------------------------------- loading
-
-
-def _construct_intrinsic(loader: Any, tag_suffix: str, node: Any) -> dict[str, Any]:
-    """``!Ref X`` -> {"Ref": "X"}, ``!GetAtt A.B`` -> {"Fn::GetAtt": ["A", "B"]}, ``!Sub s`` -> {"Fn::Sub": s}."""
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref" or tag_suffix == "Condition":
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
-yaml.add_multi_constructor("!", _construct_intrinsic, Loader=_CfnLoader)
-
-
-@cache
-def _template() -> dict[str, Any]:
-    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(loaded, dict)
-    return loaded
-
 
 @pytest.fixture
 def template() -> dict[str, Any]:
-    return copy.deepcopy(_template())
+    return copy.deepcopy(load_template())
 
 
 def _resource(template: dict[str, Any], logical_id: str, rtype: str) -> dict[str, Any]:
