@@ -10,6 +10,7 @@ from datetime import date
 from alblake.display import printable
 from alblake.errors import AlblakeError, InputError, LocationError
 from alblake.ingest.filters import ObjectFilter, parse_day
+from alblake.service.config import parse_minutes
 
 EXIT_FAILED = 1  # the command ran and something failed (an object, a query, a request)
 EXIT_USAGE = 2  # the command could not run on what it was given (argparse exits with 2 too)
@@ -31,6 +32,14 @@ def day(text: str) -> date:
     """``YYYY-MM-DD`` (an argparse type)."""
     try:
         return parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def minutes(text: str) -> float:
+    """A number of minutes, finite and >= 0 (an argparse type; the functions' settings follow the same rule)."""
+    try:
+        return parse_minutes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
