@@ -10,7 +10,8 @@ partition-hour (one file per partition-hour is the floor of any Hive layout):
   wss, a Lambda target, a 502 without target), verbatim but for its time and load balancer; the large object is
   made of the same lines.
 
-Target (issue 11): small objects at >= 0.5x the large object's lines/s; and the large object is not slower
+Target: small objects at >= 0.5x the large object's lines/s (ALB delivers a day as ~2,000 small objects, so
+the per-object cost must not dominate); and the large object is not slower
 than a plain in-process ``ingest_object`` call (the pool is not used for a single object).
 Prints ratios; each figure is the best of ``--repeat`` runs, the configurations alternating so that a noisy
 neighbour on the machine hits them alike. ``per object`` is the same objects ingested one by one (no batches).

@@ -1,6 +1,6 @@
-"""Hostile objects (issue 13): every line is still accounted for (lines = rows + quarantined), what an object
-can cost is bounded, and the quarantine says why. Sizes are small here; bench/adversarial.py measures time and
-peak RSS at full size.
+"""Hostile objects (what anyone able to write to the log bucket could send): every line is still accounted for
+(lines = rows + quarantined), what an object can cost is bounded, and the quarantine says why. Sizes are small
+here; bench/adversarial.py measures time and peak RSS at full size.
 """
 
 from __future__ import annotations

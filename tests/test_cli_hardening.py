@@ -1,5 +1,6 @@
-"""CLI hardening (issue 13): one failing file never stops the others; a non-ALB file is called so; lake paths
-with glob characters read only their own lake; terminal-safe output; unreadable lake files are named."""
+"""CLI hardening (the command meets any file a user points it at): one failing file never stops the others; a
+non-ALB file is called so; lake paths with glob characters read only their own lake; terminal-safe output;
+unreadable lake files are named."""
 
 from __future__ import annotations
 
