@@ -8,7 +8,7 @@ from typing import Any
 
 from alblake.parse import parse_block, tokenize
 
-# The first AWS-documented example entry (tests/data holds them verbatim from shared/alb-log-format.md).
+# The first AWS-documented example entry (tests/data holds them verbatim from the AWS guide: docs/ALB_LOG_FORMAT.md).
 DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[0]
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of the parser on the AWS-documented lines and on each odd case of the format document."""
+"""Unit tests of the parser on the AWS-documented lines and on each odd case of docs/ALB_LOG_FORMAT.md."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -
     }
 
 
-# The documented https example (shared/alb-log-format.md, verbatim in tests/data).
+# The documented https example (docs/ALB_LOG_FORMAT.md, verbatim in tests/data).
 _DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[1]
 
 

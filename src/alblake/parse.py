@@ -38,7 +38,7 @@ _STRING = pa.string()
 
 @dataclass(frozen=True)
 class _Field:
-    name: str  # as in the format document, for quarantine reasons
+    name: str  # as docs/ALB_LOG_FORMAT.md names it, for quarantine reasons
     column: str | None  # the schema column it fills as is; None for fields split in _derive
     arrow_type: pa.DataType = _STRING
     split_into: tuple[str, ...] = ()  # the columns a split field fills ('ip:port' or the request line)
