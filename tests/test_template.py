@@ -300,10 +300,10 @@ def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
-# Exactly what the Lambda code calls (src/alblake/aws): S3 get_object and upload_file (PutObject covers the
-# single PUT and Create/UploadPart/CompleteMultipartUpload; AbortMultipartUpload is its own action), Glue
-# get_table + batch_create_partition, QuickSight list_ingestions + create_ingestion (sts:GetCallerIdentity
-# needs no permission).
+# Exactly what the Lambda code calls (the adapters in src/alblake/aws that src/alblake/service wires): S3
+# get_object and upload_file (PutObject covers the single PUT and Create/UploadPart/CompleteMultipartUpload;
+# AbortMultipartUpload is its own action), Glue get_table + batch_create_partition, QuickSight list_ingestions +
+# create_ingestion (sts:GetCallerIdentity needs no permission).
 INGEST_ACTIONS = {
     "ReadAlbLogs": {"s3:GetObject"},
     "ListAlbLogs": {"s3:ListBucket"},
@@ -393,7 +393,9 @@ _CALL_ACTIONS = {
 
 def test_policy_actions_follow_the_boto3_calls_in_the_code() -> None:
     """Adding a boto3 call to an adapter without its IAM action (or keeping an action nobody calls) fails."""
-    sources = [*sorted((ROOT / "src" / "alblake" / "aws").glob("*.py")), ROOT / "functions" / "ingest" / "app.py"]
+    package = ROOT / "src" / "alblake"
+    sources = [*sorted((package / "aws").glob("*.py")), *sorted((package / "service").glob("*.py")),
+               ROOT / "functions" / "ingest" / "app.py"]
     calls = {m for path in sources for m in _CLIENT_CALL.findall(path.read_text(encoding="utf-8"))}
     assert calls == set(_CALL_ACTIONS), calls
     needed = set().union(*(_CALL_ACTIONS[c] for c in calls))
