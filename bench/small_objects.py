@@ -18,7 +18,7 @@ neighbour on the machine hits them alike. ``per object`` is the same objects ing
 ``N processes`` reuses this process's fork server after the first round (steady state, as in a long backfill):
 the strict figure, with no start cost on either side. ``one command`` runs ``alblake ingest`` in a fresh process
 for each side, timed from start to exit, as a user meets it: both sides pay the interpreter's start and alblake's
-imports (~0.5-0.7 s), and the small side its pool, whose fork server imports at the same time on another core.
+imports (~0.5-0.7 s), and the small side its pool's start.
 The lakes are written under ``--work-dir`` (default: the system's temporary directory) and kept until the end;
 each run starts once earlier writes are on disk (``new_lake``). Small objects create files (a manifest each, a
 dozen per partition-hour); the run prints what creating a file costs there, because it varies a lot between
@@ -130,7 +130,7 @@ def timed_ingest(logs: Path, jobs: int, work: Path, batch: bool | None = None) -
 def timed_command(logs: Path, work: Path) -> float:
     """``alblake ingest`` as a user runs it: a fresh process (``python -m alblake``, what the console script runs),
     timed from outside, from its start to its exit. It pays the interpreter's start and alblake's imports, and a
-    pool (when it has many objects) whose fork server it starts before those imports (``alblake.__main__``)."""
+    pool when it has many objects."""
     lake = new_lake(work)
     command = [sys.executable, "-m", "alblake", "ingest", str(logs), "--lake", str(lake), "--quiet"]
     started = time.perf_counter()

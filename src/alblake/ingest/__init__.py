@@ -8,5 +8,5 @@
 - ``pool``: how the process pool's workers start (and starting them early), and ``runner``: running a plan in
   this process or in that pool (``ingest_paths``, the command line's use case).
 
-This module imports nothing, so the console script can start the pool (``pool``) before the heavy imports.
+This module imports nothing: a caller imports the module it needs (the ingest function only ``core``).
 """
