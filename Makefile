@@ -69,7 +69,7 @@ pytest: venv
 ## generate: rewrite sql/ddl/*.sql and template.yaml's Glue SerDe/column blocks from alblake/schema.py
 .PHONY: generate
 generate: venv
-	$(PY) -m alblake.cli_schema --write .
+	$(PY) -m alblake schema --write .
 
 bench: venv
 	$(PY) bench/throughput.py

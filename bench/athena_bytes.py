@@ -29,7 +29,7 @@ from sqlglot import expressions as exp
 
 from alblake.analysis import list_queries
 from alblake.cli import main as alblake
-from alblake.lake import open_lake_at
+from alblake.locations import open_lake_at
 from alblake.sample import write_sample_day
 from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS
 

@@ -24,12 +24,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alblake.ingest import ingest_paths
+from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
+from alblake.ingest.runner import ingest_paths
 from alblake.lake import open_local_lake
 from alblake.lake.generations import partition_of_path
 from alblake.lake.genlake import CompactionOptions, GenerationalLake
 from alblake.lake.layout import partition_location
-from alblake.parquet_out import ROW_GROUP_ROWS, parquet_writer
 from alblake.sample import write_sample_day
 from alblake.schema import ARROW_SCHEMA
 from bench.common import make_log, pin_to_one_core

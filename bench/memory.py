@@ -20,7 +20,7 @@ import sys, time
 from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
-from alblake.ingest import ingest_object
+from alblake.ingest.core import ingest_object
 from alblake.lake import open_local_lake
 started = time.perf_counter()
 result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(Path(sys.argv[2])))
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(__file__).parent / "out" / f"memory-{args.mb}mb.log.gz"
     lines, text_bytes = make_log(path, args.mb * 1_000_000)
-    baseline = subprocess.run([sys.executable, "-c", "import alblake.convert"], check=True)
+    baseline = subprocess.run([sys.executable, "-c", "import alblake.convert.core"], check=True)
     baseline_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as lake:
         done = subprocess.run(

@@ -10,14 +10,15 @@ partition-hour (one file per partition-hour is the floor of any Hive layout):
   wss, a Lambda target, a 502 without target), verbatim but for its time and load balancer; the large object is
   made of the same lines.
 
-Target (issue 11): small objects at >= 0.5x the large object's lines/s; and the large object is not slower
+Target: small objects at >= 0.5x the large object's lines/s (ALB delivers a day as ~2,000 small objects, so
+the per-object cost must not dominate); and the large object is not slower
 than a plain in-process ``ingest_object`` call (the pool is not used for a single object).
 Prints ratios; each figure is the best of ``--repeat`` runs, the configurations alternating so that a noisy
 neighbour on the machine hits them alike. ``per object`` is the same objects ingested one by one (no batches).
 ``N processes`` reuses this process's fork server after the first round (steady state, as in a long backfill):
 the strict figure, with no start cost on either side. ``one command`` runs ``alblake ingest`` in a fresh process
 for each side, timed from start to exit, as a user meets it: both sides pay the interpreter's start and alblake's
-imports (~0.5-0.7 s), and the small side its pool, whose fork server imports at the same time on another core.
+imports (~0.5-0.7 s), and the small side its pool's start.
 The lakes are written under ``--work-dir`` (default: the system's temporary directory) and kept until the end;
 each run starts once earlier writes are on disk (``new_lake``). Small objects create files (a manifest each, a
 dozen per partition-hour); the run prints what creating a file costs there, because it varies a lot between
@@ -43,9 +44,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from alblake.ingest import ingest_object, ingest_paths
+from alblake.ingest.core import ingest_object
+from alblake.ingest.pool import default_jobs
+from alblake.ingest.runner import ingest_paths
 from alblake.lake import open_local_lake
-from alblake.pool import default_jobs
 from alblake.sample import LOAD_BALANCERS, object_key, write_sample_day, write_sample_logs
 
 OUT = Path(__file__).parent / "out"
@@ -128,7 +130,7 @@ def timed_ingest(logs: Path, jobs: int, work: Path, batch: bool | None = None) -
 def timed_command(logs: Path, work: Path) -> float:
     """``alblake ingest`` as a user runs it: a fresh process (``python -m alblake``, what the console script runs),
     timed from outside, from its start to its exit. It pays the interpreter's start and alblake's imports, and a
-    pool (when it has many objects) whose fork server it starts before those imports (``alblake.__main__``)."""
+    pool when it has many objects."""
     lake = new_lake(work)
     command = [sys.executable, "-m", "alblake", "ingest", str(logs), "--lake", str(lake), "--quiet"]
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-# Lambda (issue 3): layer build/size/import check and a local invoke against moto_server.
+# Lambda: layer build/size/import check and a local invoke against moto_server.
 # Included by the top-level Makefile (`include mk/*.mk`), which defines PY and VENV.
 
 PY ?= .venv/bin/python

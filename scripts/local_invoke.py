@@ -159,7 +159,7 @@ def use_stubbed_quicksight(app: Any, quicksight: Any) -> None:
     """The container's pipeline as app.pipeline() builds it, except for the (stubbed) QuickSight client."""
     import boto3
 
-    from alblake.aws.pipeline import LambdaConfig, build_pipeline
+    from alblake.service.ingest import LambdaConfig, build_pipeline
 
     pipeline = build_pipeline(
         LambdaConfig.from_env(logger=app.logger),

@@ -10,7 +10,7 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def documented_lines() -> list[bytes]:
-    """The AWS-documented example entries, copied verbatim from shared/alb-log-format.md."""
+    """The AWS-documented example entries, copied verbatim from the AWS guide (docs/ALB_LOG_FORMAT.md)."""
     return (DATA / "aws_documented_examples.log").read_bytes().splitlines()
 
 

@@ -1,6 +1,6 @@
-"""Hostile objects (issue 13): every line is still accounted for (lines = rows + quarantined), what an object
-can cost is bounded, and the quarantine says why. Sizes are small here; bench/adversarial.py measures time and
-peak RSS at full size.
+"""Hostile objects (what anyone able to write to the log bucket could send): every line is still accounted for
+(lines = rows + quarantined), what an object can cost is bounded, and the quarantine says why. Sizes are small
+here; bench/adversarial.py measures time and peak RSS at full size.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alblake import convert, parquet_out
-from alblake.convert import MAX_LINES_PER_PARSE, convert_stream
+from alblake.convert import core as convert
+from alblake.convert import parquet as parquet_out
+from alblake.convert.core import MAX_LINES_PER_PARSE, convert_stream
+from alblake.convert.decompress import LONG_LINE_SAMPLE_BYTES
+from alblake.convert.quarantine import STORED_LINES_LIMIT
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
-from alblake.quarantine import STORED_LINES_LIMIT
-from alblake.source import LONG_LINE_SAMPLE_BYTES
-from tests.test_convert import KEY, convert_bytes, lake_files, quarantine_file
-from tests.test_parse import DOC_LINE
+from tests.convert_helpers import KEY, convert_bytes, lake_files, quarantine_file
+from tests.parse_helpers import DOC_LINE
 
 DOC_TIME = "2018-07-02T22:23:00.186641Z"
 DOC_ELB = "app/my-loadbalancer/50dc6c495c0c9188"
@@ -222,7 +223,7 @@ def test_an_overlong_line_is_quarantined_wherever_it_sits(tmp_path: Path, where:
     data = text if source.startswith("plain") else gzip.compress(text, compresslevel=1)
     source_id = "local/file.log" if source.startswith("plain") else KEY
     stream = SmallReads(data) if source.endswith("small-reads") else io.BytesIO(data)
-    from alblake.ingest import ingest_object
+    from alblake.ingest.core import ingest_object
     from alblake.lake import open_local_lake
 
     result = ingest_object(lambda: stream, source_id, open_local_lake(tmp_path))
@@ -290,7 +291,7 @@ def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
 
 def test_an_object_whose_only_quarantined_lines_are_blank_still_has_a_quarantine_summary(tmp_path: Path) -> None:
     """The counts of blank lines must be findable in the lake (replay and status read quarantine files)."""
-    from alblake.ingest import ingest_object
+    from alblake.ingest.core import ingest_object
     from alblake.lake import open_local_lake
 
     data = gzip.compress(f"{DOC_LINE}\n\n{DOC_LINE}\n\n".encode())

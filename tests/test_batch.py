@@ -19,25 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alblake.convert import SMALL_TEXT_BYTES, convert_batch, convert_stream
-from alblake.ingest import (
-    BATCH_MAX_OBJECTS,
-    BATCH_MIN_OBJECTS,
-    Failure,
-    IngestedObject,
-    LocalFile,
-    SourceObject,
-    ingest_batch,
-    ingest_paths,
-    ingest_sources,
-    plan_tasks,
-)
+from alblake.convert.core import SMALL_TEXT_BYTES, convert_batch, convert_stream
+from alblake.ingest.core import IngestedObject
+from alblake.ingest.planning import BATCH_MAX_OBJECTS, BATCH_MIN_OBJECTS, plan_tasks
+from alblake.ingest.runner import ingest_batch, ingest_objects, ingest_paths
+from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake import open_lake, open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
 from alblake.ports import BatchCommitError, CommitResult
 from alblake.sample import write_sample_day
-from tests.test_parse import DOC_LINE
+from tests.parse_helpers import DOC_LINE
 
 DATA = Path(__file__).parent / "data"
 DOCUMENTED = [line for line in (DATA / "aws_documented_examples.log").read_text().splitlines() if line]
@@ -75,7 +67,7 @@ LINES = [
 
 @dataclass(frozen=True)
 class MemoryObject:
-    """A log object held in memory (the ``SourceObject`` shape)."""
+    """A log object held in memory (the ``LogObject`` shape)."""
 
     source_id: str
     content: bytes
@@ -322,11 +314,11 @@ def test_a_batch_that_cannot_be_converted_ingests_each_object_alone(
     def broken_parse(*args: object, **kwargs: object) -> None:
         raise MemoryError("no memory for the joined text")
 
-    monkeypatch.setattr("alblake.convert.parse_block", broken_parse)
+    monkeypatch.setattr("alblake.convert.core.parse_block", broken_parse)
     with pytest.raises(MemoryError):
         convert_batch([(o.open, o.source_id) for o in objects], tmp_path)
     monkeypatch.undo()
-    monkeypatch.setattr("alblake.ingest.convert_batch", lambda *a: broken_parse())
+    monkeypatch.setattr("alblake.ingest.runner.convert_batch", lambda *a: broken_parse())
     outcomes = ingest_batch(objects, open_local_lake(tmp_path / "lake"))
     assert all(isinstance(o, IngestedObject) and o.rows == 1 for o in outcomes)
     assert len(lake_rows(tmp_path / "lake")) == 3
@@ -385,8 +377,8 @@ def test_plan_keeps_hours_whole_and_an_oversized_hour_s_rest_for_after_the_batch
 def test_pool_with_batches_gives_the_lake_of_one_process(day: list[Path], tmp_path: Path) -> None:
     objects: list[LocalFile] = [LocalFile.at(p) for p in day]
     progress: list[int] = []
-    serial = ingest_sources(objects, tmp_path / "serial", jobs=1, batch=True)
-    parallel = ingest_sources(objects, tmp_path / "parallel", jobs=2, batch=True,
+    serial = ingest_objects(objects, tmp_path / "serial", jobs=1, batch=True)
+    parallel = ingest_objects(objects, tmp_path / "parallel", jobs=2, batch=True,
                               progress=lambda p: progress.append(p.objects_done))
     assert progress == list(range(1, len(objects) + 1))
     assert (parallel.files, parallel.rows, parallel.quarantined) == (serial.files, serial.rows, serial.quarantined)
@@ -415,10 +407,10 @@ def test_cli_batch_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_a_process_killed_inside_a_batch_fails_objects_and_not_the_command(day: list[Path], tmp_path: Path) -> None:
-    from tests.test_ingest_parallel import _KillsItsWorker
+    from tests.ingest_helpers import KillsItsWorker
 
-    objects: list[SourceObject] = [*[LocalFile.at(p) for p in day[:40]], _KillsItsWorker(tmp_path / "killer.log")]
-    summary = ingest_sources(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
+    objects: list[LogObject] = [*[LocalFile.at(p) for p in day[:40]], KillsItsWorker(tmp_path / "killer.log")]
+    summary = ingest_objects(objects, tmp_path / "lake", jobs=2, batch=True)  # this process survives
     assert summary.files + len(summary.failures) == len(objects)
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)
@@ -429,7 +421,7 @@ def test_an_oversized_hour_gets_one_batch_and_its_other_objects_after_it(
 ) -> None:
     paths = [str(p) for p in day]
     ingest_paths(paths, tmp_path / "alone", batch=False)
-    monkeypatch.setattr("alblake.ingest.BATCH_MAX_OBJECTS", 8)  # hours of 12-24 objects are oversized now
+    monkeypatch.setattr("alblake.ingest.planning.BATCH_MAX_OBJECTS", 8)  # hours of 12-24 objects are oversized now
     summary = ingest_paths(paths, tmp_path / "mixed", batch=True, jobs=2)
     assert not summary.failures
     assert lake_rows(tmp_path / "mixed") == lake_rows(tmp_path / "alone")

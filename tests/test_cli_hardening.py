@@ -1,5 +1,6 @@
-"""CLI hardening (issue 13): one failing file never stops the others; a non-ALB file is called so; lake paths
-with glob characters read only their own lake; terminal-safe output; unreadable lake files are named."""
+"""CLI hardening (the command meets any file a user points it at): one failing file never stops the others; a
+non-ALB file is called so; lake paths with glob characters read only their own lake; terminal-safe output;
+unreadable lake files are named."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-import alblake.convert
-import alblake.ingest
+import alblake.convert.core
+import alblake.ingest.core
 from alblake.cli import main
-from alblake.cli_analysis import format_table
+from alblake.cli.analysis import format_table
 from alblake.display import printable
 from alblake.sample import write_sample_logs
 
@@ -31,14 +32,14 @@ def test_any_error_of_one_file_is_reported_and_the_rest_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = write_sample_logs(tmp_path / "logs", files=3, lines_per_file=20, malformed_every=0)
-    real = alblake.convert.convert_stream
+    real = alblake.convert.core.convert_stream
 
     def failing_on_the_first(stream, source_id, staging, **kwargs):  # type: ignore[no-untyped-def]
         if source_id.endswith(paths[0].name):
             raise OSError(36, "File name too long")
         return real(stream, source_id, staging, **kwargs)
 
-    monkeypatch.setattr(alblake.ingest, "convert_stream", failing_on_the_first)
+    monkeypatch.setattr(alblake.ingest.core, "convert_stream", failing_on_the_first)
     code = main(["ingest", str(tmp_path / "logs"), "--lake", str(tmp_path / "lake"), "--quiet", "--jobs", "1"])
     captured = capsys.readouterr()
     assert code == 1
@@ -88,7 +89,7 @@ def test_control_characters_never_reach_the_terminal_raw() -> None:
 
 
 def test_csv_output_stays_valid_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from alblake.cli_analysis import format_csv
+    from alblake.cli.analysis import format_csv
 
     table = pa.table({"url": ["a\nb", 'say "hi"', "\x1b[1m"], "requests": [1, 2, 3]})
     parsed = pa_csv.read_csv(io.BytesIO(format_csv(table).encode()))

@@ -19,7 +19,7 @@ import pytest
 
 from alblake.analysis import run_query
 from alblake.cli import main
-from alblake.ingest import ingest_paths
+from alblake.ingest.runner import ingest_paths
 from alblake.lake import open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.lake.merge import MergeInput, merge_sorted, read_lineage
@@ -199,9 +199,9 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
     rewrote it on every run, and FilesRemoved went negative)."""
     from datetime import UTC, datetime, timedelta
 
-    from alblake.ingest import ingest_object
+    from alblake.ingest.core import ingest_object
     from alblake.lake.genlake import CompactionOptions, GenerationalLake
-    from tests.test_parse import DOC_LINE
+    from tests.parse_helpers import DOC_LINE
 
     lake = GenerationalLake(LocalStore(tmp_path), max_file_bytes=2_000)
     data = gzip.compress(((DOC_LINE + "\n") * 70_000).encode())

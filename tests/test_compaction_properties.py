@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from alblake.convert import convert_batch
-from alblake.ingest import ingest_object
+from alblake.convert.core import convert_batch
+from alblake.ingest.core import ingest_object
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder
 from alblake.lake.layout import DATA_PREFIX, object_stem

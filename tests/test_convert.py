@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import zlib
 from collections import Counter
@@ -15,24 +14,12 @@ import pyarrow.dataset as ds
 import pytest
 
 from alblake.errors import CorruptInputError, EmptyInputError, InputError
-from alblake.ingest import IngestedObject, ingest_object
-from alblake.lake import open_lake
+from alblake.ingest.core import IngestedObject
 from alblake.lake.local import LocalStore
 from alblake.sample import write_sample_logs
 from alblake.schema import ARROW_SCHEMA
-from tests.test_parse import DOC_LINE
-
-KEY = (
-    "AWSLogs/1/elasticloadbalancing/us-east-2/2018/07/02/"
-    "1_elasticloadbalancing_us-east-2_app.my-lb.1_20180702T2225Z_10.0.0.1_x.log.gz"
-)
-
-
-def convert_bytes(
-    data: bytes, lake: Path, source_id: str = KEY, block_size: int = 1 << 24, store: LocalStore | None = None
-) -> IngestedObject:
-    lake_in_store = open_lake(store or LocalStore(lake))
-    return ingest_object(lambda: io.BytesIO(data), source_id, lake_in_store, block_size=block_size)
+from tests.convert_helpers import KEY, convert_bytes, lake_files, quarantine_file
+from tests.parse_helpers import DOC_LINE
 
 
 def data_keys(result: IngestedObject) -> list[str]:
@@ -41,17 +28,6 @@ def data_keys(result: IngestedObject) -> list[str]:
 
 def quarantine_keys(result: IngestedObject) -> list[str]:
     return [k for k in result.commit.written if k.startswith("quarantine/")]
-
-
-def quarantine_file(path: Path) -> tuple[list[dict[str, object]], dict[str, object]]:
-    """The stored records of a quarantine file and its summary (always the last record)."""
-    *records, last = [json.loads(line) for line in path.open(encoding="utf-8")]
-    assert all("summary" not in record for record in records)
-    return records, last["summary"]
-
-
-def lake_files(lake: Path) -> list[str]:
-    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file())
 
 
 def test_documented_lines_land_in_hive_partitions(tmp_path: Path, documented_lines: list[bytes]) -> None:

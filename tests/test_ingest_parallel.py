@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
-from alblake.ingest import Progress, ingest_paths, ingest_sources, select_local
+from alblake.ingest.runner import Progress, ingest_objects, ingest_paths
+from alblake.ingest.selection import select_local
 from alblake.sample import write_sample_logs
+from tests.ingest_helpers import KillsItsWorker
 
 
 def lake_files(lake: Path) -> dict[str, bytes]:
@@ -58,110 +57,23 @@ def test_the_same_object_twice_ends_as_in_a_serial_run(logs: Path, tmp_path: Pat
 def test_progress_counts_objects_and_bytes(logs: Path, tmp_path: Path) -> None:
     seen: list[Progress] = []
     selection = select_local([str(logs)])
-    ingest_sources(selection.objects, tmp_path / "lake", jobs=2, progress=seen.append)
+    ingest_objects(selection.objects, tmp_path / "lake", jobs=2, progress=seen.append)
     total = sum(o.size for o in selection.objects)
     assert [p.objects_done for p in seen] == list(range(1, 25))
     assert seen[-1] == Progress(24, 24, total, total)
     assert all(a.bytes_done < b.bytes_done for a, b in pairwise(seen))
 
 
-@dataclass(frozen=True)
-class _KillsItsWorker:
-    """A source whose reading ends the worker process abruptly (as the kernel's OOM killer would)."""
-
-    path: Path
-    size: int = 1
-
-    @property
-    def source_id(self) -> str:
-        return str(self.path)
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    def open(self) -> BinaryIO:
-        os._exit(9)
-
-
 def test_a_dead_worker_fails_the_objects_without_a_result_and_nothing_else(logs: Path, tmp_path: Path) -> None:
     good = select_local([str(logs)]).objects[:3]
-    summary = ingest_sources([*good, _KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
+    summary = ingest_objects([*good, KillsItsWorker(tmp_path / "killer.log")], tmp_path / "lake", jobs=2)
     assert summary.files + len(summary.failures) == 4
     assert any(name.endswith("killer.log") for name, _ in summary.failures)
     assert all("a worker process died" in reason for _, reason in summary.failures)
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> Path:
-    """Directories of log files for the console script's look-ahead: many small ones, a few, two large ones."""
-    for count, folder in ((40, "many"), (3, "few")):
-        (tmp_path / folder / "sub").mkdir(parents=True)
-        for i in range(count):
-            (tmp_path / folder / "sub" / f"o{i:02d}.log.gz").write_bytes(b"x" * 100)
-        (tmp_path / folder / "notes.txt").write_text("not a log")
-    (tmp_path / "large").mkdir()
-    for i in range(2):
-        with (tmp_path / "large" / f"big{i}.log.gz").open("wb") as handle:
-            handle.truncate(9 << 20)  # sparse: 9 MiB each, 18 MiB in all
-    return tmp_path
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["ingest", "{many}", "--lake", "lake"], True),
-        (["ingest", "--lake", "lake", "{many}/sub/o0*.log.gz", "{many}/sub/o1*.log.gz"], False),  # 20 files
-        (["ingest", "{many}/sub/*.log.gz", "--lake", "lake"], True),
-        (["ingest", "{few}", "--lake", "lake"], False),
-        (["ingest", "{few}", "--lake", "lake", "--jobs", "2"], True),
-        (["ingest", "{few}/sub/o00.log.gz", "--lake", "lake", "--jobs", "2"], False),  # one object: no pool
-        (["ingest", "{large}/big0.log.gz", "--lake", "lake"], False),
-        (["ingest", "{large}", "--lake", "lake"], True),  # two objects, 18 MiB
-        (["ingest", "{many}", "--lake", "lake", "--jobs", "1"], False),
-        (["ingest", "{many}", "--jo=1", "--lake", "lake"], False),  # argparse takes a unique prefix
-        (["ingest", "{many}", "--lake", "lake", "--jobs", "two"], False),  # the CLI will say what is wrong
-        (["ingest", "{many}", "--help"], False),
-        (["ingest", "{missing}", "--lake", "lake"], False),
-        (["ingest", "s3://logs/AWSLogs/", "--lake", "lake"], True),
-        (["report", "--lake", "{many}"], False),
-        ([], False),
-    ],
-)
-def test_the_console_script_starts_the_pool_early_only_when_ingest_will_run_one(
-    argv: list[str], expected: bool, inputs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import alblake.__main__ as console
-
-    folders = {name: str(inputs / name) for name in ("many", "few", "large", "missing")}
-    argv = [argument.format(**folders) for argument in argv]
-    monkeypatch.setattr(console, "default_jobs", lambda: 2)
-    assert console.may_use_a_pool(argv) is expected
-    monkeypatch.setattr(console, "default_jobs", lambda: 1)
-    assert console.may_use_a_pool(argv) is False  # one core: nothing to overlap with
-
-
-def test_the_console_look_ahead_knows_every_option_of_ingest() -> None:
-    """The look-ahead tells paths from option values with the ingest command's option names: the same names,
-    each taking a value or not as in ``alblake.cli``."""
-    import argparse
-
-    from alblake.__main__ import ingest_lookahead_parser
-    from alblake.cli import build_parser
-
-    def options(parser: argparse.ArgumentParser) -> dict[str, bool]:
-        return {
-            name: action.nargs != 0
-            for action in parser._actions
-            for name in action.option_strings
-        }
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert options(ingest_lookahead_parser()) == options(commands.choices["ingest"])
-
-
-def test_the_console_command_with_its_early_pool_writes_the_lake_one_process_writes(logs: Path, tmp_path: Path) -> None:
-    """``alblake ingest`` as a user runs it (a fresh process, the fork server started before the imports)."""
+def test_the_console_command_with_a_pool_writes_the_lake_one_process_writes(logs: Path, tmp_path: Path) -> None:
+    """``alblake ingest`` as a user runs it (a fresh process, through the console script's module)."""
     import subprocess
     import sys
     from importlib.metadata import entry_points

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from alblake import native, parse
-from tests.test_parse import DOC_LINE
+from tests.parse_helpers import DOC_LINE
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

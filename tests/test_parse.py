@@ -1,28 +1,18 @@
-"""Unit tests of the parser on the AWS-documented lines and on each odd case of the format document."""
+"""Unit tests of the parser on the AWS-documented lines and on each odd case of docs/ALB_LOG_FORMAT.md."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from alblake.parse import parse_block, parse_line_fields, tokenize
+from alblake.parse import parse_block, parse_line_fields
 from alblake.schema import ARROW_SCHEMA, COLUMN_NAMES
+from tests.parse_helpers import DOC_LINE, rows_of, tokens_of
 
 pytestmark = pytest.mark.usefixtures("fast_engine")  # every test runs on each fast engine
 
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067"
-# The first AWS-documented example entry (tests/data holds them verbatim from shared/alb-log-format.md).
-DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[0]
-
-
-def rows_of(*lines: str | bytes, fast: bool = True) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Parse lines as one block, on the module's fast engine (default) or on the exact path (the reference)."""
-    encoded = [line.encode() if isinstance(line, str) else line for line in lines]
-    parsed = parse_block(b"\n".join(encoded) + b"\n", engine=None if fast else "exact")
-    return parsed.table.to_pylist(), [(q.line_number, q.reason) for q in parsed.quarantined]
 
 
 def test_documented_http_line_exact_values() -> None:
@@ -98,17 +88,6 @@ def test_fast_and_exact_paths_agree_on_documented_lines(documented_lines: list[b
 
 def _old_format(fields: int) -> str:
     return " ".join(tokens_of(DOC_LINE)[:fields])
-
-
-def tokens_of(line: str) -> list[str]:
-    """Re-quote tokens so they can be joined back into a line."""
-    out = []
-    position = 0
-    for token in tokenize(line):
-        quoted = line[position] == '"'
-        out.append(f'"{token}"' if quoted else token)
-        position += len(token) + (2 if quoted else 0) + 1
-    return out
 
 
 @pytest.mark.parametrize("fields", [25, 29, 30])

@@ -16,7 +16,7 @@ import pytest
 
 from alblake.parse import parse_block
 from alblake.schema import COLUMN_NAMES, KNOWN_FIELDS, LOG_FIELDS, MIN_FIELDS
-from tests.test_parse import tokens_of
+from tests.parse_helpers import tokens_of
 
 ENGINES = ["native", "arrow", "exact"]
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alblake.parse import parse_block
-from tests.test_parse import DOC_LINE, rows_of, tokens_of
+from tests.parse_helpers import DOC_LINE, rows_of, tokens_of
 
 pytestmark = pytest.mark.usefixtures("fast_engine")  # every property holds on each fast engine
 

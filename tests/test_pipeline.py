@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from alblake.aws.events import S3Record
-from alblake.aws.pipeline import IngestPipeline, IngestRetryableError, LambdaConfig, ObjectRejectedError
 from alblake.lake import open_lake
+from alblake.service.ingest import IngestPipeline, IngestRetryableError, LambdaConfig, ObjectRejectedError
 from tests.fakes import CountingRefresher, MemorySource, RecordingLogger, RecordingMetrics
 from tests.lake_fakes import MemoryCatalog, MemoryStore
-from tests.test_parse import DOC_LINE
+from tests.parse_helpers import DOC_LINE
 
 BUCKET = "logs"
 KEY = (

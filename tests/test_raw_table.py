@@ -32,7 +32,7 @@ from alblake.schema import (
     raw_glue_type,
     raw_log_regex,
 )
-from tests.test_parse import tokens_of
+from tests.parse_helpers import tokens_of
 
 DATA = Path(__file__).parent / "data"
 DOCUMENTED = [line for line in (DATA / "aws_documented_examples.log").read_text().splitlines() if line.strip()]

@@ -21,7 +21,7 @@ import pytest
 
 from alblake import analysis
 from alblake.cli import main
-from alblake.cli_analysis import format_table
+from alblake.cli.analysis import format_table
 from alblake.report import MAX_BARS, PALETTE, STATUS_COLOURS, render_report
 from tests.analysis_fixtures import Row, make_rows, oracle_lake, oracle_rows, write_lake
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from alblake.aws.s3_sources import day_prefixes
-from alblake.selection import ObjectFilter, parse_day
+from alblake.aws.s3_listing import day_prefixes
+from alblake.ingest.filters import ObjectFilter, parse_day
 
 KEY = (
     "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/03/02/123456789012_elasticloadbalancing_us-east-1_"

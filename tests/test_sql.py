@@ -352,7 +352,7 @@ def _read_lake_rows(lake: Path) -> list[Row]:
 
 @pytest.fixture(scope="module")
 def core_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from alblake.ingest import ingest_paths
+    from alblake.ingest.runner import ingest_paths
     from alblake.sample import write_sample_logs
 
     base = tmp_path_factory.mktemp("core")

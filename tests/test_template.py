@@ -11,55 +11,24 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import botocore.session
 import pytest
-import yaml
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from alblake import schema
-from alblake.aws.quicksight import MIN_REFRESH_MINUTES
+from alblake.service.refresh import MIN_REFRESH_MINUTES
+from tests.template_loader import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
-
-# ---------------------------------------------------------------------------------------------- loading
-
-
-def _construct_intrinsic(loader: Any, tag_suffix: str, node: Any) -> dict[str, Any]:
-    """``!Ref X`` -> {"Ref": "X"}, ``!GetAtt A.B`` -> {"Fn::GetAtt": ["A", "B"]}, ``!Sub s`` -> {"Fn::Sub": s}."""
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref" or tag_suffix == "Condition":
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
-yaml.add_multi_constructor("!", _construct_intrinsic, Loader=_CfnLoader)
-
-
-@cache
-def _template() -> dict[str, Any]:
-    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(loaded, dict)
-    return loaded
-
 
 @pytest.fixture
 def template() -> dict[str, Any]:
-    return copy.deepcopy(_template())
+    return copy.deepcopy(load_template())
 
 
 def _resource(template: dict[str, Any], logical_id: str, rtype: str) -> dict[str, Any]:
@@ -141,7 +110,7 @@ def test_raw_table_uses_the_schema_regex_and_columns(template: dict[str, Any]) -
     }
 
 
-# The documented https example (shared/alb-log-format.md, verbatim in tests/data).
+# The documented https example (docs/ALB_LOG_FORMAT.md, verbatim in tests/data).
 _DOC_LINE = (Path(__file__).parent / "data" / "aws_documented_examples.log").read_text().splitlines()[1]
 
 
@@ -331,10 +300,10 @@ def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
-# Exactly what the Lambda code calls (src/alblake/aws): S3 get_object and upload_file (PutObject covers the
-# single PUT and Create/UploadPart/CompleteMultipartUpload; AbortMultipartUpload is its own action), Glue
-# get_table + batch_create_partition, QuickSight list_ingestions + create_ingestion (sts:GetCallerIdentity
-# needs no permission).
+# Exactly what the Lambda code calls (the adapters in src/alblake/aws that src/alblake/service wires): S3
+# get_object and upload_file (PutObject covers the single PUT and Create/UploadPart/CompleteMultipartUpload;
+# AbortMultipartUpload is its own action), Glue get_table + batch_create_partition, QuickSight list_ingestions +
+# create_ingestion (sts:GetCallerIdentity needs no permission).
 INGEST_ACTIONS = {
     "ReadAlbLogs": {"s3:GetObject"},
     "ListAlbLogs": {"s3:ListBucket"},
@@ -425,7 +394,9 @@ _CALL_ACTIONS = {
 
 def test_policy_actions_follow_the_boto3_calls_in_the_code() -> None:
     """Adding a boto3 call to an adapter without its IAM action (or keeping an action nobody calls) fails."""
-    sources = [*sorted((ROOT / "src" / "alblake" / "aws").glob("*.py")), ROOT / "functions" / "ingest" / "app.py"]
+    package = ROOT / "src" / "alblake"
+    sources = [*sorted((package / "aws").glob("*.py")), *sorted((package / "service").glob("*.py")),
+               ROOT / "functions" / "ingest" / "app.py"]
     calls = {m for path in sources for m in _CLIENT_CALL.findall(path.read_text(encoding="utf-8"))}
     assert calls == set(_CALL_ACTIONS), calls
     needed = set().union(*(_CALL_ACTIONS[c] for c in calls))

@@ -1,7 +1,7 @@
 """Lambda entry point: scheduled compaction of the lake's closed partition-hours (EventBridge schedule).
 
 Thin wiring only; the logic, its time budget and its failure semantics live in
-``alblake.aws.compaction_pipeline``. boto3 clients are created once per container and reused by warm runs.
+``alblake.service.compaction``. boto3 clients are created once per container and reused by warm runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from alblake.aws.compaction_pipeline import CompactConfig, CompactionPipeline, build_compaction_pipeline, report_dict
+from alblake.service.compaction import CompactConfig, CompactionPipeline, build_compaction_pipeline, report_dict
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alblake-compact")
 logger = Logger(service=SERVICE)

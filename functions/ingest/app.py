@@ -1,7 +1,7 @@
 """Lambda entry point: S3 ObjectCreated events for ALB access logs -> Parquet lake, Glue, QuickSight.
 
 Thin wiring only; the event shapes are in ``alblake.aws.events``, the logic and its failure semantics in
-``alblake.aws.pipeline``. boto3 clients and adapters are created once per container (on first use) and reused
+``alblake.service.ingest``. boto3 clients and adapters are created once per container (on first use) and reused
 by warm invocations.
 """
 
@@ -15,8 +15,8 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from alblake.aws.pipeline import IngestPipeline, LambdaConfig, build_pipeline
 from alblake.aws.quicksight import account_id_from_arn
+from alblake.service.ingest import IngestPipeline, LambdaConfig, build_pipeline
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alblake-ingest")
 logger = Logger(service=SERVICE)

@@ -28,15 +28,15 @@ MODULES = [
     "aws_xray_sdk.core",
     "aws_lambda_powertools",
     "alblake.native",
-    "alblake.convert",
-    "alblake.aws.pipeline",
+    "alblake.convert.core",
+    "alblake.service.ingest",
 ]
 
 CONVERT = r"""
 import gzip, tempfile, sys
 from pathlib import Path
 import pyarrow.parquet as pq
-from alblake.ingest import ingest_object
+from alblake.ingest.core import ingest_object
 from alblake.lake import open_local_lake
 from alblake.sample import write_sample_logs
 from alblake import native, parse

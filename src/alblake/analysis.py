@@ -33,7 +33,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from alblake.lake import open_lake_at
+from alblake.errors import InputError, LakeStateError
+from alblake.locations import open_lake_at
 from alblake.ports import Lake
 from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
 
@@ -43,11 +44,11 @@ _HEADER_RE = re.compile(r"^--\s*([a-z_]+):\s*(.*)$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class UnknownQueryError(KeyError):
+class UnknownQueryError(InputError, KeyError):
     """No ``sql/queries/<name>.sql`` for the requested name."""
 
 
-class QueryFileError(ValueError):
+class QueryFileError(InputError, ValueError):
     """A query file has a missing or malformed header."""
 
 
@@ -156,7 +157,7 @@ def _registered_dataset(con: duckdb.DuckDBPyConnection) -> ds.Dataset | None:
     return _DATASETS.get(con)
 
 
-class LakeReadError(Exception):
+class LakeReadError(LakeStateError):
     """A file of the lake cannot be read as part of the table (the message names it)."""
 
 

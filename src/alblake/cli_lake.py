@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alblake.lake import LakeLocationError, open_lake_at
+from alblake.display import printable
+from alblake.ingest.runner import ingest_objects
+from alblake.ingest.selection import Failure, LogObject
 from alblake.lake.generations import StateFormatError
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
+from alblake.lake.repair import find_damage, forget_lost_files, sources_of
 from alblake.lake.status import format_status, lake_status
+from alblake.locations import LakeLocationError, existing_object, open_lake_at
 
 
 def _open(location: str, glue_database: str | None = None) -> GenerationalLake | None:
@@ -100,6 +104,56 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 1 if status.unreadable or status.damage else 0
 
 
+def print_error(message: str) -> None:
+    print(f"error: {printable(message)}", file=sys.stderr)
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    lake = _open(args.lake, args.glue_database)
+    if lake is None:
+        return 2
+    damage = find_damage(lake)
+    for found in damage:
+        print(found.describe())
+    if not damage:
+        print("nothing to repair: every state is readable and every file the lake names is there")
+        return 0
+    if args.dry_run:
+        return 0
+    for found in damage:
+        if found.state_error is not None:
+            lake.rebuild_state(found.partition)
+            print(f"{found.partition.path}: state rebuilt from its folders")
+    damage = find_damage(lake)
+    stems = sorted({stem for found in damage for stem in found.stems})
+    source_ids = sources_of(lake, stems)
+    failures = [Failure(stem, "no manifest names its source") for stem in stems if stem not in source_ids]
+    readable: dict[str, LogObject] = {}
+    for source_id in sorted(set(source_ids.values())):
+        found_source = existing_object(source_id, args.source_root)
+        if isinstance(found_source, Failure):
+            failures.append(found_source)
+        else:
+            readable[source_id] = found_source
+    recoverable = {stem for stem, source_id in source_ids.items() if source_id in readable}
+    for found in damage:
+        lake.forget_missing(found.partition, recoverable)
+        if args.accept_loss:
+            forget_lost_files(lake, found, set(found.stems) - recoverable)
+    summary = ingest_objects(list(readable.values()), args.lake, jobs=args.jobs, glue_database=args.glue_database)
+    print(f"re-ingested              {summary.files:,} source objects, {summary.rows:,} rows")
+    for name, reason in [(f.name, f.reason) for f in failures] + summary.failures:
+        print_error(f"{name}: {reason}")
+    left = find_damage(lake)
+    if left:
+        print_error(
+            f"{len(left)} partition(s) still miss rows whose sources cannot be read (see above); restore those "
+            f"sources (--source-root) and run 'alblake repair' again, or accept the loss: 'alblake repair --lake "
+            f"{args.lake} --accept-loss'"
+        )
+    return 1 if summary.failures or left or (failures and not args.accept_loss) else 0
+
+
 def register(commands: Any) -> None:
     """Add ``compact`` and ``status`` to the ``alblake`` sub-commands."""
     compact = commands.add_parser("compact", help="compact closed partition-hours into one sorted file each")
@@ -130,4 +184,19 @@ def register(commands: Any) -> None:
         "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
     )
     status.set_defaults(func=_cmd_status)
+
+    repair = commands.add_parser(
+        "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost"
+    )
+    repair.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    repair.add_argument("--glue-database", help="an s3:// lake's Glue database (its partitions follow the repair)")
+    repair.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for objects ingested from one")
+    repair.add_argument("--dry-run", action="store_true", help="only list the damaged partitions")
+    repair.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="objects whose source is gone: stop naming their missing files (their rows are lost for good)",
+    )
+    repair.add_argument("--jobs", type=int, help="processes (default: one per core when there are many objects)")
+    repair.set_defaults(func=_cmd_repair)
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from alblake import native
+from alblake.errors import InputError
 from alblake.schema import ARROW_SCHEMA, COLUMNS, LOG_FIELDS, TIMESTAMP, VALUE_TEXT, Layout, LogField
 from alblake.schema import KNOWN_FIELDS as KNOWN_FIELDS  # re-exported: the parser's bounds, declared in schema
 from alblake.schema import MIN_FIELDS as MIN_FIELDS
@@ -37,7 +38,7 @@ _STRING = pa.string()
 
 @dataclass(frozen=True)
 class _Field:
-    name: str  # as in the format document, for quarantine reasons
+    name: str  # as docs/ALB_LOG_FORMAT.md names it, for quarantine reasons
     column: str | None  # the schema column it fills as is; None for fields split in _derive
     arrow_type: pa.DataType = _STRING
     split_into: tuple[str, ...] = ()  # the columns a split field fills ('ip:port' or the request line)
@@ -104,7 +105,7 @@ class ParsedBlock:
         return int(self.table.num_rows) + len(self.quarantined)
 
 
-class LineError(ValueError):
+class LineError(InputError, ValueError):
     """A line that cannot become a row; the message is the quarantine reason."""
 
 

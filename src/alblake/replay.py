@@ -12,12 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alblake.ingest import Failure, LocalFile, SourceObject
+from alblake.convert.quarantine import reason_counts
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake.layout import QUARANTINE_PREFIX
-from alblake.lake.local import LocalStore
 from alblake.ports import ObjectStore
-from alblake.quarantine import reason_counts
-from alblake.selection import ObjectFilter
 
 
 @dataclass
@@ -30,15 +29,6 @@ class QuarantinedSource:
     @property
     def lines(self) -> int:
         return sum(self.reasons.values())
-
-
-def open_store_at(location: str) -> ObjectStore:
-    """The object store of the lake at ``location`` (a directory or ``s3://bucket/prefix``)."""
-    if location.startswith("s3://"):
-        from alblake.aws.s3_lake import open_s3_store
-
-        return open_s3_store(location)
-    return LocalStore(Path(location))
 
 
 def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
@@ -67,7 +57,7 @@ def select_for_replay(
     return sorted(chosen, key=lambda s: s.source_id)
 
 
-def local_source(source_id: str, source_root: Path | None) -> SourceObject | Failure:
+def local_source(source_id: str, source_root: Path | None) -> LogObject | Failure:
     """The file a local source id names: an absolute path, or ``AWSLogs/...`` under ``source_root``."""
     if source_id.startswith("/"):
         path = Path(source_id)

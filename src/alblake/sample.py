@@ -1,6 +1,6 @@
 """Realistic synthetic ALB access logs for demos, tests and benchmarks (deterministic for a seed).
 
-Lines follow the field order and conventions of ``shared/alb-log-format.md``: several load balancers and
+Lines follow the field order and conventions of docs/ALB_LOG_FORMAT.md: several load balancers and
 targets, http/https/h2/ws types, IPv6 clients, URLs with spaces and \\xHH escapes, 4xx/5xx with '-' targets
 and -1 times, Lambda error reasons, and (optionally) a few malformed lines that the parser must quarantine.
 Files are named like the objects ALB delivers to S3.

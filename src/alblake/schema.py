@@ -52,7 +52,7 @@ class LogField:
     ``request``: '"VERB URL PROTO"' (the URL may hold spaces) into three columns.
     """
 
-    name: str  # as in the format document (quarantine reasons name it)
+    name: str  # as docs/ALB_LOG_FORMAT.md names it (quarantine reasons name it)
     quoted: bool
     columns: tuple[Column, ...]
     layout: Layout = "value"

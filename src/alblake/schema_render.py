@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from alblake.errors import InputError
 from alblake.schema import (
     COLUMNS,
     PARTITION_COMMENTS,
@@ -150,7 +151,7 @@ TEMPLATE_BLOCKS: dict[str, Callable[[int], list[str]]] = {
 }
 
 
-class MissingMarkerError(ValueError):
+class MissingMarkerError(InputError, ValueError):
     """template.yaml lacks the BEGIN/END comments around a generated block."""
 
 

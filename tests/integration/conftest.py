@@ -47,7 +47,7 @@ ALB_KEY = (
     "20180702T2225Z_10.0.0.1_5v4k2s0a.log.gz"
 )
 
-# The AWS-documented example entries (shared/alb-log-format.md, verbatim in tests/data): exact values to check.
+# The AWS-documented example entries (docs/ALB_LOG_FORMAT.md, verbatim in tests/data): exact values to check.
 _DOCUMENTED_LINES = (Path(__file__).parents[1] / "data" / "aws_documented_examples.log").read_text().splitlines()
 AWS_EXAMPLE_LINES = [_DOCUMENTED_LINES[0], _DOCUMENTED_LINES[1], _DOCUMENTED_LINES[6]]  # http, https, Lambda 502
 

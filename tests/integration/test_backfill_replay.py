@@ -18,20 +18,20 @@ import boto3
 import pyarrow.csv as pa_csv
 import pytest
 
-import alblake.convert
-from alblake.aws.backfill import BackfillState, run_backfill
-from alblake.aws.pipeline import IngestPipeline, LambdaConfig
+import alblake.convert.core
 from alblake.aws.quicksight import SpiceRefresher
 from alblake.aws.s3 import S3ObjectSource
-from alblake.aws.s3_lake import open_s3_lake
-from alblake.aws.s3_sources import S3Object, list_objects
+from alblake.aws.s3_listing import S3Object, list_objects
+from alblake.aws.s3_location import open_s3_lake
 from alblake.aws.sqs import QueueSender
 from alblake.cli import main
-from alblake.ingest import ingest_paths
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.runner import ingest_paths
 from alblake.keys import decode_event_key
 from alblake.parse import parse_block
 from alblake.sample import write_sample_logs
-from alblake.selection import ObjectFilter
+from alblake.service.backfill import BackfillState, run_backfill
+from alblake.service.ingest import IngestPipeline, LambdaConfig
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url
 
 __all__ = ["aws_endpoint", "moto_server_url"]  # fixtures
@@ -211,7 +211,7 @@ def _old_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     def parse_like_before(block: bytes | memoryview, first_line_number: int) -> Any:
         return parse_block(re.sub(rb'("POST [^"]*") ', rb"\1", bytes(block)), first_line_number)
 
-    monkeypatch.setattr(alblake.convert, "parse_block", parse_like_before)
+    monkeypatch.setattr(alblake.convert.core, "parse_block", parse_like_before)
 
 
 def _quarantined(out: str, when: str) -> int:

@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from alblake.aws.compaction_pipeline import CompactionFailedError
 from alblake.aws.s3 import S3Store
 from alblake.ports import ConditionFailedError
+from alblake.service.compaction import CompactionFailedError
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,

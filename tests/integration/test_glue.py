@@ -15,9 +15,9 @@ from botocore.stub import Stubber
 
 from alblake.aws.events import S3Record
 from alblake.aws.glue import GluePartitionError, GluePartitionRegistrar, GlueTableLocationError
-from alblake.aws.pipeline import LambdaConfig, build_pipeline
 from alblake.lake.layout import Partition
 from alblake.ports import PartitionTarget
+from alblake.service.ingest import LambdaConfig, build_pipeline
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,

@@ -10,10 +10,10 @@ from types import ModuleType
 import pyarrow.compute as pc
 import pytest
 
-from alblake.aws.lake_config import ConfigError
-from alblake.aws.pipeline import ObjectRejectedError
+from alblake.errors import ConfigError
 from alblake.sample import write_sample_logs
 from alblake.schema import glue_table_input
+from alblake.service.ingest import ObjectRejectedError
 from tests.integration.conftest import (
     ALB_KEY,
     AWS_EXAMPLE_LINES,

@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from tests.integration.conftest import REGION
-from tests.test_template import _template
+from tests.template_loader import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "alblake-test"
@@ -38,7 +38,7 @@ local_env = _load_script()
 
 def _stack_template(with_compaction: bool = True) -> dict[str, Any]:
     """A deployable stand-in: the real template's parameters (defaults) and the outputs the script reads."""
-    real = _template()
+    real = load_template()
     used = {"QuickSightMinRefreshMinutes", "CompactOlderThanMinutes", "CompactGraceMinutes"}
     parameters = {name: {"Type": "String", "Default": str(real["Parameters"][name]["Default"])} for name in used}
     outputs = {
@@ -80,7 +80,7 @@ def _deploy(client: Any, template: dict[str, Any], **overrides: str) -> str:
 
 
 def _function_env(logical_id: str) -> set[str]:
-    return set(_template()["Resources"][logical_id]["Properties"]["Environment"]["Variables"])
+    return set(load_template()["Resources"][logical_id]["Properties"]["Environment"]["Variables"])
 
 
 def test_writes_the_env_vars_template_yaml_gives_each_function(cloudformation: Any, tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_writes_the_env_vars_template_yaml_gives_each_function(cloudformation: A
 
 def test_fixed_values_match_the_template(cloudformation: Any) -> None:
     for logical_id, fixed in (("IngestFunction", local_env.INGEST_FIXED), ("CompactFunction", local_env.COMPACT_FIXED)):
-        variables = _template()["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+        variables = load_template()["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
         assert {k: variables[k] for k in fixed} == fixed
 
 

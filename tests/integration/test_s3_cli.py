@@ -17,7 +17,7 @@ import pytest
 
 from alblake.aws.session import forget_clients
 from alblake.cli import main
-from alblake.ingest import ingest_paths
+from alblake.ingest.runner import ingest_paths
 from alblake.sample import write_sample_logs
 from alblake.schema import glue_table_input
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url

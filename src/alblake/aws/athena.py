@@ -19,11 +19,13 @@ from typing import Any
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
+from alblake.errors import ServiceError
+
 DEFAULT_DATABASE = "alblake"
 _DONE = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
-class AthenaQueryError(Exception):
+class AthenaQueryError(ServiceError):
     """The query could not run, failed or was cancelled (the message says which and why)."""
 
 

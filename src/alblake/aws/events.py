@@ -11,6 +11,14 @@ Accepted shapes (anything else is an ``UnsupportedEventError`` naming what was e
 - an SQS batch whose message bodies are any of the above (the backfill queue and the EventBridge -> SQS
   path). Each message is its own *batch item*: a message that fails is reported back to SQS alone
   (``batchItemFailures``), so the others are not retried.
+
+``notification_body`` writes the message the backfill and the replay send to the ingest queue for one object
+(the contract with the stack's ``IngestQueue`` consumer, which reads it like a direct S3 event)::
+
+    {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                  "s3": {"bucket": {"name": B}, "object": {"key": K, "size": N}}}]}
+
+``K`` is URL-encoded as S3 encodes keys in notifications (spaces as '+'), so the consumer decodes both alike.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
+from alblake.errors import InputError
 from alblake.keys import decode_event_key
 
 EXPECTED = (
@@ -28,7 +38,7 @@ EXPECTED = (
 )
 
 
-class UnsupportedEventError(ValueError):
+class UnsupportedEventError(InputError, ValueError):
     """The event has none of the accepted shapes; the message says what arrived and what was expected."""
 
 
@@ -117,3 +127,13 @@ def _eventbridge_record(event: Mapping[str, Any]) -> S3Record:
     except (KeyError, TypeError):
         raise UnsupportedEventError("EventBridge 'Object Created' event without detail.bucket.name and "
                                     "detail.object.key") from None
+
+
+def notification_body(bucket: str, key: str, size: int) -> str:
+    """The queue message for one object (see the module docstring)."""
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size}},
+    }
+    return json.dumps({"Records": [record]}, separators=(",", ":"))

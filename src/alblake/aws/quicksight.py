@@ -31,17 +31,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from alblake.errors import ServiceError
+from alblake.service.refresh import RefreshOutcome, RefreshStatus
+
+if TYPE_CHECKING:  # (importing alblake.ports before alblake.lake fails: ports -> lake -> genlake -> ports)
+    from alblake.ports import MetricsSink
+
 ACTIVE_STATUSES = frozenset({"INITIALIZED", "QUEUED", "RUNNING"})
-# 32 refreshes per 24 h (Enterprise): an interval below 1440 / 32 = 45 minutes could exhaust the quota.
-DAILY_REFRESH_LIMIT = 32
-MIN_REFRESH_MINUTES = 24 * 60 / DAILY_REFRESH_LIMIT
 MAX_PAGES = 5
 INCREMENTAL_REFRESH = "INCREMENTAL_REFRESH"
 FULL_REFRESH = "FULL_REFRESH"
@@ -50,20 +51,6 @@ FULL_REQUEST_TYPES = frozenset({"FULL_REFRESH", "INITIAL_INGESTION"})
 ERROR_METRIC = "QuickSightRefreshErrors"
 
 _log = logging.getLogger(__name__)
-
-
-class RefreshStatus(StrEnum):
-    DISABLED = "disabled"  # no dataset configured
-    NOT_NEEDED = "not-needed"  # nothing new was written
-    REQUESTED = "requested"
-    SKIPPED_IN_PROGRESS = "skipped-in-progress"
-    SKIPPED_RECENT = "skipped-recent"
-    ALREADY_REQUESTED = "already-requested"  # another invocation created this window's ingestion
-    THROTTLED = "throttled"
-    LIMIT_EXCEEDED = "limit-exceeded"
-    NOT_FOUND = "not-found"
-    ACCESS_DENIED = "access-denied"
-    ERROR = "error"
 
 
 _ERROR_STATUS = {
@@ -75,25 +62,7 @@ _ERROR_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class RefreshOutcome:
-    status: RefreshStatus
-    ingestion_id: str | None = None
-    detail: str = ""
-    ingestion_type: str | None = None
-
-
-class Refresher(Protocol):
-    def request_refresh(self, account_id: str | None = None) -> RefreshOutcome: ...
-
-
-class MetricsLike(Protocol):
-    """The part of ``aws_lambda_powertools.Metrics`` used here."""
-
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
-
-
-class MalformedResponseError(ValueError):
+class MalformedResponseError(ServiceError, ValueError):
     """ListIngestions answered something that does not follow its model."""
 
 
@@ -127,7 +96,7 @@ class SpiceRefresher:
         account_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         logger: logging.Logger | Any = None,
-        metrics: MetricsLike | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._client = client
         self.dataset_id = dataset_id

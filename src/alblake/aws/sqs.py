@@ -1,37 +1,20 @@
-"""Enqueue log objects for the ingest function: one S3-notification-shaped message per object.
-
-Message body (the contract with the stack's ``IngestQueue`` consumer, which reads it like a direct S3 event)::
-
-    {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                  "s3": {"bucket": {"name": B}, "object": {"key": K, "size": N}}}]}
-
-``K`` is URL-encoded as S3 encodes keys in notifications (spaces as '+'), so the consumer decodes both alike.
-"""
+"""Enqueue log objects for the ingest function: one S3-notification-shaped message per object
+(``alblake.aws.events.notification_body``), sent in batches of ten."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote_plus
+
+from alblake.errors import ServiceError
 
 BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries (botocore model, SQS API reference)
 _SEND_ATTEMPTS = 5
 
 
-class EnqueueError(Exception):
+class EnqueueError(ServiceError):
     """SQS refused messages after retries (the message names the first failure)."""
-
-
-def notification_body(bucket: str, key: str, size: int) -> str:
-    """The message for one object (see the module docstring)."""
-    record = {
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size}},
-    }
-    return json.dumps({"Records": [record]}, separators=(",", ":"))
 
 
 def queue_url(sqs: Any, queue: str) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
 from alblake.lake.generations import (
     COMPACTED_FILE_PREFIX,
     COMPACTED_PREFIX,
@@ -60,7 +61,6 @@ from alblake.lake.layout import (
 )
 from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError, merge_sorted, read_lineage
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
-from alblake.parquet_out import ROW_GROUP_ROWS, parquet_writer
 from alblake.ports import (
     BatchCommitError,
     CommitResult,

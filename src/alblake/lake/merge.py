@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alblake.parquet_out import ROW_GROUP_ROWS, parquet_writer
+from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
 from alblake.schema import ARROW_SCHEMA
 
 SOURCE_COLUMN = "__source"

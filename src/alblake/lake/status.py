@@ -23,13 +23,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from alblake.convert.quarantine import reason_counts
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.generations import partition_of_path
 from alblake.lake.genlake import GenerationalLake
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
 from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests
-from alblake.quarantine import reason_counts
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"

@@ -1,7 +1,7 @@
 """Log objects in S3 as ingest sources: list a bucket prefix (ListObjectsV2) or read an S3 Inventory.
 
 Only ALB access log objects are taken (``alblake.keys.classify_key``: test files, NLB, connection and
-health-check logs are left out), then the date / load-balancer filter (``alblake.selection``). An object is
+health-check logs are left out), then the date / load-balancer filter (``alblake.ingest.filters``). An object is
 read as a stream (``S3ObjectSource``): nothing is downloaded to disk.
 
 S3 Inventory (for buckets with millions of objects, where listing is slow): the ``manifest.json`` of one
@@ -25,16 +25,17 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alblake.aws.s3 import S3ObjectSource
-from alblake.aws.s3_lake import parse_s3_url
 from alblake.aws.session import client
-from alblake.ingest import Failure, Selection
+from alblake.errors import InputError
+from alblake.ingest.filters import ObjectFilter
+from alblake.ingest.selection import Failure, Selection
 from alblake.keys import AccessLogKey, classify_key
-from alblake.selection import ObjectFilter
+from alblake.s3_urls import parse_s3_url, s3_url
 
 
 @dataclass(frozen=True)
 class S3Object:
-    """One log object in S3 (an ingest ``SourceObject``; opened with this process's client)."""
+    """One log object in S3 (an ingest ``LogObject``; opened with this process's client)."""
 
     bucket: str
     key: str
@@ -43,7 +44,7 @@ class S3Object:
     @property
     def source_id(self) -> str:
         """The same id the Lambda pipeline uses, so the CLI and the Lambda write the same lake keys."""
-        return f"s3://{self.bucket}/{self.key}"
+        return s3_url(self.bucket, self.key)
 
     @property
     def name(self) -> str:
@@ -110,7 +111,7 @@ def select_s3(url: str, object_filter: ObjectFilter) -> Selection:
     return selection
 
 
-class InventoryError(ValueError):
+class InventoryError(InputError, ValueError):
     """An S3 Inventory manifest this reader does not understand (the message says why)."""
 
 
@@ -154,6 +155,5 @@ def inventory_objects(s3: Any, manifest_url: str) -> Iterator[S3Object]:
 
 
 __all__ = [
-    "InventoryError", "S3Object", "day_prefixes", "inventory_objects", "list_objects", "list_selected",
-    "parse_s3_url", "select_s3",
+    "InventoryError", "S3Object", "day_prefixes", "inventory_objects", "list_objects", "list_selected", "select_s3",
 ]

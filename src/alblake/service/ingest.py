@@ -29,51 +29,37 @@ Failure semantics (one invocation = one event, usually one record):
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from alblake.aws.events import S3Record, parse_event
-from alblake.aws.glue import GlueTableLocationError, verified_registrar
-from alblake.aws.lake_config import ConfigError, lake_settings
-from alblake.aws.quicksight import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus, SpiceRefresher
-from alblake.aws.s3 import S3ObjectSource, S3Store, normalise_prefix
-from alblake.errors import InputError, ObjectMissingError
-from alblake.ingest import IngestedObject, ingest_object
+from alblake.errors import InputError, ObjectMissingError, PartialFailureError
+from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.keys import AccessLogKey, classify_key
-from alblake.lake import open_lake
-from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
-
-_log = logging.getLogger(__name__)
+from alblake.s3_urls import s3_url
+from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
+from alblake.service.refresh import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus
 
 
 @dataclass(frozen=True)
-class LambdaConfig:
-    lake_bucket: str
-    glue_database: str
-    lake_prefix: str = ""
-    glue_table: str = "alb_logs"
+class LambdaConfig(LakeConfig):
+    """The ingest function's configuration: the lake's (``LakeConfig``) and the dashboard refresh's,
+    QUICKSIGHT_DATASET_ID (none: no refresh) and QUICKSIGHT_MIN_REFRESH_MINUTES (default 60, at least
+    ``MIN_REFRESH_MINUTES``: a lower value is raised to it, with a warning)."""
+
     quicksight_dataset_id: str = ""
     quicksight_min_refresh_minutes: float = 60.0
-    staging_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, logger: LoggerLike | None = None) -> LambdaConfig:
-        """The configuration from the environment; ``logger`` gets the warning when a value is clamped."""
-        env = os.environ if env is None else env
-        return cls(
-            **lake_settings(env),
-            quicksight_dataset_id=env.get("QUICKSIGHT_DATASET_ID", ""),
-            quicksight_min_refresh_minutes=_min_refresh_minutes(env.get("QUICKSIGHT_MIN_REFRESH_MINUTES"), logger),
-        )
+    def settings_from_env(cls, env: Mapping[str, str], logger: WarningLogger) -> dict[str, Any]:
+        return {
+            "quicksight_dataset_id": env.get("QUICKSIGHT_DATASET_ID", ""),
+            "quicksight_min_refresh_minutes": _min_refresh_minutes(env, logger),
+        }
 
     def __post_init__(self) -> None:
         # Direct construction cannot bypass the limit either (from_env clamps first and says so).
@@ -85,19 +71,14 @@ class LambdaConfig:
         return timedelta(minutes=self.quicksight_min_refresh_minutes)
 
 
-def _min_refresh_minutes(raw: str | None, logger: LoggerLike | None) -> float:
+def _min_refresh_minutes(env: Mapping[str, str], logger: WarningLogger) -> float:
     """QUICKSIGHT_MIN_REFRESH_MINUTES (default 60), at least ``MIN_REFRESH_MINUTES`` (a warning if raised)."""
-    try:
-        minutes = float(raw or 60)
-    except ValueError:
-        raise ConfigError(f"QUICKSIGHT_MIN_REFRESH_MINUTES is not a number: {raw!r}") from None
-    if math.isinf(minutes):
-        raise ConfigError(f"QUICKSIGHT_MIN_REFRESH_MINUTES must be finite: {raw!r}")
-    if not minutes >= MIN_REFRESH_MINUTES:  # also catches NaN
-        (logger or _log).warning(
+    minutes = minutes_setting(env, "QUICKSIGHT_MIN_REFRESH_MINUTES", 60)
+    if minutes < MIN_REFRESH_MINUTES:
+        logger.warning(
             "QUICKSIGHT_MIN_REFRESH_MINUTES=%s is below %s (QuickSight Enterprise allows 32 refreshes per 24 h); "
             "using %s",
-            raw,
+            env.get("QUICKSIGHT_MIN_REFRESH_MINUTES"),
             MIN_REFRESH_MINUTES,
             MIN_REFRESH_MINUTES,
         )
@@ -154,13 +135,13 @@ class InvocationSummary:
         }
 
 
-class IngestFailedError(Exception):
+class IngestFailedError(PartialFailureError):
     """Some records of the event failed; the message lists each failed object and why."""
 
     def __init__(self, summary: InvocationSummary) -> None:
         self.summary = summary
         failures = summary.failures
-        lines = [f"s3://{f.bucket}/{f.key}: {f.detail}" for f in failures]
+        lines = [f"{s3_url(f.bucket, f.key)}: {f.detail}" for f in failures]
         super().__init__(f"{len(failures)} of {len(summary.records)} object(s) failed: " + " | ".join(lines))
 
 
@@ -242,7 +223,7 @@ class IngestPipeline:
             return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail=kind.reason.value)
         try:
             ingested = ingest_object(
-                lambda: self.source.open(record.bucket, record.key), f"s3://{record.bucket}/{record.key}", self.lake
+                lambda: self.source.open(record.bucket, record.key), s3_url(record.bucket, record.key), self.lake
             )
         except ObjectMissingError as e:
             self.logger.warning("skipping object: it no longer exists", extra={"error": str(e)})
@@ -275,7 +256,7 @@ class IngestPipeline:
         if lag_from is not None:
             lag = max(0.0, (self._clock() - lag_from).total_seconds())
             self.metrics.add_metric("LogLagSeconds", "Seconds", lag)
-        prefix = normalise_prefix(self.config.lake_prefix)
+        prefix = self.config.key_prefix
         self.logger.info(
             "object converted",
             extra={
@@ -310,21 +291,15 @@ def build_pipeline(
     logger: LoggerLike,
     metrics: MetricsSink,
 ) -> IngestPipeline:
-    """Wire the adapters around boto3 clients (one set per container).
+    """Wire the adapters around boto3 clients (one set per container). Opens the deployed lake
+    (``open_deployed_lake``: a ``ConfigError`` when the Glue table does not match it, before anything is written)."""
+    from alblake.aws.quicksight import SpiceRefresher  # the adapters: wiring only
+    from alblake.aws.s3 import S3ObjectSource
 
-    Reads the Glue table once (cold start) and raises ``ConfigError`` if its Location is not where the lake
-    writes the table's files (``s3://LAKE_BUCKET/LAKE_PREFIX + alb_logs/``): every partition would otherwise
-    point at an empty prefix. Nothing is published then.
-    """
-    store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
-    try:
-        registrar = verified_registrar(glue, config.glue_database, config.glue_table, store.url(DATA_PREFIX))
-    except GlueTableLocationError as e:
-        raise ConfigError(str(e)) from e
     return IngestPipeline(
         config=config,
         source=S3ObjectSource(s3),
-        lake=open_lake(store, registrar),
+        lake=open_deployed_lake(config, s3=s3, glue=glue),
         refresher=SpiceRefresher(
             quicksight if config.quicksight_dataset_id else None,
             config.quicksight_dataset_id,

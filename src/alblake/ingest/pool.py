@@ -1,4 +1,4 @@
-"""The process pool of parallel ingest: how its workers start, and starting that early.
+"""The process pool of parallel ingest: when a run pays for one, and how its workers start.
 
 Workers come from a fork server (``forkserver``): a fresh interpreter that imports alblake once, then forks a
 worker per request in milliseconds. Workers never share memory with the calling process. (The native
@@ -6,11 +6,7 @@ tokenizer's work buffers are shared anonymous mappings: children forked after a 
 the same pages and corrupted each other's strings. The server preloads alblake without parsing, so each worker
 allocates its own.) Callers' scripts need the ``__main__`` guard.
 
-The server's start is most of a pool's cost (~0.4 s: it imports numpy and pyarrow). ``start_pool_server`` starts
-it without waiting for it, so a command can let it import while the command imports on another core. A server
-that is not used then costs the command that core and its exit waits for the import (measured: a single large
-object 0.26 s slower), so the console script starts it only when a pool is likely (``alblake.__main__``). This
-module imports nothing heavy, so the console script can call it first.
+The server's start is most of a pool's cost (~0.4 s: it imports numpy and pyarrow), hence ``worth_a_pool``.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import multiprocessing
 import os
 from multiprocessing.context import BaseContext
 
-WORKER_MODULE = "alblake.ingest"  # what the fork server imports: everything a worker runs
+WORKER_MODULE = "alblake.ingest.runner"  # what the fork server imports: everything a worker runs
 POOL_MIN_OBJECTS = 32
 POOL_MIN_BYTES = 16 << 20
 
@@ -43,11 +39,3 @@ def pool_context() -> BaseContext:
     context.set_forkserver_preload([WORKER_MODULE])
     return context
 
-
-def start_pool_server() -> None:
-    """Start the fork server now (it imports in the background); a no-op where there is none or it runs already.
-    Worth it only where a pool may follow and there is a core to spare: it costs that core ~0.4 s."""
-    if pool_context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()

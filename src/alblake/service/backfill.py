@@ -14,18 +14,40 @@ enqueued twice is harmless: a commit replaces, never adds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from alblake.aws.s3_sources import S3Object
-from alblake.aws.sqs import QueueSender, notification_body
+from alblake.aws.events import notification_body
+from alblake.ingest.filters import ObjectFilter
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.layout import MANIFEST_PREFIX, object_stem
 from alblake.ports import ObjectStore
-from alblake.selection import ObjectFilter
 
 FLUSH_EVERY = 100  # objects per SQS round (10 batches) and per state save
+
+
+class ListedObject(Protocol):
+    """An object of the log bucket's listing (``alblake.aws.s3_listing.S3Object``)."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def source_id(self) -> str: ...
+
+
+class MessageSender(Protocol):
+    """Sends messages to the ingest queue (``alblake.aws.sqs.QueueSender``)."""
+
+    def send(self, bodies: Sequence[str]) -> None: ...
 
 
 @dataclass
@@ -95,11 +117,11 @@ def stems_in_lake(store: ObjectStore) -> set[str]:
 
 
 def run_backfill(
-    objects: Iterable[S3Object],
+    objects: Iterable[ListedObject],
     *,
     object_filter: ObjectFilter,
     in_lake: set[str],
-    sender: QueueSender | None,
+    sender: MessageSender | None,
     state: BackfillState | None = None,
     skip_rows: int = 0,
     flush_every: int = FLUSH_EVERY,
@@ -107,7 +129,7 @@ def run_backfill(
     """Enqueue the selected objects (``sender`` None: a dry run that only counts). ``skip_rows`` objects at the
     start of ``objects`` were handled by an earlier run (an inventory; a listing resumes by key instead)."""
     summary = BackfillSummary(resumed_after=state.position if state else 0)
-    pending: list[S3Object] = []
+    pending: list[ListedObject] = []
     position = state.position if state else 0
     last_key = state.last_key if state else ""
     for index, item in enumerate(objects):
@@ -135,7 +157,7 @@ def run_backfill(
     return summary
 
 
-def _flush(pending: list[S3Object], sender: QueueSender | None, summary: BackfillSummary) -> None:
+def _flush(pending: list[ListedObject], sender: MessageSender | None, summary: BackfillSummary) -> None:
     if not pending:
         return
     if sender is not None:

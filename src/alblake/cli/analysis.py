@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from alblake.analysis import LakeReadError, Query, UnknownQueryError, get_query, list_queries, run_query
+from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, add_lake, print_error
 from alblake.display import fmt, printable
-from alblake.lake import LakeLocationError, open_lake_at
-from alblake.ports import Lake
+from alblake.locations import open_existing_lake_at
 from alblake.report import render_report
 
 
@@ -52,31 +52,13 @@ def format_csv(table: pa.Table) -> str:
     return buffer.getvalue().decode("utf-8")
 
 
-def error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
-def open_existing_lake(location: str) -> Lake | None:
-    """The lake at ``location``, or None after printing why it cannot be opened (a local one must exist)."""
-    if "://" not in location and not Path(location).is_dir():
-        error(f"lake directory {printable(location)} does not exist")
-        return None
-    try:
-        return open_lake_at(location)
-    except LakeLocationError as exc:
-        error(printable(str(exc)))
-        return None
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
-    lake = open_existing_lake(args.lake)
-    if lake is None:
-        return 2
+    lake = open_existing_lake_at(args.lake)
     try:
         out = render_report(lake, args.out, source=args.lake)
     except LakeReadError as exc:
-        error(f"cannot read the lake: {printable(str(exc))}")
-        return 1
+        print_error(f"cannot read the lake: {exc}")
+        return EXIT_FAILED
     print(f"wrote {printable(str(out))} ({out.stat().st_size:,} bytes, {len(list_queries())} queries)")
     return 0
 
@@ -84,26 +66,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _run_local(query: Query, args: argparse.Namespace) -> pa.Table | int:
     """The query's result over the lake, or the exit status after printing why there is none."""
     if args.lake is None:
-        error("--lake DIR|s3://bucket/prefix is required to run a query (or --athena)")
-        return 2
-    lake = open_existing_lake(args.lake)
-    if lake is None:
-        return 2
+        print_error("--lake DIR|s3://bucket/prefix is required to run a query (or --athena)")
+        return EXIT_USAGE
+    lake = open_existing_lake_at(args.lake)
     try:
         return run_query(query.name, lake)
     except LakeReadError as exc:
-        error(f"cannot read the lake: {printable(str(exc))}")
-        return 1
+        print_error(f"cannot read the lake: {exc}")
+        return EXIT_FAILED
 
 
-def _run_athena(query: Query, args: argparse.Namespace) -> pa.Table | int:
-    from alblake.aws.athena import AthenaQueryError, athena_runner
+def _run_athena(query: Query, args: argparse.Namespace) -> pa.Table:
+    from alblake.aws.athena import athena_runner
 
-    try:
-        return athena_runner(workgroup=args.workgroup, database=args.database).run(query.sql)
-    except AthenaQueryError as exc:
-        error(printable(str(exc)))
-        return 1
+    return athena_runner(workgroup=args.workgroup, database=args.database).run(query.sql)
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -111,13 +87,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         width = max(len(q.name) for q in list_queries())
         for q in list_queries():
             print(f"{q.name.ljust(width)}  {q.title}")
-        return 0 if args.list else 2
+        return 0 if args.list else EXIT_USAGE
     try:
         query = get_query(args.name)
     except UnknownQueryError:
         names = ", ".join(q.name for q in list_queries())
-        error(f"unknown query {printable(repr(args.name))}; known: {names}")
-        return 2
+        print_error(f"unknown query {args.name!r}; known: {names}")
+        return EXIT_USAGE
     if args.sql:
         print(query.sql)
         return 0
@@ -131,13 +107,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``report`` and ``query`` to the ``alblake`` command line."""
     report = subparsers.add_parser("report", help="write a self-contained HTML dashboard of the lake")
-    report.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    add_lake(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write")
     report.set_defaults(func=_cmd_report)
 
     query = subparsers.add_parser("query", help="run one named query (sql/queries/NAME.sql) and print it")
     query.add_argument("name", nargs="?", help="query name (see --list)")
-    query.add_argument("--lake", help="lake directory or s3://bucket/prefix")
+    add_lake(query, required=False)
     query.add_argument("--list", action="store_true", help="list the named queries")
     query.add_argument("--sql", action="store_true", help="print the query's SQL instead of running it")
     query.add_argument("--csv", action="store_true", help="print raw values as CSV instead of a text table")

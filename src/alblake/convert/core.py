@@ -2,9 +2,9 @@
 file, all in a private staging directory. Nothing is in the lake until ``Lake.commit``.
 
 Memory stays bounded whatever the input: blocks have a bounded size, a line longer than the parser accepts
-never is held whole (``source.LongLine``), a block of very short lines is parsed in pieces of at most
+never is held whole (``decompress.LongLine``), a block of very short lines is parsed in pieces of at most
 ``MAX_LINES_PER_PARSE`` lines with its blank lines counted instead of parsed, the quarantine is streamed to
-disk and capped (``alblake.quarantine``), and at most ``parquet_out.MAX_OPEN_WRITERS`` files are open.
+disk and capped (``quarantine``), and at most ``parquet.MAX_OPEN_WRITERS`` files are open.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alblake.convert.decompress import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_chunks
+from alblake.convert.parquet import PartitionWriters
+from alblake.convert.quarantine import EMPTY_LINE, QuarantineWriter
 from alblake.lake.layout import Partition, unstorable_reason
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
-from alblake.parquet_out import PartitionWriters
 from alblake.parse import MAX_LINE_BYTES, ParsedBlock, QuarantinedLine, is_constant, parse_block
-from alblake.quarantine import EMPTY_LINE, QuarantineWriter
-from alblake.source import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_chunks
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
 MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per line it parses line by line)

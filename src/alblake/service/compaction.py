@@ -15,67 +15,39 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from alblake.aws.glue import GlueTableLocationError, verified_registrar
-from alblake.aws.lake_config import ConfigError, lake_settings
-from alblake.aws.s3 import S3Store
+from alblake.errors import PartialFailureError
 from alblake.lake.generations import CURSOR_KEY
 from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
-from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import LoggerLike, MetricsSink
+from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
 
 MIN_MARGIN = timedelta(seconds=90)
 
 
-class CompactConfigError(ConfigError):
-    """A required environment variable is missing or invalid."""
-
-
-class CompactionFailedError(Exception):
+class CompactionFailedError(PartialFailureError):
     """Some partitions could not be compacted (the message names them and why); the rest were."""
 
 
 @dataclass(frozen=True)
-class CompactConfig:
-    lake_bucket: str
-    glue_database: str
-    lake_prefix: str = ""
-    glue_table: str = "alb_logs"
+class CompactConfig(LakeConfig):
+    """The compaction function's configuration: the lake's (``LakeConfig``), COMPACT_OLDER_THAN_MINUTES
+    (default 120) and COMPACT_GRACE_MINUTES (default 60)."""
+
     older_than: timedelta = timedelta(minutes=120)
     grace: timedelta = timedelta(minutes=60)
-    staging_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CompactConfig:
-        env = os.environ if env is None else env
-        try:
-            lake = lake_settings(env)
-        except ConfigError as error:
-            raise CompactConfigError(str(error)) from None
-        return cls(
-            **lake,
-            older_than=_minutes(env, "COMPACT_OLDER_THAN_MINUTES", 120),
-            grace=_minutes(env, "COMPACT_GRACE_MINUTES", 60),
-        )
-
-
-def _minutes(env: Mapping[str, str], name: str, default: float) -> timedelta:
-    raw = env.get(name) or str(default)
-    try:
-        minutes = float(raw)
-    except ValueError:
-        raise CompactConfigError(f"{name} is not a number of minutes: {raw!r}") from None
-    if not 0 <= minutes < float("inf"):
-        raise CompactConfigError(f"{name} must be a finite number of minutes >= 0: {raw!r}")
-    return timedelta(minutes=minutes)
+    def settings_from_env(cls, env: Mapping[str, str], logger: WarningLogger) -> dict[str, Any]:
+        return {
+            "older_than": timedelta(minutes=minutes_setting(env, "COMPACT_OLDER_THAN_MINUTES", 120)),
+            "grace": timedelta(minutes=minutes_setting(env, "COMPACT_GRACE_MINUTES", 60)),
+        }
 
 
 class _Budget:
@@ -179,10 +151,5 @@ def build_compaction_pipeline(
     clock: Callable[[], datetime] | None = None,
 ) -> CompactionPipeline:
     """Wire the adapters around boto3 clients (one set per container); checks the Glue table's Location."""
-    store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
-    try:
-        registrar = verified_registrar(glue, config.glue_database, config.glue_table, store.url(DATA_PREFIX))
-    except GlueTableLocationError as error:
-        raise CompactConfigError(str(error)) from error
-    lake = GenerationalLake(store, registrar, clock=clock)
+    lake = open_deployed_lake(config, s3=s3, glue=glue, clock=clock)
     return CompactionPipeline(config=config, lake=lake, logger=logger, metrics=metrics, clock=clock)

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alblake.convert.decompress import LONG_LINE_SAMPLE_BYTES, Block, LongLine, iter_blocks, iter_text_chunks
 from alblake.parse import MAX_LINE_BYTES
-from alblake.source import LONG_LINE_SAMPLE_BYTES, Block, LongLine, iter_blocks, iter_text_chunks
 
 
 def items_as_lines(items: Iterable[Block | LongLine]) -> list[tuple[str, object]]:
@@ -77,7 +77,7 @@ def test_the_line_length_bound_is_inclusive() -> None:
 
 
 def test_inflated_chunks_are_bounded_whatever_the_compression_ratio() -> None:
-    from alblake.source import INFLATE_LIMIT
+    from alblake.convert.decompress import INFLATE_LIMIT
 
     text = b"\n" * (3 * INFLATE_LIMIT + 5)  # ~1000:1, like a gzip bomb
     data = gzip.compress(text, compresslevel=1)

@@ -1,4 +1,4 @@
-"""Command line: ``alblake sample``, ``alblake ingest`` (+ analysis commands from ``cli_analysis``)."""
+"""Command line: ``alblake sample``, ``alblake ingest`` (+ the commands of the other ``alblake.cli`` modules)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,28 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
-from alblake import cli_history, cli_lake, cli_schema
+from alblake import cli_lake
+from alblake.cli import history, schema
+from alblake.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    add_dates,
+    add_elb,
+    add_jobs,
+    add_lake,
+    exit_status,
+    object_filter,
+    print_error,
+)
+from alblake.cli.progress import progress_callback
 from alblake.display import printable
-from alblake.ingest import BATCH_MIN_OBJECTS, IngestSummary, describe_failure, ingest_paths, progress_bar
-from alblake.lake import LakeLocationError, open_lake_at
+from alblake.errors import AlblakeError
+from alblake.ingest.planning import BATCH_MIN_OBJECTS
+from alblake.ingest.runner import IngestSummary, ingest_paths
+from alblake.locations import open_lake_at
 from alblake.sample import write_sample_logs
-from alblake.selection import ObjectFilter, parse_day
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -40,43 +53,30 @@ def _format_summary(summary: IngestSummary) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    try:
-        open_lake_at(args.lake, glue_database=args.glue_database)  # a bad location is refused before any work
-    except LakeLocationError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    show_progress = sys.stderr.isatty() and not args.quiet
-    object_filter = ObjectFilter(since=args.since, until=args.until, elb=args.elb)
+    open_lake_at(args.lake, glue_database=args.glue_database)  # a bad location is refused before any work
+    selected = object_filter(args)
     summary = ingest_paths(
         args.paths,
         args.lake,
         jobs=args.jobs,
         glue_database=args.glue_database,
-        object_filter=object_filter,
-        progress=progress_bar if show_progress else None,
+        object_filter=selected,
+        progress=progress_callback(args.quiet),
         batch=args.batch,
     )
     if summary.files == 0 and not summary.failures:
-        what = "objects match the filter" if not object_filter.is_empty else ".log or .log.gz files found"
-        print(f"error: no {what} in the given paths", file=sys.stderr)
-        return 2
+        what = "objects match the filter" if not selected.is_empty else ".log or .log.gz files found"
+        print_error(f"no {what} in the given paths")
+        return EXIT_USAGE
     print(_format_summary(summary))
     for path, reason in summary.failures:
-        print(describe_failure(path, reason), file=sys.stderr)
+        print_error(f"{path}: {reason}")
     for name, lines in summary.not_alb_logs:
-        print(
-            f"error: {printable(name)}: does not look like an ALB access log: none of its {lines:,} lines is a "
-            "valid entry (all quarantined)",
-            file=sys.stderr,
+        print_error(
+            f"{name}: does not look like an ALB access log: none of its {lines:,} lines is a valid entry "
+            "(all quarantined)"
         )
-    return 1 if summary.failures or summary.not_alb_logs else 0
-
-
-def _day(text: str) -> date:
-    try:
-        return parse_day(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return EXIT_FAILED if summary.failures or summary.not_alb_logs else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,16 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="convert .log/.log.gz files or S3 objects into a Parquet lake")
     ingest.add_argument("paths", nargs="+", help="files, globs, directories or s3://bucket/prefix")
-    ingest.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    add_lake(ingest)
     ingest.add_argument(
         "--glue-database", help="register the partitions in this database's alb_logs table (an s3:// lake)"
     )
-    ingest.add_argument("--since", type=_day, help="only objects delivered on or after this UTC day (YYYY-MM-DD)")
-    ingest.add_argument("--until", type=_day, help="only objects delivered on or before this UTC day")
-    ingest.add_argument("--elb", help="only objects of this load balancer (name, or app/NAME/ID)")
-    ingest.add_argument(
-        "--jobs", type=int, help="processes (default: one per core when there are many objects or bytes)"
-    )
+    add_dates(ingest)
+    add_elb(ingest)
+    add_jobs(ingest)
     ingest.add_argument(
         "--batch",
         action=argparse.BooleanOptionalAction,
@@ -112,14 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=_cmd_ingest)
     cli_lake.register(commands)
 
-    cli_schema.register(commands)
-    cli_history.register(commands)
+    schema.register(commands)
+    history.register(commands)
     try:
-        from alblake import cli_analysis
+        from alblake.cli import analysis
     except ImportError:  # analysis extras (duckdb) not installed
         pass
     else:
-        cli_analysis.register(commands)
+        analysis.register(commands)
     return parser
 
 
@@ -127,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except AlblakeError as error:  # every error alblake raises on purpose: one line, no traceback
+        print_error(str(error))
+        return exit_status(error)
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as other command line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

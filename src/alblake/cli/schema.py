@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from alblake import schema, schema_render
+from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, print_error
 
 ARTEFACTS: dict[str, tuple[str, Callable[[], str]]] = {
     "ddl": ("Athena DDL of the curated table (sql/ddl/alb_logs.sql)", schema_render.curated_ddl),
@@ -33,21 +34,21 @@ ARTEFACTS: dict[str, tuple[str, Callable[[], str]]] = {
 def _run(args: argparse.Namespace) -> int:
     if args.write is not None or args.check is not None:
         if args.artefact:
-            print("error: give an artefact to print, or --write/--check, not both", file=sys.stderr)
-            return 2
+            print_error("give an artefact to print, or --write/--check, not both")
+            return EXIT_USAGE
         root = Path(args.write if args.write is not None else args.check)
         try:
             changed = schema_render.write_generated(root) if args.write is not None else schema_render.stale_files(root)
-        except (OSError, schema_render.MissingMarkerError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        except OSError as error:  # (a template without its markers is an InputError: alblake.cli says so)
+            print_error(str(error))
+            return EXIT_USAGE
         verb = "rewrote" if args.write is not None else "stale"
         for path in changed:
             print(f"{verb} {path}")
-        return 1 if changed and args.check is not None else 0
+        return EXIT_FAILED if changed and args.check is not None else 0
     if not args.artefact:
-        print("error: name an artefact (" + ", ".join(ARTEFACTS) + ") or --write/--check", file=sys.stderr)
-        return 2
+        print_error("name an artefact (" + ", ".join(ARTEFACTS) + ") or --write/--check")
+        return EXIT_USAGE
     sys.stdout.write(ARTEFACTS[args.artefact][1]())
     return 0
 
@@ -76,15 +77,3 @@ def register(subparsers: Any) -> None:
         )
     )
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alblake schema", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    _configure(parser)
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
