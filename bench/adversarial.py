@@ -36,7 +36,7 @@ from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
 from alblake.ingest.core import ingest_object
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 started = time.perf_counter()
 lake = Path(sys.argv[2])
 result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(lake))

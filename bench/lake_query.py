@@ -26,9 +26,9 @@ from pathlib import Path
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
 from alblake.ingest.runner import ingest_paths
-from alblake.lake import open_local_lake
+from alblake.lake.compaction import CompactionOptions, compact
+from alblake.lake.generational import GenerationalLake, open_local_lake
 from alblake.lake.generations import partition_of_path
-from alblake.lake.genlake import CompactionOptions, GenerationalLake
 from alblake.lake.layout import partition_location
 from alblake.sample import write_sample_day
 from alblake.schema import ARROW_SCHEMA
@@ -96,7 +96,7 @@ def compact_all(lake_dir: Path) -> tuple[float, int, int]:
     """Compact every partition now; (seconds, rows, partitions)."""
     lake = _open_lake(lake_dir)
     started = time.perf_counter()
-    report = lake.compact(CompactionOptions(now=datetime.now(UTC) + timedelta(days=3650), older_than=timedelta(0)))
+    report = compact(lake, CompactionOptions(now=datetime.now(UTC) + timedelta(days=3650), older_than=timedelta(0)))
     assert not report.errors, report.errors
     return time.perf_counter() - started, report.rows_compacted, report.partitions_compacted
 

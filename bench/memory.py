@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
 from alblake.ingest.core import ingest_object
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 started = time.perf_counter()
 result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(Path(sys.argv[2])))
 print(result.lines, result.rows, result.quarantined, round(time.perf_counter() - started, 2))

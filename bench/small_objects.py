@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alblake.ingest.core import ingest_object
 from alblake.ingest.pool import default_jobs
 from alblake.ingest.runner import ingest_paths
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 from alblake.sample import LOAD_BALANCERS, object_key, write_sample_day, write_sample_logs
 
 OUT = Path(__file__).parent / "out"

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alblake import parse
 from alblake.ingest.core import ingest_object
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 from alblake.schema import ARROW_SCHEMA, RAW_LOG_REGEX
 from bench.common import make_log, pin_to_one_core
 

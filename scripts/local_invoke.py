@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from alblake.keys import AccessLogKey, classify_key, decode_event_key  # noqa: E402
 from alblake.sample import LOAD_BALANCERS, LoadBalancer, generate_lines  # noqa: E402
-from tests.moto_lake import (  # noqa: E402
+from scripts.moto_lake import (  # noqa: E402
     ACCOUNT,
     DATABASE,
     REGION,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from alblake.ingest.core import IngestedObject, ingest_object
-from alblake.lake import open_lake
+from alblake.lake.generational import open_lake
 from alblake.lake.local import LocalStore
 
 KEY = (

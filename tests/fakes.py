@@ -12,8 +12,8 @@ from alblake.errors import ObjectMissingError
 
 
 @dataclass
-class MemorySource:
-    """An ObjectSource over a dict of (bucket, key) -> bytes; a missing object is ``ObjectMissingError``."""
+class MemoryReader:
+    """An ObjectReader over a dict of (bucket, key) -> bytes; a missing object is ``ObjectMissingError``."""
 
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
 

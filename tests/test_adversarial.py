@@ -224,7 +224,7 @@ def test_an_overlong_line_is_quarantined_wherever_it_sits(tmp_path: Path, where:
     source_id = "local/file.log" if source.startswith("plain") else KEY
     stream = SmallReads(data) if source.endswith("small-reads") else io.BytesIO(data)
     from alblake.ingest.core import ingest_object
-    from alblake.lake import open_local_lake
+    from alblake.lake.generational import open_local_lake
 
     result = ingest_object(lambda: stream, source_id, open_local_lake(tmp_path))
     assert (result.lines, result.rows, result.quarantined) == (6, 5, 1)
@@ -292,7 +292,7 @@ def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
 def test_an_object_whose_only_quarantined_lines_are_blank_still_has_a_quarantine_summary(tmp_path: Path) -> None:
     """The counts of blank lines must be findable in the lake (replay and status read quarantine files)."""
     from alblake.ingest.core import ingest_object
-    from alblake.lake import open_local_lake
+    from alblake.lake.generational import open_local_lake
 
     data = gzip.compress(f"{DOC_LINE}\n\n{DOC_LINE}\n\n".encode())
     result = ingest_object(lambda: io.BytesIO(data), "blank-lines.log.gz", open_local_lake(tmp_path))

@@ -24,7 +24,7 @@ from alblake.ingest.core import IngestedObject
 from alblake.ingest.planning import BATCH_MAX_OBJECTS, BATCH_MIN_OBJECTS, plan_tasks
 from alblake.ingest.runner import ingest_batch, ingest_objects, ingest_paths
 from alblake.ingest.selection import Failure, LocalFile, LogObject
-from alblake.lake import open_lake, open_local_lake
+from alblake.lake.generational import open_lake, open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.parse import MAX_LINE_BYTES
 from alblake.ports import BatchCommitError, CommitResult

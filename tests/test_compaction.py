@@ -20,7 +20,7 @@ import pytest
 from alblake.analysis import run_query
 from alblake.cli import main
 from alblake.ingest.runner import ingest_paths
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.lake.merge import MergeInput, merge_sorted, read_lineage
 from alblake.ports import ConditionFailedError
@@ -200,7 +200,8 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
     from datetime import UTC, datetime, timedelta
 
     from alblake.ingest.core import ingest_object
-    from alblake.lake.genlake import CompactionOptions, GenerationalLake
+    from alblake.lake.compaction import CompactionOptions, compact
+    from alblake.lake.generational import GenerationalLake
     from tests.parse_helpers import DOC_LINE
 
     lake = GenerationalLake(LocalStore(tmp_path), max_file_bytes=2_000)
@@ -208,12 +209,12 @@ def test_an_hour_split_into_several_compacted_files_is_not_compacted_again(tmp_p
     for node in range(4):
         ingest_object(lambda: io.BytesIO(data), f"node-{node}.log.gz", lake)
     options = CompactionOptions(now=datetime.now(UTC), older_than=timedelta(0), grace=timedelta(days=1))
-    first = lake.compact(options)
+    first = compact(lake, options)
     assert first.partitions_compacted == 1
     files = lake.visible_files()
     assert len(files) > 1  # split
     for _ in range(2):
-        again = lake.compact(options)
+        again = compact(lake, options)
         assert (again.partitions_compacted, again.files_removed) == (0, 0)
         assert lake.visible_files() == files
     assert sum(pq.read_metadata(f).num_rows for f in files) == 280_000

@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from alblake.convert.core import convert_batch
 from alblake.ingest.core import ingest_object
+from alblake.lake.compaction import CompactionOptions, compact
+from alblake.lake.generational import GenerationalLake, owning_folder
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
-from alblake.lake.genlake import CompactionOptions, GenerationalLake, owning_folder
 from alblake.lake.layout import DATA_PREFIX, object_stem
 from alblake.ports import BatchCommitError, ConditionFailedError
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
@@ -147,7 +148,7 @@ class World:
     def compact(self, step_bytes: int = 1 << 30) -> None:
         now = datetime(2018, 7, 3, tzinfo=UTC)
         options = CompactionOptions(now=now, older_than=timedelta(0), grace=timedelta(0), step_bytes=step_bytes)
-        report = self.lake.compact(options)
+        report = compact(self.lake, options)
         lost = [message for _, message in report.errors if message.startswith(f"{LostAnswerError.__name__}:")]
         if lost:  # the run kept the error with its partition and went on; the next run retries the partition
             raise LostAnswerError(lost[0])
@@ -515,7 +516,7 @@ def test_a_sweep_never_deletes_the_folder_of_a_rewrite_in_flight(at_write: int) 
     now = datetime(2018, 7, 3, tzinfo=UTC)
     options = CompactionOptions(now=now, older_than=timedelta(days=3650), grace=timedelta(days=3650))
     swept: list[int] = []
-    batch_with_nested(world, lambda: swept.append(world.lake.compact(options).orphans_deleted), at_write)
+    batch_with_nested(world, lambda: swept.append(compact(world.lake, options).orphans_deleted), at_write)
     world.compact_to_the_end()
     assert swept == [1 if at_write in IN_FLIGHT_UPLOADS else 0]
 

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from alblake.aws.events import S3Record
-from alblake.lake import open_lake
+from alblake.lake.generational import open_lake
 from alblake.service.ingest import IngestPipeline, IngestRetryableError, LambdaConfig, ObjectRejectedError
-from tests.fakes import CountingRefresher, MemorySource, RecordingLogger, RecordingMetrics
+from tests.fakes import CountingRefresher, MemoryReader, RecordingLogger, RecordingMetrics
 from tests.lake_fakes import MemoryCatalog, MemoryStore
 from tests.parse_helpers import DOC_LINE
 
@@ -30,7 +30,7 @@ OTHER = KEY.replace("_a.log.gz", "_b.log.gz")
 class World:
     pipeline: IngestPipeline
     store: MemoryStore
-    source: MemorySource
+    source: MemoryReader
     catalog: MemoryCatalog
     refresher: CountingRefresher
     metrics: RecordingMetrics
@@ -43,11 +43,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    store, source, catalog = MemoryStore(), MemorySource(), MemoryCatalog()
+    store, source, catalog = MemoryStore(), MemoryReader(), MemoryCatalog()
     refresher, metrics, logger = CountingRefresher(), RecordingMetrics(), RecordingLogger()
     pipeline = IngestPipeline(
         config=LambdaConfig(lake_bucket="lake", glue_database="db"),
-        source=source,
+        reader=source,
         lake=open_lake(store, catalog),
         refresher=refresher,
         logger=logger,

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from alblake.cli import main
-from alblake.lake import open_local_lake
-from alblake.lake.genlake import GenerationalLake
+from alblake.lake.generational import GenerationalLake, open_local_lake
 from tests.log_objects import write_objects
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from alblake.errors import LocationError
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.selection import Failure, LogObject, Selection, select_local
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.ports import Lake, ObjectStore
 

@@ -8,9 +8,9 @@
   partition's Location forward to a newer generation folder and never trusts a cache.
 - ``Lake``: the commit seam. ``commit`` makes one converted object visible (files and catalog);
   ``visible_files`` is what a reader must read, nothing more and nothing less. Implementation:
-  ``alblake.lake.genlake.GenerationalLake`` (one file per object and partition-hour, plus compacted
+  ``alblake.lake.generational.GenerationalLake`` (one file per object and partition-hour, plus compacted
   generations: ``docs/COMPACTION.md``).
-- ``ObjectSource``: opens a log object for streaming (S3: ``alblake.aws.s3``; local files need none).
+- ``ObjectReader``: opens a log object for streaming (S3: ``alblake.aws.s3``; local files need none).
 - ``Refresher``: asks a dashboard to refresh (QuickSight SPICE: ``alblake.aws.quicksight``); never raises.
 - ``MetricsSink``, ``LoggerLike``: the parts of Powertools' Metrics and Logger the use cases call.
 """
@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from alblake.errors import ConflictError, PartialFailureError
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedBatch, StagedObject
 
 
-class ConditionFailedError(Exception):
+class ConditionFailedError(ConflictError):
     """A compare-and-swap write found another version than expected (someone else wrote first)."""
 
 
@@ -116,7 +117,7 @@ class CommitResult:
     partitions_created: int = 0
 
 
-class BatchCommitError(Exception):
+class BatchCommitError(PartialFailureError):
     """A batch commit that stopped part-way. ``completed``: the results of the objects whose commit is complete
     (manifest written), by position in the batch; every other object is not committed (a retry replaces whatever
     part of it is live). ``__cause__`` is the error that stopped it."""
@@ -149,7 +150,7 @@ class Lake(Protocol):
         ...
 
 
-class ObjectSource(Protocol):
+class ObjectReader(Protocol):
     def open(self, bucket: str, key: str) -> BinaryIO:
         """Open an object for sequential reading (bounded memory)."""
         ...

@@ -22,7 +22,7 @@ import pytest
 from moto import mock_aws
 
 from alblake.schema import ARROW_SCHEMA
-from tests.moto_lake import (
+from scripts.moto_lake import (
     ACCOUNT,
     DATABASE,
     FUNCTION_ARN,

@@ -20,7 +20,7 @@ import pytest
 
 import alblake.convert.core
 from alblake.aws.quicksight import SpiceRefresher
-from alblake.aws.s3 import S3ObjectSource
+from alblake.aws.s3 import S3ObjectReader
 from alblake.aws.s3_listing import S3Object, list_objects
 from alblake.aws.s3_location import open_s3_lake
 from alblake.aws.sqs import QueueSender
@@ -74,7 +74,7 @@ def drain(queue_url: str) -> int:
     sqs = boto3.client("sqs")
     pipeline = IngestPipeline(
         config=LambdaConfig(lake_bucket=LAKE_BUCKET, glue_database="unused", lake_prefix="x"),
-        source=S3ObjectSource(boto3.client("s3")),
+        reader=S3ObjectReader(boto3.client("s3")),
         lake=open_s3_lake(LAKE),
         refresher=SpiceRefresher(None, ""),
         logger=_Log(),

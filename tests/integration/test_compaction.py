@@ -164,7 +164,8 @@ def test_corrupt_per_object_file_is_named(app: ModuleType, compact_app: ModuleTy
 
 
 def test_partition_dropped_from_outside_is_registered_again_by_a_warm_container(app: ModuleType, aws: Aws) -> None:
-    """Issue 13, item 6: registration must not rely on the container's cache alone."""
+    """Registration must not rely on the container's cache alone: a partition dropped from outside is created
+    again by the next writer, warm container or not."""
     first, second = node_key(1), node_key(2)
     for key in (first, second):
         aws.put_log(key, gz(AWS_EXAMPLE_LINES[:2]))

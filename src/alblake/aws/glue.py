@@ -12,6 +12,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from alblake.errors import ConfigError, ServiceError
 from alblake.lake.generations import generation_of_location
 from alblake.ports import PartitionTarget
 
@@ -42,11 +43,11 @@ class PartitionLike(Protocol):
     def path(self) -> str: ...
 
 
-class GluePartitionError(Exception):
+class GluePartitionError(ServiceError):
     """Glue refused partitions for a reason other than 'already exists' (the invocation should retry)."""
 
 
-class GlueTableLocationError(Exception):
+class GlueTableLocationError(ConfigError):
     """The table's Location is not where the lake files are written (a deployment/configuration error)."""
 
 

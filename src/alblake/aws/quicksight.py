@@ -32,15 +32,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from alblake.errors import ServiceError
+from alblake.ports import MetricsSink
 from alblake.service.refresh import RefreshOutcome, RefreshStatus
-
-if TYPE_CHECKING:  # (importing alblake.ports before alblake.lake fails: ports -> lake -> genlake -> ports)
-    from alblake.ports import MetricsSink
 
 ACTIVE_STATUSES = frozenset({"INITIALIZED", "QUEUED", "RUNNING"})
 MAX_PAGES = 5

@@ -1,4 +1,4 @@
-"""S3 adapters: read a log object as a stream (``S3ObjectSource``); a lake in a bucket (``S3Store``)."""
+"""S3 adapters: read a log object as a stream (``S3ObjectReader``); a lake in a bucket (``S3Store``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from alblake.errors import ObjectMissingError
 from alblake.ports import ConditionFailedError, Versioned
+from alblake.s3_urls import normalise_prefix, s3_url
 
 # S3 answers a failed If-Match / If-None-Match with 412 PreconditionFailed, and a conditional write that raced
 # with another one on the same key with 409 ConditionalRequestConflict: both mean "someone else wrote first".
@@ -48,7 +49,7 @@ class _StreamingBodyReader(io.RawIOBase):
             super().close()
 
 
-class S3ObjectSource:
+class S3ObjectReader:
     """Opens S3 objects with ``get_object`` and streams the body."""
 
     def __init__(self, client: Any, buffer_size: int = 1 << 20) -> None:
@@ -61,7 +62,7 @@ class S3ObjectSource:
             response = self._client.get_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "NoSuchKey":
-                raise ObjectMissingError(f"s3://{bucket}/{key} does not exist (deleted after its event?)") from None
+                raise ObjectMissingError(f"{s3_url(bucket, key)} does not exist (deleted after its event?)") from None
             raise
         raw = _StreamingBodyReader(response["Body"])
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=self._buffer_size))
@@ -86,7 +87,7 @@ class S3Store:
 
     def url(self, key: str) -> str:
         """Where ``key`` lands: ``s3://bucket/prefix + key``."""
-        return f"s3://{self.bucket}/{self.object_key(key)}"
+        return s3_url(self.bucket, self.object_key(key))
 
     def staging_dir(self) -> Path:
         root = Path(self._staging_root or tempfile.gettempdir())
@@ -181,12 +182,6 @@ class S3Store:
         self._client.put_object(
             Bucket=self.bucket, Key=self.object_key(key), Body=content, ContentType=_content_type(key)
         )
-
-
-def normalise_prefix(prefix: str) -> str:
-    """'' stays ''; 'a/b' and '/a/b/' become 'a/b/'."""
-    p = prefix.strip("/")
-    return f"{p}/" if p else ""
 
 
 def _content_type(key: str) -> str:

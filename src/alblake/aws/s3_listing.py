@@ -2,7 +2,7 @@
 
 Only ALB access log objects are taken (``alblake.keys.classify_key``: test files, NLB, connection and
 health-check logs are left out), then the date / load-balancer filter (``alblake.ingest.filters``). An object is
-read as a stream (``S3ObjectSource``): nothing is downloaded to disk.
+read as a stream (``S3ObjectReader``): nothing is downloaded to disk.
 
 S3 Inventory (for buckets with millions of objects, where listing is slow): the ``manifest.json`` of one
 inventory run names its data files (CSV, gzip-compressed, or Parquet) and their ``fileSchema``; each row has
@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alblake.aws.s3 import S3ObjectSource
+from alblake.aws.s3 import S3ObjectReader
 from alblake.aws.session import client
 from alblake.errors import InputError
 from alblake.ingest.filters import ObjectFilter
@@ -51,7 +51,7 @@ class S3Object:
         return self.source_id
 
     def open(self) -> BinaryIO:
-        return S3ObjectSource(client("s3")).open(self.bucket, self.key)
+        return S3ObjectReader(client("s3")).open(self.bucket, self.key)
 
 
 def list_objects(s3: Any, bucket: str, prefix: str, *, start_after: str = "") -> Iterator[S3Object]:

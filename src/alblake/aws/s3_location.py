@@ -14,7 +14,7 @@ from alblake.aws.s3_listing import S3Object, select_s3
 from alblake.aws.session import client
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, LogObject, Selection
-from alblake.lake import open_lake
+from alblake.lake.generational import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, ObjectStore
 from alblake.s3_urls import S3UrlError, bucket_and_key, parse_s3_url

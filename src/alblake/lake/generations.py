@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from alblake.errors import LakeStateError
 from alblake.lake.layout import DATA_PREFIX, Partition, partition_location
 from alblake.schema import PARTITION_KEYS
 
@@ -37,7 +38,7 @@ _GEN_FOLDER = re.compile(r"/g(\d{6,})-[0-9a-f]+/?$")
 _PARTITION_PATH = re.compile(r"^elb_name=([^/]+)/day=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
 
 
-class StateFormatError(ValueError):
+class StateFormatError(LakeStateError, ValueError):
     """A state object that cannot be read (the message names the key)."""
 
 

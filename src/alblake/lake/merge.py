@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
+from alblake.errors import LakeStateError
 from alblake.schema import ARROW_SCHEMA
 
 SOURCE_COLUMN = "__source"
@@ -36,7 +37,7 @@ CHUNK_ROWS = 4 * 1024
 _NULL_TIME = np.iinfo(np.int64).max
 
 
-class UnreadableInputError(ValueError):
+class UnreadableInputError(LakeStateError, ValueError):
     """A data file that is not a Parquet file of this lake's schema (the message names it)."""
 
 

@@ -7,23 +7,48 @@ each source object's rows) and, for a partition without a state, the object mani
 took its own successful write for another writer's. Readers then silently see fewer rows.
 
 A state that cannot be read at all (a corrupt object) hides its partition from readers; ``alblake repair`` rebuilds
-it from the partition's folders (``GenerationalLake.rebuild_state``).
+it from the partition's folders (``rebuild_state``).
 
 ``find_damage`` lists the damaged partitions with the objects whose rows are missing (pure: reads the lake only).
 ``alblake repair`` makes each state forget the missing files of objects whose source it can read
-(``GenerationalLake.forget_missing``) and ingests those objects again, which puts their rows back exactly once.
+(``forget_missing``) and ingests those objects again, which puts their rows back exactly once.
 Objects whose source is gone stay reported until the user accepts the loss (``forget_lost_files``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections import defaultdict
+import tempfile
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from alblake.lake.genlake import GenerationalLake, owning_folder
-from alblake.lake.layout import DATA_PREFIX, MANIFEST_PREFIX, Partition, manifest_key, read_manifest
+import numpy as np
+
+from alblake.lake.generational import (
+    GenerationalLake,
+    LakeConflictError,
+    is_per_object_file,
+    owning_folder,
+    owning_stem,
+)
+from alblake.lake.generations import (
+    COMPACTED_FILE_PREFIX,
+    COMPACTED_PREFIX,
+    PartitionState,
+    RetiredFolder,
+    SourceRecord,
+    StateFormatError,
+    generation_folder,
+    generation_of_location,
+    lineage_key,
+    now_iso,
+    state_key,
+)
+from alblake.lake.layout import DATA_PREFIX, MANIFEST_PREFIX, Partition, manifest_key, partition_location, read_manifest
+from alblake.lake.merge import MergeInput, merge_sorted
 
 
 @dataclass
@@ -121,7 +146,7 @@ def forget_lost_files(lake: GenerationalLake, damage: Damage, stems: Iterable[st
     """Accept that the rows of ``stems`` in the damaged partition are lost for good (their sources are gone): the
     state stops naming their missing files, and so do their manifests (a partition without a state)."""
     lost = set(stems)
-    lake.forget_missing(damage.partition, lost)
+    forget_missing(lake, damage.partition, lost)
     missing = set(damage.missing)
     for stem in sorted(lost):
         content = lake.store.get(manifest_key(stem))
@@ -133,3 +158,90 @@ def forget_lost_files(lake: GenerationalLake, damage: Damage, stems: Iterable[st
             body["files"] = kept
             body["partitions"] = [p for p in body.get("partitions", []) if p != damage.partition.path]
             lake.store.put_bytes(manifest_key(stem), (json.dumps(body) + "\n").encode())
+
+
+def forget_missing(lake: GenerationalLake, partition: Partition, stems: Iterable[str]) -> list[str]:
+    """Make the partition's state stop naming missing files for ``stems``: drop the records of those source
+    objects whose file is gone (deleted from outside, or by a writer that took its own state write for
+    another's). Returns the stems dropped, sorted: re-ingesting those objects brings their rows back, exactly
+    once (no record says their rows are live any more). A partition without a state has nothing to forget."""
+    wanted = set(stems)
+    for _ in range(lake.attempts):
+        live = lake.read_state(partition)
+        if live.tag is None:
+            return []
+        names = {key[len(live.state.live) :] for key in lake.store.list_keys(live.state.live)}
+        gone = sorted(
+            stem for stem, record in live.state.sources.items() if stem in wanted and record.file not in names
+        )
+        if not gone:
+            return []
+        for stem in gone:
+            del live.state.sources[stem]
+        if lake._swap(live, live.state):
+            return gone
+    raise LakeConflictError(f"{partition.path}: gave up after {lake.attempts} conflicting writes")
+
+def rebuild_state(lake: GenerationalLake, partition: Partition) -> PartitionState:
+    """Replace the partition's unreadable state by one rebuilt from its folders: each source object's rows are
+    taken from the newest folder that holds them (by generation; a crashed rewrite's folder holds a complete
+    set too), merged into a new generation, and every other folder is retired. Digests are unknown afterwards
+    (a re-delivery replaces rows instead of skipping them)."""
+    current = lake.store.get_versioned(state_key(partition))
+    with contextlib.suppress(StateFormatError):
+        if current is not None:  # readable after all (repaired meanwhile): nothing to rebuild
+            return PartitionState.from_json(current.content, state_key(partition))
+    folders = _folders_of(lake, partition)
+    taken: dict[str, str] = {}  # stem -> the data key its rows are taken from
+    lineages: dict[str, tuple[list[str], np.ndarray]] = {}
+    with tempfile.TemporaryDirectory(dir=lake.store.staging_dir(), prefix="rebuild-") as work:
+        for _, folder in folders:
+            for key in lake.store.list_keys(folder):
+                name = key[len(folder) :]
+                if is_per_object_file(name):
+                    taken.setdefault(owning_stem(key), key)
+                elif name.startswith(COMPACTED_FILE_PREFIX) and name.endswith(".parquet") and "/" not in name:
+                    lineages[key] = lake._lineage_of(key, Path(work))
+                    for stem in lineages[key][0]:
+                        taken.setdefault(stem, key)
+        inputs: list[MergeInput] = []
+        for key in sorted(set(taken.values())):
+            local = Path(work) / f"in-{len(inputs):06d}.parquet"
+            lake.store.download(key, local)
+            if key in lineages:
+                stems, lineage = lineages[key]
+                exclude = frozenset(stem for stem in stems if taken[stem] != key)
+                inputs.append(MergeInput(key, local, stems, lineage, exclude=exclude, disposable=True))
+            else:
+                inputs.append(MergeInput(key, local, [owning_stem(key)], disposable=True))
+        generation = max((g for g, _ in folders), default=0) + 1
+        folder = generation_folder(partition, generation)
+        out = Path(work) / "out"
+        out.mkdir()
+        token = folder.rstrip("/").rsplit("-", 1)[-1]
+        merged = merge_sorted(inputs, out, token, max_file_bytes=lake.max_file_bytes)
+        files_of: dict[str, str] = {}
+        for file in merged.files:
+            data = f"{folder}{file.data_path.name}"
+            lake.store.put_file(lineage_key(data), file.lineage_path)
+            lake.store.put_file(data, file.data_path)
+            files_of.update((stem, file.data_path.name) for stem in file.stems)
+    now = now_iso(lake.clock())
+    state = PartitionState(partition, generation=generation, live=folder, revision=1, compacted_at=now)
+    state.sources = {stem: SourceRecord("", rows, files_of[stem]) for stem, rows in merged.rows_by_stem.items()}
+    state.retired = [RetiredFolder(old, now) for _, old in folders]
+    if not lake._write_state(state, None if current is None else current.tag):
+        raise LakeConflictError(f"{partition.path}: its state changed while being rebuilt; run repair again")
+    lake._mark_pending(partition)
+    lake._point([partition])
+    return state
+
+def _folders_of(lake: GenerationalLake, partition: Partition) -> list[tuple[int, str]]:
+    """Every folder holding data files of the partition, newest generation first (ties: more files first)."""
+    counts: Counter[str] = Counter()
+    for prefix in (partition_location(partition), f"{COMPACTED_PREFIX}{partition.path}/"):
+        for key in lake.store.list_keys(prefix):
+            folder = owning_folder(key)
+            if folder is not None and folder[0] == partition and key.endswith(".parquet"):
+                counts[folder[1]] += 1
+    return sorted(((generation_of_location(f), f) for f in counts), key=lambda g: (-g[0], -counts[g[1]], g[1]))

@@ -71,7 +71,7 @@ class StagedRows:
 
 @dataclass
 class StagedBatch:
-    """Small objects converted together (``alblake.convert.convert_batch``): their rows by partition, each row
+    """Small objects converted together (``alblake.convert.core.convert_batch``): their rows by partition, each row
     with its source, and each object's counts and quarantine file (``StagedObject`` with ``batched_rows``).
     Committed by ``Lake.commit_batch``: one new file per partition for all of them, instead of one per object
     and partition."""

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from alblake.convert.quarantine import reason_counts
 from alblake.keys import AccessLogKey, classify_key
+from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
-from alblake.lake.genlake import GenerationalLake
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
 from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests

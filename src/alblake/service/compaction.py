@@ -2,14 +2,18 @@
 
 - Configuration (environment): LAKE_BUCKET, LAKE_PREFIX, GLUE_DATABASE, GLUE_TABLE,
   COMPACT_OLDER_THAN_MINUTES (default 120), COMPACT_GRACE_MINUTES (default 60).
-- Time budget: the run stops between two partitions when the remaining Lambda time falls below a margin (twice
-  the longest partition of this run, at least ``MIN_MARGIN``); where it stopped is saved in
+- Time budget: the run stops between two partitions (or two steps of a large one) when the remaining Lambda time
+  falls below a margin (twice the longest so far, at least ``MIN_MARGIN``); where it stopped is saved in
   ``compaction/cursor.json`` and the next scheduled run continues from there (thousands of pending
-  partition-hours take several runs; nothing is done twice, a partition cut off mid-way is redone whole).
+  partition-hours take several runs; nothing is done twice, a step cut off mid-way is redone whole).
+- A run that dies (the time limit, memory, a full /tmp) cannot save anything: the cursor is therefore saved
+  before each partition, naming it. The next run counts a death for that partition, visits it after all the
+  others, in steps halved per death, and leaves it to an operator after five (an error naming it, every run).
 - Metrics: PartitionsCompacted, FilesRemoved, RowsCompacted, BytesWritten, DurationSeconds, FoldersDeleted,
   CompactionConflicts, CompactionErrors.
-- A partition that cannot be compacted (a foreign or corrupt file, named in the log) is skipped; the others are
-  compacted; at the end the run raises ``CompactionFailedError`` so the function's Errors alarm fires.
+- A partition that cannot be compacted (any error: a foreign or corrupt file, S3 or /tmp failing; named in the
+  log) is skipped; the others are compacted; at the end the run raises ``CompactionFailedError`` so the
+  function's Errors alarm fires.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alblake.errors import PartialFailureError
+from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
+from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import CURSOR_KEY
-from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
+from alblake.lake.layout import Partition
 from alblake.ports import LoggerLike, MetricsSink
 from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
 
@@ -66,6 +72,33 @@ class _Budget:
         return self.remaining_ms() / 1000 < margin
 
 
+@dataclass(frozen=True)
+class RunCursor:
+    """``compaction/cursor.json``: where the next run goes on (a listing cursor), the partition a run was inside
+    when it saved this (if the next run finds it set, that run died there), and how many runs in a row died
+    inside each partition. An unreadable cursor starts from the beginning."""
+
+    start_after: str = ""
+    in_progress: str = ""
+    deaths: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        body = {"start_after": self.start_after, "in_progress": self.in_progress, "deaths": dict(self.deaths)}
+        return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, content: bytes | None) -> RunCursor:
+        try:
+            body = json.loads(content) if content else {}
+            start_after, in_progress = body.get("start_after", ""), body.get("in_progress", "")
+            deaths = {str(p): int(n) for p, n in body.get("deaths", {}).items()}
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+        if not isinstance(start_after, str) or not isinstance(in_progress, str):
+            return cls()
+        return cls(start_after, in_progress, deaths)
+
+
 class CompactionPipeline:
     def __init__(
         self,
@@ -85,20 +118,35 @@ class CompactionPipeline:
     def run(self, remaining_ms: Callable[[], int]) -> CompactionReport:
         started = time.monotonic()
         cursor = self._read_cursor()
+        deaths = dict(cursor.deaths)
+        if cursor.in_progress:  # the last run died inside this partition (killed for time, memory or disk)
+            deaths[cursor.in_progress] = deaths.get(cursor.in_progress, 0) + 1
+            self.logger.warning(
+                "the last run died while compacting a partition: it goes last, in smaller steps",
+                extra={"partition": cursor.in_progress, "deaths": deaths[cursor.in_progress]},
+            )
+
+        def before_partition(partition: Partition, at: str) -> None:
+            # saved before the work: if this run dies there, the next one knows where and why it stopped
+            self._save_cursor(RunCursor(at, partition.path, deaths))
+
         options = CompactionOptions(
             now=self._clock(),
             older_than=self.config.older_than,
             grace=self.config.grace,
             should_stop=_Budget(remaining_ms).should_stop,
-            start_after=cursor,
+            start_after=cursor.start_after,
+            deaths=deaths,
+            on_partition=before_partition,
         )
-        report = self.lake.compact(options)
-        self.lake.store.put_bytes(CURSOR_KEY, json.dumps({"start_after": report.next_cursor}).encode())
+        report = compact(self.lake, options)
+        finished = set(report.finished) - {path for path, _ in report.errors}
+        self._save_cursor(RunCursor(report.next_cursor, "", {p: n for p, n in deaths.items() if p not in finished}))
         seconds = time.monotonic() - started
         self._emit(report, seconds)
         self.logger.info(
             "compaction run finished" if not report.stopped_early else "compaction run stopped before the time limit",
-            extra={**report_dict(report), "resumed_after": cursor, "seconds": round(seconds, 3)},
+            extra={**report_dict(report), "resumed_after": cursor.start_after, "seconds": round(seconds, 3)},
         )
         for partition, message in report.errors:
             self.logger.error("partition not compacted", extra={"partition": partition, "error": message})
@@ -107,13 +155,11 @@ class CompactionPipeline:
             raise CompactionFailedError(f"{len(report.errors)} partition(s) not compacted: {lines}")
         return report
 
-    def _read_cursor(self) -> str:
-        content = self.lake.store.get(CURSOR_KEY)
-        try:
-            cursor = json.loads(content)["start_after"] if content else ""
-        except (ValueError, KeyError, TypeError):
-            cursor = ""
-        return cursor if isinstance(cursor, str) else ""
+    def _read_cursor(self) -> RunCursor:
+        return RunCursor.from_json(self.lake.store.get(CURSOR_KEY))
+
+    def _save_cursor(self, cursor: RunCursor) -> None:
+        self.lake.store.put_bytes(CURSOR_KEY, cursor.to_json())
 
     def _emit(self, report: CompactionReport, seconds: float) -> None:
         self.metrics.add_metric("PartitionsCompacted", "Count", report.partitions_compacted)

@@ -39,7 +39,7 @@ from alblake.aws.events import S3Record, parse_event
 from alblake.errors import InputError, ObjectMissingError, PartialFailureError
 from alblake.ingest.core import IngestedObject, ingest_object
 from alblake.keys import AccessLogKey, classify_key
-from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectSource, Refresher, RefreshResult
+from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectReader, Refresher, RefreshResult
 from alblake.s3_urls import s3_url
 from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
 from alblake.service.refresh import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus
@@ -158,7 +158,7 @@ class IngestPipeline:
         self,
         *,
         config: LambdaConfig,
-        source: ObjectSource,
+        reader: ObjectReader,
         lake: Lake,
         refresher: Refresher,
         logger: LoggerLike,
@@ -166,7 +166,7 @@ class IngestPipeline:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
-        self.source = source
+        self.reader = reader
         self.lake = lake
         self.refresher = refresher
         self.logger = logger
@@ -223,7 +223,7 @@ class IngestPipeline:
             return RecordOutcome(record.bucket, record.key, RecordStatus.SKIPPED, detail=kind.reason.value)
         try:
             ingested = ingest_object(
-                lambda: self.source.open(record.bucket, record.key), s3_url(record.bucket, record.key), self.lake
+                lambda: self.reader.open(record.bucket, record.key), s3_url(record.bucket, record.key), self.lake
             )
         except ObjectMissingError as e:
             self.logger.warning("skipping object: it no longer exists", extra={"error": str(e)})
@@ -294,11 +294,11 @@ def build_pipeline(
     """Wire the adapters around boto3 clients (one set per container). Opens the deployed lake
     (``open_deployed_lake``: a ``ConfigError`` when the Glue table does not match it, before anything is written)."""
     from alblake.aws.quicksight import SpiceRefresher  # the adapters: wiring only
-    from alblake.aws.s3 import S3ObjectSource
+    from alblake.aws.s3 import S3ObjectReader
 
     return IngestPipeline(
         config=config,
-        source=S3ObjectSource(s3),
+        reader=S3ObjectReader(s3),
         lake=open_deployed_lake(config, s3=s3, glue=glue),
         refresher=SpiceRefresher(
             quicksight if config.quicksight_dataset_id else None,

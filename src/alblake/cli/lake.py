@@ -1,44 +1,29 @@
-"""Command line: ``alblake compact`` and ``alblake status`` (registered by ``alblake.cli``)."""
+"""Command line: ``alblake compact``, ``alblake status`` and ``alblake repair`` (registered by ``alblake.cli``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alblake.display import printable
+from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, add_jobs, add_lake, minutes, print_error
 from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
-from alblake.lake.generations import StateFormatError
-from alblake.lake.genlake import CompactionOptions, CompactionReport, GenerationalLake
-from alblake.lake.repair import find_damage, forget_lost_files, sources_of
+from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
+from alblake.lake.generational import GenerationalLake
+from alblake.lake.repair import find_damage, forget_lost_files, forget_missing, rebuild_state, sources_of
 from alblake.lake.status import format_status, lake_status
-from alblake.locations import LakeLocationError, existing_object, open_lake_at
+from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, open_lake_at, scheme_of
 
 
-def _open(location: str, glue_database: str | None = None) -> GenerationalLake | None:
-    if "://" not in location and not Path(location).is_dir():
-        print(f"error: {location}: no such lake directory", file=sys.stderr)
-        return None
-    try:
-        lake = open_lake_at(location, glue_database=glue_database)
-    except LakeLocationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return None
+def _open(location: str, glue_database: str | None = None) -> GenerationalLake:
+    """The lake to compact, check or repair; it must exist."""
+    lake = open_lake_at(location, glue_database=glue_database) if glue_database else open_existing_lake_at(location)
     if not isinstance(lake, GenerationalLake):
-        print(f"error: {location}: this lake cannot be compacted ({type(lake).__name__})", file=sys.stderr)
-        return None
+        raise LakeLocationError(f"{location}: this lake has no partition states ({type(lake).__name__})")
     return lake
-
-
-def _minutes(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"not a number of minutes >= 0: {text!r}")
-    return value
 
 
 def format_report(report: CompactionReport, seconds: float) -> str:
@@ -56,62 +41,41 @@ def format_report(report: CompactionReport, seconds: float) -> str:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    if "://" in args.lake and not args.glue_database:
-        print(
-            f"error: {args.lake}: compacting an S3 lake moves its Glue partition Locations; give --glue-database "
-            "(the stack's GlueDatabaseName), or leave it to the deployed CompactFunction",
-            file=sys.stderr,
+    if scheme_of(args.lake) is not None and not args.glue_database:
+        print_error(
+            f"{args.lake}: compacting an S3 lake moves its Glue partition Locations; give --glue-database "
+            "(the stack's GlueDatabaseName), or leave it to the deployed CompactFunction"
         )
-        return 2
+        return EXIT_USAGE
     lake = _open(args.lake, args.glue_database)
-    if lake is None:
-        return 2
     started = datetime.now(UTC)
     options = CompactionOptions(
         now=started, older_than=timedelta(minutes=args.older_than), grace=timedelta(minutes=args.grace)
     )
-    try:
-        report = lake.compact(options)
-    except StateFormatError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    report = compact(lake, options)
     print(format_report(report, (datetime.now(UTC) - started).total_seconds()))
     for partition, message in report.errors:
-        print(f"error: {partition}: {message}", file=sys.stderr)
-    return 1 if report.errors else 0
+        print_error(f"{partition}: {message}")
+    return EXIT_FAILED if report.errors else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    lake = _open(args.lake)
-    if lake is None:
-        return 2
-    try:
-        status = lake_status(lake, verify=args.verify)
-    except StateFormatError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    status = lake_status(_open(args.lake), verify=args.verify)
     if args.json:
         body: dict[str, Any] = status.as_dict()
         print(json.dumps(body, indent=1))
     else:
         print(format_status(status))
     if status.damage:
-        print(
-            f"error: {len(status.damage)} damaged partition(s): 'alblake repair --lake {args.lake}' rebuilds "
-            "unreadable states and ingests the objects whose files are missing again from their sources",
-            file=sys.stderr,
+        print_error(
+            f"{len(status.damage)} damaged partition(s): 'alblake repair --lake {args.lake}' rebuilds unreadable "
+            "states and ingests the objects whose files are missing again from their sources"
         )
-    return 1 if status.unreadable or status.damage else 0
-
-
-def print_error(message: str) -> None:
-    print(f"error: {printable(message)}", file=sys.stderr)
+    return EXIT_FAILED if status.unreadable or status.damage else 0
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
     lake = _open(args.lake, args.glue_database)
-    if lake is None:
-        return 2
     damage = find_damage(lake)
     for found in damage:
         print(found.describe())
@@ -122,7 +86,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         return 0
     for found in damage:
         if found.state_error is not None:
-            lake.rebuild_state(found.partition)
+            rebuild_state(lake, found.partition)
             print(f"{found.partition.path}: state rebuilt from its folders")
     damage = find_damage(lake)
     stems = sorted({stem for found in damage for stem in found.stems})
@@ -137,7 +101,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
             readable[source_id] = found_source
     recoverable = {stem for stem, source_id in source_ids.items() if source_id in readable}
     for found in damage:
-        lake.forget_missing(found.partition, recoverable)
+        forget_missing(lake, found.partition, recoverable)
         if args.accept_loss:
             forget_lost_files(lake, found, set(found.stems) - recoverable)
     summary = ingest_objects(list(readable.values()), args.lake, jobs=args.jobs, glue_database=args.glue_database)
@@ -151,26 +115,26 @@ def _cmd_repair(args: argparse.Namespace) -> int:
             f"sources (--source-root) and run 'alblake repair' again, or accept the loss: 'alblake repair --lake "
             f"{args.lake} --accept-loss'"
         )
-    return 1 if summary.failures or left or (failures and not args.accept_loss) else 0
+    return EXIT_FAILED if summary.failures or left or (failures and not args.accept_loss) else 0
 
 
 def register(commands: Any) -> None:
-    """Add ``compact`` and ``status`` to the ``alblake`` sub-commands."""
+    """Add ``compact``, ``status`` and ``repair`` to the ``alblake`` sub-commands."""
     compact = commands.add_parser("compact", help="compact closed partition-hours into one sorted file each")
-    compact.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    add_lake(compact)
     compact.add_argument(
         "--glue-database", help="an s3:// lake's Glue database (its alb_logs partitions follow the compaction)"
     )
     compact.add_argument(
         "--older-than",
-        type=_minutes,
+        type=minutes,
         default=120.0,
         metavar="MINUTES",
         help="compact hours that ended at least this long ago (default 120: ALB delivers within minutes)",
     )
     compact.add_argument(
         "--grace",
-        type=_minutes,
+        type=minutes,
         default=60.0,
         metavar="MINUTES",
         help="delete replaced files this long after they stopped being visible (default 60: running queries finish)",
@@ -178,7 +142,7 @@ def register(commands: Any) -> None:
     compact.set_defaults(func=_cmd_compact)
 
     status = commands.add_parser("status", help="objects, partitions, files, rows, quarantine and gaps per LB")
-    status.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    add_lake(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument(
         "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
@@ -188,7 +152,7 @@ def register(commands: Any) -> None:
     repair = commands.add_parser(
         "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost"
     )
-    repair.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    add_lake(repair)
     repair.add_argument("--glue-database", help="an s3:// lake's Glue database (its partitions follow the repair)")
     repair.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for objects ingested from one")
     repair.add_argument("--dry-run", action="store_true", help="only list the damaged partitions")
@@ -197,6 +161,6 @@ def register(commands: Any) -> None:
         action="store_true",
         help="objects whose source is gone: stop naming their missing files (their rows are lost for good)",
     )
-    repair.add_argument("--jobs", type=int, help="processes (default: one per core when there are many objects)")
+    add_jobs(repair)
     repair.set_defaults(func=_cmd_repair)
 

@@ -1,5 +1,6 @@
 """``GenerationalLake``: the Hive layout of ``alblake.lake.layout`` plus compacted generations, exactly once
-for readers at every step.
+for readers at every step. This module holds the readers' view, the commit path and the rewrite every writer
+uses; compaction runs are ``alblake.lake.compaction``, repairs ``alblake.lake.repair``.
 
 Layout and state: ``alblake.lake.generations``; the merge: ``alblake.lake.merge``; invariants and the proof
 sketch of every step: ``docs/COMPACTION.md``. In short:
@@ -15,37 +16,33 @@ sketch of every step: ``docs/COMPACTION.md``. In short:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import secrets
 import shutil
 import tempfile
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
+from alblake.errors import ConflictError, LakeStateError
 from alblake.lake.generations import (
     COMPACTED_FILE_PREFIX,
     COMPACTED_PREFIX,
-    PENDING_PREFIX,
     STATE_PREFIX,
     PartitionState,
     RetiredFolder,
     SourceRecord,
     StateFormatError,
     generation_folder,
-    generation_of_location,
     lineage_key,
     new_write_token,
     now_iso,
-    parse_iso,
     partition_of_path,
     pending_key,
     state_key,
@@ -55,7 +52,6 @@ from alblake.lake.layout import (
     Partition,
     data_key,
     manifest_key,
-    partition_location,
     quarantine_key,
     read_manifest,
 )
@@ -73,15 +69,13 @@ from alblake.ports import (
 
 ATTEMPTS = 12
 _PER_OBJECT_FILE = re.compile(r"^(?P<stem>[^/]+\.[0-9a-f]{16})\.parquet$")
-_LINEAGE_SUFFIX = ".lineage.parquet"
-_GENERATION_NAME = re.compile(r"^g\d{6,}-[0-9a-f]+$")  # a generation folder's name (``generation_folder``)
 
 
-class LakeConflictError(RuntimeError):
+class LakeConflictError(ConflictError, RuntimeError):
     """Other writers kept changing a partition; the operation gave up (transient: a retry succeeds)."""
 
 
-class ForeignFileError(ValueError):
+class ForeignFileError(LakeStateError, ValueError):
     """A file in a partition's live folder that this lake did not write (the message names it)."""
 
 
@@ -99,47 +93,12 @@ class Replacement:
     rows: int = 0
 
 
-STEP_BYTES = 1 << 30  # a compaction merges at most about this many bytes of files per step (see ``_rewrite``)
-MAX_DEATHS = 5  # runs that died inside one partition before it is left for an operator
-
-
-@dataclass
-class CompactionOptions:
-    now: datetime
-    older_than: timedelta = timedelta(minutes=120)
-    grace: timedelta = timedelta(minutes=60)
-    should_stop: Callable[[], bool] = lambda: False
-    start_after: str = ""  # listing cursor (a lake key) of a previous run that stopped early
-    step_bytes: int = STEP_BYTES
-    # by partition path: how many runs in a row died inside it (killed for time, memory or disk). Those are
-    # visited after every other partition, in smaller steps (halved per death), and left alone after MAX_DEATHS.
-    deaths: Mapping[str, int] = field(default_factory=dict)
-    # called before each partition with the partition and the listing cursor that resumes at it (the caller
-    # saves it: a run that dies there is then known to the next run)
-    on_partition: Callable[[Partition, str], None] = lambda partition, cursor: None
-
-
 @dataclass(frozen=True)
 class _EarlierCommit:
     """What an object's last commit wrote (its manifest): its own files and the partitions it had rows in."""
 
     files: list[str]
     partitions: list[Partition]
-
-
-@dataclass
-class CompactionReport:
-    partitions_compacted: int = 0
-    files_removed: int = 0  # visible files before minus after, over the compacted partitions
-    rows_compacted: int = 0
-    bytes_written: int = 0
-    folders_deleted: int = 0
-    orphans_deleted: int = 0  # folders of rewrites that crashed before going live
-    conflicts: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path, message)
-    finished: list[str] = field(default_factory=list)  # partition paths visited to the end, error or not
-    stopped_early: bool = False
-    next_cursor: str = ""  # where the next run continues ("" = from the start)
 
 
 @dataclass
@@ -181,14 +140,9 @@ class _Live:
     tag: str | None
 
 
-def _needs_merge(files: Sequence[tuple[str, int]], max_file_bytes: int, step_bytes: int) -> bool:
-    """Whether a live folder (keys and sizes of its data files) has rows to merge: files of single source objects,
-    or compacted files that would fit in half as many (a compaction in steps leaves several; one split above
-    ``max_file_bytes`` is done), as long as they fit in one step. A folder of compacted files only is done."""
-    if any(_PER_OBJECT_FILE.match(key.rsplit("/", 1)[-1]) for key, _ in files):
-        return True
-    total = sum(size for _, size in files)
-    return len(files) > 1 and total <= step_bytes and total < len(files) * max_file_bytes // 2
+def is_per_object_file(name: str) -> bool:
+    """Whether a file name in a live folder is one source object's file (``<stem>.parquet``), not a compacted one."""
+    return _PER_OBJECT_FILE.match(name) is not None
 
 
 def file_digest(path: Path) -> str:
@@ -441,93 +395,6 @@ class GenerationalLake:
                 return [key]
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
-    def forget_missing(self, partition: Partition, stems: Iterable[str]) -> list[str]:
-        """Make the partition's state stop naming missing files for ``stems``: drop the records of those source
-        objects whose file is gone (deleted from outside, or by a writer that took its own state write for
-        another's). Returns the stems dropped, sorted: re-ingesting those objects brings their rows back, exactly
-        once (no record says their rows are live any more). A partition without a state has nothing to forget."""
-        wanted = set(stems)
-        for _ in range(self.attempts):
-            live = self.read_state(partition)
-            if live.tag is None:
-                return []
-            names = {key[len(live.state.live) :] for key in self.store.list_keys(live.state.live)}
-            gone = sorted(
-                stem for stem, record in live.state.sources.items() if stem in wanted and record.file not in names
-            )
-            if not gone:
-                return []
-            for stem in gone:
-                del live.state.sources[stem]
-            if self._swap(live, live.state):
-                return gone
-        raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
-
-    def rebuild_state(self, partition: Partition) -> PartitionState:
-        """Replace the partition's unreadable state by one rebuilt from its folders: each source object's rows are
-        taken from the newest folder that holds them (by generation; a crashed rewrite's folder holds a complete
-        set too), merged into a new generation, and every other folder is retired. Digests are unknown afterwards
-        (a re-delivery replaces rows instead of skipping them)."""
-        current = self.store.get_versioned(state_key(partition))
-        with contextlib.suppress(StateFormatError):
-            if current is not None:  # readable after all (repaired meanwhile): nothing to rebuild
-                return PartitionState.from_json(current.content, state_key(partition))
-        folders = self._folders_of(partition)
-        taken: dict[str, str] = {}  # stem -> the data key its rows are taken from
-        lineages: dict[str, tuple[list[str], np.ndarray]] = {}
-        with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="rebuild-") as work:
-            for _, folder in folders:
-                for key in self.store.list_keys(folder):
-                    name = key[len(folder) :]
-                    per_object = _PER_OBJECT_FILE.match(name)
-                    if per_object is not None:
-                        taken.setdefault(per_object.group("stem"), key)
-                    elif name.startswith(COMPACTED_FILE_PREFIX) and name.endswith(".parquet") and "/" not in name:
-                        lineages[key] = self._lineage_of(key, Path(work))
-                        for stem in lineages[key][0]:
-                            taken.setdefault(stem, key)
-            inputs: list[MergeInput] = []
-            for key in sorted(set(taken.values())):
-                local = Path(work) / f"in-{len(inputs):06d}.parquet"
-                self.store.download(key, local)
-                if key in lineages:
-                    stems, lineage = lineages[key]
-                    exclude = frozenset(stem for stem in stems if taken[stem] != key)
-                    inputs.append(MergeInput(key, local, stems, lineage, exclude=exclude, disposable=True))
-                else:
-                    inputs.append(MergeInput(key, local, [owning_stem(key)], disposable=True))
-            generation = max((g for g, _ in folders), default=0) + 1
-            folder = generation_folder(partition, generation)
-            out = Path(work) / "out"
-            out.mkdir()
-            token = folder.rstrip("/").rsplit("-", 1)[-1]
-            merged = merge_sorted(inputs, out, token, max_file_bytes=self.max_file_bytes)
-            files_of: dict[str, str] = {}
-            for file in merged.files:
-                data = f"{folder}{file.data_path.name}"
-                self.store.put_file(lineage_key(data), file.lineage_path)
-                self.store.put_file(data, file.data_path)
-                files_of.update((stem, file.data_path.name) for stem in file.stems)
-        now = now_iso(self.clock())
-        state = PartitionState(partition, generation=generation, live=folder, revision=1, compacted_at=now)
-        state.sources = {stem: SourceRecord("", rows, files_of[stem]) for stem, rows in merged.rows_by_stem.items()}
-        state.retired = [RetiredFolder(old, now) for _, old in folders]
-        if not self._write_state(state, None if current is None else current.tag):
-            raise LakeConflictError(f"{partition.path}: its state changed while being rebuilt; run repair again")
-        self._mark_pending(partition)
-        self._point([partition])
-        return state
-
-    def _folders_of(self, partition: Partition) -> list[tuple[int, str]]:
-        """Every folder holding data files of the partition, newest generation first (ties: more files first)."""
-        counts: Counter[str] = Counter()
-        for prefix in (partition_location(partition), f"{COMPACTED_PREFIX}{partition.path}/"):
-            for key in self.store.list_keys(prefix):
-                folder = owning_folder(key)
-                if folder is not None and folder[0] == partition and key.endswith(".parquet"):
-                    counts[folder[1]] += 1
-        return sorted(((generation_of_location(f), f) for f in counts), key=lambda g: (-g[0], -counts[g[1]], g[1]))
-
     def _named_folders(self, partition: Partition) -> set[str]:
         """The folders the partition's current state names: its live folder and those retired, not yet deleted."""
         state = self.read_state(partition).state
@@ -739,161 +606,6 @@ class GenerationalLake:
                 plan.digests[stem] = replacement.digest
         return plan
 
-    def compact(self, options: CompactionOptions) -> CompactionReport:
-        """Compact every closed partition-hour with more than one visible file, and delete folders retired longer
-        than the grace period. Any error in one partition (a foreign or corrupt file, an S3 or disk error) is
-        reported and skips only that partition. Partitions inside which earlier runs died (``options.deaths``) come
-        last, in smaller steps. Stops between two partitions (or two steps) when ``options.should_stop()`` says so;
-        ``next_cursor`` says where to go on."""
-        report = CompactionReport()
-        troubled: list[tuple[Partition, str]] = []
-        for partition, cursor in self._candidates(options.start_after):
-            if options.should_stop():
-                report.stopped_early = True
-                report.next_cursor = cursor
-                return report
-            if partition.path in options.deaths:
-                troubled.append((partition, cursor))
-                continue
-            self._visit(partition, cursor, options, report, options.step_bytes)
-        for partition, cursor in troubled:
-            deaths = options.deaths[partition.path]
-            if deaths >= MAX_DEATHS:
-                report.errors.append((partition.path, _stuck_message(deaths, options.step_bytes >> (deaths - 1))))
-                continue
-            if options.should_stop():
-                report.stopped_early = True
-                return report
-            self._visit(partition, cursor, options, report, max(options.step_bytes >> deaths, 1))
-        return report
-
-    def _visit(
-        self, partition: Partition, cursor: str, options: CompactionOptions, report: CompactionReport, step: int
-    ) -> None:
-        options.on_partition(partition, cursor)
-        try:
-            self._compact_one(partition, options, report, step)
-        except Exception as error:  # any error stays with its partition: the others are compacted
-            report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
-        report.finished.append(partition.path)
-
-    def _candidates(self, start_after: str) -> Iterable[tuple[Partition, str]]:
-        """Partitions that may have work, each with the listing cursor that resumes *at* it: first those marked
-        pending (a commit into a compacted hour, a folder retired by a rewrite), then every partition that still
-        has generation-0 files (not compacted yet, or compacted and its old files not deleted yet), in key order
-        after ``start_after``. Compacted partitions without a marker are not visited: a run's cost follows the
-        pending work, not the lake's age."""
-        seen: set[Partition] = set()
-        for key in self.store.list_keys(PENDING_PREFIX):
-            partition = partition_of_path(key[len(PENDING_PREFIX) :])
-            if partition is not None and partition not in seen:
-                seen.add(partition)
-                yield partition, start_after
-        previous = start_after
-        for key in self.store.list_keys(f"{DATA_PREFIX}elb_name=", start_after):
-            folder = owning_folder(key)
-            if folder is not None and folder[0] not in seen:
-                seen.add(folder[0])
-                yield folder[0], previous
-            previous = key
-
-    def _compact_one(
-        self, partition: Partition, options: CompactionOptions, report: CompactionReport, step: int
-    ) -> None:
-        live = self.read_state(partition)
-        closed = _hour_closed(partition, options)
-        files = self._live_files(live.state)
-        while closed and _needs_merge(files, self.max_file_bytes, step):
-            done = self._rewrite(partition, {}, expected=live, step_bytes=step)
-            if done is None:
-                report.conflicts += 1
-                return
-            report.partitions_compacted += 1
-            report.files_removed += len(files) - done.files_after
-            report.rows_compacted += done.rows
-            report.bytes_written += done.bytes_written
-            live = self.read_state(partition)
-            files = self._live_files(live.state)
-            if _needs_merge(files, self.max_file_bytes, step) and options.should_stop():
-                break  # the next run takes the next step (the partition is still pending)
-        if closed and live.tag is not None and live.state.compacted_at is None:
-            # written as compacted files by batches: nothing to merge, but the hour is compacted from now on (an
-            # object committed later is late)
-            live.state.compacted_at = now_iso(self.clock())
-            if not self._swap(live, live.state):
-                report.conflicts += 1
-        report.folders_deleted += self._delete_retired(partition, options)
-        report.orphans_deleted += self._delete_orphans(partition)
-        if closed:  # forget the marker, then look again: a commit that raced with this check marks it again
-            self.store.delete(pending_key(partition))
-            state = self.read_state(partition).state
-            if state.retired or _needs_merge(self._live_files(state), self.max_file_bytes, step):
-                self._mark_pending(partition)
-
-    def _live_files(self, state: PartitionState) -> list[tuple[str, int]]:
-        """The live folder's data files and their sizes."""
-        return [(k, size) for k, size in self.store.list_sizes(state.live) if k.endswith(".parquet")]
-
-    def _delete_retired(self, partition: Partition, options: CompactionOptions) -> int:
-        """Delete folders that stopped being live at least ``grace`` ago (after checking the catalog points at
-        the live folder), then forget them in the state."""
-        live = self.read_state(partition)
-        due = [r for r in live.state.retired if options.now - parse_iso(r.at) >= options.grace]
-        if not due:
-            return 0
-        self._point([partition])
-        for retired in due:
-            if retired.folder == live.state.live:
-                continue
-            for key in list(self.store.list_keys(retired.folder)):
-                self.store.delete(key)
-                if key.endswith(".parquet") and not key.endswith(_LINEAGE_SUFFIX):
-                    self.store.delete(lineage_key(key))
-        state = live.state
-        state.retired = [r for r in state.retired if r not in due]
-        return len(due) if self._swap(live, state) else 0
-
-    def _delete_orphans(self, partition: Partition) -> int:
-        """Delete the generation folders of ``partition`` that were never live: what a rewrite left that crashed
-        between its uploads (C4) and its swap (C5), and its lineage. The state is compare-and-swapped first (same
-        content, next revision), so a rewrite still in flight, which read the state before, loses its swap rather
-        than going live on deleted files; a rewrite that reads the state after it uploads into a folder this
-        listing did not see."""
-        live = self.read_state(partition)
-        if live.tag is None:  # never sealed: no rewrite ever started here
-            return 0
-        known = {live.state.live, *(retired.folder for retired in live.state.retired)}
-        folders = f"{COMPACTED_PREFIX}{partition.path}/"
-        orphans: dict[str, list[str]] = {}
-        for prefix in (folders, lineage_key(folders)):
-            for key in self.store.list_keys(prefix):
-                name = key[len(prefix) :].split("/", 1)[0]
-                folder = f"{folders}{name}/"
-                if _GENERATION_NAME.match(name) and "/" in key[len(prefix) :] and folder not in known:
-                    orphans.setdefault(folder, []).append(key)
-        if not orphans or not self._swap(live, live.state):
-            return 0
-        for keys in orphans.values():
-            for key in keys:
-                self.store.delete(key)
-        return len(orphans)
-
-
-def _hour_closed(partition: Partition, options: CompactionOptions) -> bool:
-    """Whether the partition's hour ended at least ``older_than`` ago (computed from its start: the end of the
-    last hour of year 9999 is not a datetime)."""
-    start = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00")
-    return options.now - start >= options.older_than + timedelta(hours=1)
-
-
-def _stuck_message(deaths: int, step: int) -> str:
-    return (
-        f"{deaths} compaction runs in a row died inside this partition (last with steps of {step:,} bytes: killed "
-        "for time, memory or disk); it is left alone. Compact it where there is no time limit: alblake compact "
-        "--lake s3://BUCKET[/PREFIX] --glue-database DB (the cursor forgets it once a run finishes it)"
-    )
-
-
 def owning_stem(key: str) -> str:
     """The source stem of a per-object data key (``.../<stem>.parquet``)."""
     return key.rsplit("/", 1)[-1].removesuffix(".parquet")
@@ -931,3 +643,15 @@ def _manifest_partitions(content: bytes | None, files: list[str]) -> list[Partit
             if folder is not None:
                 partitions.append(folder[0])
     return sorted(set(partitions))
+
+
+def open_lake(store: ObjectStore, registrar: PartitionRegistrar | None = None) -> GenerationalLake:
+    """The lake in ``store`` (with ``registrar`` as its catalog, if any)."""
+    return GenerationalLake(store, registrar)
+
+
+def open_local_lake(root: Path) -> GenerationalLake:
+    """The lake in a local directory (no catalog)."""
+    from alblake.lake.local import LocalStore
+
+    return open_lake(LocalStore(root))
