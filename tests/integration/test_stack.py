@@ -34,7 +34,7 @@ def template(outputs: dict[str, str]) -> str:
     )
 
 
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.CloudFormation.WaitConditionHandle")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudFormation..WaitConditionHandle")
 
 
 @pytest.fixture
