@@ -78,7 +78,7 @@ class MergeResult:
 def read_lineage(path: Path, name: str) -> tuple[list[str], np.ndarray]:
     """The stem list and per-row source indices of a lineage file."""
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
         stems = json.loads((table.schema.metadata or {})[LINEAGE_METADATA_KEY])
         indices = table.column("source").to_numpy()
     except (OSError, KeyError, ValueError, pa.ArrowException) as error:
@@ -109,7 +109,7 @@ def _rows_and_bytes(item: MergeInput) -> tuple[int, int]:
 def _open(item: MergeInput) -> pq.ParquetFile:
     assert item.path is not None
     try:
-        parquet = pq.ParquetFile(item.path)
+        parquet = pq.ParquetFile(item.path, page_checksum_verification=True)  # never copy a damaged page
     except (OSError, pa.ArrowException) as error:
         raise UnreadableInputError(f"{item.name}: not a readable Parquet file ({error})") from None
     names = set(parquet.schema_arrow.names)
@@ -213,7 +213,9 @@ class _Output:
             data_path = self.directory / f"c-{self.token}-{index:03d}.parquet"
             lineage_path = self.directory / f"c-{self.token}-{index:03d}.lineage.parquet"
             self._writer = parquet_writer(data_path)
-            self._lineage = pq.ParquetWriter(lineage_path, LINEAGE_SCHEMA.with_metadata(self.metadata))
+            self._lineage = pq.ParquetWriter(
+                lineage_path, LINEAGE_SCHEMA.with_metadata(self.metadata), write_page_checksum=True
+            )
             self.result.files.append(MergedFile(data_path, lineage_path, 0))
         assert self._lineage is not None
         sources = group.column(SOURCE_COLUMN)

@@ -18,7 +18,6 @@ import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -30,6 +29,7 @@ from alblake.lake.generations import partition_of_path
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
 from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests
+from alblake.ports import ObjectStore
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"
@@ -151,9 +151,9 @@ def _add_files(
         partitions[partition.elb_name].add(partition)
         lb.visible_files += 1
         try:
-            rows, first, last = _footer(lake.store.url(key))
+            rows, first, last = _footer(lake.store, key)
             if verify:
-                _read_whole(lake.store.url(key))
+                _read_whole(lake.store, key)
         except UnreadableInputError as error:
             status.unreadable.append(str(error))
             continue
@@ -164,12 +164,14 @@ def _add_files(
         balancer[name].partitions = len(found)
 
 
-def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
-    """Rows and min/max ``time`` of a data file, from its footer (row-group statistics)."""
+def _footer(store: ObjectStore, key: str) -> tuple[int, datetime | None, datetime | None]:
+    """Rows and min/max ``time`` of a data file, from its footer (row-group statistics), read through the lake's
+    own store (on S3: ranged reads with the command's one AWS session)."""
     try:
-        metadata = pq.read_metadata(url if "://" in url else Path(url))
+        with store.open(key) as handle:
+            metadata = pq.read_metadata(handle)
     except (OSError, ValueError) as error:
-        raise UnreadableInputError(f"{url}: not a readable Parquet file ({error})") from None
+        raise UnreadableInputError(f"{store.url(key)}: not a readable Parquet file ({error})") from None
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
     first = last = None
     if "time" in names:
@@ -183,14 +185,16 @@ def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
     return metadata.num_rows, first, last
 
 
-def _read_whole(url: str) -> None:
-    """Read every page of a data file (what a query would), so a damaged page is found now."""
+def _read_whole(store: ObjectStore, key: str) -> None:
+    """Read every page of a data file, checking the page checksums the lake writes, so a damaged page is found
+    now (a query would read it without a word; compaction would refuse it)."""
     try:
-        parquet = pq.ParquetFile(url if "://" in url else Path(url))
-        for index in range(parquet.num_row_groups):
-            parquet.read_row_group(index)
+        with store.open(key) as handle:
+            parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+            for index in range(parquet.num_row_groups):
+                parquet.read_row_group(index)
     except (OSError, ValueError) as error:
-        raise UnreadableInputError(f"{url}: its data cannot be read ({error})") from None
+        raise UnreadableInputError(f"{store.url(key)}: its data cannot be read ({error})") from None
 
 
 def _add_objects(manifests: list[Manifest], balancer: defaultdict[str, BalancerStatus]) -> dict[str, str]:
