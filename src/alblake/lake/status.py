@@ -28,7 +28,7 @@ from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
-from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests
+from alblake.lake.repair import Damage, DuplicateObject, Manifest, find_damage, find_duplicates, read_manifests
 from alblake.ports import ObjectStore
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
@@ -102,6 +102,7 @@ class LakeStatus:
     balancers: dict[str, BalancerStatus] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # visible files whose footer (or data) cannot be read
     damage: list[Damage] = field(default_factory=list)  # partitions whose bookkeeping names missing files
+    duplicates: list[DuplicateObject] = field(default_factory=list)  # objects in the lake under several stems
 
     def as_dict(self) -> dict[str, Any]:
         quarantined: Counter[str] = Counter()
@@ -118,6 +119,7 @@ class LakeStatus:
             "gaps": sum(s.missed_deliveries for s in self.balancers.values()),
             "unreadable_files": self.unreadable,
             "damaged_partitions": [d.as_dict() for d in self.damage],
+            "duplicate_objects": [d.as_dict() for d in self.duplicates],
             "load_balancers": {name: s.as_dict() for name, s in sorted(self.balancers.items())},
         }
 
@@ -129,6 +131,7 @@ def lake_status(lake: GenerationalLake, *, verify: bool = False) -> LakeStatus:
     _add_files(lake, balancer, status, verify=verify)
     manifests = read_manifests(lake)
     status.damage = find_damage(lake, manifests)
+    status.duplicates = find_duplicates(manifests)
     sources = _add_objects(manifests, balancer)
     _add_quarantine(lake, balancer, sources)
     late: defaultdict[str, set[str]] = defaultdict(set)  # an object late in two hours is one late object
@@ -264,4 +267,9 @@ def format_status(status: LakeStatus) -> str:
     for message in status.unreadable:
         lines.append(f"error: {message}")
     lines.extend(f"error: {damage.describe()}" for damage in status.damage)
+    lines.extend(
+        f"error: {d.identity.removeprefix('alb:')} is in the lake {len(d.stems)} times (read from several places "
+        "before objects had one identity)"
+        for d in status.duplicates
+    )
     return "\n".join(lines)
