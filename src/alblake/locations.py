@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from alblake.errors import LocationError
+from alblake.errors import AlblakeError, LocationError
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.selection import Failure, LogObject, Selection, select_local
 from alblake.lake.generational import open_local_lake
@@ -80,6 +80,11 @@ def open_lake_at(location: str | Path, *, glue_database: str | None = None) -> L
             return _load(scheme, text, "lakes").open_lake(text, glue_database=glue_database)
         except LocationError as exc:  # not an s3://bucket/prefix URL, no aws extras, an unusable Glue table
             raise LakeLocationError(str(exc)) from exc
+        except AlblakeError:
+            raise
+        except Exception as exc:  # the service cannot be reached or refused (botocore's errors): one line
+            what = f"Glue database {glue_database}" if glue_database else "the lake"
+            raise LakeLocationError(f"{text}: cannot reach {what} ({service_reason(exc)})") from exc
     if "://" in text:
         raise LakeLocationError(f"{text}: a lake is a local directory or s3://bucket/prefix")
     return open_local_lake(Path(text))

@@ -172,8 +172,10 @@ def line_chart(query: Query, table: pa.Table) -> str:
                     f"{_esc(_tick(series[0], value))}</text>")
     step = max(1, math.ceil(len(xs) / 8))
     for i in range(0, len(xs), step):
+        # labels near an edge are anchored inside the chart, so the last one is never cut off
+        anchor = "end" if positions[i] > width - right - 40 else "start" if positions[i] < 40 else "middle"
         body.append(f'<text x="{positions[i]:.1f}" y="{height - bottom + 18}" class="tick" '
-                    f'text-anchor="middle">{_esc(labels[i])}</text>')
+                    f'text-anchor="{anchor}">{_esc(labels[i])}</text>')
     for s_index, column in enumerate(series):
         colour = PALETTE[(s_index + 1) % len(PALETTE)]
         points = [(positions[i], top + plot_h * (1 - _num(row[column]) / vmax)) for i, row in enumerate(rows)]

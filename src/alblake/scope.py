@@ -6,13 +6,16 @@ window; ``scoped_for_catalog`` gives Athena the same narrowing in SQL.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from alblake.lake.layout import Partition
 from alblake.schema import TABLE_NAME
 
-__all__ = ["EVERYTHING", "Scope", "scoped_for_catalog"]
+__all__ = ["EVERYTHING", "WHEN_HELP", "Moment", "Scope", "parse_moment", "scoped_for_catalog", "window_end"]
+
+WHEN_HELP = "2h, 30m, 45s, 7d (ago), a UTC day 2026-11-24, or a time 2026-11-24T08:00[:00][Z]"
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,48 @@ def _string_literal(text: str) -> str:
 def _timestamp_literal(value: datetime) -> str:
     utc = value.astimezone(UTC)
     return f"TIMESTAMPTZ '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
+
+
+# ---------------------------------------------------------------------------------------- times users give
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A point in time a user gave, and whether it was a bare day (``--until DAY`` then means the day's end)."""
+
+    at: datetime
+    whole_day: bool
+
+
+def parse_moment(text: str, now: datetime | None = None) -> Moment:
+    """``2h``/``30m``/``45s``/``7d``/``1w`` ago, ``now``, a UTC day, or an ISO 8601 time (UTC unless it has an
+    offset; ``Z`` accepted). ``ValueError`` naming the accepted forms otherwise."""
+    now = now or datetime.now(UTC)
+    ago = _AGO.match(text)
+    if ago:
+        return Moment(now - timedelta(**{_UNITS[ago.group(2)]: float(ago.group(1))}), False)
+    if text.strip().lower() == "now":
+        return Moment(now, False)
+    stripped = text.strip()
+    zulu = stripped[-1:] in ("Z", "z")
+    try:
+        if len(stripped) == 10:
+            return Moment(datetime.combine(date.fromisoformat(stripped), datetime.min.time(), UTC), True)
+        value = datetime.fromisoformat(stripped[:-1] + "+00:00" if zulu else stripped)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: {WHEN_HELP}") from None
+    return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
+
+
+def window_start(since: Moment | None) -> datetime | None:
+    return None if since is None else since.at
+
+
+def window_end(until: Moment | None) -> datetime | None:
+    """The end of the window, exclusive: a bare day means the end of that day."""
+    if until is None:
+        return None
+    return until.at + timedelta(days=1) if until.whole_day else until.at

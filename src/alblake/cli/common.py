@@ -5,16 +5,14 @@ error, and the exit statuses."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from alblake.display import printable
 from alblake.errors import AlblakeError, InputError, LocationError
 from alblake.ingest.filters import ObjectFilter, parse_day
-from alblake.scope import Scope
+from alblake.scope import WHEN_HELP, Moment, Scope, parse_moment, window_end, window_start
 from alblake.service.config import parse_minutes
 from alblake.settings import Settings, resolve
 
@@ -28,7 +26,6 @@ STACK_HELP = (
     "ALBLAKE_* variable or alblake.toml gives"
 )
 JOBS_HELP = "processes (default: one per core when there are many objects or bytes)"
-WHEN_HELP = "2h, 30m, 45s, 7d (ago), a UTC day 2026-11-24, or a time 2026-11-24T08:00[:00][Z]"
 FORMATS = ("table", "csv", "json", "jsonl")
 
 
@@ -76,38 +73,6 @@ def minutes(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-@dataclass(frozen=True)
-class Moment:
-    """A point in time a user gave, and whether it was a bare day (``--until DAY`` then means the day's end)."""
-
-    at: datetime
-    whole_day: bool
-
-
-def parse_moment(text: str, now: datetime | None = None) -> Moment:
-    """``2h``/``30m``/``45s``/``7d``/``1w`` ago, ``now``, a UTC day, or an ISO 8601 time (UTC unless it has an
-    offset; ``Z`` accepted). ``ValueError`` naming the accepted forms otherwise."""
-    now = now or datetime.now(UTC)
-    ago = _AGO.match(text)
-    if ago:
-        return Moment(now - timedelta(**{_UNITS[ago.group(2)]: float(ago.group(1))}), False)
-    if text.strip().lower() == "now":
-        return Moment(now, False)
-    stripped = text.strip()
-    zulu = stripped[-1:] in ("Z", "z")
-    try:
-        if len(stripped) == 10:
-            return Moment(datetime.combine(date.fromisoformat(stripped), datetime.min.time(), UTC), True)
-        value = datetime.fromisoformat(stripped[:-1] + "+00:00" if zulu else stripped)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time: {WHEN_HELP}") from None
-    return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
-
-
 def moment(text: str) -> Moment:
     """``parse_moment`` as an argparse type."""
     try:
@@ -125,17 +90,6 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not >= 1")
     return value
-
-
-def window_start(since: Moment | None) -> datetime | None:
-    return None if since is None else since.at
-
-
-def window_end(until: Moment | None) -> datetime | None:
-    """The end of the window, exclusive: a bare day means the end of that day."""
-    if until is None:
-        return None
-    return until.at + timedelta(days=1) if until.whole_day else until.at
 
 
 # ----------------------------------------------------------------------------------------------- options
