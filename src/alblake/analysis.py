@@ -50,6 +50,9 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 class UnknownQueryError(InputError, KeyError):
     """No ``sql/queries/<name>.sql`` for the requested name."""
 
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else ""
+
 
 class QueryFileError(InputError, ValueError):
     """A query file has a missing or malformed header."""

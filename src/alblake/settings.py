@@ -118,7 +118,7 @@ class Settings:
         flag = self.flags.get(key)
         if flag is not None:
             if not flag.strip():
-                raise SettingsError(f"--{key.replace('_', '-')} is empty")
+                raise NoLakeError(f"--{key.replace('_', '-')} is empty" + (f": {LAKE_HINT}" if key == "lake" else ""))
             self.origin[key] = f"--{key.replace('_', '-')}"
             return flag
         variable = ENVIRONMENT.get(key)

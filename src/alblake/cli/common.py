@@ -41,12 +41,11 @@ def print_failures(failures: list[tuple[str, str]]) -> None:
     for name, reason in failures:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
-        if len(names) <= 3:
-            for name in names:
-                print_error(f"{name}: {reason}")
+        if len(names) == 1:
+            print_error(f"{names[0]}: {reason}")
             continue
-        shown = ", ".join(names[:3])
-        print_error(f"{len(names)} objects ({shown}, ...): {reason}")
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        print_error(f"{len(names)} objects ({shown}): {reason}")
 
 
 def exit_status(error: AlblakeError) -> int:

@@ -9,8 +9,6 @@ Timestamps are ISO 8601 in UTC with ``Z``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,14 +86,16 @@ def csv_cell(value: Any, *, raw: bool) -> str:
     return text
 
 
+def csv_field(text: str) -> str:
+    """One RFC 4180 field: quoted when it holds a comma, a quote, CR or LF (so a value stays one field)."""
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\r\n') else text
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
-    """RFC 4180 CSV (values with newlines or quotes stay in one field)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_cell(v, raw=raw) for v in row])
-    return buffer.getvalue()
+    """RFC 4180 CSV with LF line ends (values with newlines or quotes stay in one field)."""
+    lines = [",".join(csv_field(str(h)) for h in header)]
+    lines += [",".join(csv_field(csv_cell(v, raw=raw)) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def format_csv(table: pa.Table, *, raw: bool = False) -> str:

@@ -263,9 +263,9 @@ def format_status(status: LakeStatus) -> str:
     header = (
         f"{'load balancer':<{NAME_WIDTH}} {'objects':>7} {'parts':>5} {'files':>5} {'rows':>11} {'quarant.':>8} "
         f"{'nodes':>5} {'gaps':>5} {'late':>4}  {'first log':<17}  {'last log':<17}"
-    )
+    ).rstrip()
     lines.append(header)
-    lines.append("-" * len(header))
+    lines.append("-" * (len(header) + 9))
     for name, lb in sorted(status.balancers.items()):
         lines.append(
             f"{_cell(name):<{NAME_WIDTH}} {lb.objects:>7} {lb.partitions:>5} {lb.visible_files:>5} {lb.rows:>11,} "
