@@ -252,11 +252,39 @@ def _glob_escaped(path: str) -> str:
     return "".join(f"[{c}]" if c in "*?[{" else c for c in path)
 
 
+def _sql_list(files: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + _glob_escaped(str(Path(f).absolute())).replace("'", "''") + "'" for f in files) + "]"
+
+
+def _scan(files: Sequence[str], *, union_by_name: bool) -> str:
+    options = "hive_partitioning = true, hive_types_autocast = false"
+    return f"read_parquet({_sql_list(files)}, {options}{', union_by_name = true' if union_by_name else ''})"
+
+
 def _read_parquet_sql(con: duckdb.DuckDBPyConnection, view: TableView, files: list[str]) -> str:
-    paths = ", ".join("'" + _glob_escaped(str(Path(f).absolute())).replace("'", "''") + "'" for f in files)
-    scan = (
-        f"read_parquet([{paths}], hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
-    )
+    """The view's source over local files: one plain ``read_parquet`` of the files that have every column of the
+    table (a lake written by one version: all of them), and, for files written before a column existed, a second
+    scan matching columns by name with NULL for what they lack. One pass over the footers decides which is which
+    (``union_by_name`` on every file would re-read them all at every query)."""
+    wanted = {f.name for f in view.schema}
+    try:
+        found = con.sql(f"SELECT file_name, list(name) FROM parquet_schema({_sql_list(files)}) GROUP BY file_name")
+        columns_of = {str(name): set(columns) for name, columns in found.fetchall()}
+    except duckdb.Error as exc:
+        raise _unreadable(files, _first_line(str(exc))) from exc
+    absolute = {f: str(Path(f).absolute()) for f in files}
+    complete = [f for f in files if wanted <= columns_of.get(absolute[f], set())]
+    partial = [f for f in files if f not in set(complete)]
+    parts = [_projected(con, view, complete, union_by_name=False)] if complete else []
+    if partial:
+        parts.append(_projected(con, view, partial, union_by_name=True))
+    return "(" + " UNION ALL ".join(parts) + ")"
+
+
+def _projected(con: duckdb.DuckDBPyConnection, view: TableView, files: list[str], *, union_by_name: bool) -> str:
+    """``SELECT`` of the table's columns, in order, from a scan of ``files`` (NULL for a column none of them has);
+    a file whose columns have other types than the table's is named (``LakeReadError``)."""
+    scan = _scan(files, union_by_name=union_by_name)
     try:
         present = {row[0]: str(row[1]) for row in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     except duckdb.Error as exc:
@@ -268,7 +296,7 @@ def _read_parquet_sql(con: duckdb.DuckDBPyConnection, view: TableView, files: li
         for f in view.schema
     ]
     columns += [f'"{key}"' if key in present else f'CAST(NULL AS VARCHAR) AS "{key}"' for key in view.partition_keys]
-    return f"(SELECT {', '.join(columns)} FROM {scan})"
+    return f"SELECT {', '.join(columns)} FROM {scan}"
 
 
 def _unreadable(files: Sequence[str], fallback: str) -> LakeReadError:
