@@ -218,3 +218,15 @@ def test_your_own_named_queries_come_after_the_built_in_ones(
 
 def test_no_lake_error_is_a_location_error() -> None:
     assert issubclass(NoLakeError, LocationError)
+
+
+def test_shell_completion_answers_with_the_commands() -> None:
+    """argcomplete's protocol: the shell sets _ARGCOMPLETE and COMP_LINE and reads the candidates on fd 8."""
+    import shlex
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": "alblake qu", "COMP_POINT": "10", "_ARGCOMPLETE_IFS": " "}
+    command = f"{shlex.quote(sys.executable)} -m alblake 8>&1 9>/dev/null"
+    found = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert found.stdout.split() == ["query"]
