@@ -176,3 +176,24 @@ def test_a_dangling_link_is_reported_and_a_name_that_is_not_utf8_ingests(
     assert "files        1 converted, 1 failed" in out and "UnicodeEncodeError" not in err
     manifest = json.loads(next((tmp_path / "lake" / "manifests").glob("*.json")).read_text())
     assert manifest["source"].endswith("caf\\xe9.log.gz")
+
+
+def test_replay_roots_hold_s3_sources_to_the_named_prefixes() -> None:
+    from alblake.replay import SourceRoots
+
+    roots = SourceRoots.of(["s3://logs/AWSLogs/"])
+    assert roots.allows_remote("s3://logs/AWSLogs/123/x.log.gz")
+    assert not roots.allows_remote("s3://secrets/credentials") and not roots.allows_remote("s3://logs/other/x")
+    assert not SourceRoots.of([]).allows_remote("s3://logs/AWSLogs/x") and SourceRoots.of([], any_bucket=True)
+    assert SourceRoots.of([], any_bucket=True).allows_remote("s3://any/thing")
+
+
+def test_ingest_takes_times_as_well_as_days(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sample rounds end at 09:05, 09:45, 10:25, 11:05 (objects named after their end): 09:40-10:21 overlaps two."""
+    write_sample_logs(tmp_path / "logs", files=12, lines_per_file=10, malformed_every=0)
+    code, out, _ = run(capsys, "ingest", str(tmp_path / "logs"), "--lake", str(tmp_path / "lake"), "--quiet",
+                       "--since", "2026-11-24T09:40Z", "--until", "2026-11-24T10:21")
+    assert code == 0 and "files        6 converted, 0 failed, 6 left out" in out
+    code, out, _ = run(capsys, "ingest", str(tmp_path / "logs"), "--lake", str(tmp_path / "lake2"), "--quiet",
+                       "--since", "2026-11-24", "--until", "2026-11-24")
+    assert code == 0 and "files        12 converted" in out

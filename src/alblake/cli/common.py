@@ -122,8 +122,17 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def lake_of(args: argparse.Namespace) -> str:
-    """The lake the command works on (``NoLakeError`` saying every way to give one when none is given)."""
-    return settings_of(args).lake()
+    """The lake the command works on (``NoLakeError`` saying every way to give one when none is given). When
+    ``--stack`` is given but the lake comes from ALBLAKE_LAKE or alblake.toml (which rank above a stack), a note
+    says so once."""
+    settings = settings_of(args)
+    lake = settings.lake()
+    origin = settings.origin.get("lake", "")
+    if getattr(args, "stack", None) and not origin.startswith(("--", "stack")) and not getattr(args, "_noted", False):
+        args._noted = True
+        print(f"note: the lake is {printable(lake)} from {printable(origin)}, which ranks above --stack; give --lake "
+              "to choose", file=sys.stderr)
+    return lake
 
 
 def glue_database_of(args: argparse.Namespace) -> str | None:
