@@ -7,7 +7,8 @@ same SQL over the same visible files.
    lake's visible files (the list is written to a file beforehand: no listing, no globbing), defines the
    ``approx_percentile`` macro and runs the 12 files of ``sql/queries/`` into Arrow tables.
 3. ``alblake report --lake ... --out ...`` (the 12 queries + the HTML page), ``alblake query overview``, and a
-   one-hour ``alblake sql`` with ``--since/--until`` (reads one hour's files), each as a fresh process.
+   one-hour ``alblake sql`` with ``--since/--until`` (reads one hour's files), each as a fresh process; any
+   other command with ``--also 'ARGS'`` (``alblake triage`` when it exists).
 
 Each is timed from start to exit, best of ``--repeats``, alternating so a busy neighbour slows all alike; the
 figures are ratios against the baseline of the same run. Target: report <= 1.25x the baseline.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -90,6 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=500, help="lines per simulated object (500: ~1M rows a day)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--alblake-src", type=Path, help="the src/ directory of another alblake to time")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="ARGS",
+        help="another alblake command to time against the same baseline, e.g. --also 'triage --since 30m' "
+        "(the lake is added)",
+    )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="report-timing-"))
     try:
@@ -120,6 +127,8 @@ def run(work: Path, args: argparse.Namespace) -> None:
         commands["alblake sql, one hour"] = alblake_command(
             None, "sql", "SELECT count(*) FROM alb_logs", "--lake", str(lake), *hour
         )
+    for extra in args.also:
+        commands[f"alblake {extra}"] = alblake_command(args.alblake_src, *shlex.split(extra), "--lake", str(lake))
     best = dict.fromkeys(commands, float("inf"))
     for _ in range(args.repeats):
         for name, command in commands.items():

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alblake.convert.quarantine import reason_counts
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake.layout import QUARANTINE_PREFIX
@@ -34,6 +33,8 @@ class QuarantinedSource:
 
 def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
     """Every source with quarantined lines in the lake, by source id."""
+    from alblake.convert.quarantine import reason_counts  # the parser's module: loaded when a command needs it
+
     index: dict[str, QuarantinedSource] = {}
     for key in store.list_keys(QUARANTINE_PREFIX):
         content = store.get(key)

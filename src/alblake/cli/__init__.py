@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alblake import __version__
 from alblake.cli import history, lake, schema
@@ -27,20 +27,25 @@ from alblake.cli.common import (
     print_error,
     settings_of,
 )
-from alblake.cli.progress import progress_callback
 from alblake.display import printable, unknown_name_message
 from alblake.errors import AlblakeError
 from alblake.ingest.planning import BATCH_MIN_OBJECTS
-from alblake.ingest.runner import IngestSummary, ingest_paths
 from alblake.locations import check_lake_reachable, open_lake_at
-from alblake.sample import write_sample_logs
 from alblake.settings import aws_environment
+
+if TYPE_CHECKING:
+    from alblake.ingest.runner import IngestSummary
+
+# Commands import what only they need when they run (the ingest engine, the sample writer), so that reading
+# commands start without them.
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         print_error(f"--out {args.out} is a file: name a directory to write the log files into")
         return EXIT_USAGE
+    from alblake.sample import write_sample_logs
+
     written = write_sample_logs(args.out, files=args.files, lines_per_file=args.lines, seed=args.seed)
     print(f"wrote {len(written)} log files ({args.files * args.lines} lines) under {printable(str(args.out))}")
     return 0
@@ -67,6 +72,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     open_lake_at(location, glue_database=glue_database)  # a bad location is refused before any work
     check_lake_reachable(location)  # a missing bucket: one message, not one per object
     selected = object_filter(args)
+    from alblake.cli.progress import progress_callback
+    from alblake.ingest.runner import ingest_paths
+
     summary = ingest_paths(
         args.paths,
         location,

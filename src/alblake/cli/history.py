@@ -23,10 +23,8 @@ from alblake.cli.common import (
     print_failures,
     settings_of,
 )
-from alblake.cli.progress import progress_callback
 from alblake.display import printable
 from alblake.errors import AlblakeError
-from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
 from alblake.locations import existing_object, open_existing_lake_at, open_store_at
 from alblake.replay import QuarantinedSource, SourceRoots, quarantine_index, select_for_replay
@@ -173,6 +171,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     for entry in chosen:
         found = existing_object(entry.source_id, roots)
         (failures if isinstance(found, Failure) else sources).append(found)  # type: ignore[arg-type]
+    from alblake.cli.progress import progress_callback
+    from alblake.ingest.runner import ingest_objects
+
     summary = ingest_objects(
         sources, location, jobs=args.jobs, glue_database=glue_database, progress=progress_callback(args.quiet)
     )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -25,17 +25,17 @@ from alblake.cli.common import (
     scope_of,
 )
 from alblake.cli.output import render
-from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
-from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import PartitionState
 from alblake.lake.layout import Partition
-from alblake.lake.repair import find_damage, forget_lost_files, forget_missing, rebuild_state, sources_of
-from alblake.lake.status import LakeStatus, format_status, lake_status
 from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, scheme_of
 from alblake.replay import SourceRoots
 from alblake.scope import Scope
+
+if TYPE_CHECKING:
+    from alblake.lake.compaction import CompactionReport
+    from alblake.lake.status import LakeStatus
 
 
 def _open(location: str, glue_database: str | None = None) -> GenerationalLake:
@@ -68,6 +68,8 @@ def _cmd_compact(args: argparse.Namespace) -> int:
             "(the stack's GlueDatabaseName) or --stack NAME, or leave it to the deployed CompactFunction"
         )
         return EXIT_USAGE
+    from alblake.lake.compaction import CompactionOptions, compact
+
     lake = _open(location, glue_database)
     started = datetime.now(UTC)
     options = CompactionOptions(
@@ -88,6 +90,8 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from alblake.lake.status import format_status, lake_status
+
     location = lake_of(args)
     lake = _open(location)
     scope = scope_of(args)
@@ -143,6 +147,9 @@ def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
+    from alblake.ingest.runner import ingest_objects
+    from alblake.lake.repair import find_damage, forget_lost_files, forget_missing, rebuild_state, sources_of
+
     location, glue_database = lake_of(args), glue_database_of(args)
     lake = _open(location, glue_database)
     damage = find_damage(lake)
