@@ -186,6 +186,16 @@ def register_view(view: TableView) -> None:
 register_view(TableView(TABLE_NAME, ARROW_SCHEMA, tuple(PARTITION_KEYS), '"time"', _visible_alb_logs))
 
 
+def visible_files(lake: Lake, scope: Scope = EVERYTHING, table: str = TABLE_NAME) -> list[str]:
+    """The files the view of ``table`` reads within ``scope`` (what ``alblake files`` prints)."""
+    try:
+        return VIEWS[table].files(lake, scope)
+    except LakeReadError:
+        raise
+    except Exception as exc:  # the store's own error type: OSError for a directory, botocore's for S3
+        raise LakeReadError(f"cannot read the lake: cannot list the lake's files: {service_reason(exc)}") from exc
+
+
 def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per registered table (``alb_logs``, and the others registered
     with ``register_view``) over the lake's visible Parquet files within ``scope``.
@@ -206,12 +216,10 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
     read: dict[str, list[str]] = {}
     for view in VIEWS.values():
         try:
-            files = view.files(opened, scope)
+            files = visible_files(opened, scope, view.name)
         except LakeReadError:
-            raise
-        except Exception as exc:  # the store's own error type: OSError for a directory, botocore's for S3
             con.close()
-            raise LakeReadError(f"cannot read the lake: cannot list the lake's files: {service_reason(exc)}") from exc
+            raise
         read[view.name] = files
         try:
             _create_view(con, view, files, scope)

@@ -19,10 +19,10 @@ from alblake.analysis import (
     Query,
     connect,
     execute,
-    files_read,
     get_query,
     list_queries,
     user_query_dir,
+    visible_files,
 )
 from alblake.cli.common import (
     EXIT_USAGE,
@@ -148,11 +148,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_files(args: argparse.Namespace) -> int:
     lake = open_existing_lake_at(lake_of(args))
-    con = connect(lake, scope_of(args))
-    try:
-        files = files_read(con)[args.table]
-    finally:
-        con.close()
+    files = visible_files(lake, scope_of(args), args.table)  # what the view of that table would read
     if args.json:
         print(json_text(files))
     else:
