@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for name in [n for n in WORKFLOW if n in registrars] + [n for n in registrars if n not in WORKFLOW]:
         registrars[name](commands)
+    # command modules that register several commands at once follow here, one line each: module.register(commands)
     return parser
 
 

@@ -94,8 +94,13 @@ def positive(text: str) -> int:
 # ----------------------------------------------------------------------------------------------- options
 
 
-def add_lake(parser: argparse.ArgumentParser, *, help_text: str = LAKE_HELP, stack: bool = True) -> None:
-    """``--lake`` (resolved with ``lake_of``: flag, ALBLAKE_LAKE, alblake.toml, the stack) and ``--stack``."""
+def add_lake(
+    parser: argparse.ArgumentParser, *, required: bool = True, help_text: str = LAKE_HELP, stack: bool = True
+) -> None:
+    """``--lake`` (resolved with ``lake_of``: flag, ALBLAKE_LAKE, alblake.toml, the stack) and ``--stack``.
+    ``required`` is kept for callers of the earlier signature: a lake is never an argparse requirement now,
+    ``lake_of`` says every way to give one when none is given."""
+    del required
     parser.add_argument("--lake", metavar="DIR|s3://BUCKET/PREFIX", help=help_text)
     if stack:
         add_stack(parser)
