@@ -184,6 +184,11 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     lake = open_existing_lake_at(lake_of(args))
     con = connect(lake, scope_of(args))
     interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401 (line editing and history for input())
+        except ImportError:  # not on every platform
+            pass
     state = {"format": args.format}
     if interactive:
         print(f"alblake shell: DuckDB over {printable(lake_of(args))}. " + SHELL_HELP.split("\n", 1)[0])

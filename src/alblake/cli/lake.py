@@ -25,6 +25,7 @@ from alblake.cli.common import (
     scope_of,
 )
 from alblake.cli.output import render
+from alblake.display import printable
 from alblake.ingest.selection import Failure, LogObject
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import PartitionState
@@ -154,7 +155,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     lake = _open(location, glue_database)
     damage = find_damage(lake)
     for found in damage:
-        print(found.describe())
+        print(printable(found.describe()))
     if not damage:
         print("nothing to repair: every state is readable and every file the lake names is there")
         return 0
@@ -163,7 +164,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     for found in damage:
         if found.state_error is not None:
             rebuild_state(lake, found.partition)
-            print(f"{found.partition.path}: state rebuilt from its folders")
+            print(f"{printable(found.partition.path)}: state rebuilt from its folders")
     damage = find_damage(lake)
     stems = sorted({stem for found in damage for stem in found.stems})
     source_ids = sources_of(lake, stems)
