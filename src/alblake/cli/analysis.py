@@ -8,6 +8,7 @@ the lake's visible files, chosen by partition when ``--elb``/``--since``/``--unt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,10 +186,8 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     con = connect(lake, scope_of(args))
     interactive = sys.stdin.isatty()
     if interactive:
-        try:
+        with contextlib.suppress(ImportError):  # not on every platform
             import readline  # noqa: F401 (line editing and history for input())
-        except ImportError:  # not on every platform
-            pass
     state = {"format": args.format}
     if interactive:
         print(f"alblake shell: DuckDB over {printable(lake_of(args))}. " + SHELL_HELP.split("\n", 1)[0])
