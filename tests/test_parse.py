@@ -205,6 +205,8 @@ def test_negative_one_values_are_kept() -> None:
         (DOC_LINE.replace(" 200 200 ", " 2xx 200 "), "invalid integer in elb_status_code"),
         (DOC_LINE.replace("2018-07-02T22:23:00.186641Z", "yesterday"), "invalid timestamp in time"),
         (DOC_LINE.replace(" 34 366 ", " 34 99999999999999999999 "), "integer out of range in sent_bytes"),
+        (DOC_LINE.replace("0.000 0.001", "1" + "0" * 399 + " 0.001"), "number out of range in request_processing_time"),
+        (DOC_LINE.replace("0.001 0.000", "-" + "9" * 399 + ".5 0.000"), "number out of range in target_proc"),
         (DOC_LINE.replace("192.168.131.39:2817", "192.168.131.39"), "malformed client:port"),
         (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "-"), "missing elb"),
         (DOC_LINE.replace("app/my-loadbalancer/50dc6c495c0c9188", "nonsense"), "elb is not of the form"),
@@ -310,6 +312,14 @@ _EDGE_VALUES: list[tuple[int, str]] = [
     (5, ".5"),
     (5, "5."),
     (5, "nan"),
+    (5, "inf"),
+    (5, "infinity"),
+    (5, "1" + "0" * 308),  # the largest power of ten a double holds
+    (5, "1" + "0" * 309),  # infinity as a float: quarantined, as an integer out of range is
+    (5, "17976931348623158" + "0" * 292),  # rounds down to the largest double
+    (5, "17976931348623159" + "0" * 292),  # rounds up to infinity
+    (5, "-" + "9" * 400),
+    (5, "0." + "0" * 400 + "1"),  # rounds to zero, a finite number
     (8, "2147483647"),
     (8, "2147483648"),
     (8, "-2147483648"),

@@ -16,6 +16,7 @@ quarantined.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ _VALID_TEXT = VALUE_TEXT
 # The fast path accepts a subset it can cast without overflow; the rest is left to the exact path.
 _FAST_TEXT = {
     **_VALID_TEXT,
+    pa.float64(): r"-?[0-9]{1,300}(?:[.][0-9]+)?",  # finite: more digits may overflow to infinity
     pa.int32(): r"-?[0-9]{1,9}",
     pa.int64(): r"-?[0-9]{1,18}",
     TIMESTAMP: "[1-9][0-9]{3}" + _VALID_TEXT[TIMESTAMP].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
@@ -152,7 +154,10 @@ def _convert_field(field: _Field, text: str) -> object:
         except ValueError:
             raise LineError(f"invalid timestamp in {field.name}: {text[:40]!r}") from None
     if field.arrow_type == pa.float64():
-        return float(text)
+        value = float(text)
+        if not math.isfinite(value):  # too many digits for a double: float() reads it as infinity
+            raise LineError(f"number out of range in {field.name}: {text[:40]!r}")
+        return value
     number = int(text)
     limit = _INT_LIMITS[field.arrow_type]
     if not -limit <= number < limit:
