@@ -191,17 +191,23 @@ FIELD_VARIANTS: dict[int, tuple[str, ...]] = {
         "2100-02-29T12:00:00.5Z", "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
         "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z", "2026-11-24T09:00:00.1234567Z", "2026-11-24T09:00:00.Z",
         "2026-11-24 09:00:00Z", "2026-11-24T09:00:00+00:00", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-11-24T24:00:00Z", "2026-11-24T23:60:00Z", "2026-11-24T09:00:00.5", "2026-11-24T09:00:00.ZZ",
     ),
     CREATED: ("2024-02-29T00:00:00.1Z", "1969-12-31T23:59:59.999999Z"),
     REQUEST_TIME: (
         "0.1234567890123456789012", "0.12345678901234567890123", "9007199254740992", "9007199254740993",
         "900719925474099.2", "-0.000", "-0", "0.30000000000000004", "123456789.987654321", "1e3", "+5", ".5", "5.",
         "nan", "inf", "-", "--1", "1.2.3", "0x10", "00.5", "-1", "", "1.7976931348623157", "0.0000000000000000000001",
+        "1" + "0" * 399, "-" + "9" * 310, "9" * 309, "0" * 400 + "1.5", "0." + "0" * 400 + "1", "infinity", "1.",
     ),
     ELB_STATUS: (
         "2147483647", "2147483648", "-2147483648", "-2147483649", "99999999999", "007", "-0", "+1", "1.0", "", "-",
+        "0000000000200", "0" * 40 + "2147483647", "-0000000002147483648", "1" + "0" * 400,
     ),
-    RECEIVED: ("999999999999999999", "-999999999999999999", "9223372036854775807", "-1"),
+    RECEIVED: (
+        "999999999999999999", "-999999999999999999", "9223372036854775807", "-1", "9223372036854775808",
+        "-9223372036854775808", "-9223372036854775809", "0009223372036854775807", "18446744073709551616",
+    ),
     RULE: ("-1",),
     CLIENT: (
         "[2001:db8::1]:443", "2001:db8::1:443", ":80", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65535", "1.2.3.4:99999",
@@ -217,6 +223,7 @@ FIELD_VARIANTS: dict[int, tuple[str, ...]] = {
         r'"\x00nul"', r'"\xF0\x9F\x98\x80 emoji"', r'"\xED\xA0\x80 surrogate"', r'"\xC0\xAF overlong"',
         r'"\xF4\x90\x80\x80 too big"', r'"\xE2\x82 truncated"', r'"\x5Cx41 escaped escape"', '"stray "quote"',
         '"unterminated', 'bare"quote', '"x"y', '"' + "Mozilla/5.0 \\x22long\\x22 " * 120 + '"',
+        '"caf\u00e9 \u3000 \u00fc"', '"\U0001F600 \\x41"', '"\u00e9\\xC3\\xA9"',
     ),
     CIPHER: ('ab"c',),
     TRACE: (r'"Root=1-\x41"',),
@@ -239,7 +246,7 @@ def odd_lines() -> list[bytes]:
             fields[index] = text
             lines.append(" ".join(fields).encode())
     base = " ".join(BASE_FIELDS).encode()
-    for byte in (0x00, 0x01, 0x09, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xFF):  # controls; >= 0x80 is declined
+    for byte in (0x00, 0x01, 0x09, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xFF):  # controls; invalid UTF-8 is declined
         lines.append(base.replace(b"curl/8.5.0", b"curl/" + bytes([byte]) + b"8.5.0"))  # in a quoted field
         lines.append(base.replace(b"TLSv1.2", b"TLSv1." + bytes([byte])))  # in a bare field
     lines += [
@@ -259,6 +266,20 @@ def odd_lines() -> list[bytes]:
         b'"',
         b"\\",
         b"x" * 40,
+        b"x",
+        b'a "b" c',
+        b'"a"b',
+        b'"a" "b',
+        "\u00e9".encode(),
+        "\u3000 \u2028\x85\xa0".encode(),  # only whitespace, as Python's str.strip() sees it
+        b"\x1c\x1d\x1e\x1f\t\x0b\x0c",
+        "\u200b".encode(),  # a zero-width space is not whitespace to Python
+        b"\xe2\x82",  # a truncated sequence
+        b" ".join([b"x"] * 17),
+        b" ".join([b"x"] * 50),
+        base.replace(b"https ", "h\u00e9ttps ".encode()),  # valid UTF-8 in the type: a row
+        base.replace(b"https ", b"- "),
+        base.replace(b"https ", b"\xef\xbb\xbfhttps "),  # a BOM inside the object is a character of the line
     ]
     return lines
 

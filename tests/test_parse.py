@@ -396,10 +396,18 @@ def test_native_engine_converts_valid_lines_itself(documented_lines: list[bytes]
         2000, lb=LOAD_BALANCERS[0], start=datetime(2026, 2, 28, 23, 0, tzinfo=UTC), seconds=7200,
         rng=random.Random(7),
     )
-    block = b"\n".join([*documented_lines, *(line.encode() for line in generated)]) + b"\n"
+    unusual = [  # valid lines that a careless scanner would decline: raw UTF-8 text, integers with leading zeros
+        DOC_LINE.replace("curl/7.46.0", "caf\u00e9 \U0001F600 \u3000"),
+        DOC_LINE.replace("http ", "h\u00e9ttp ", 1).replace(".com:80/", ".com:80/\u00fc\\xC3\\xA9"),
+        DOC_LINE.replace(" 200 200 ", " 0000000000200 -00000000000000000001 ")
+        .replace(" 34 366 ", " 034 9223372036854775807 "),
+    ]
+    lines = [*documented_lines, *(line.encode() for line in [*unusual, *generated])]
+    block = b"\n".join(lines) + b"\n"
     scan = _SCANNER.scan(block)
     assert scan is not None
-    assert (scan.lines, scan.declined.tolist()) == (len(documented_lines) + 2000, [])
+    assert (scan.lines, scan.declined.tolist()) == (len(lines), [])
+    assert parse_block(block).table.equals(parse_block(block, engine="exact").table)
 
 
 def test_line_length_bound_is_the_same_on_every_engine() -> None:

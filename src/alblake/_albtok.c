@@ -3,7 +3,7 @@
  * Arrow-ready column buffers (values, validity bitmaps, string spans).
  *
  * Design rule: this code ACCEPTS only lines whose result it computes exactly as the Python reference path
- * (alblake.parse.parse_line_fields + _derive) does, and DECLINES everything else (non-ASCII bytes, stray
+ * (alblake.parse.parse_line_fields + _derive) does, and DECLINES everything else (invalid UTF-8, stray
  * quotes, odd numbers, unusual dates, malformed addresses, missing required fields, ...). Declined lines go
  * to the Python reference path, which keeps or quarantines them and names the reason. Being conservative
  * therefore costs speed on rare lines, never correctness.
@@ -40,21 +40,28 @@ typedef struct {
 
 static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-/* Decimal integer "-?[0-9]{1,max_digits}"; returns 0 when not of that form. */
-static int parse_int(const uint8_t *s, int32_t n, int max_digits, int64_t *out) {
+#define INT32_LIMIT (1ull << 31)
+#define INT64_LIMIT (1ull << 63)
+
+/* Decimal integer "-?[0-9]+" in [-limit, limit), read as Python's int() reads it (leading zeros included);
+ * returns 0 when not of that form or out of range. */
+static int parse_int(const uint8_t *s, int32_t n, uint64_t limit, int64_t *out) {
     int32_t i = 0;
     int negative = 0;
     if (n > 0 && s[0] == '-') {
         negative = 1;
         i = 1;
     }
-    if (n - i < 1 || n - i > max_digits) return 0;
-    int64_t value = 0;
+    if (i >= n) return 0;
+    while (i < n - 1 && s[i] == '0') i++;
+    if (n - i > 19) return 0; /* at least 10^19, beyond any limit (and 19 digits fit in a uint64_t) */
+    uint64_t value = 0;
     for (; i < n; i++) {
         if (!is_digit(s[i])) return 0;
-        value = value * 10 + (s[i] - '0');
+        value = value * 10 + (uint64_t)(s[i] - '0');
     }
-    *out = negative ? -value : value;
+    if (negative ? value > limit : value >= limit) return 0;
+    *out = negative ? (int64_t)(0 - value) : (int64_t)value;
     return 1;
 }
 
@@ -218,11 +225,71 @@ static inline int32_t next_special(const uint8_t *buf, int32_t len, int32_t pos,
     return pos;
 }
 
+/* Length of the valid UTF-8 sequence at s (s[0] >= 0x80), strict as Python's decoder (no overlongs, no
+ * surrogates, nothing above U+10FFFF); 0 when invalid. Reads no further than the first byte that is not a
+ * continuation byte, so never past the '\n' that ends a block. */
+static inline int utf8_sequence(const uint8_t *s) {
+    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+    int extra;
+    if (c >= 0xC2 && c <= 0xDF) {
+        extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        extra = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        extra = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (int k = 2; k <= extra; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return extra + 1;
+}
+
+/* Where Python's strict UTF-8 decoder fails on s[0, n) (the start of the first invalid sequence), or -1. */
+static int64_t utf8_error_at(const uint8_t *s, int64_t n) {
+    int64_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int length = 0;
+        if (n - i >= 4) {
+            length = utf8_sequence(s + i);
+        } else { /* near the end: a copy padded with a byte that ends any sequence */
+            uint8_t tail[4] = {0, 0, 0, 0};
+            memcpy(tail, s + i, (size_t)(n - i));
+            length = utf8_sequence(tail);
+        }
+        if (!length) return i;
+        i += length;
+    }
+    return -1;
+}
+
+static int valid_utf8(const uint8_t *s, int64_t n) { return utf8_error_at(s, n) < 0; }
+
+/* The end of a field's text from pos: the first '"', '\n', '\r' or (bare) ' ' after valid UTF-8 text; an
+ * invalid UTF-8 sequence ends it too (the caller then finds a byte >= 0x80 there and declines the line). */
+static inline int32_t field_end(const uint8_t *buf, int32_t len, int32_t pos, int bare) {
+    for (;;) {
+        pos = next_special(buf, len, pos, bare);
+        int length = buf[pos] >= 0x80 ? utf8_sequence(buf + pos) : 0;
+        if (!length) return pos;
+        pos += length;
+    }
+}
+
 /*
  * Splits the line starting at p into fields like parse.tokenize (single spaces separate, '"' delimits quoted
  * fields, no escapes), in one pass that also finds the line end: *newline gets the index of its '\n' (a
  * CRLF's '\r' ends the last field). Returns the field count, or -1 to decline the line (stray or unbalanced
- * quote, a CR inside the line, a non-ASCII byte).
+ * quote, a CR inside the line, invalid UTF-8).
  */
 static int tokenize_line(const uint8_t *buf, int32_t len, int32_t p, int32_t *newline, span_t *fields,
                          int max_fields) {
@@ -232,12 +299,12 @@ static int tokenize_line(const uint8_t *buf, int32_t len, int32_t p, int32_t *ne
         int32_t start, stop;
         if (buf[pos] == '"') {
             start = ++pos;
-            pos = next_special(buf, len, pos, 0);
+            pos = field_end(buf, len, pos, 0);
             if (buf[pos] != '"') goto decline;
             stop = pos++;
         } else {
             start = pos;
-            pos = next_special(buf, len, pos, 1);
+            pos = field_end(buf, len, pos, 1);
             stop = pos;
         }
         if (count < max_fields) {
@@ -254,7 +321,7 @@ static int tokenize_line(const uint8_t *buf, int32_t len, int32_t p, int32_t *ne
             *newline = pos + (c == '\r');
             return count;
         }
-        goto decline; /* a quote inside a bare field, text after a closing quote, a lone CR, non-ASCII */
+        goto decline; /* a quote inside a bare field, text after a closing quote, a lone CR, invalid UTF-8 */
     }
 decline:
     *newline = (int32_t)((const uint8_t *)memchr(buf + pos, '\n', (size_t)(len - pos)) - buf); /* buf ends with '\n' */
@@ -323,39 +390,6 @@ static inline int hex_value(uint8_t c) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-/* Strict UTF-8 as Python's decoder: no overlongs, no surrogates, nothing above U+10FFFF. */
-static int valid_utf8(const uint8_t *s, int64_t n) {
-    int64_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int extra;
-        uint8_t lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            extra = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return 0;
-        }
-        if (i + extra >= n) return 0; /* truncated sequence */
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (int k = 2; k <= extra; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
-        i += extra + 1;
-    }
-    return 1;
 }
 
 /* Replaces every \xHH (hex) of src by its byte, into dst; returns the decoded length. */
@@ -507,7 +541,7 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
                     while (colon >= text.start && buf[colon] != ':') colon--;
                     int32_t digits = text.start + text.len - colon - 1;
                     ok = ok && colon >= text.start && digits >= 1 && digits <= 5 && buf[colon + 1] != '-';
-                    ok = ok && parse_int(buf + colon + 1, digits, 5, &port);
+                    ok = ok && parse_int(buf + colon + 1, digits, INT32_LIMIT, &port);
                     ip.start = text.start;
                     ip.len = colon - text.start;
                 }
@@ -518,14 +552,14 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
             }
             case K_INT32: {
                 int64_t x = 0;
-                if (!null) ok = ok && parse_int(s, text.len, 10, &x) && x >= INT32_MIN && x <= INT32_MAX;
+                if (!null) ok = ok && parse_int(s, text.len, INT32_LIMIT, &x);
                 ((int32_t *)values[v])[rows] = (int32_t)x;
                 valid[v++] = (uint8_t)!null;
                 break;
             }
             case K_INT64: {
                 int64_t x = 0;
-                if (!null) ok = ok && parse_int(s, text.len, 18, &x);
+                if (!null) ok = ok && parse_int(s, text.len, INT64_LIMIT, &x);
                 ((int64_t *)values[v])[rows] = x;
                 valid[v++] = (uint8_t)!null;
                 break;
