@@ -277,9 +277,10 @@ def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
         pieces = list(convert._line_pieces(memoryview(block), 101))
     seen: dict[int, bytes] = {}
     for piece in pieces:
-        text = bytes(piece.text)
-        assert len(piece.numbers) <= max_lines and text.count(b"\n") == len(piece.numbers)
-        seen.update(zip(piece.numbers.tolist(), text.split(b"\n")[:-1], strict=True))
+        text, numbers = bytes(piece.text), piece.numbers
+        assert numbers is not None
+        assert len(numbers) <= max_lines and text.count(b"\n") == len(numbers)
+        seen.update(zip(numbers.tolist(), text.split(b"\n")[:-1], strict=True))
     assert list(seen) == sorted(seen)
     taken_out = [n for n in range(101, 101 + len(lines)) if n not in seen]
     assert all(lines[n - 101] in (b"", b"\r") for n in taken_out)

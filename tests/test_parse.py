@@ -404,9 +404,8 @@ def test_native_engine_converts_valid_lines_itself(documented_lines: list[bytes]
     ]
     lines = [*documented_lines, *(line.encode() for line in [*unusual, *generated])]
     block = b"\n".join(lines) + b"\n"
-    scan = _SCANNER.scan(block)
-    assert scan is not None
-    assert (scan.lines, scan.declined.tolist()) == (len(lines), [])
+    [scan] = _SCANNER.scan(block)
+    assert (scan.lines, scan.recorded.tolist()) == (len(lines), [])
     assert parse_block(block).table.equals(parse_block(block, engine="exact").table)
 
 
