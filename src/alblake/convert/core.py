@@ -276,14 +276,15 @@ class _Conversion:
             parsed = _parse(lines, room)
             self.staged.lines += parsed.lines
             refused: list[tuple[np.ndarray | None, str]] = []
+            kept: list[tuple[Partition, np.ndarray | None]] = []
             for partition, rows in _partition_groups(parsed):
-                reason = self._refusal(partition)
-                if reason is not None:
+                reason = self._refusal(partition, kept)
+                if reason is None:
+                    kept.append((partition, rows))
+                else:
                     refused.append((rows, reason))
-                    continue
-                table = parsed.table if rows is None else parsed.table.take(pa.array(rows))
-                self.writers.add(partition, table)
-                self._note_time(table)
+            self.writers.add(parsed.table, kept)
+            self._note_time(parsed.table, kept)
             if refused:  # those rows go to quarantine as the lines they came from, in line order
                 stored, counted = _lines_of_rows(lines, parsed, refused, room)
                 parsed.quarantined = sorted([*parsed.quarantined, *stored], key=lambda q: q.line_number)
@@ -292,11 +293,11 @@ class _Conversion:
             self.quarantine.add_counts(parsed.unrecorded)
         self.staged.text_bytes += len(block)
 
-    def _refusal(self, partition: Partition) -> str | None:
-        """Why rows of this partition cannot be kept, if they cannot."""
+    def _refusal(self, partition: Partition, kept: list[tuple[Partition, np.ndarray | None]]) -> str | None:
+        """Why rows of this partition cannot be kept, if they cannot (``kept``: partitions of this block so far)."""
         reason = self._unstorable(partition)
-        partitions = self.writers.rows
-        if reason is None and partition not in partitions and len(partitions) >= MAX_PARTITIONS_PER_OBJECT:
+        known = self.writers.rows
+        if reason is None and partition not in known and len(known) + len(kept) >= MAX_PARTITIONS_PER_OBJECT:
             return f"the object spans more than {MAX_PARTITIONS_PER_OBJECT} partition-hours"
         return reason
 
@@ -305,8 +306,14 @@ class _Conversion:
             self.unstorable[partition.elb_name] = unstorable_reason(partition, self.staged.stem)
         return self.unstorable[partition.elb_name]
 
-    def _note_time(self, table: pa.Table) -> None:
-        latest = pc.max(table.column("time")).as_py()
+    def _note_time(self, table: pa.Table, kept: list[tuple[Partition, np.ndarray | None]]) -> None:
+        """The latest request time of the object's rows so far (``kept``: the rows of ``table`` kept)."""
+        if not kept:
+            return
+        times = table.column("time")
+        if len(kept) > 1 or kept[0][1] is not None:
+            times = times.take(pa.array(np.concatenate([np.arange(len(times)) if r is None else r for _, r in kept])))
+        latest = pc.max(times).as_py()
         if self.staged.max_time is None or latest > self.staged.max_time:
             self.staged.max_time = latest
 

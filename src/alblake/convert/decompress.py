@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - exercised only where isal has no wheel
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 READ_SIZE = 1 << 22  # compressed bytes per read (ALB logs inflate ~8-15x: about one block of text)
-BLOCK_SIZE = 1 << 24  # ~16 MiB of text per parsed block: bounded memory, amortised per-block overhead
+BLOCK_SIZE = 1 << 23  # ~8 MiB of text per parsed block: bounded memory, amortised per-block overhead
 # Text per inflate call: bounds memory whatever the compression ratio (a gzip bomb inflates block by block).
 INFLATE_LIMIT = BLOCK_SIZE
 LONG_LINE_SAMPLE_BYTES = 4096  # what is kept of a line longer than MAX_LINE_BYTES
