@@ -21,9 +21,11 @@ Classes:
                       objects (300 MB each): the lake's own compaction, measured in its own process
 
 Each class runs in a fresh child process; peak RSS is the child's ru_maxrss (the interpreter and imports
-included, ~110 MB), MB/s is text bytes over the child's own conversion time (the interpreter's start left out).
-The rate target applies to conversions; the compaction's rate is shown for information. The bench exits 1 when
-a class misses a target, and prints a table. Generated objects are cached in bench/out/ (~3.5 GB).
+included, ~110 MB), MB/s is text bytes over the child's own conversion time (the interpreter's start left out),
+and "cpu s" the CPU time of that conversion: on a shared machine, wall time grows with the other processes and
+CPU time much less (a wall MB/s far below text MB / cpu s means the core was busy elsewhere). The rate target
+applies to conversions, on wall time; the compaction's rate is shown for information. The bench exits 1 when a
+class misses a target, and prints a table. Generated objects are cached in bench/out/ (~3.5 GB).
 
 Usage: python bench/adversarial.py [--only NAME ...] [--scale 1.0]
 A full run takes ~10 minutes here (2 cores, one used), most of it generating the objects the first time;
@@ -58,18 +60,21 @@ TARGET_MB = 400
 TARGET_MB_PER_S = 20.0
 
 CHILD = """
-import sys, time
+import resource, sys, time
 from pathlib import Path
 from bench.common import pin_to_one_core
 pin_to_one_core()
 from alblake.ingest.core import ingest_object
 from alblake.lake import open_local_lake
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started, cpu_started = time.perf_counter(), cpu()
 lake = Path(sys.argv[2])
 result = ingest_object(lambda: open(sys.argv[1], "rb"), sys.argv[1], open_local_lake(lake))
-seconds = time.perf_counter() - started
+seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
 quarantine = sum(p.stat().st_size for p in (lake / "quarantine").glob("*.jsonl"))
-print(result.lines, result.rows, result.quarantined, len(result.partitions), quarantine, round(seconds, 3))
+print(result.lines, result.rows, result.quarantined, len(result.partitions), quarantine, seconds, cpu_seconds)
 """
 
 
@@ -275,6 +280,7 @@ class Outcome:
     partitions: int
     quarantine_bytes: int
     seconds: float
+    cpu_seconds: float
     peak_mb: float
 
     @property
@@ -282,22 +288,22 @@ class Outcome:
         return self.text_bytes / MB / max(self.seconds, 1e-9)
 
 
-def run_child(arguments: list[str]) -> tuple[str, float]:
-    """A fresh process's standard output and peak RSS (MB); raises SystemExit when it fails."""
+def run_child(arguments: list[str]) -> tuple[str, float, float]:
+    """A fresh process's standard output, peak RSS (MB) and CPU seconds; raises SystemExit when it fails."""
     child = subprocess.Popen([sys.executable, *arguments], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert child.stdout is not None
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(arguments[:3])}: exit {os.waitstatus_to_exitcode(status)}")
-    return output, usage.ru_maxrss / 1024
+    return output, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def convert(name: str, scale: float) -> Outcome:
     path, text_bytes = make(name, int(CLASSES[name].size * scale))
     with tempfile.TemporaryDirectory() as lake:
-        output, peak = run_child(["-c", CHILD, str(path), lake])
-    lines, rows, quarantined, partitions, quarantine_bytes, seconds = output.split()
+        output, peak, _ = run_child(["-c", CHILD, str(path), lake])
+    lines, rows, quarantined, partitions, quarantine_bytes, seconds, cpu_seconds = output.split()
     return Outcome(
         text_bytes,
         path.stat().st_size,
@@ -307,6 +313,7 @@ def convert(name: str, scale: float) -> Outcome:
         int(partitions),
         int(quarantine_bytes),
         float(seconds),
+        float(cpu_seconds),
         peak,
     )
 
@@ -327,12 +334,13 @@ def compaction(scale: float) -> Outcome:
     with tempfile.TemporaryDirectory() as lake:
         ingest = ["-m", "alblake", "ingest", *map(str, objects), "--lake", lake, "--jobs", "1", "--quiet"]
         run_child(ingest)
-        output, peak = run_child(["-m", "alblake", "compact", "--lake", lake, "--older-than", "0", "--grace", "0"])
+        command = ["-m", "alblake", "compact", "--lake", lake, "--older-than", "0", "--grace", "0"]
+        output, peak, cpu_seconds = run_child(command)  # CPU time of the whole command, its start included
     report = dict(re.findall(r"^(\w[\w ]*?)\s{2,}(\S+)", output, flags=re.MULTILINE))
     if report.get("partitions compacted") != "1":
         raise SystemExit(f"{COMPACTION}: expected one partition compacted:\n{output}")
     rows = int(report["rows compacted"].replace(",", ""))
-    return Outcome(text_bytes, stored, rows, rows, 0, 1, 0, float(report["time"]), peak)
+    return Outcome(text_bytes, stored, rows, rows, 0, 1, 0, float(report["time"]), cpu_seconds, peak)
 
 
 def main() -> None:
@@ -343,7 +351,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'class':26s} {'text MB':>8s} {'object MB':>9s} {'lines':>11s} {'rows':>9s} {'quarant.':>11s} "
-        f"{'parts':>6s} {'q-file MB':>9s} {'seconds':>8s} {'MB/s':>7s} {'peak RSS':>9s}"
+        f"{'parts':>6s} {'q-file MB':>9s} {'seconds':>8s} {'cpu s':>7s} {'MB/s':>7s} {'peak RSS':>9s}"
     )
     missed: list[str] = []
     for name in args.only or names:
@@ -354,8 +362,8 @@ def main() -> None:
         print(
             f"{name:26s} {outcome.text_bytes / MB:8.1f} {outcome.stored_bytes / MB:9.2f} {outcome.lines:11,} "
             f"{outcome.rows:9,} {outcome.quarantined:11,} {outcome.partitions:6,} "
-            f"{outcome.quarantine_bytes / MB:9.2f} {outcome.seconds:8.2f} {outcome.mb_per_s:7.1f} "
-            f"{outcome.peak_mb:6.0f} MB{'  <- missed' if name in missed else ''}",
+            f"{outcome.quarantine_bytes / MB:9.2f} {outcome.seconds:8.2f} {outcome.cpu_seconds:7.2f} "
+            f"{outcome.mb_per_s:7.1f} {outcome.peak_mb:6.0f} MB{'  <- missed' if name in missed else ''}",
             flush=True,
         )
     print(
