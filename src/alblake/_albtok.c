@@ -723,6 +723,14 @@ int64_t alb_scan(const uint8_t *buf, int64_t len, const int32_t *kinds, const in
         strings[c].offsets[0] = 0;
     }
     while (p < len && rows < max_rows && recorded < out->capacity) {
+        if (buf[p] == '\n' && out->rejected_limit >= 0) { /* a run of empty lines: counted, never recorded */
+            int32_t run = p;
+            while (run < len && buf[run] == '\n') run++;
+            out->unrecorded[rejection(R_EMPTY, 0)] += run - p;
+            lines += run - p;
+            p = run;
+            continue;
+        }
         int32_t nl;
         int count = tokenize_line(buf, (int32_t)len, p, &nl, fields, n_fields);
         int ok = count >= min_fields && nl - p <= max_line_bytes;
