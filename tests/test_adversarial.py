@@ -169,6 +169,54 @@ def test_partitions_continued_in_new_files_are_joined_in_line_order(
         assert ids == [f"TID_{n}" for n in range(40) if n % 5 == hour]
 
 
+# ------------------------------------------------------------------------------------ every engine
+
+
+def junk_heavy_object() -> bytes:
+    """More junk than the quarantine stores, of every kind, runs of blank lines long enough to be taken out of
+    the pieces cut for the Arrow and exact engines, valid rows in three hours (one refused below), CRLF lines."""
+    junk = [b"x", b'"', b"\xff\xfe", b"a b c", b" \t ", "\u3000".encode(), log_line().replace(b" app/", b" no-")]
+    lines: list[bytes] = []
+    for n in range(40_000):
+        if n % 5 == 0:
+            lines.append(hour_line(n % 3, f"TID_{n}") + (b"\r" if n % 7 == 0 else b""))
+        elif 15_000 <= n < 17_000:
+            lines.append(b"")
+        else:
+            lines.append(junk[n % len(junk)])
+    return b"\n".join(lines) + b"\n"
+
+
+def test_every_engine_converts_a_junk_heavy_object_to_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native engine takes whole blocks and counts junk in C; the others get pieces and list every line.
+    The staged rows, quarantine file (stored lines, reasons, counts) and counts are the same."""
+    from alblake import parse
+
+    monkeypatch.setattr(convert, "MAX_PARTITIONS_PER_OBJECT", 2)
+    data = gzip.compress(junk_heavy_object(), compresslevel=1)
+    outcomes = []
+    for engine in ("native", "arrow", "exact"):
+        monkeypatch.setattr(parse, "DEFAULT_ENGINE", engine)
+        (tmp_path / engine).mkdir()
+        staged = convert_stream(io.BytesIO(data), KEY, tmp_path / engine, block_size=1 << 18)
+        try:
+            assert staged.quarantine_path is not None
+            tables = {d.partition.path: pq.read_table(d.path) for d in staged.data}
+            counts = (staged.lines, staged.rows, staged.quarantined, staged.quarantine_stored)
+            outcomes.append((counts, staged.quarantine_reasons, staged.quarantine_path.read_text(), tables))
+        finally:
+            staged.discard()
+    native_outcome = outcomes[0]
+    assert native_outcome[0] == (40_000, 5_333, 34_667, STORED_LINES_LIMIT)
+    assert native_outcome[1]["the object spans more than N partition-hours"] == 2_667  # the third hour
+    for outcome in outcomes[1:]:
+        assert outcome[:3] == native_outcome[:3]
+        assert outcome[3].keys() == native_outcome[3].keys()
+        assert all(outcome[3][path].equals(table) for path, table in native_outcome[3].items())
+
+
 # ------------------------------------------------------------------------------------ memory by bytes
 
 
