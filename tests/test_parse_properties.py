@@ -162,3 +162,19 @@ def test_a_record_limit_lists_the_first_quarantined_lines_and_counts_the_others(
     exact_rows, exact_listed, exact_kinds = _kinds(lines, engine="exact")
     assert (rows, listed[:limit], kinds) == (exact_rows, exact_listed[:limit], exact_kinds)
     assert len(rows) + kinds.total() == len(lines)
+
+
+_decimal_texts = st.builds(
+    lambda sign, whole, fraction: sign + whole + (f".{fraction}" if fraction else ""),
+    st.sampled_from(["", "-"]),
+    st.text("0123456789", min_size=1, max_size=70),
+    st.text("0123456789", max_size=70),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_decimal_texts, min_size=3, max_size=3))
+def test_times_of_any_length_read_as_python_reads_them(times: list[str]) -> None:
+    """Processing times of many digits (beyond what a double holds exactly) are read as float() reads them."""
+    line = DOC_LINE.replace("0.000 0.001 0.000", " ".join(times))
+    assert _summary([line.encode()], exact=False) == _summary([line.encode()], exact=True)

@@ -10,12 +10,14 @@
  * parsed line by line in Python; any line the reference path might keep is left to it. Being conservative
  * therefore costs speed on rare lines, never correctness.
  *
- * C99 plus GCC/Clang builtins (__builtin_ctz); libc memchr/memcpy; SSE2 or NEON where present. No Python API:
+ * C99 plus GCC/Clang builtins (__builtin_ctz); libc memchr/memcpy/strtod; SSE2 or NEON where present. No Python API:
  * loaded with ctypes, cross-compiled for Lambda (aarch64). tests/test_native_cross.py checks that the SSE2,
  * NEON (under qemu) and portable SWAR builds give identical output.
  */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__i386__) && !defined(__SSE2_MATH__)
 #error "x87 double rounding would break the exact float conversion: build with SSE2 math"
@@ -88,8 +90,45 @@ static int parse_int(const uint8_t *s, int32_t n, uint64_t limit, int64_t *out) 
     return 1;
 }
 
-/* "-?[0-9]+(\.[0-9]+)?" converted exactly as Python's float() does, for mantissas up to 2^53 and at most
- * 22 decimals: both operands are then exact doubles and one IEEE division rounds correctly. Else 0. */
+static int all_digits(const uint8_t *s, int32_t n) {
+    if (n < 1) return 0;
+    for (int32_t i = 0; i < n; i++)
+        if (!is_digit(s[i])) return 0;
+    return 1;
+}
+
+/* schema.VALUE_TEXT, matched whole: "-?[0-9]+" and "-?[0-9]+(?:[.][0-9]+)?". */
+static int integer_text(const uint8_t *s, int32_t n) {
+    int sign = n > 0 && s[0] == '-';
+    return all_digits(s + sign, n - sign);
+}
+
+static int number_text(const uint8_t *s, int32_t n) {
+    if (n < 1) return 0;
+    int sign = s[0] == '-';
+    const uint8_t *point = memchr(s, '.', (size_t)n);
+    if (point == NULL) return all_digits(s + sign, n - sign);
+    int32_t at = (int32_t)(point - s);
+    return all_digits(s + sign, at - sign) && all_digits(point + 1, n - at - 1);
+}
+
+/* Decimal text converted by strtod, which rounds correctly as Python's float() does; 0 when the text is too
+ * long to copy, the value not finite, or strtod did not read it whole (a locale whose decimal point is not '.'). */
+static int parse_float_with_strtod(const uint8_t *s, int32_t n, double *out) {
+    char text[128];
+    char *end;
+    if (n >= (int32_t)sizeof text) return 0;
+    memcpy(text, s, (size_t)n);
+    text[n] = 0;
+    double value = strtod(text, &end);
+    if (end != text + n || !isfinite(value)) return 0;
+    *out = value;
+    return 1;
+}
+
+/* "-?[0-9]+(\.[0-9]+)?" converted exactly as Python's float() does: a mantissa up to 2^53 with at most 22
+ * decimals by one IEEE division of two exact doubles (correctly rounded), other text of that form by strtod.
+ * Else 0, and the reference path decides. */
 static int parse_float(const uint8_t *s, int32_t n, double *out) {
     static const double powers[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -103,20 +142,22 @@ static int parse_float(const uint8_t *s, int32_t n, double *out) {
     int32_t int_digits = 0, frac_digits = 0;
     for (; i < n && is_digit(s[i]); i++, int_digits++) {
         mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
-        if (mantissa > (1ull << 53)) return 0;
+        if (mantissa > (1ull << 53)) goto long_text;
     }
     if (int_digits == 0) return 0;
     if (i < n) {
         if (s[i] != '.') return 0;
         for (i++; i < n && is_digit(s[i]); i++, frac_digits++) {
             mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
-            if (mantissa > (1ull << 53) || frac_digits >= 22) return 0;
+            if (mantissa > (1ull << 53) || frac_digits >= 22) goto long_text;
         }
         if (frac_digits == 0 || i < n) return 0;
     }
     double value = (double)mantissa / powers[frac_digits];
     *out = negative ? -value : value;
     return 1;
+long_text:
+    return number_text(s, n) && parse_float_with_strtod(s, n, out);
 }
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) { /* proleptic Gregorian, 1970-01-01 = 0 */
@@ -538,28 +579,6 @@ static int32_t split_like_reference(const uint8_t *s, int32_t end, span_t *field
         if (s[pos] != ' ') return rejection(R_NO_SPACE_AFTER_QUOTE, 0);
         pos++;
     }
-}
-
-static int all_digits(const uint8_t *s, int32_t n) {
-    if (n < 1) return 0;
-    for (int32_t i = 0; i < n; i++)
-        if (!is_digit(s[i])) return 0;
-    return 1;
-}
-
-/* schema.VALUE_TEXT, matched whole: "-?[0-9]+" and "-?[0-9]+(?:[.][0-9]+)?". */
-static int integer_text(const uint8_t *s, int32_t n) {
-    int sign = n > 0 && s[0] == '-';
-    return all_digits(s + sign, n - sign);
-}
-
-static int number_text(const uint8_t *s, int32_t n) {
-    if (n < 1) return 0;
-    int sign = s[0] == '-';
-    const uint8_t *point = memchr(s, '.', (size_t)n);
-    if (point == NULL) return all_digits(s + sign, n - sign);
-    int32_t at = (int32_t)(point - s);
-    return all_digits(s + sign, at - sign) && all_digits(point + 1, n - at - 1);
 }
 
 /* "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]{1,6})?Z" */
