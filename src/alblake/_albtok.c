@@ -115,7 +115,7 @@ static int number_text(const uint8_t *s, int32_t n) {
 /* Decimal text converted by strtod, which rounds correctly as Python's float() does; 0 when the text is too
  * long to copy, the value not finite, or strtod did not read it whole (a locale whose decimal point is not '.'). */
 static int parse_float_with_strtod(const uint8_t *s, int32_t n, double *out) {
-    char text[128];
+    char text[4096]; /* a longer number makes a line long enough for the reference path to keep pace */
     char *end;
     if (n >= (int32_t)sizeof text) return 0;
     memcpy(text, s, (size_t)n);
