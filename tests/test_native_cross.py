@@ -436,6 +436,10 @@ JUNK = {
     "malformed sample lines": ("\n".join(sample.MALFORMED) + "\n").encode(),
     "elb not of the form": (" ".join(BASE_FIELDS).replace(" app/", " not-app-", 1) + "\n").encode(),
     "cut lines": b"".join(" ".join(BASE_FIELDS).encode()[:cut] + b"\n" for cut in range(0, 400, 7)),
+    "times beyond a double": b"".join(
+        " ".join(BASE_FIELDS).replace(" 0.001 ", f" {number} ", 1).encode() + b"\n"
+        for number in ("1" + "0" * 399, "-" + "9" * 309, "17976931348623159" + "0" * 292, "2" + "0" * 308 + ".5")
+    ),
     "impossible times": b"".join(
         " ".join(BASE_FIELDS).replace("2026-11-24T09:00:00.123456Z", time).encode() + b"\n"
         for time in ("2026-11-24T24:00:00Z", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00.5Z", "0000-01-01T00:00:00Z")

@@ -112,18 +112,17 @@ static int number_text(const uint8_t *s, int32_t n) {
     return all_digits(s + sign, at - sign) && all_digits(point + 1, n - at - 1);
 }
 
-/* Decimal text converted by strtod, which rounds correctly as Python's float() does; 0 when the text is too
- * long to copy, the value not finite, or strtod did not read it whole (a locale whose decimal point is not '.'). */
-static int parse_float_with_strtod(const uint8_t *s, int32_t n, double *out) {
+/* Decimal text converted by strtod, which rounds correctly as Python's float() does (to infinity beyond the
+ * largest double); 0 when the text is too long to copy or strtod did not read it whole (a locale whose decimal
+ * point is not '.'). */
+static int read_with_strtod(const uint8_t *s, int32_t n, double *out) {
     char text[4096]; /* a longer number makes a line long enough for the reference path to keep pace */
     char *end;
     if (n >= (int32_t)sizeof text) return 0;
     memcpy(text, s, (size_t)n);
     text[n] = 0;
-    double value = strtod(text, &end);
-    if (end != text + n || !isfinite(value)) return 0;
-    *out = value;
-    return 1;
+    *out = strtod(text, &end);
+    return end == text + n;
 }
 
 /* "-?[0-9]+(\.[0-9]+)?" converted exactly as Python's float() does: a mantissa up to 2^53 with at most 22
@@ -157,7 +156,7 @@ static int parse_float(const uint8_t *s, int32_t n, double *out) {
     *out = negative ? -value : value;
     return 1;
 long_text:
-    return number_text(s, n) && parse_float_with_strtod(s, n, out);
+    return number_text(s, n) && read_with_strtod(s, n, out) && isfinite(*out);
 }
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) { /* proleptic Gregorian, 1970-01-01 = 0 */
@@ -615,7 +614,9 @@ static int value_verdict(int32_t kind, const uint8_t *s, int32_t n) {
     case K_FLOAT64: {
         if (!number_text(s, n)) return V_INVALID;
         int32_t digits = integer_digits(s, n); /* 308 digits stay below DBL_MAX; 310 overflow to infinity */
-        return digits <= 308 ? V_KEPT : digits == 309 ? V_UNSURE : V_OUT_OF_RANGE;
+        double value;
+        if (digits != 309) return digits <= 308 ? V_KEPT : V_OUT_OF_RANGE;
+        return !read_with_strtod(s, n, &value) ? V_UNSURE : isfinite(value) ? V_KEPT : V_OUT_OF_RANGE;
     }
     case K_INT32:
     case K_INT64:
