@@ -24,6 +24,19 @@ def pin_to_one_core() -> None:
     pa.set_io_thread_count(1)
 
 
+def log_pool(seed: int = 1, malformed_every: int = 0) -> bytes:
+    """POOL_LINES realistic lines (5 minutes of one load balancer) as text; make_log repeats it."""
+    pool = generate_lines(
+        POOL_LINES,
+        lb=LOAD_BALANCERS[0],
+        start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        seconds=300,
+        rng=random.Random(seed),
+        malformed_every=malformed_every,
+    )
+    return ("\n".join(pool) + "\n").encode()
+
+
 def make_log(path: Path, text_bytes: int, seed: int = 1, malformed_every: int = 0) -> tuple[int, int]:
     """Write a gzip ALB log of about ``text_bytes`` uncompressed (5 min of one LB, repeated pool).
 
@@ -34,16 +47,7 @@ def make_log(path: Path, text_bytes: int, seed: int = 1, malformed_every: int = 
         lines, size = map(int, marker.read_text().split())
         if size >= text_bytes:
             return lines, size
-    rng = random.Random(seed)
-    pool = generate_lines(
-        POOL_LINES,
-        lb=LOAD_BALANCERS[0],
-        start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
-        seconds=300,
-        rng=rng,
-        malformed_every=malformed_every,
-    )
-    chunk = ("\n".join(pool) + "\n").encode()
+    chunk = log_pool(seed, malformed_every)
     lines = size = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with igzip.open(path, "wb", compresslevel=2) as out:  # type: ignore[no-untyped-call]

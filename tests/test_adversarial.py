@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import resource
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from alblake.convert import core as convert
 from alblake.convert import parquet as parquet_out
 from alblake.convert.core import MAX_LINES_PER_PARSE, convert_stream
-from alblake.convert.decompress import LONG_LINE_SAMPLE_BYTES
+from alblake.convert.decompress import BLOCK_SIZE, LONG_LINE_SAMPLE_BYTES
 from alblake.convert.quarantine import STORED_LINES_LIMIT
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
@@ -168,6 +169,125 @@ def test_partitions_continued_in_new_files_are_joined_in_line_order(
         assert ids == [f"TID_{n}" for n in range(40) if n % 5 == hour]
 
 
+# ------------------------------------------------------------------------------------ every engine
+
+
+def junk_heavy_object() -> bytes:
+    """More junk than the quarantine stores, of every kind, runs of blank lines long enough to be taken out of
+    the pieces cut for the Arrow and exact engines, valid rows in three hours (one refused below), CRLF lines."""
+    junk = [b"x", b'"', b"\xff\xfe", b"a b c", b" \t ", "\u3000".encode(), log_line().replace(b" app/", b" no-")]
+    lines: list[bytes] = []
+    for n in range(40_000):
+        if n % 5 == 0:
+            lines.append(hour_line(n % 3, f"TID_{n}") + (b"\r" if n % 7 == 0 else b""))
+        elif 15_000 <= n < 17_000:
+            lines.append(b"")
+        else:
+            lines.append(junk[n % len(junk)])
+    return b"\n".join(lines) + b"\n"
+
+
+def test_every_engine_converts_a_junk_heavy_object_to_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native engine takes whole blocks and counts junk in C; the others get pieces and list every line.
+    The staged rows, quarantine file (stored lines, reasons, counts) and counts are the same."""
+    from alblake import parse
+
+    monkeypatch.setattr(convert, "MAX_PARTITIONS_PER_OBJECT", 2)
+    data = gzip.compress(junk_heavy_object(), compresslevel=1)
+    outcomes = []
+    for engine in ("native", "arrow", "exact"):
+        monkeypatch.setattr(parse, "DEFAULT_ENGINE", engine)
+        (tmp_path / engine).mkdir()
+        staged = convert_stream(io.BytesIO(data), KEY, tmp_path / engine, block_size=1 << 18)
+        try:
+            assert staged.quarantine_path is not None
+            tables = {d.partition.path: pq.read_table(d.path) for d in staged.data}
+            counts = (staged.lines, staged.rows, staged.quarantined, staged.quarantine_stored)
+            outcomes.append((counts, staged.quarantine_reasons, staged.quarantine_path.read_text(), tables))
+        finally:
+            staged.discard()
+    native_outcome = outcomes[0]
+    assert native_outcome[0] == (40_000, 5_333, 34_667, STORED_LINES_LIMIT)
+    assert native_outcome[1]["the object spans more than N partition-hours"] == 2_667  # the third hour
+    for outcome in outcomes[1:]:
+        assert outcome[:3] == native_outcome[:3]
+        assert outcome[3].keys() == native_outcome[3].keys()
+        assert all(outcome[3][path].equals(table) for path, table in native_outcome[3].items())
+
+
+# ------------------------------------------------------------------------------------ memory by bytes
+
+
+class ShortReads(io.BytesIO):
+    """A stream that returns at most ``size`` bytes per read."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        super().__init__(data)
+        self.size = size
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self.size if size is None or size < 0 else min(size, self.size))
+
+
+def wide_line(number: int, agent_bytes: int = 8192) -> bytes:
+    """The documented line with a user agent of ``agent_bytes`` (ALB truncates user agents at 8 KB)."""
+    agent = (f"agent-{number}-" + "x" * agent_bytes)[:agent_bytes]
+    return log_line().replace(b"curl/7.46.0", agent.encode()).replace(b"TID_1234abcd5678ef90", f"TID_{number}".encode())
+
+
+def test_rows_of_8_kb_user_agents_are_written_in_row_groups_bounded_by_bytes(tmp_path: Path) -> None:
+    """Row groups (and the rows held in memory for them) are bounded by bytes: 4,000 rows of 8 KB are far fewer
+    than ROW_GROUP_ROWS, yet more than ROW_GROUP_BYTES; every row lands once, in line order."""
+    lines = [wide_line(n) for n in range(4_000)]
+    data = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1)
+    result = convert_bytes(data, tmp_path, block_size=BLOCK_SIZE)
+    assert (result.lines, result.rows, len(result.partitions)) == (4_000, 4_000, 1)
+    [file] = (tmp_path / "alb_logs").rglob("*.parquet")
+    metadata = pq.ParquetFile(file).metadata
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    assert len(groups) >= 2
+    assert all(group.num_rows * 8192 <= parquet_out.ROW_GROUP_BYTES + BLOCK_SIZE for group in groups)  # + a block
+    assert pq.read_table(file).column("conn_trace_id").to_pylist() == [f"TID_{n}" for n in range(4_000)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(1, 20)), min_size=1, max_size=40),
+    st.integers(1, 6),
+)
+def test_rows_spilled_written_and_held_come_out_in_line_order(runs: list[tuple[int, int]], per_block: int) -> None:
+    """With budgets of a few rows, partitions go through every path - written as row groups, spilled (alone or
+    with others), continued in new part files when their writer was closed, still in memory at the end - and
+    each partition's file holds its rows in line order; nothing of the spill file is left."""
+    hours = [hour for hour, length in runs for _ in range(length)]
+    text = b"".join(hour_line(hour, f"TID_{n}") + b"\n" for n, hour in enumerate(hours))
+    row_bytes = len(text) // len(hours)
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        for name, value in [
+            ("ROW_GROUP_BYTES", 8 * row_bytes),
+            ("BUFFER_BYTES", 6 * row_bytes),
+            ("SPILL_BELOW_BYTES", 3 * row_bytes),
+            ("_SPILL_BATCH_BYTES", 2 * row_bytes),
+            ("CHUNK_COST_BYTES", 0),
+            ("PARTITIONS_PER_SPILL_READ", 2),
+            ("MAX_OPEN_WRITERS", 2),
+        ]:
+            patch.setattr(parquet_out, name, value)
+        stream = ShortReads(text, per_block * row_bytes)  # each read a block's worth: blocks of a few lines
+        staged = convert_stream(stream, "local/spread.log", Path(directory), block_size=per_block * row_bytes)
+        try:
+            assert staged.rows == len(hours) and not list(staged.stage_dir.glob("spill*"))
+            for data in staged.data:
+                ids = pq.read_table(data.path).column("conn_trace_id").to_pylist()
+                expected = [f"TID_{n}" for n, hour in enumerate(hours) if hour == int(data.partition.hour)]
+                assert (ids, data.rows) == (expected, len(expected))
+            assert sum(data.rows for data in staged.data) == len(hours)
+        finally:
+            staged.discard()
+
+
 # ------------------------------------------------------------------------------ 3. unstorable partitions
 
 
@@ -277,9 +397,10 @@ def test_blocks_of_many_lines_are_cut_into_pieces_that_keep_every_line(
         pieces = list(convert._line_pieces(memoryview(block), 101))
     seen: dict[int, bytes] = {}
     for piece in pieces:
-        text = bytes(piece.text)
-        assert len(piece.numbers) <= max_lines and text.count(b"\n") == len(piece.numbers)
-        seen.update(zip(piece.numbers.tolist(), text.split(b"\n")[:-1], strict=True))
+        text, numbers = bytes(piece.text), piece.numbers
+        assert numbers is not None
+        assert len(numbers) <= max_lines and text.count(b"\n") == len(numbers)
+        seen.update(zip(numbers.tolist(), text.split(b"\n")[:-1], strict=True))
     assert list(seen) == sorted(seen)
     taken_out = [n for n in range(101, 101 + len(lines)) if n not in seen]
     assert all(lines[n - 101] in (b"", b"\r") for n in taken_out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import zlib
 from collections import Counter
@@ -13,8 +14,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from alblake import parse
 from alblake.errors import CorruptInputError, EmptyInputError, InputError
-from alblake.ingest.core import IngestedObject
+from alblake.ingest.core import IngestedObject, ingest_object
+from alblake.lake.generational import open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.sample import write_sample_logs
 from alblake.schema import ARROW_SCHEMA
@@ -95,6 +98,28 @@ def test_plain_text_and_multi_member_gzip(tmp_path: Path) -> None:
     assert convert_bytes(text, tmp_path / "a", source_id="local/file.log").rows == 3
     two_members = gzip.compress(text) + gzip.compress(text[:-1])  # last line without newline
     assert convert_bytes(two_members, tmp_path / "b").rows == 6
+
+
+class OneByteReads(io.BytesIO):
+    """A stream that returns one byte per read: a byte order mark then arrives in three pieces."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(1)
+
+
+@pytest.mark.parametrize("engine", ["native", "arrow", "exact"])
+@pytest.mark.parametrize("source", ["log", "log.gz", "log, one byte per read"])
+def test_a_byte_order_mark_at_the_start_of_an_object_is_not_part_of_its_first_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str, source: str
+) -> None:
+    monkeypatch.setattr(parse, "DEFAULT_ENGINE", engine)
+    text = b"\xef\xbb\xbf" + (DOC_LINE + "\n").encode() * 2 + b"\xef\xbb\xbf" + DOC_LINE.encode() + b"\n"
+    data = gzip.compress(text) if source == "log.gz" else text
+    stream = OneByteReads(data) if "one byte" in source else io.BytesIO(data)
+    result = ingest_object(lambda: stream, f"local/bom.{source.split(',')[0]}", open_local_lake(tmp_path))
+    assert (result.lines, result.rows, result.quarantined) == (3, 3, 0)
+    table = ds.dataset(tmp_path / "alb_logs", partitioning="hive").to_table()
+    assert table.column("type").to_pylist() == ["http", "http", "\ufeffhttp"]  # the object's mark only
 
 
 @pytest.mark.parametrize(

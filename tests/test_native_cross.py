@@ -1,10 +1,16 @@
-"""The native tokenizer's three byte scanners give byte-identical results.
+"""The native tokenizer's three byte scanners give byte-identical results, and the reasons it gives the lines it
+rejects are those the reference path gives.
 
 ``_albtok.c`` finds field boundaries with SSE2 on x86_64, NEON on aarch64 (the Lambda) and a portable SWAR loop
-elsewhere. ``tests/native/albtok_dump.c`` runs ``alb_scan`` with production's field layout and prints everything
-it produced. It is built three ways - host gcc (SSE2), host gcc with ``-U__SSE2__`` (SWAR) and
+elsewhere. ``tests/native/albtok_dump.c`` runs ``alb_scan`` with production's field layout, in small calls that
+each resume where the last stopped, and prints everything it produced (rows, recorded lines with their rejection
+codes, counts of the others). It is built three ways - host gcc (SSE2), host gcc with ``-U__SSE2__`` (SWAR) and
 ``aarch64-linux-gnu-gcc -static`` run under ``qemu-aarch64-static`` (NEON) - and the dumps of the same logs must
 agree byte for byte, apart from their first line, which names the path the preprocessor selected.
+
+A line the C code rejects is counted by the kind of reason its rejection code stands for, never parsed in Python
+(beyond the lines the quarantine stores): ``test_rejections_are_counted_as_the_reference_path_rejects`` checks,
+line by line over odd, mutated and junk lines, that the kind is the reference path's.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import platform
 import random
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ import pyarrow as pa
 import pytest
 
 from alblake import native, parse, sample
+from alblake.parse import reason_kind
 
 DUMP_SOURCE = Path(__file__).parent / "native" / "albtok_dump.c"
 CFLAGS = ("-O3", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fno-fast-math")  # setup.py's, warnings fatal
@@ -80,9 +88,9 @@ def compile_all(directory: Path, source_override: Path | None = None) -> dict[Bu
         return dict(zip(BUILDS, binaries, strict=True))
 
 
-def run_dump(build: Build, binary: Path, log: Path) -> list[str]:
+def run_dump(build: Build, binary: Path, log: Path, rejected_limit: int = -1) -> list[str]:
     """The dump's lines, after checking that the binary took the path its build is meant to select."""
-    command = [*build.runner, str(binary), str(log)]
+    command = [*build.runner, str(binary), str(log), str(rejected_limit)]
     result = subprocess.run(command, capture_output=True, check=False, timeout=TIMEOUT)
     assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr.decode()}"
     lines = result.stdout.decode("ascii").splitlines()
@@ -124,20 +132,27 @@ def production_layout() -> list[str]:
 class Summary:
     lines: int
     rows: int
-    declined: list[tuple[int, int, int]]  # line index, start, end
+    recorded: list[tuple[int, int, int, int]]  # line index, start, end, rejection code
+    unrecorded: dict[int, int]  # lines not recorded, by rejection code
+    calls: int
 
 
 def summarize(dump: Sequence[str]) -> Summary:
     counts: dict[str, int] = {}
-    declined = []
+    recorded, unrecorded, calls = [], {}, 0
     for line in dump:
-        if line.startswith("declined line "):  # declined line <index> [<start>, <end>) "<text>"
-            index, start, end = line.split(" ", 5)[2:5]
-            declined.append((int(index), int(start.strip("[,")), int(end.strip(")"))))
+        if line.startswith("recorded line "):  # recorded line <index> [<start>, <end>) code <code> "<text>"
+            index, start, end, _, code = line.split(" ", 7)[2:7]
+            recorded.append((int(index), int(start.strip("[,")), int(end.strip(")")), int(code)))
+        elif line.startswith("unrecorded code "):  # unrecorded code <code>: <count>
+            code, count = line.removeprefix("unrecorded code ").split(": ")
+            unrecorded[int(code)] = int(count)
+        elif line.startswith("call "):
+            calls += 1
         elif line.startswith(("lines ", "rows ")):
             key, value = line.split(" ")
             counts[key] = int(value)
-    return Summary(counts["lines"], counts["rows"], declined)
+    return Summary(counts["lines"], counts["rows"], recorded, unrecorded, calls)
 
 
 # ------------------------------------------------------------------------------------------------ the logs
@@ -191,17 +206,23 @@ FIELD_VARIANTS: dict[int, tuple[str, ...]] = {
         "2100-02-29T12:00:00.5Z", "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
         "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z", "2026-11-24T09:00:00.1234567Z", "2026-11-24T09:00:00.Z",
         "2026-11-24 09:00:00Z", "2026-11-24T09:00:00+00:00", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-11-24T24:00:00Z", "2026-11-24T23:60:00Z", "2026-11-24T09:00:00.5", "2026-11-24T09:00:00.ZZ",
     ),
     CREATED: ("2024-02-29T00:00:00.1Z", "1969-12-31T23:59:59.999999Z"),
     REQUEST_TIME: (
         "0.1234567890123456789012", "0.12345678901234567890123", "9007199254740992", "9007199254740993",
         "900719925474099.2", "-0.000", "-0", "0.30000000000000004", "123456789.987654321", "1e3", "+5", ".5", "5.",
         "nan", "inf", "-", "--1", "1.2.3", "0x10", "00.5", "-1", "", "1.7976931348623157", "0.0000000000000000000001",
+        "1" + "0" * 399, "-" + "9" * 310, "9" * 309, "0" * 400 + "1.5", "0." + "0" * 400 + "1", "infinity", "1.",
     ),
     ELB_STATUS: (
         "2147483647", "2147483648", "-2147483648", "-2147483649", "99999999999", "007", "-0", "+1", "1.0", "", "-",
+        "0000000000200", "0" * 40 + "2147483647", "-0000000002147483648", "1" + "0" * 400,
     ),
-    RECEIVED: ("999999999999999999", "-999999999999999999", "9223372036854775807", "-1"),
+    RECEIVED: (
+        "999999999999999999", "-999999999999999999", "9223372036854775807", "-1", "9223372036854775808",
+        "-9223372036854775808", "-9223372036854775809", "0009223372036854775807", "18446744073709551616",
+    ),
     RULE: ("-1",),
     CLIENT: (
         "[2001:db8::1]:443", "2001:db8::1:443", ":80", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65535", "1.2.3.4:99999",
@@ -217,6 +238,7 @@ FIELD_VARIANTS: dict[int, tuple[str, ...]] = {
         r'"\x00nul"', r'"\xF0\x9F\x98\x80 emoji"', r'"\xED\xA0\x80 surrogate"', r'"\xC0\xAF overlong"',
         r'"\xF4\x90\x80\x80 too big"', r'"\xE2\x82 truncated"', r'"\x5Cx41 escaped escape"', '"stray "quote"',
         '"unterminated', 'bare"quote', '"x"y', '"' + "Mozilla/5.0 \\x22long\\x22 " * 120 + '"',
+        '"caf\u00e9 \u3000 \u00fc"', '"\U0001F600 \\x41"', '"\u00e9\\xC3\\xA9"',
     ),
     CIPHER: ('ab"c',),
     TRACE: (r'"Root=1-\x41"',),
@@ -239,7 +261,7 @@ def odd_lines() -> list[bytes]:
             fields[index] = text
             lines.append(" ".join(fields).encode())
     base = " ".join(BASE_FIELDS).encode()
-    for byte in (0x00, 0x01, 0x09, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xFF):  # controls; >= 0x80 is declined
+    for byte in (0x00, 0x01, 0x09, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xFF):  # controls; invalid UTF-8 is declined
         lines.append(base.replace(b"curl/8.5.0", b"curl/" + bytes([byte]) + b"8.5.0"))  # in a quoted field
         lines.append(base.replace(b"TLSv1.2", b"TLSv1." + bytes([byte])))  # in a bare field
     lines += [
@@ -259,6 +281,20 @@ def odd_lines() -> list[bytes]:
         b'"',
         b"\\",
         b"x" * 40,
+        b"x",
+        b'a "b" c',
+        b'"a"b',
+        b'"a" "b',
+        "\u00e9".encode(),
+        "\u3000 \u2028\x85\xa0".encode(),  # only whitespace, as Python's str.strip() sees it
+        b"\x1c\x1d\x1e\x1f\t\x0b\x0c",
+        "\u200b".encode(),  # a zero-width space is not whitespace to Python
+        b"\xe2\x82",  # a truncated sequence
+        b" ".join([b"x"] * 17),
+        b" ".join([b"x"] * 50),
+        base.replace(b"https ", "h\u00e9ttps ".encode()),  # valid UTF-8 in the type: a row
+        base.replace(b"https ", b"- "),
+        base.replace(b"https ", b"\xef\xbb\xbfhttps "),  # a BOM inside the object is a character of the line
     ]
     return lines
 
@@ -297,32 +333,137 @@ def micros(when: datetime) -> int:
 # ------------------------------------------------------------------------------------------------ the test
 
 
+REJECTED_LIMITS = (-1, 7)  # record every line; record 7 rejected lines and count the others
+
+
 @pytest.mark.slow
 def test_sse2_neon_and_swar_builds_dump_identical_scans(tmp_path: Path) -> None:
     require_tools()
     binaries = compile_all(tmp_path)
     for log in write_logs(tmp_path):
-        dumps = {build: run_dump(build, binary, log) for build, binary in binaries.items()}
-        reference_build, reference = BUILDS[0], dumps[BUILDS[0]]
-        for build, dump in dumps.items():
-            if dump[1:] != reference[1:]:  # (pytest's own diff of two large dumps would be slow and unreadable)
-                pytest.fail(
-                    f"{log.name}: the {build.path} build differs from the {reference_build.path} build:\n"
-                    + first_difference(reference[1:], dump[1:])
+        for limit in REJECTED_LIMITS:
+            dumps = {build: run_dump(build, binary, log, limit) for build, binary in binaries.items()}
+            reference_build, reference = BUILDS[0], dumps[BUILDS[0]]
+            for build, dump in dumps.items():
+                if dump[1:] != reference[1:]:  # (pytest's own diff of two large dumps would be slow and unreadable)
+                    pytest.fail(
+                        f"{log.name}, limit {limit}: the {build.path} build differs from the "
+                        f"{reference_build.path} build:\n" + first_difference(reference[1:], dump[1:])
+                    )
+            layout = production_layout()
+            assert reference[1 : 1 + len(layout)] == layout, "albtok_dump.c's field layout is not parse._native_spec's"
+            check_summary(log, limit, summarize(reference), reference)
+
+
+def check_summary(log: Path, limit: int, summary: Summary, reference: list[str]) -> None:
+    content = log.read_bytes()
+    assert summary.lines == content.count(b"\n") + (not content.endswith(b"\n"))
+    assert summary.rows + len(summary.recorded) + sum(summary.unrecorded.values()) == summary.lines
+    if log.name == "mixed.log":
+        assert summary.rows > 2000 and summary.calls > 30  # calls stopped on full rows and resumed
+        assert len(summary.recorded) > 100 if limit < 0 else sum(summary.unrecorded.values()) > 100
+        assert f"  time: {micros(datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC))}" in reference
+        assert '  request_url: "https://api-prod.example.com:443/search?q=caf\\xC3\\xA9"' in reference
+        if native.available() and parse._SCANNER is not None:  # the ctypes binding gives the same split
+            scans = list(parse._SCANNER.scan(content, None if limit < 0 else limit))
+            assert sum(scan.lines for scan in scans) == summary.lines
+            assert sum(len(scan.columns["type"]) for scan in scans) == summary.rows
+            binding = [
+                (int(index), int(start), int(end), int(code))
+                for scan in scans
+                for index, (start, end), code in zip(
+                    scan.recorded, scan.recorded_bounds.tolist(), scan.recorded_codes, strict=True
                 )
-        layout = production_layout()
-        assert reference[1 : 1 + len(layout)] == layout, "albtok_dump.c's field layout is not parse._native_spec's"
-        summary = summarize(reference)
-        content = log.read_bytes()
-        assert summary.lines == content.count(b"\n") + (not content.endswith(b"\n"))
-        if log.name == "mixed.log":
-            assert summary.rows > 2000
-            assert len(summary.declined) > 100
-            assert f"  time: {micros(datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC))}" in reference
-            assert '  request_url: "https://api-prod.example.com:443/search?q=caf\\xC3\\xA9"' in reference
-            if native.available() and parse._SCANNER is not None:  # the ctypes binding gives the same split
-                scan = parse._SCANNER.scan(content)
-                assert scan is not None
-                assert (scan.lines, len(scan.columns["type"])) == (summary.lines, summary.rows)
-                assert scan.declined.tolist() == [index for index, _, _ in summary.declined]
-                assert scan.declined_bounds.tolist() == [[start, end] for _, start, end in summary.declined]
+            ]
+            assert binding == summary.recorded
+            unrecorded: dict[int, int] = {}
+            for scan in scans:
+                for code, count in scan.unrecorded.items():
+                    unrecorded[code] = unrecorded.get(code, 0) + count
+            assert unrecorded == summary.unrecorded
+
+
+# ------------------------------------------------------------------------------------- rejections counted in C
+
+_EDITS = ('"', " ", "\r", "-", ".", "x", "\\", "\t", ":", "é", "\u3000", "\x00", "0" * 320, "/", "24", "nan")
+
+
+def mutated_lines(rng: random.Random, count: int) -> list[bytes]:
+    """Sample lines (some already malformed) with a few random edits each: inserted, deleted or replaced text, or
+    the line cut short; a tenth of them in Latin-1 (invalid UTF-8 wherever they hold a non-ASCII character)."""
+    start = datetime(2024, 2, 28, 23, 50, tzinfo=UTC)
+    lb = sample.LOAD_BALANCERS[0]
+    pool = sample.generate_lines(300, lb=lb, start=start, seconds=3600, rng=rng, malformed_every=7)
+    lines = []
+    for _ in range(count):
+        line = rng.choice(pool)
+        for _ in range(rng.randint(1, 4)):
+            position, text = rng.randrange(len(line) + 1), rng.choice(_EDITS)
+            line = rng.choice(
+                [
+                    line[:position] + text + line[position:],
+                    line[:position] + line[position + 1 :],
+                    line[:position] + text + line[position + len(text) :],
+                    line[:position],
+                ]
+            )
+        lines.append(line.encode("latin-1", "replace") if rng.random() < 0.1 else line.encode())
+    return lines
+
+
+def kinds_of(parsed: parse.ParsedBlock) -> Counter[str]:
+    """Every quarantined line of a parse, by kind of reason (listed and counted alike)."""
+    return Counter(reason_kind(q.reason) for q in parsed.quarantined) + parsed.unrecorded
+
+
+def test_rejections_are_counted_as_the_reference_path_rejects() -> None:
+    """Line by line: what the native engine counts without a Python parse is what the exact path quarantines,
+    by kind of reason; and what it keeps, the exact path keeps."""
+    if not native.available():
+        pytest.fail("the native tokenizer is not built: pip install -e . compiles it")
+    for line in [*odd_lines(), *mutated_lines(random.Random(19), 4000)]:
+        block = line + b"\n"
+        counted = parse.parse_block(block, engine="native", record_limit=0)
+        exact = parse.parse_block(block, engine="exact")
+        assert (kinds_of(counted), counted.table.to_pylist()) == (kinds_of(exact), exact.table.to_pylist()), line
+
+
+JUNK = {
+    "tiny lines": b"x\n" * 1000,
+    "one character": b"".join(bytes([c]) + b"\n" for c in range(1, 256) if c not in (10,)),
+    "blank lines": b"\n \n\t\n\r\n" + "\u3000\n".encode() * 10,
+    "fields of garbage": b" ".join([b"GET", b"-", b'"a b"', b"0.1", b"app/a/b", b"1.2.3.4:80"] * 9) + b"\n",
+    "malformed sample lines": ("\n".join(sample.MALFORMED) + "\n").encode(),
+    "elb not of the form": (" ".join(BASE_FIELDS).replace(" app/", " not-app-", 1) + "\n").encode(),
+    "cut lines": b"".join(" ".join(BASE_FIELDS).encode()[:cut] + b"\n" for cut in range(0, 400, 7)),
+    "times beyond a double": b"".join(
+        " ".join(BASE_FIELDS).replace(" 0.001 ", f" {number} ", 1).encode() + b"\n"
+        for number in ("1" + "0" * 399, "-" + "9" * 309, "17976931348623159" + "0" * 292, "2" + "0" * 308 + ".5")
+    ),
+    "impossible times": b"".join(
+        " ".join(BASE_FIELDS).replace("2026-11-24T09:00:00.123456Z", time).encode() + b"\n"
+        for time in ("2026-11-24T24:00:00Z", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00.5Z", "0000-01-01T00:00:00Z")
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JUNK))
+def test_junk_is_counted_in_c_without_parsing_lines_in_python(name: str) -> None:
+    """A junk line costs no Python parse beyond the quarantine's stored lines: with nothing to record, the native
+    engine passes no line of junk to the exact path (each line would cost ~10 microseconds there)."""
+    if not native.available():
+        pytest.fail("the native tokenizer is not built: pip install -e . compiles it")
+    counted = parse.parse_block(JUNK[name], engine="native", record_limit=0)
+    assert counted.quarantined == []
+    assert (counted.table.num_rows, counted.unrecorded.total()) == (0, JUNK[name].count(b"\n"))
+    assert counted.unrecorded == kinds_of(parse.parse_block(JUNK[name], engine="exact"))
+
+
+def test_every_rejection_reason_of_the_c_code_has_a_kind() -> None:
+    assert set(parse._REJECTION_REASONS) == set(native.REJECTION_REASONS[1:])  # all but "undecided"
+    assert {parse._rejection_kind(reason * native.MAX_FIELDS + 5) for reason in range(1, 14)} >= {
+        "empty line",
+        "expected at least N fields, found N",
+        "number out of range in request_processing_time",
+        "invalid number in request_processing_time",
+    }

@@ -18,13 +18,13 @@ def test_a_forked_child_parsing_does_not_touch_the_parents_work_buffers() -> Non
     parent_block = ((DOC_LINE + "\n") * 50).encode()
     child_block = ((DOC_LINE.replace("curl/7.46.0", "zzzz/9.99.9").replace("GET ", "PUT ") + "\n") * 50).encode()
     scanner = parse._SCANNER
-    assert scanner is not None and scanner.scan(parent_block) is not None
+    assert scanner is not None and list(scanner.scan(parent_block))
     work = scanner._local.work
     before = [bytes(data[:4096]) for data in work.string_data]
     pid = os.fork()
     if pid == 0:  # the child: parse something else with the inherited scanner, then leave at once
         try:
-            scanner.scan(child_block)
+            list(scanner.scan(child_block))
         finally:
             os._exit(0)
     os.waitpid(pid, 0)

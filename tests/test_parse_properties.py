@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import string
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alblake.parse import parse_block
+from alblake.parse import EMPTY_LINE, parse_block, reason_kind
 from tests.parse_helpers import DOC_LINE, rows_of, tokens_of
 
 pytestmark = pytest.mark.usefixtures("fast_engine")  # every property holds on each fast engine
@@ -139,3 +140,41 @@ def _summary(lines: list[bytes], exact: bool) -> tuple[list[str], list[tuple[int
 def test_fast_path_equals_exact_path_on_any_input(lines: list[bytes]) -> None:
     """The exact per-line path is the reference: the fast path must keep and reject exactly the same lines."""
     assert _summary(lines, exact=False) == _summary(lines, exact=True)
+
+
+def _kinds(lines: list[bytes], **options: object) -> tuple[list[str], list[tuple[int, str]], Counter[str]]:
+    """Rows, the quarantined lines listed (blank ones left out) and every quarantined line by kind of reason."""
+    parsed = parse_block(b"".join(line + b"\n" for line in lines), **options)  # type: ignore[arg-type]
+    rows = sorted(repr(sorted(row.items())) for row in parsed.table.to_pylist())
+    listed = [(q.line_number, q.reason) for q in parsed.quarantined if q.reason != EMPTY_LINE]
+    return rows, listed, Counter(reason_kind(q.reason) for q in parsed.quarantined) + parsed.unrecorded
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(valid_lines.map(str.encode), _mutated_line(), garbage_lines, st.just(b"")), max_size=25),
+    st.integers(0, 8),
+)
+def test_a_record_limit_lists_the_first_quarantined_lines_and_counts_the_others(lines: list[bytes], limit: int) -> None:
+    """With a record limit the rows are the same, the first ``limit`` quarantined lines that are not blank are
+    listed as the exact path lists them, and every quarantined line is counted under the same kind of reason."""
+    rows, listed, kinds = _kinds(lines, record_limit=limit)
+    exact_rows, exact_listed, exact_kinds = _kinds(lines, engine="exact")
+    assert (rows, listed[:limit], kinds) == (exact_rows, exact_listed[:limit], exact_kinds)
+    assert len(rows) + kinds.total() == len(lines)
+
+
+_decimal_texts = st.builds(
+    lambda sign, whole, fraction: sign + whole + (f".{fraction}" if fraction else ""),
+    st.sampled_from(["", "-"]),
+    st.text("0123456789", min_size=1, max_size=70),
+    st.text("0123456789", max_size=70),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_decimal_texts, min_size=3, max_size=3))
+def test_times_of_any_length_read_as_python_reads_them(times: list[str]) -> None:
+    """Processing times of many digits (beyond what a double holds exactly) are read as float() reads them."""
+    line = DOC_LINE.replace("0.000 0.001 0.000", " ".join(times))
+    assert _summary([line.encode()], exact=False) == _summary([line.encode()], exact=True)

@@ -1,8 +1,11 @@
 """ctypes binding of the native tokenizer (``_albtok.c``): a block of log lines -> Arrow columns.
 
-The C code accepts only lines it converts exactly as the Python reference path does and declines the rest
-(their indices and byte ranges are returned for the reference path). It is compiled with the package
-(``setup.py``) and cross-compiled for the Lambda layer; ``available()`` is False when it was not built.
+The C code accepts only lines it converts exactly as the Python reference path does and declines the rest. A
+declined line it knows the reference path rejects gets a rejection code (the kind of reason the reference path
+gives); the others are left to the reference path. It records the lines it declined (indices, byte ranges and
+codes) up to a limit of rejected ones, and only counts the later rejected lines by code, so junk costs no
+Python work per line. It is compiled with the package (``setup.py``) and cross-compiled for the Lambda layer;
+``available()`` is False when it was not built.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib.machinery
 import mmap
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,26 @@ MAX_BLOCK_BYTES = 2**31 - 17  # _albtok.c indexes blocks with int32 and needs 16
 KIND_STRING, KIND_TIMESTAMP, KIND_FLOAT64, KIND_INT32, KIND_INT64, KIND_ADDRESS, KIND_REQUEST = range(7)
 FLAG_REQUIRED, FLAG_ELB_FORM = 1, 2  # a field that must not be NULL; 'type/name/id' form
 GATHER_DECODE_ESCAPES, GATHER_TRIM_SPACES = 1, 2
+MAX_FIELDS = 64  # _albtok.c's MAX_FIELDS: a rejection code is reason * MAX_FIELDS + the field it names
+# _albtok.c's R_* reasons, in order: what the reference path says of a line (parse._rejection_kind names them).
+REJECTION_REASONS = (
+    "undecided",  # the reference path parses the line (it may be a row)
+    "empty",
+    "invalid utf-8",
+    "carriage return",
+    "too long",
+    "unterminated quote",
+    "stray quote",
+    "no space after quote",
+    "too few fields",
+    "invalid value",
+    "out of range",
+    "missing",
+    "elb form",
+    "malformed address",
+)
+ROWS_PER_SCAN = 1 << 16  # rows of one alb_scan call, at most (its work buffers take ~200 bytes a row)
+RECORDED_PER_SCAN = 1 << 15  # lines one call records, at most (each is then read by Python)
 
 _VALUE_DTYPES: dict[pa.DataType, type[np.generic]] = {
     pa.int32(): np.int32,
@@ -46,12 +70,23 @@ class FieldSpec:
     outputs: tuple[Output, ...]  # STRING: 1 string; ADDRESS: ip string + port int32; REQUEST: 3 strings
 
 
+def rejection_of(code: int) -> tuple[str, int]:
+    """The reason and the field index of a rejection code."""
+    return REJECTION_REASONS[code // MAX_FIELDS], code % MAX_FIELDS
+
+
 @dataclass
 class Scan:
+    """What one alb_scan call made of consecutive lines of a block (line indices and offsets are the block's)."""
+
     columns: dict[str, pa.Array]  # one per output, rows = accepted lines in order
-    lines: int
-    declined: np.ndarray  # 0-based indices of declined lines
-    declined_bounds: np.ndarray  # (n, 2) [start, end) byte offsets of declined lines, end at the '\n'
+    first_line: int  # index of the first line scanned
+    lines: int  # lines scanned
+    row_lines: np.ndarray  # int64: the line index of each row
+    recorded: np.ndarray  # int64: indices of the recorded lines (declined, in line order)
+    recorded_bounds: np.ndarray  # (n, 2) [start, end) byte offsets of recorded lines, end at the '\n'
+    recorded_codes: np.ndarray  # int32: rejection code of each recorded line (0, undecided: for the reference path)
+    unrecorded: dict[int, int]  # rejected lines not recorded, by rejection code
 
 
 class _StringColumn(ctypes.Structure):
@@ -64,6 +99,23 @@ class _StringColumn(ctypes.Structure):
         ("used", ctypes.c_int64),
         ("flags", ctypes.c_int32),
         ("unused", ctypes.c_int32),
+    )
+
+
+class _LinesOut(ctypes.Structure):
+    """``lines_out_t`` of _albtok.c: where alb_scan puts the lines that are not rows."""
+
+    _fields_ = (
+        ("capacity", ctypes.c_int64),
+        ("rejected_limit", ctypes.c_int64),
+        ("index", ctypes.c_void_p),
+        ("bounds", ctypes.c_void_p),
+        ("code", ctypes.c_void_p),
+        ("unrecorded", ctypes.c_void_p),
+        ("recorded", ctypes.c_int64),
+        ("rejected", ctypes.c_int64),
+        ("lines", ctypes.c_int64),
+        ("consumed", ctypes.c_int64),
     )
 
 
@@ -97,9 +149,18 @@ class _WorkBuffers:
         self.bitmaps = [np.empty(bitmap_bytes, dtype=np.uint8) for _ in value_dtypes]
         self.value_pointers = np.array([_address(v) for v in self.values], dtype=np.uint64)
         self.bitmap_pointers = np.array([_address(b) for b in self.bitmaps], dtype=np.uint64)
-        self.declined = np.empty(capacity, dtype=np.int64)
-        self.bounds = np.empty((capacity, 2), dtype=np.int64)
-        self.counts = np.zeros(2, dtype=np.int64)  # declined, lines
+        self.row_lines = np.empty(capacity, dtype=np.int64)
+        self.recorded = np.empty(RECORDED_PER_SCAN, dtype=np.int64)
+        self.bounds = np.empty((RECORDED_PER_SCAN, 2), dtype=np.int64)
+        self.codes = np.empty(RECORDED_PER_SCAN, dtype=np.int32)
+        self.unrecorded = np.zeros(len(REJECTION_REASONS) * MAX_FIELDS, dtype=np.int64)
+        self.lines_out = _LinesOut(
+            capacity=RECORDED_PER_SCAN,
+            index=_address(self.recorded),
+            bounds=_address(self.bounds),
+            code=_address(self.codes),
+            unrecorded=_address(self.unrecorded),
+        )
 
 
 def _copy(array: np.ndarray, length: int) -> pa.Buffer:
@@ -135,7 +196,7 @@ def _load() -> ctypes.CDLL | None:
     pointer, int64, int32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     library.alb_scan.restype = int64
     arguments: list[Any] = [pointer, int64, pointer, pointer, int32, int32, int32, int64]
-    library.alb_scan.argtypes = arguments + [pointer] * 7
+    library.alb_scan.argtypes = arguments + [pointer] * 5
     return library
 
 
@@ -163,23 +224,40 @@ class Scanner:
         self.value_outputs = [o for o in outputs if o.arrow_type != pa.string()]
         self._local = threading.local()
 
-    def scan(self, block: bytes | memoryview) -> Scan | None:
-        """Columns of the accepted lines of ``block`` (complete lines); None when the block is too large."""
+    def can_scan(self, block: bytes | memoryview) -> bool:
+        """Whether ``scan`` takes the block: complete lines, not empty, small enough for int32 offsets."""
+        return 0 < len(block) <= MAX_BLOCK_BYTES and bytes(block[-1:]) == b"\n"
+
+    def scan(self, block: bytes | memoryview, rejected_limit: int | None = None) -> Iterator[Scan]:
+        """The block's lines, scanned in calls of at most ROWS_PER_SCAN rows and RECORDED_PER_SCAN recorded lines.
+
+        ``rejected_limit``: rejected lines to record (in line order) before only counting them, blank lines never
+        recorded; None records every declined line. Each Scan's arrays are its own (the work buffers are reused).
+        """
         if _LIBRARY is None:
             raise RuntimeError("the native tokenizer is not built (pip install the package)")
+        if not self.can_scan(block):
+            raise ValueError("the native tokenizer takes a block of complete lines of at most 2 GiB")
         text = np.frombuffer(block, dtype=np.uint8)  # no copy; read-only is fine
-        if not len(text) or text[-1] != 10 or len(text) > MAX_BLOCK_BYTES:
-            return None
-        # ALB lines are hundreds of bytes: this capacity suffices unless the block is mostly short lines.
-        scan = self._scan(text, len(text) // 128 + 64)
-        return scan if scan is not None else self._scan(text, int(np.count_nonzero(text == 10)) + 1)
+        work = self._buffers(min(ROWS_PER_SCAN, len(text) // 32 + 64), len(text) + 16)
+        offset = line = 0
+        remaining = -1 if rejected_limit is None else rejected_limit
+        while offset < len(text):
+            scan = self._scan(work, text, offset, line, remaining)
+            yield scan
+            offset += int(work.lines_out.consumed)
+            line += scan.lines
+            if remaining >= 0:
+                remaining = max(0, remaining - int(work.lines_out.rejected))
 
-    def _scan(self, text: np.ndarray, capacity: int) -> Scan | None:
+    def _scan(self, work: _WorkBuffers, text: np.ndarray, offset: int, first_line: int, rejected_limit: int) -> Scan:
         assert _LIBRARY is not None
-        work = self._buffers(capacity, len(text) + 16)
+        out = work.lines_out
+        out.rejected_limit = rejected_limit
+        work.unrecorded[:] = 0
         rows = _LIBRARY.alb_scan(
-            _address(text),
-            len(text),
+            _address(text) + offset,
+            len(text) - offset,
             _address(self.kinds),
             _address(self.flags),
             len(self.kinds),
@@ -189,16 +267,12 @@ class Scanner:
             ctypes.addressof(work.strings),
             _address(work.value_pointers),
             _address(work.bitmap_pointers),
-            _address(work.declined),
-            _address(work.bounds),
-            _address(work.counts),
-            _address(work.counts) + work.counts.itemsize,
+            _address(work.row_lines),
+            ctypes.addressof(out),
         )
-        if rows == -2:  # more lines than capacity
-            return None
         if rows < 0:
             raise ValueError("native tokenizer: invalid arguments")
-        # The work buffers are reused for the next block: the arrays handed to Arrow are exact-size copies.
+        # The work buffers are reused for the next call: the arrays handed on are exact-size copies.
         columns: dict[str, pa.Array] = {}
         for index, output in enumerate(self.string_outputs):
             data = work.string_data[index][: work.strings[index].used].copy()
@@ -207,8 +281,18 @@ class Scanner:
         for output, value, bitmap in zip(self.value_outputs, work.values, work.bitmaps, strict=True):
             buffers = [_bitmap(bitmap, rows), _copy(value, rows)]
             columns[output.column] = pa.Array.from_buffers(output.arrow_type, rows, buffers)
-        declined = int(work.counts[0])
-        return Scan(columns, int(work.counts[1]), work.declined[:declined].copy(), work.bounds[:declined].copy())
+        recorded = int(out.recorded)
+        counted = np.flatnonzero(work.unrecorded)
+        return Scan(
+            columns,
+            first_line,
+            int(out.lines),
+            work.row_lines[:rows] + first_line,
+            work.recorded[:recorded] + first_line,
+            work.bounds[:recorded] + offset,
+            work.codes[:recorded].copy(),
+            dict(zip(counted.tolist(), work.unrecorded[counted].tolist(), strict=True)),
+        )
 
     def _buffers(self, capacity: int, text_size: int) -> _WorkBuffers:
         """This thread's work buffers, reallocated only when a block needs more (ctypes releases the GIL)."""

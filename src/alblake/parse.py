@@ -10,13 +10,17 @@ Three engines produce the same result:
   engine declines (other field counts, unbalanced quotes, invalid UTF-8, unusual numbers) and names the reason
   for lines it rejects.
 
-Every input line ends up either as a row (in line order) or as a ``QuarantinedLine``: lines in = rows +
-quarantined.
+Every input line ends up either as a row (in line order) or as a quarantined line: lines in = rows +
+quarantined. A caller that keeps only the first quarantined lines (the quarantine stores 10,000 an object) says
+how many with ``record_limit``: the native engine then counts later junk by kind of reason, in C, instead of
+building a ``QuarantinedLine`` for each.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +66,7 @@ _VALID_TEXT = VALUE_TEXT
 # The fast path accepts a subset it can cast without overflow; the rest is left to the exact path.
 _FAST_TEXT = {
     **_VALID_TEXT,
+    pa.float64(): r"-?[0-9]{1,300}(?:[.][0-9]+)?",  # finite: more digits may overflow to infinity
     pa.int32(): r"-?[0-9]{1,9}",
     pa.int64(): r"-?[0-9]{1,18}",
     TIMESTAMP: "[1-9][0-9]{3}" + _VALID_TEXT[TIMESTAMP].removeprefix("[0-9]{4}"),  # Arrow accepts year 0000, Python not
@@ -75,13 +80,23 @@ MAX_LINE_BYTES = 1 << 20
 # Columns whose text may carry ALB's \xHH escapes and is decoded when the result is valid UTF-8.
 _ESCAPED_COLUMNS = tuple(c.name for c in COLUMNS if c.escaped)
 _TRIMMED_COLUMNS = tuple(c.name for c in COLUMNS if c.trimmed)  # ' ' stripped at both ends (before decoding)
-_REQUIRED_FIELDS = ("type", "time", "elb")  # a line without them is quarantined
+_REQUIRED_FIELDS = ("type", "time", "elb")  # a line without them is quarantined (each field is its column)
 
 _ADDRESS_RE = r"^(?P<ip>.*):(?P<port>[0-9]{1,5})$"
 _REQUEST_RE = r"^(?P<verb>[^ ]*) (?P<url>.*) (?P<proto>[^ ]+)$"
 _REQUEST_NO_PROTO_RE = r"^(?P<verb>[^ ]*) (?P<url>.*)$"
 _ELB_NAME_RE = r"^[^/]+/(?P<name>[^/]+)/"
 _HEX_ESCAPE_RE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+EMPTY_LINE = "empty line"  # the reason for a blank line
+_ELB_FORM_REASON = "elb is not of the form type/name/id"
+_NUMBER = re.compile(r"(?<![\w-])\d+")  # a number on its own (not the 8 of UTF-8)
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without the quoted text and the numbers that vary from line to line (what counts group by):
+    ``invalid integer in sent_bytes: 'x'`` -> ``invalid integer in sent_bytes``,
+    ``expected at least 25 fields, found 3`` -> ``expected at least N fields, found N``."""
+    return _NUMBER.sub("N", reason.split(": ", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -93,16 +108,19 @@ class QuarantinedLine:
 
 @dataclass
 class ParsedBlock:
-    """Rows of one block in ``ARROW_SCHEMA`` plus their partition keys, and the rejected lines."""
+    """Rows of one block in ``ARROW_SCHEMA`` plus their partition keys and line numbers, and the rejected lines:
+    each in ``quarantined`` (in line order), or, beyond a caller's ``record_limit``, counted in ``unrecorded``."""
 
     table: pa.Table
     elb_name: pa.Array  # string, one per row
     hour_start: pa.Array  # timestamp[us, UTC] truncated to the hour, one per row
+    row_lines: np.ndarray  # int64, the line number of each row
     quarantined: list[QuarantinedLine] = field(default_factory=list)
+    unrecorded: Counter[str] = field(default_factory=Counter)  # quarantined lines not listed, by reason_kind
 
     @property
     def lines(self) -> int:
-        return int(self.table.num_rows) + len(self.quarantined)
+        return int(self.table.num_rows) + len(self.quarantined) + self.unrecorded.total()
 
 
 class LineError(InputError, ValueError):
@@ -120,7 +138,7 @@ def tokenize(line: str) -> list[str]:
         if pos < end_of_line and line[pos] == '"':
             close = line.find('"', pos + 1)
             if close < 0:
-                raise LineError(f"unterminated quoted field {len(fields) + 1}")
+                raise LineError(_tokenizer_reason("unterminated quoted field", len(fields) + 1))
             fields.append(line[pos + 1 : close])
             pos = close + 1
         else:
@@ -128,14 +146,31 @@ def tokenize(line: str) -> list[str]:
             stop = end_of_line if stop < 0 else stop
             token = line[pos:stop]
             if '"' in token:
-                raise LineError(f"stray quote in field {len(fields) + 1}")
+                raise LineError(_tokenizer_reason("stray quote in field", len(fields) + 1))
             fields.append(token)
             pos = stop
         if pos == end_of_line:
             return fields
         if line[pos] != " ":
-            raise LineError(f"no space after quoted field {len(fields)}")
+            raise LineError(_tokenizer_reason("no space after quoted field", len(fields)))
         pos += 1
+
+
+def _tokenizer_reason(problem: str, field_number: int) -> str:
+    return f"{problem} {field_number}"
+
+
+def _value_kind(field: _Field) -> str:
+    return {TIMESTAMP: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
+
+
+def _invalid_value_reason(field: _Field, text: str) -> str:
+    return f"invalid {_value_kind(field)} in {field.name}: {text[:40]!r}"
+
+
+def _out_of_range_reason(field: _Field, text: str) -> str:
+    """An integer beyond its type, or a number too large for a float (it would read as infinity)."""
+    return f"{_value_kind(field)} out of range in {field.name}: {text[:40]!r}"
 
 
 def _convert_field(field: _Field, text: str) -> object:
@@ -144,20 +179,34 @@ def _convert_field(field: _Field, text: str) -> object:
     if field.arrow_type == pa.string():
         return text
     if not _VALID_RE[field.arrow_type].fullmatch(text):
-        kind = {TIMESTAMP: "timestamp", pa.float64(): "number"}.get(field.arrow_type, "integer")
-        raise LineError(f"invalid {kind} in {field.name}: {text[:40]!r}")
+        raise LineError(_invalid_value_reason(field, text))
     if field.arrow_type == TIMESTAMP:
         try:
             return datetime.fromisoformat(text)
         except ValueError:
-            raise LineError(f"invalid timestamp in {field.name}: {text[:40]!r}") from None
+            raise LineError(_invalid_value_reason(field, text)) from None
     if field.arrow_type == pa.float64():
-        return float(text)
+        value = float(text)
+        if not math.isfinite(value):  # too many digits for a double: float() reads it as infinity
+            raise LineError(_out_of_range_reason(field, text))
+        return value
     number = int(text)
     limit = _INT_LIMITS[field.arrow_type]
     if not -limit <= number < limit:
-        raise LineError(f"integer out of range in {field.name}: {text[:40]!r}")
+        raise LineError(_out_of_range_reason(field, text))
     return number
+
+
+def _invalid_utf8_reason(byte: int) -> str:
+    return f"invalid UTF-8 at byte {byte}"
+
+
+_CARRIAGE_RETURN_REASON = "carriage return inside line"
+_LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES} bytes"
+
+
+def _field_count_reason(found: int) -> str:
+    return f"expected at least {MIN_FIELDS} fields, found {found}"
 
 
 def parse_line_fields(raw: bytes) -> list[object]:
@@ -165,17 +214,17 @@ def parse_line_fields(raw: bytes) -> list[object]:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise LineError(f"invalid UTF-8 at byte {exc.start}") from None
+        raise LineError(_invalid_utf8_reason(exc.start)) from None
     line = line.removesuffix("\r")  # CRLF line endings
     if not line.strip():
-        raise LineError("empty line")
+        raise LineError(EMPTY_LINE)
     if "\r" in line:
-        raise LineError("carriage return inside line")
+        raise LineError(_CARRIAGE_RETURN_REASON)
     if len(raw) > MAX_LINE_BYTES:
-        raise LineError(f"line longer than {MAX_LINE_BYTES} bytes")
+        raise LineError(_LONG_LINE_REASON)
     fields = tokenize(line)
     if len(fields) < MIN_FIELDS:
-        raise LineError(f"expected at least {MIN_FIELDS} fields, found {len(fields)}")
+        raise LineError(_field_count_reason(len(fields)))
     values: list[object] = []
     for log_field, text in zip(_FIELDS, fields, strict=False):
         values.append(_convert_field(log_field, text))
@@ -197,7 +246,7 @@ def _parse_lines_exactly(lines: Sequence[bytes], line_numbers: Sequence[int]) ->
             column.append(value)
         kept.append(number)
     raw_fields = [pa.array(col, type=f.arrow_type) for f, col in zip(_FIELDS, columns, strict=True)]
-    return _derive(raw_fields, kept, dict(zip(line_numbers, lines, strict=True)), quarantined)
+    return _derive(raw_fields, np.array(kept, dtype=np.int64), dict(zip(line_numbers, lines, strict=True)), quarantined)
 
 
 # ---------------------------------------------------------------------------------------------- fast path
@@ -308,12 +357,21 @@ DEFAULT_ENGINE: Engine = "native" if native.available() else "arrow"
 
 
 def parse_block(
-    block: bytes | memoryview, first_line_number: int = 1, *, engine: Engine | None = None
+    block: bytes | memoryview,
+    first_line_number: int = 1,
+    *,
+    engine: Engine | None = None,
+    record_limit: int | None = None,
 ) -> ParsedBlock:
     """Parse a block of complete lines (it must end with '\\n'). Never raises for bad content.
 
     Every engine gives the same result; ``exact`` parses every line on the reference path the fast engines
     are tested against, and the fast ones hand it the lines they decline.
+
+    ``record_limit``: quarantined lines the caller needs as ``QuarantinedLine`` (None: all). The first
+    ``record_limit`` quarantined lines are always in ``quarantined``; later ones may instead be counted by kind of
+    reason in ``unrecorded``, and blank lines then always are (the native engine does so; the others list every
+    line).
     """
     if not len(block):
         return _parse_lines_exactly([], [])
@@ -321,7 +379,7 @@ def parse_block(
         raise ValueError("a block must end with a newline")
     engine = engine or DEFAULT_ENGINE
     if engine == "native":
-        parsed = _parse_natively(block, first_line_number)
+        parsed = _parse_natively(block, first_line_number, record_limit)
         if parsed is not None:
             return parsed
         engine = "arrow"
@@ -352,12 +410,12 @@ def parse_block(
     slow_idx = np.concatenate([np.flatnonzero(declined), keep[other_rows], row_idx[unusual]])
     if len(unusual):
         row_idx = np.delete(row_idx, unusual)
-    fast = _derive(typed, numbers[row_idx].tolist(), raw_lines.by_number, [])
+    fast = _derive(typed, numbers[row_idx], raw_lines.by_number, [])
     if not len(slow_idx):
         return fast
     slow_idx.sort()
     slow = _parse_lines_exactly(raw_lines.take(slow_idx), numbers[slow_idx].tolist())
-    return _merge_in_line_order(fast, numbers[row_idx], slow, numbers[slow_idx])
+    return _merge_in_line_order(fast, slow)
 
 
 _NATIVE_KINDS = {
@@ -395,21 +453,56 @@ _SCANNER = (
 )
 
 
-def _parse_natively(block: bytes | memoryview, first_line_number: int) -> ParsedBlock | None:
-    """The C tokenizer's rows, plus the lines it declined parsed on the exact path; None if it cannot run."""
-    scan = _SCANNER.scan(block) if _SCANNER is not None else None
-    if scan is None:
+def takes_blocks_of_any_lines() -> bool:
+    """Whether parse_block parses a block of any number of lines in bounded memory and time: the native engine
+    scans it in steps of bounded rows and recorded lines and counts junk in C. Otherwise a caller cuts blocks
+    of many short lines into pieces (every line the other engines decline is parsed as a Python object)."""
+    return DEFAULT_ENGINE == "native" and _SCANNER is not None
+
+
+def _parse_natively(block: bytes | memoryview, first_line_number: int, record_limit: int | None) -> ParsedBlock | None:
+    """The C tokenizer's rows, plus the lines it left to the exact path parsed there and the lines it rejected
+    (those it recorded parsed on the exact path for their reasons, the others counted); None if it cannot run."""
+    if _SCANNER is None or not _SCANNER.can_scan(block):
         return None
+    return _concat([_native_part(block, scan, first_line_number) for scan in _SCANNER.scan(block, record_limit)])
+
+
+def _native_part(block: bytes | memoryview, scan: native.Scan, first_line_number: int) -> ParsedBlock:
     columns = scan.columns
     table = pa.table([columns[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
-    fast = ParsedBlock(table, _elb_names(columns["elb"]), _hour_starts(columns["time"]))
-    if not len(scan.declined):
+    fast = ParsedBlock(
+        table, _elb_names(columns["elb"]), _hour_starts(columns["time"]), scan.row_lines + first_line_number
+    )
+    fast.unrecorded.update({_rejection_kind(code): count for code, count in scan.unrecorded.items()})
+    if not len(scan.recorded):
         return fast
-    raw_lines = [bytes(block[start:end]) for start, end in scan.declined_bounds.tolist()]
-    declined_numbers = scan.declined + first_line_number
-    slow = _parse_lines_exactly(raw_lines, declined_numbers.tolist())
-    fast_numbers = np.delete(np.arange(first_line_number, first_line_number + scan.lines), scan.declined)
-    return _merge_in_line_order(fast, fast_numbers, slow, declined_numbers)
+    raw_lines = [bytes(block[start:end]) for start, end in scan.recorded_bounds.tolist()]
+    slow = _parse_lines_exactly(raw_lines, (scan.recorded + first_line_number).tolist())
+    return _merge_in_line_order(fast, slow)
+
+
+_REJECTION_REASONS: dict[str, Callable[[_Field], str]] = {  # native.REJECTION_REASONS: a reason of that kind
+    "empty": lambda _: EMPTY_LINE,
+    "invalid utf-8": lambda _: _invalid_utf8_reason(0),
+    "carriage return": lambda _: _CARRIAGE_RETURN_REASON,
+    "too long": lambda _: _LONG_LINE_REASON,
+    "unterminated quote": lambda _: _tokenizer_reason("unterminated quoted field", 1),
+    "stray quote": lambda _: _tokenizer_reason("stray quote in field", 1),
+    "no space after quote": lambda _: _tokenizer_reason("no space after quoted field", 1),
+    "too few fields": lambda _: _field_count_reason(0),
+    "invalid value": lambda field: _invalid_value_reason(field, ""),
+    "out of range": lambda field: _out_of_range_reason(field, ""),
+    "missing": lambda field: _missing_reason(field.name),
+    "elb form": lambda _: _ELB_FORM_REASON,
+    "malformed address": lambda field: _malformed_reason(field.name),
+}
+
+
+def _rejection_kind(code: int) -> str:
+    """The kind of reason (``reason_kind``) the exact path gives a line the C tokenizer rejected with ``code``."""
+    reason, field_index = native.rejection_of(code)
+    return reason_kind(_REJECTION_REASONS[reason](_FIELDS[field_index]))
 
 
 def _without_lines(block: bytes, starts: np.ndarray, ends: np.ndarray, dropped: np.ndarray) -> bytes:
@@ -462,37 +555,37 @@ class _RawLines:
         return self.block[self.starts[index] : self.ends[index]]
 
 
-def _merge_in_line_order(
-    first: ParsedBlock, first_lines: np.ndarray, second: ParsedBlock, second_lines: np.ndarray
-) -> ParsedBlock:
-    """Both parts of one block (parsed from disjoint lines, each in line order), rows back in line order.
-
-    ``*_lines`` are the line numbers each part was given; its rows are those lines minus its quarantined ones.
-    """
-    merged = _concat(first, second)
-    if not first.table.num_rows or not second.table.num_rows:
+def _merge_in_line_order(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
+    """Both parts of one block (parsed from disjoint lines, each in line order), rows back in line order."""
+    merged = _concat([first, second])
+    if not first.table.num_rows or not second.table.num_rows or first.row_lines[-1] < second.row_lines[0]:
         return merged
-    first_rows, second_rows = _row_lines(first_lines, first), _row_lines(second_lines, second)
-    if first_rows[-1] < second_rows[0]:
-        return merged
-    order = pa.array(np.argsort(np.concatenate([first_rows, second_rows]), kind="stable"))
+    order = np.argsort(merged.row_lines, kind="stable")
+    taken = pa.array(order)
     return ParsedBlock(
-        merged.table.take(order), merged.elb_name.take(order), merged.hour_start.take(order), merged.quarantined
+        merged.table.take(taken),
+        merged.elb_name.take(taken),
+        merged.hour_start.take(taken),
+        merged.row_lines[order],
+        merged.quarantined,
+        merged.unrecorded,
     )
 
 
-def _row_lines(lines: np.ndarray, parsed: ParsedBlock) -> np.ndarray:
-    if not parsed.quarantined:
-        return lines
-    return lines[~np.isin(lines, [q.line_number for q in parsed.quarantined])]
-
-
-def _concat(first: ParsedBlock, second: ParsedBlock) -> ParsedBlock:
+def _concat(parts: Sequence[ParsedBlock]) -> ParsedBlock:
+    """The parts of one block, in the order given (their quarantined lines sorted)."""
+    if len(parts) == 1:
+        return parts[0]
+    unrecorded: Counter[str] = Counter()
+    for part in parts:
+        unrecorded.update(part.unrecorded)
     return ParsedBlock(
-        table=pa.concat_tables([first.table, second.table]),
-        elb_name=pa.concat_arrays([first.elb_name, second.elb_name]),
-        hour_start=pa.concat_arrays([first.hour_start, second.hour_start]),
-        quarantined=sorted(first.quarantined + second.quarantined, key=lambda q: q.line_number),
+        table=pa.concat_tables([p.table for p in parts]),
+        elb_name=pa.concat_arrays([p.elb_name for p in parts]),
+        hour_start=pa.concat_arrays([p.hour_start for p in parts]),
+        row_lines=np.concatenate([p.row_lines for p in parts]),
+        quarantined=sorted((q for p in parts for q in p.quarantined), key=lambda q: q.line_number),
+        unrecorded=unrecorded,
     )
 
 
@@ -581,7 +674,7 @@ def _decode_escapes_column(column: pa.Array) -> pa.Array:
 
 def _derive(
     raw: list[pa.Array],
-    line_numbers: list[int],
+    line_numbers: np.ndarray,
     raw_line: Callable[[int], bytes] | dict[int, bytes],
     quarantined: list[QuarantinedLine],
 ) -> ParsedBlock:
@@ -591,7 +684,7 @@ def _derive(
         if log_field.layout == "address":
             ip, port, bad = _split_address(raw[index])
             columns.update(zip(log_field.split_into, (ip, port), strict=True))
-            malformed.append((bad, f"malformed {log_field.name}"))
+            malformed.append((bad, _malformed_reason(log_field.name)))
         elif log_field.layout == "request":
             columns.update(zip(log_field.split_into, _split_request(raw[index]), strict=True))
         else:
@@ -605,15 +698,17 @@ def _derive(
     table = pa.table([columns[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
     hour_start = _hour_starts(columns["time"])
     if reasons is None:
-        return ParsedBlock(table, elb_name, hour_start, quarantined)
+        return ParsedBlock(table, elb_name, hour_start, line_numbers, quarantined)
     lookup = raw_line.__getitem__ if isinstance(raw_line, dict) else raw_line
+    numbers = line_numbers.tolist()
     bad_rows = [i for i, reason in enumerate(reasons) if reason]
-    extra = [QuarantinedLine(line_numbers[i], reasons[i] or "", lookup(line_numbers[i])) for i in bad_rows]
-    keep = pa.array(np.array([not reason for reason in reasons]))
+    extra = [QuarantinedLine(numbers[i], reasons[i] or "", lookup(numbers[i])) for i in bad_rows]
+    keep = np.array([not reason for reason in reasons], dtype=bool)
     return ParsedBlock(
-        table.filter(keep),
-        elb_name.filter(keep),
-        hour_start.filter(keep),
+        table.filter(pa.array(keep)),
+        elb_name.filter(pa.array(keep)),
+        hour_start.filter(pa.array(keep)),
+        line_numbers[keep],
         sorted(quarantined + extra, key=lambda q: q.line_number),
     )
 
@@ -643,15 +738,21 @@ def _hour_starts(time: pa.Array) -> pa.Array:
     return pa.array(hours, type=TIMESTAMP, mask=pc.is_null(time).to_numpy(zero_copy_only=False))
 
 
+def _missing_reason(field_name: str) -> str:
+    return f"missing {field_name}"
+
+
+def _malformed_reason(field_name: str) -> str:
+    return f"malformed {field_name}"
+
+
 def _problems(
     columns: dict[str, pa.Array], elb_name: pa.Array, malformed: list[tuple[pa.Array, str]]
 ) -> list[str | None] | None:
     """Per-row reason why a parsed row cannot be kept, or None when every row is fine."""
     checks: list[tuple[pa.Array, str]] = [
-        (pc.is_null(columns["type"]), "missing type"),
-        (pc.is_null(columns["time"]), "missing time"),
-        (pc.is_null(columns["elb"]), "missing elb"),
-        (pc.is_null(elb_name), "elb is not of the form type/name/id"),
+        *((pc.is_null(columns[name]), _missing_reason(name)) for name in _REQUIRED_FIELDS),
+        (pc.is_null(elb_name), _ELB_FORM_REASON),
         *malformed,
     ]
     if not any(pc.any(mask).as_py() for mask, _ in checks):

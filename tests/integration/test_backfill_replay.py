@@ -208,8 +208,8 @@ def test_backfill_from_an_s3_inventory(
 def _old_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 'parser before the upgrade': it rejects every POST line (its request field is glued to the next)."""
 
-    def parse_like_before(block: bytes | memoryview, first_line_number: int) -> Any:
-        return parse_block(re.sub(rb'("POST [^"]*") ', rb"\1", bytes(block)), first_line_number)
+    def parse_like_before(block: bytes | memoryview, first_line_number: int, **options: Any) -> Any:
+        return parse_block(re.sub(rb'("POST [^"]*") ', rb"\1", bytes(block)), first_line_number, **options)
 
     monkeypatch.setattr(alblake.convert.core, "parse_block", parse_like_before)
 

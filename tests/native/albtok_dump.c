@@ -1,8 +1,11 @@
 /*
- * albtok_dump LOGFILE: scans a whole log file with the native tokenizer (src/alblake/_albtok.c), using the field
- * layout production uses (alblake.parse._native_spec over parse._FIELDS), and prints everything alb_scan
- * produced as deterministic text: the scanner path, the layout, the line/row/declined counts, every declined
- * line, and every output value of every row (strings with their exact bytes, numbers, validity).
+ * albtok_dump LOGFILE [REJECTED_LIMIT]: scans a whole log file with the native tokenizer
+ * (src/alblake/_albtok.c), using the field layout production uses (alblake.parse._native_spec over
+ * parse._FIELDS), in calls of a few rows and recorded lines each (so that every call resumes where the last
+ * stopped), and prints everything alb_scan produced as deterministic text: the scanner path, the layout, each
+ * call's counts, every recorded line with its rejection code, the counts of the lines not recorded, and every
+ * output value of every row (strings with their exact bytes, numbers, validity). REJECTED_LIMIT is the
+ * rejected lines to record (default -1: every line).
  *
  * tests/test_native_cross.py builds it three ways - SSE2 (x86_64), portable SWAR (x86_64 with -U__SSE2__) and
  * NEON (aarch64, run under qemu) - and requires the three dumps to be identical apart from the first line, which
@@ -33,6 +36,8 @@
 #define MIN_FIELDS 18 /* parse.MIN_FIELDS (schema.MIN_FIELDS) */
 #define MAX_LINE_BYTES (1 << 20) /* parse.MAX_LINE_BYTES */
 #define MAX_OUTPUTS 3 /* a REQUEST fills three columns */
+#define ROWS_PER_CALL 61     /* small, so that calls stop on full rows ... */
+#define RECORDED_PER_CALL 29 /* ... and on full recorded lines, and resume */
 
 /* One log field as parse._native_spec describes it to the C code. */
 typedef struct {
@@ -156,12 +161,6 @@ static uint8_t *read_log(const char *path, int64_t *len) {
     return exact != NULL ? exact : data;
 }
 
-static int64_t count_lines(const uint8_t *buf, int64_t len) {
-    int64_t lines = 0;
-    for (int64_t i = 0; i < len; i++) lines += buf[i] == '\n';
-    return lines;
-}
-
 /* Bytes between double quotes: printable ASCII as is, everything else (and '"', '\\') as \xHH. */
 static void print_bytes(const uint8_t *s, int64_t n) {
     putchar('"');
@@ -185,8 +184,11 @@ typedef struct {
     value_type_t value_types[MAX_FIELDS];
     void *values[MAX_FIELDS];
     uint8_t *bitmaps[MAX_FIELDS];
-    int64_t *declined;        /* capacity */
-    int64_t *declined_bounds; /* capacity x [start, end) */
+    int64_t *row_lines;       /* capacity */
+    int64_t recorded[RECORDED_PER_CALL], bounds[2 * RECORDED_PER_CALL];
+    int32_t codes[RECORDED_PER_CALL];
+    int64_t unrecorded[R_REASONS * MAX_FIELDS];
+    lines_out_t lines_out;
 } outputs_t;
 
 static void allocate_outputs(outputs_t *out, int64_t len, int64_t capacity) {
@@ -209,8 +211,12 @@ static void allocate_outputs(outputs_t *out, int64_t len, int64_t capacity) {
             out->n_values++;
         }
     }
-    out->declined = allocate((size_t)capacity, sizeof(int64_t));
-    out->declined_bounds = allocate((size_t)capacity * 2, sizeof(int64_t));
+    out->row_lines = allocate((size_t)capacity, sizeof(int64_t));
+    out->lines_out.capacity = RECORDED_PER_CALL;
+    out->lines_out.index = out->recorded;
+    out->lines_out.bounds = out->bounds;
+    out->lines_out.code = out->codes;
+    out->lines_out.unrecorded = out->unrecorded;
 }
 
 static void print_layout(void) {
@@ -258,10 +264,10 @@ static void print_value(const outputs_t *out, int v, int64_t row) {
     if (!valid) printf(")");
 }
 
-/* Every output of one row, in field order. */
-static void print_row(const outputs_t *out, int64_t row) {
+/* Every output of one row, in field order (row: its index in the call; number: in the whole log). */
+static void print_row(const outputs_t *out, int64_t row, int64_t number) {
     int c = 0, v = 0;
-    printf("row %" PRId64 "\n", row);
+    printf("row %" PRId64 " line %" PRId64 "\n", number, out->row_lines[row]);
     for (int32_t f = 0; f < N_FIELDS; f++) {
         const field_t *field = &FIELDS[f];
         int strings = string_outputs(field->kind);
@@ -279,8 +285,8 @@ static void print_row(const outputs_t *out, int64_t row) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s LOGFILE\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s LOGFILE [REJECTED_LIMIT]\n", argv[0]);
         return 2;
     }
     static char stdout_buffer[1 << 16];
@@ -288,41 +294,56 @@ int main(int argc, char **argv) {
 
     int64_t len;
     uint8_t *buf = read_log(argv[1], &len);
-    int64_t capacity = count_lines(buf, len) + 1; /* native.py's capacity when its first guess is too small */
     int32_t kinds[MAX_FIELDS], flags[MAX_FIELDS];
     for (int32_t f = 0; f < N_FIELDS; f++) {
         kinds[f] = FIELDS[f].kind;
         flags[f] = FIELDS[f].flags;
     }
     outputs_t *out = allocate(1, sizeof *out);
-    allocate_outputs(out, len, capacity);
-
-    int64_t n_declined = -1, n_lines = -1;
-    int64_t rows = alb_scan(buf, len, kinds, flags, N_FIELDS, MIN_FIELDS, MAX_LINE_BYTES, capacity, out->strings,
-                            out->values, out->bitmaps, out->declined, out->declined_bounds, &n_declined, &n_lines);
+    allocate_outputs(out, len, ROWS_PER_CALL);
+    int64_t rejected_limit = argc == 3 ? strtoll(argv[2], NULL, 10) : -1;
 
     printf("path %s\n", SCAN_PATH); /* the only line allowed to differ between builds */
     print_layout();
     printf("bytes %" PRId64 "\n", len);
-    printf("result %" PRId64 "\n", rows);
-    if (rows < 0) {
-        fflush(stdout);
-        fprintf(stderr, "albtok_dump: alb_scan returned %" PRId64 "\n", rows);
-        return 1;
+    printf("rejected_limit %" PRId64 "\n", rejected_limit);
+    int64_t offset = 0, lines = 0, rows = 0, recorded = 0;
+    for (int call = 0; offset < len; call++) {
+        out->lines_out.rejected_limit = rejected_limit;
+        int64_t result = alb_scan(buf + offset, len - offset, kinds, flags, N_FIELDS, MIN_FIELDS, MAX_LINE_BYTES,
+                                  ROWS_PER_CALL, out->strings, out->values, out->bitmaps, out->row_lines,
+                                  &out->lines_out);
+        const lines_out_t *got = &out->lines_out;
+        printf("call %d at %" PRId64 ": result %" PRId64 " lines %" PRId64 " recorded %" PRId64
+               " rejected %" PRId64 " consumed %" PRId64 "\n",
+               call, offset, result, got->lines, got->recorded, got->rejected, got->consumed);
+        if (result < 0 || got->consumed < 1) {
+            fflush(stdout);
+            fprintf(stderr, "albtok_dump: alb_scan returned %" PRId64 "\n", result);
+            return 1;
+        }
+        for (int64_t d = 0; d < got->recorded; d++) {
+            int64_t start = out->bounds[2 * d], end = out->bounds[2 * d + 1];
+            printf("recorded line %" PRId64 " [%" PRId64 ", %" PRId64 ") code %" PRId32 " ",
+                   lines + out->recorded[d], offset + start, offset + end, out->codes[d]);
+            print_bytes(buf + offset + start, end - start);
+            putchar('\n');
+        }
+        for (int64_t row = 0; row < result; row++) print_row(out, row, rows + row);
+        for (int c = 0; c < out->n_strings; c++)
+            printf("string column %d: %" PRId64 " bytes, last offset %" PRId32 "\n", c, out->strings[c].used,
+                   out->strings[c].offsets[result]);
+        if (rejected_limit >= 0) rejected_limit = rejected_limit > got->rejected ? rejected_limit - got->rejected : 0;
+        offset += got->consumed;
+        lines += got->lines;
+        rows += result;
+        recorded += got->recorded;
     }
-    printf("lines %" PRId64 "\n", n_lines);
+    printf("lines %" PRId64 "\n", lines);
     printf("rows %" PRId64 "\n", rows);
-    printf("declined %" PRId64 "\n", n_declined);
-    for (int64_t d = 0; d < n_declined; d++) {
-        int64_t start = out->declined_bounds[2 * d], end = out->declined_bounds[2 * d + 1];
-        printf("declined line %" PRId64 " [%" PRId64 ", %" PRId64 ") ", out->declined[d], start, end);
-        print_bytes(buf + start, end - start);
-        putchar('\n');
-    }
-    for (int64_t row = 0; row < rows; row++) print_row(out, row);
-    for (int c = 0; c < out->n_strings; c++)
-        printf("string column %d: %" PRId64 " bytes, last offset %" PRId32 "\n", c, out->strings[c].used,
-               out->strings[c].offsets[rows]);
+    printf("recorded %" PRId64 "\n", recorded);
+    for (int code = 0; code < R_REASONS * MAX_FIELDS; code++)
+        if (out->unrecorded[code]) printf("unrecorded code %d: %" PRId64 "\n", code, out->unrecorded[code]);
     printf("end\n");
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -2,14 +2,16 @@
 file, all in a private staging directory. Nothing is in the lake until ``Lake.commit``.
 
 Memory stays bounded whatever the input: blocks have a bounded size, a line longer than the parser accepts
-never is held whole (``decompress.LongLine``), a block of very short lines is parsed in pieces of at most
-``MAX_LINES_PER_PARSE`` lines with its blank lines counted instead of parsed, the quarantine is streamed to
-disk and capped (``quarantine``), and at most ``parquet.MAX_OPEN_WRITERS`` files are open.
+never is held whole (``decompress.LongLine``), the native engine parses a block in steps of bounded rows and
+counts junk lines in C beyond those the quarantine stores (other engines get a block of very short lines in
+pieces of at most ``MAX_LINES_PER_PARSE`` lines, with its blank lines counted instead of parsed), the quarantine
+is streamed to disk and capped (``quarantine``), and at most ``parquet.MAX_OPEN_WRITERS`` files are open.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +27,15 @@ from alblake.convert.parquet import PartitionWriters
 from alblake.convert.quarantine import EMPTY_LINE, QuarantineWriter
 from alblake.lake.layout import Partition, unstorable_reason
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
-from alblake.parse import MAX_LINE_BYTES, ParsedBlock, QuarantinedLine, is_constant, parse_block
+from alblake.parse import (
+    MAX_LINE_BYTES,
+    ParsedBlock,
+    QuarantinedLine,
+    is_constant,
+    parse_block,
+    reason_kind,
+    takes_blocks_of_any_lines,
+)
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
 MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per line it parses line by line)
@@ -56,8 +66,19 @@ class _Lines:
     out of the text they came from (counted, not parsed)."""
 
     text: Block
-    numbers: np.ndarray  # int64, one per line
+    numbers: np.ndarray | None  # int64, one per line; None: consecutive from first_line
     blank_lines: int = 0
+    first_line: int = 1  # the object's line number of the first line (when numbers is None)
+
+    def consecutive(self) -> bool:
+        numbers = self.numbers
+        return numbers is None or not len(numbers) or int(numbers[-1]) - int(numbers[0]) == len(numbers) - 1
+
+    def positions(self, line_numbers: np.ndarray) -> np.ndarray:
+        """Where lines of these numbers are in the text (0 = its first line)."""
+        if self.numbers is None:
+            return line_numbers - self.first_line
+        return np.searchsorted(self.numbers, line_numbers)
 
 
 def _count_lines(block: Block) -> int:
@@ -152,15 +173,15 @@ def _without_blank_lines(window: np.ndarray, ends: np.ndarray, blank: np.ndarray
         yield _Lines(view[start : int(kept_ends[last]) + 1], numbers[first : last + 1], blank_lines if not first else 0)
 
 
-def _parse(lines: _Lines) -> ParsedBlock:
-    """Parse a piece; quarantined lines carry the object's line numbers."""
-    first = int(lines.numbers[0]) if len(lines.numbers) else 1
-    consecutive = not len(lines.numbers) or int(lines.numbers[-1]) - first == len(lines.numbers) - 1
-    parsed = parse_block(lines.text, first if consecutive else 1)
-    if not consecutive:
-        parsed.quarantined = [
-            QuarantinedLine(int(lines.numbers[q.line_number - 1]), q.reason, q.raw) for q in parsed.quarantined
-        ]
+def _parse(lines: _Lines, record_limit: int | None = None) -> ParsedBlock:
+    """Parse a piece; rows and quarantined lines carry the object's line numbers."""
+    numbers = lines.numbers
+    if numbers is None or lines.consecutive():
+        first = lines.first_line if numbers is None else int(numbers[0]) if len(numbers) else 1
+        return parse_block(lines.text, first, record_limit=record_limit)
+    parsed = parse_block(lines.text, 1, record_limit=record_limit)
+    parsed.quarantined = [QuarantinedLine(int(numbers[q.line_number - 1]), q.reason, q.raw) for q in parsed.quarantined]
+    parsed.row_lines = numbers[parsed.row_lines - 1]
     return parsed
 
 
@@ -244,33 +265,39 @@ class _Conversion:
         self.quarantine.add_line(self.staged.lines, LONG_LINE_REASON, line.head, line.length)
 
     def _block(self, block: Block) -> None:
-        for lines in _line_pieces(block, self.staged.lines + 1):
+        first_line = self.staged.lines + 1
+        whole = takes_blocks_of_any_lines()
+        for lines in [_Lines(block, None, first_line=first_line)] if whole else _line_pieces(block, first_line):
             self.quarantine.add_count(EMPTY_LINE, lines.blank_lines)
-            self.staged.lines += lines.blank_lines + len(lines.numbers)
-            if not len(lines.numbers):
+            self.staged.lines += lines.blank_lines
+            if not len(lines.text):
                 continue
-            parsed = _parse(lines)
+            room = self.quarantine.room()  # lines the quarantine still stores; the parser counts the others
+            parsed = _parse(lines, room)
+            self.staged.lines += parsed.lines
             refused: list[tuple[np.ndarray | None, str]] = []
+            kept: list[tuple[Partition, np.ndarray | None]] = []
             for partition, rows in _partition_groups(parsed):
-                reason = self._refusal(partition)
-                if reason is not None:
+                reason = self._refusal(partition, kept)
+                if reason is None:
+                    kept.append((partition, rows))
+                else:
                     refused.append((rows, reason))
-                    continue
-                table = parsed.table if rows is None else parsed.table.take(pa.array(rows))
-                self.writers.add(partition, table)
-                self._note_time(table)
+            self.writers.add(parsed.table, kept)
+            self._note_time(parsed.table, kept)
             if refused:  # those rows go to quarantine as the lines they came from, in line order
-                parsed.quarantined = sorted(
-                    [*parsed.quarantined, *_lines_of_rows(lines, parsed, refused)], key=lambda q: q.line_number
-                )
+                stored, counted = _lines_of_rows(lines, parsed, refused, room)
+                parsed.quarantined = sorted([*parsed.quarantined, *stored], key=lambda q: q.line_number)
+                self.quarantine.add_counts(counted)
             self.quarantine.add(parsed.quarantined)
+            self.quarantine.add_counts(parsed.unrecorded)
         self.staged.text_bytes += len(block)
 
-    def _refusal(self, partition: Partition) -> str | None:
-        """Why rows of this partition cannot be kept, if they cannot."""
+    def _refusal(self, partition: Partition, kept: list[tuple[Partition, np.ndarray | None]]) -> str | None:
+        """Why rows of this partition cannot be kept, if they cannot (``kept``: partitions of this block so far)."""
         reason = self._unstorable(partition)
-        partitions = self.writers.rows
-        if reason is None and partition not in partitions and len(partitions) >= MAX_PARTITIONS_PER_OBJECT:
+        known = self.writers.rows
+        if reason is None and partition not in known and len(known) + len(kept) >= MAX_PARTITIONS_PER_OBJECT:
             return f"the object spans more than {MAX_PARTITIONS_PER_OBJECT} partition-hours"
         return reason
 
@@ -279,8 +306,14 @@ class _Conversion:
             self.unstorable[partition.elb_name] = unstorable_reason(partition, self.staged.stem)
         return self.unstorable[partition.elb_name]
 
-    def _note_time(self, table: pa.Table) -> None:
-        latest = pc.max(table.column("time")).as_py()
+    def _note_time(self, table: pa.Table, kept: list[tuple[Partition, np.ndarray | None]]) -> None:
+        """The latest request time of the object's rows so far (``kept``: the rows of ``table`` kept)."""
+        if not kept:
+            return
+        times = table.column("time")
+        if len(kept) > 1 or kept[0][1] is not None:
+            times = times.take(pa.array(np.concatenate([np.arange(len(times)) if r is None else r for _, r in kept])))
+        latest = pc.max(times).as_py()
         if self.staged.max_time is None or latest > self.staged.max_time:
             self.staged.max_time = latest
 
@@ -301,16 +334,27 @@ def _rows_at(table: pa.Table, positions: np.ndarray) -> pa.Table:
 
 
 def _lines_of_rows(
-    lines: _Lines, parsed: ParsedBlock, refused: list[tuple[np.ndarray | None, str]]
-) -> Iterator[QuarantinedLine]:
-    """The source lines of rows of ``parsed`` (each group: its row positions, None for all, and why)."""
-    row_numbers = np.setdiff1d(lines.numbers, [q.line_number for q in parsed.quarantined], assume_unique=True)
+    lines: _Lines, parsed: ParsedBlock, refused: list[tuple[np.ndarray | None, str]], room: int
+) -> tuple[list[QuarantinedLine], Counter[str]]:
+    """The source lines of rows of ``parsed`` (each group: its row positions, None for all, and why): the first
+    ``room`` of them (in line order) as lines to store, the others counted by kind of reason."""
+    numbers = np.concatenate([parsed.row_lines if rows is None else parsed.row_lines[rows] for rows, _ in refused])
+    reasons = np.repeat(np.arange(len(refused)), [len(parsed.row_lines if r is None else r) for r, _ in refused])
+    order = np.argsort(numbers, kind="stable")
+    counted = Counter[str]()
+    for index, count in zip(*np.unique(reasons[order[room:]], return_counts=True), strict=True):
+        counted[reason_kind(refused[int(index)][1])] += int(count)
+    first = order[:room]
+    if not len(first):
+        return [], counted
     ends = np.flatnonzero(np.frombuffer(lines.text, dtype=np.uint8) == 10)
-    for rows, reason in refused:
-        chosen = row_numbers if rows is None else row_numbers[rows]
-        for number, index in zip(chosen.tolist(), np.searchsorted(lines.numbers, chosen).tolist(), strict=True):
-            start = int(ends[index - 1]) + 1 if index else 0
-            yield QuarantinedLine(number, reason, bytes(lines.text[start : int(ends[index])]))
+    stored = []
+    for number, position, reason in zip(
+        numbers[first].tolist(), lines.positions(numbers[first]).tolist(), reasons[first].tolist(), strict=True
+    ):
+        start = int(ends[position - 1]) + 1 if position else 0
+        stored.append(QuarantinedLine(number, refused[reason][1], bytes(lines.text[start : int(ends[position])])))
+    return stored, counted
 
 
 # ------------------------------------------------------------------------------------------ small objects, batched

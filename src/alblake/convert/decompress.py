@@ -1,7 +1,8 @@
 """Read a log object as a stream of blocks of whole lines, decompressing gzip on the fly.
 
 A line longer than ``MAX_LINE_BYTES`` (no ALB line comes close) is never held: it becomes a ``LongLine`` item
-(length and first bytes) in its place, wherever it sits, and the lines around it are kept.
+(length and first bytes) in its place, wherever it sits, and the lines around it are kept. A UTF-8 byte order
+mark at the start of the object's text (editors and some copy tools write one) is not part of its first line.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ except ImportError:  # pragma: no cover - exercised only where isal has no wheel
     import zlib as zlib_impl  # type: ignore[no-redef]
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 READ_SIZE = 1 << 22  # compressed bytes per read (ALB logs inflate ~8-15x: about one block of text)
-BLOCK_SIZE = 1 << 24  # ~16 MiB of text per parsed block: bounded memory, amortised per-block overhead
+BLOCK_SIZE = 1 << 23  # ~8 MiB of text per parsed block: bounded memory, amortised per-block overhead
 # Text per inflate call: bounds memory whatever the compression ratio (a gzip bomb inflates block by block).
 INFLATE_LIMIT = BLOCK_SIZE
 LONG_LINE_SAMPLE_BYTES = 4096  # what is kept of a line longer than MAX_LINE_BYTES
@@ -81,15 +83,31 @@ def _plain_text(head: bytes, source: Readable) -> Iterator[bytes]:
 
 
 def iter_text_chunks(source: Readable, *, require_gzip: bool) -> Iterator[bytes]:
-    """Decompressed text of ``source`` in chunks. Gzip is recognised by its magic bytes."""
+    """Decompressed text of ``source`` in chunks, without a leading byte order mark. Gzip is recognised by its
+    magic bytes."""
     head = source.read(READ_SIZE)
     if head[:2] == GZIP_MAGIC:
-        return _gzip_text(head, source)
+        return _without_leading_bom(_gzip_text(head, source))
     if require_gzip:
         if not head:
             raise EmptyInputError("empty object: a .gz log must contain a gzip stream")
         raise CorruptInputError("not gzip: a .gz log must start with the gzip magic bytes 1f 8b")
-    return _plain_text(head, source)
+    return _without_leading_bom(_plain_text(head, source))
+
+
+def _without_leading_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The text without a UTF-8 byte order mark at its very start (however the first chunks cut it). A mark
+    further on is left as it is: inside the text it is a character of a line."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= len(UTF8_BOM) or not UTF8_BOM.startswith(head):
+            break
+    if head.startswith(UTF8_BOM):
+        head = head[len(UTF8_BOM) :]
+    if head:
+        yield head
+    yield from chunks
 
 
 @dataclass(frozen=True)

@@ -18,29 +18,21 @@ import base64
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from alblake.parse import EMPTY_LINE as EMPTY_LINE  # re-exported: the parser's reason for a blank line
 from alblake.parse import QuarantinedLine
+from alblake.parse import reason_kind as reason_kind  # re-exported: the parser names the kinds of its reasons
 
 STORED_LINES_LIMIT = 10_000  # quarantined lines stored verbatim per object; the others are only counted
 STORED_BYTES_LIMIT = 32 << 20  # raw bytes stored per object (lines up to 1 MiB each)
 REASON_KINDS_LIMIT = 100  # distinct kinds counted separately; further kinds are counted as "other"
-EMPTY_LINE = "empty line"  # the parser's reason for a blank line: such lines are counted, never stored
 OTHER_REASONS = "other"
 
 # JSON allows these raw in strings, but str.splitlines() and JavaScript line readers break lines at them.
 _LINE_SEPARATORS = re.compile("[\x85\u2028\u2029]")
-_NUMBER = re.compile(r"(?<![\w-])\d+")  # a number on its own (not the 8 of UTF-8)
-
-
-def reason_kind(reason: str) -> str:
-    """The reason without the quoted text and the numbers that vary from line to line (what counts group by):
-    ``invalid integer in sent_bytes: 'x'`` -> ``invalid integer in sent_bytes``,
-    ``expected at least 25 fields, found 3`` -> ``expected at least N fields, found N``."""
-    return _NUMBER.sub("N", reason.split(": ", 1)[0])
-
 
 UNREADABLE_RECORD = "unreadable quarantine record"
 
@@ -82,6 +74,16 @@ class QuarantineWriter:
         if count:
             self._count(reason, count)
 
+    def add_counts(self, kinds: Mapping[str, int]) -> None:
+        """Count lines that are not stored, by kind of reason (the parser's ``unrecorded``)."""
+        for kind, count in kinds.items():
+            self.add_count(kind, count)
+
+    def room(self) -> int:
+        """Quarantined lines this writer would still store: the first ones need passing as lines, the others
+        only counting (``add_counts``)."""
+        return 0 if self.stored_bytes >= STORED_BYTES_LIMIT else STORED_LINES_LIMIT - self.stored
+
     def _count(self, reason: str, count: int) -> None:
         kind = reason_kind(reason)
         if kind not in self.reasons and len(self.reasons) >= REASON_KINDS_LIMIT:
@@ -104,7 +106,10 @@ class QuarantineWriter:
         return record
 
     def summary(self) -> dict[str, object]:
-        return {"quarantined": self.count, "stored": self.stored, "reasons": dict(self.reasons.most_common())}
+        """The counts; reasons by count, then by name (not by when they were counted: the native engine counts
+        junk after the lines it passes on, so an object converted alone and in a batch count in other orders)."""
+        reasons = dict(sorted(self.reasons.items(), key=lambda item: (-item[1], item[0])))
+        return {"quarantined": self.count, "stored": self.stored, "reasons": reasons}
 
     def close(self) -> Path | None:
         """Write the summary record and close; the staged file, or None when no line was quarantined."""
