@@ -371,7 +371,8 @@ def main() -> None:
             flush=True,
         )
     print(
-        f"targets: peak RSS < {TARGET_MB} MB (compaction < {COMPACTION_TARGET_MB} MB), conversion >= {TARGET_MB_PER_S:.0f} MB/s of text: "
+        f"targets: peak RSS < {TARGET_MB} MB (compaction < {COMPACTION_TARGET_MB} MB), "
+        f"conversion >= {TARGET_MB_PER_S:.0f} MB/s of text: "
         + ("met" if not missed else f"NOT met by {', '.join(missed)}")
     )
     if missed:
