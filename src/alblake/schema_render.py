@@ -1,5 +1,6 @@
-"""Artefacts generated from ``alblake.schema``: the Athena DDL in ``sql/ddl/`` and the Glue tables' SerDe and
-column blocks in ``template.yaml``.
+"""Artefacts generated from ``alblake.schema``: the Athena DDL in ``sql/ddl/``, the Glue tables' SerDe and
+column blocks in ``template.yaml``, and the route template query ``sql/rollup/routes.sql`` (from
+``alblake.rollup.routes``, the rules the rollup applies).
 
 ``alblake schema --write`` (``make generate``) rewrites them; ``stale_files`` (run by
 tests/test_schema_generated.py) names the checked-in ones that no longer match the schema. In template.yaml
@@ -13,22 +14,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alblake.errors import InputError
+from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
 from alblake.schema import (
     COLUMNS,
     PARTITION_COMMENTS,
     PARTITION_KEYS,
     RAW_LOG_REGEX,
     RAW_TABLE_NAME,
+    ROLLUP_COLUMNS,
+    ROLLUP_TABLE_NAME,
     TABLE_NAME,
     glue_columns,
     glue_type,
     raw_glue_columns,
     raw_glue_type,
+    rollup_glue_columns,
 )
 
 CURATED_DDL_PATH = "sql/ddl/alb_logs.sql"
 RAW_DDL_PATH = "sql/ddl/alb_logs_raw.sql"
+ROLLUP_DDL_PATH = f"sql/ddl/{ROLLUP_TABLE_NAME}.sql"
+ROUTES_SQL_PATH = "sql/rollup/routes.sql"
 TEMPLATE_PATH = "template.yaml"
+GENERATED_PATHS = (CURATED_DDL_PATH, RAW_DDL_PATH, ROLLUP_DDL_PATH, ROUTES_SQL_PATH, TEMPLATE_PATH)
 _NOTICE = "generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand"
 
 _CURATED_HEADER = f"""\
@@ -85,6 +93,59 @@ def curated_ddl() -> str:
     )
 
 
+_ROLLUP_HEADER = f"""\
+-- Rollup table: the curated requests summed per minute, load balancer, target group, target, route template,
+-- verb, ELB status code and target status class, with a latency sketch (docs/ROLLUP.md).
+--
+-- {_NOTICE}.
+-- alblake writes one rollup file next to every data file of the lake (same partitions), at
+--   s3://<LakeBucket>/{ROLLUP_TABLE_NAME}/elb_name=<lb-name>/day=YYYY-MM-DD/hour=HH/<file>.parquet
+-- and registers its partitions with the curated table's. Placeholders: ${{LakeBucket}}.
+"""
+
+
+def rollup_ddl() -> str:
+    """``sql/ddl/alb_rollup_1m.sql``: the rollup Parquet table."""
+    columns = [(c.name, glue_type(c.arrow_type), c.comment) for c in ROLLUP_COLUMNS]
+    partitions = [(key, "string", PARTITION_COMMENTS[key]) for key in PARTITION_KEYS]
+    return (
+        _ROLLUP_HEADER
+        + f"CREATE EXTERNAL TABLE IF NOT EXISTS {ROLLUP_TABLE_NAME} (\n{_column_lines(columns)}\n)\n"
+        + f"PARTITIONED BY (\n{_column_lines(partitions)}\n)\n"
+        + "STORED AS PARQUET\n"
+        + f"LOCATION 's3://${{LakeBucket}}/{ROLLUP_TABLE_NAME}/'\n"
+        + "TBLPROPERTIES (\n  'parquet.compression' = 'ZSTD',\n  'projection.enabled' = 'false'\n);\n"
+    )
+
+
+def routes_sql() -> str:
+    """``sql/rollup/routes.sql``: requests per route template of the curated table, templated in SQL by the
+    rules the rollup applies (``alblake.rollup.routes``; the rollup also caps routes, this query does not)."""
+    template = route_template_sql("request_url", path="route_path", count="route_segments")
+    return (
+        "-- title: Requests per route template (curated table)\n"
+        "-- description: request_url as a route template ({id} for identifiers, no query string), computed in\n"
+        "--   SQL from the rules of alblake.rollup.routes: the rollup's routes, without its cap. The same text\n"
+        "--   runs on Athena (Java regular expressions) and DuckDB (RE2; alblake defines regexp_like there).\n"
+        f"--   {_NOTICE}.\n"
+        "-- chart: table\n"
+        "SELECT route, sum(requests) AS requests\n"
+        "FROM (\n"
+        f"  SELECT {template} AS route, requests\n"
+        "  FROM (\n"
+        f"    SELECT request_url, route_path, {segment_count_sql('route_path')} AS route_segments, requests\n"
+        "    FROM (\n"
+        f"      SELECT {route_path_sql('request_url')} AS route_path, request_url, count(*) AS requests\n"
+        f"      FROM {TABLE_NAME}\n"
+        "      GROUP BY request_url\n"
+        "    ) AS urls\n"
+        "  ) AS paths\n"
+        ") AS routes\n"
+        "GROUP BY route\n"
+        "ORDER BY requests DESC, route ASC\n"
+    )
+
+
 def raw_ddl() -> str:
     """``sql/ddl/alb_logs_raw.sql``: the RegexSerDe table over the log bucket."""
     columns = [(c.name, raw_glue_type(c.arrow_type), c.comment) for c in COLUMNS]
@@ -132,6 +193,12 @@ def raw_serde_block(indent: int = 10) -> list[str]:
     return _serde_block("org.apache.hadoop.hive.serde2.RegexSerDe", [regex], raw_glue_columns(), indent)
 
 
+def rollup_serde_block(indent: int = 10) -> list[str]:
+    """``RollupTable``'s SerdeInfo and Columns in template.yaml (``schema.rollup_glue_table_input`` has the same)."""
+    library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    return _serde_block(library, [], rollup_glue_columns(), indent)
+
+
 def _serde_block(library: str, parameters: list[str], columns: list[dict[str, str]], indent: int) -> list[str]:
     pad = " " * indent
     return [
@@ -148,6 +215,7 @@ def _serde_block(library: str, parameters: list[str], columns: list[dict[str, st
 TEMPLATE_BLOCKS: dict[str, Callable[[int], list[str]]] = {
     "CuratedTable SerDe and columns": curated_serde_block,
     "RawTable SerDe and columns": raw_serde_block,
+    "RollupTable SerDe and columns": rollup_serde_block,
 }
 
 
@@ -176,6 +244,8 @@ def generated_files(root: Path) -> dict[Path, str]:
     return {
         root / CURATED_DDL_PATH: curated_ddl(),
         root / RAW_DDL_PATH: raw_ddl(),
+        root / ROLLUP_DDL_PATH: rollup_ddl(),
+        root / ROUTES_SQL_PATH: routes_sql(),
         template: render_template(template.read_text(encoding="utf-8")),
     }
 
@@ -194,5 +264,6 @@ def write_generated(root: Path) -> list[Path]:
     stale = stale_files(root)
     contents = generated_files(root)
     for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(contents[path], encoding="utf-8")
     return stale
