@@ -6,6 +6,8 @@
   acknowledgement: the write happened, the caller is told it failed).
 - ``MemoryCatalog``: a ``PartitionRegistrar`` that keeps each partition's Location, like Glue.
 - ``athena_files``: what Athena would read: every object under each registered Location, subfolders included.
+- ``EchoTable``: a derived table (``alblake.ports.DerivedTable``) whose rows are the curated rows' request URLs,
+  so the same exactly-once checks run on a derived table's views.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hashlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import pyarrow as pa
 
 from alblake.lake.generations import generation_of_location
 from alblake.lake.layout import Partition
@@ -114,3 +118,14 @@ def athena_files(store: MemoryStore, catalog: MemoryCatalog) -> list[str]:
         prefix = location.removeprefix(URL_PREFIX)
         keys.extend(k for k in store.list_keys(prefix) if k.endswith(".parquet"))
     return sorted(keys)
+
+
+class EchoTable:
+    """A derived table with one row per curated row: its request URL."""
+
+    name = "echo"
+    prefix = "echo/"
+    schema = pa.schema([pa.field("request_url", pa.string())])
+
+    def derive(self, rows: pa.Table) -> pa.Table:
+        return rows.select(["request_url"])

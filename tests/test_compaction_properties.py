@@ -31,7 +31,7 @@ from alblake.lake.generational import GenerationalLake, owning_folder
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.layout import DATA_PREFIX, object_stem
 from alblake.ports import BatchCommitError, ConditionFailedError
-from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
+from tests.lake_fakes import URL_PREFIX, EchoTable, MemoryCatalog, MemoryStore, athena_files
 
 OBJECTS = 3
 TEMPLATE = (
@@ -89,7 +89,14 @@ class World:
     checks: int = 0
 
     def __post_init__(self) -> None:
-        self.lake = GenerationalLake(self.store, self.catalog, clock=lambda: datetime(2018, 7, 3, tzinfo=UTC))
+        self.echo_catalog = MemoryCatalog()  # the derived table's Glue partitions
+        self.lake = GenerationalLake(
+            self.store,
+            self.catalog,
+            clock=lambda: datetime(2018, 7, 3, tzinfo=UTC),
+            derived=[EchoTable()],
+            derived_registrars={EchoTable.name: self.echo_catalog},
+        )
         self.store.before_write = self.before_write
         self.store.after_write = self.after_write
 
@@ -162,8 +169,9 @@ class World:
         assert self.stray_keys() == []
 
     def stray_keys(self) -> list[str]:
-        """Files of generation folders (data or lineage) that are not live: after a compaction with no grace
-        period, there are none (retired folders are deleted, orphans of crashed rewrites swept)."""
+        """Files of generation folders (data, lineage or derived) that are not live, and derived files whose data
+        file is gone: after a compaction with no grace period, there are none (retired folders are deleted, orphans
+        of crashed rewrites swept, siblings deleted with their data)."""
         live = {state.live for state in self.lake.states()}
         strays = []
         for key in self.store.objects:
@@ -171,6 +179,11 @@ class World:
                 owner = owning_folder(DATA_PREFIX + key.removeprefix(LINEAGE_PREFIX))
             elif key.startswith(COMPACTED_PREFIX):
                 owner = owning_folder(key)
+            elif key.startswith(EchoTable.prefix):
+                data = DATA_PREFIX + key.removeprefix(EchoTable.prefix)
+                if data not in self.store.objects:
+                    strays.append(key)
+                continue
             else:
                 continue
             if owner is None or owner[1] not in live:
@@ -183,6 +196,9 @@ class World:
         local = [url.removeprefix(URL_PREFIX) for url in self.lake.visible_files()]
         self._check_view("local reader", local)
         self._check_view("Athena", athena_files(self.store, self.catalog))
+        echo = [url.removeprefix(URL_PREFIX) for url in self.lake.visible_files(EchoTable.name)]
+        self._check_view("local reader of a derived table", echo)
+        self._check_view("Athena on a derived table", athena_files(self.store, self.echo_catalog))
 
     def _check_view(self, view: str, keys: list[str]) -> None:
         seen: dict[tuple[int, str], Counter[str]] = {}
@@ -275,7 +291,7 @@ def run(world: World, op: tuple[object, ...], versions: dict[int, int]) -> Calla
         ("compact",),
         ("ingest", 0, True),
         ("ingest", 1, True),
-        ("lost_ack", ("compact",), 10, True, None),
+        ("lost_ack", ("compact",), 13, True, None),
     ]
 )
 def test_readers_see_every_row_exactly_once(steps: list[tuple[object, ...]]) -> None:
@@ -414,7 +430,7 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
 
 
 THE_BATCH = [(0, 1), (1, 4), (2, 2)]  # (object, version): one of them compacted before, one moving between hours
-BATCH_WRITES = 15  # store writes of THE_BATCH after world_before_the_batch; the cases crash at each of them
+BATCH_WRITES = 18  # store writes of THE_BATCH after world_before_the_batch; the cases crash at each of them
 
 
 def world_before_the_batch() -> World:
@@ -521,11 +537,11 @@ def test_a_sweep_never_deletes_the_folder_of_a_rewrite_in_flight(at_write: int) 
     assert swept == [1 if at_write in IN_FLIGHT_UPLOADS else 0]
 
 
-IN_FLIGHT_UPLOADS = {2, 3}  # before these writes of the batch, its rewrite of hour 10 has uploaded (its lineage,
-# then its data too) and not swapped yet
+IN_FLIGHT_UPLOADS = {2, 3, 4}  # before these writes of the batch, its rewrite of hour 10 has uploaded (its derived
+# sibling, then its lineage, then its data too) and not swapped yet
 
 
-COMPACTION_WRITES = 17  # store writes of the compaction in the cases below (a test checks the count)
+COMPACTION_WRITES = 22  # store writes of the compaction in the cases below (a test checks the count)
 
 
 def world_before_a_late_compaction() -> World:

@@ -20,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from alblake.errors import ConflictError, PartialFailureError
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedBatch, StagedObject
+
+if TYPE_CHECKING:  # annotations only: the ports module stays free of heavy imports
+    import pyarrow as pa
 
 
 class ConditionFailedError(ConflictError):
@@ -147,6 +150,31 @@ class Lake(Protocol):
 
     def staging_dir(self) -> Path:
         """Where a conversion stages files for ``commit``."""
+        ...
+
+
+class DerivedTable(Protocol):
+    """A table the lake derives from its data files: every data file ``alb_logs/<rest>`` gets a sibling
+    ``<prefix><rest>`` holding ``derive`` of its rows, written before the data file becomes visible and deleted
+    with it, so the derived table is exactly once whenever the curated table is (``alblake.lake.generational``).
+    ``derive`` is pure and may be given any part of a file's rows (the lake derives a large file batch by batch):
+    the derived table's sums over its files then equal the curated table's."""
+
+    @property
+    def name(self) -> str:
+        """The table's name (Glue, SQL views)."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """Where its files are under the lake root (ends with '/', e.g. ``alb_rollup_1m/``)."""
+        ...
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def derive(self, rows: pa.Table) -> pa.Table:
+        """The derived rows of some curated rows (``ARROW_SCHEMA``), in ``schema``."""
         ...
 
 

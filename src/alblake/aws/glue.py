@@ -9,12 +9,14 @@ from outside is thus created again by the next commit into it, warm container or
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from alblake.errors import ConfigError, ServiceError
 from alblake.lake.generations import generation_of_location
-from alblake.ports import PartitionTarget
+from alblake.ports import DerivedTable, PartitionTarget
 
 BATCH_SIZE = 100  # batch_create_partition and batch_update_partition accept at most 100 entries per call
 GET_BATCH_SIZE = 1000  # batch_get_partition accepts at most 1000 partitions per call
@@ -214,3 +216,19 @@ def verified_registrar(client: Any, database: str, table: str, lake_location: st
     registrar = GluePartitionRegistrar(client, database, table, expected_location=lake_location)
     registrar.verify()
     return registrar
+
+
+def derived_registrars(
+    client: Any, database: str, tables: Sequence[DerivedTable], location_of: Callable[[str], str]
+) -> dict[str, GluePartitionRegistrar]:
+    """A verified registrar for each derived table that exists in ``database`` (``location_of(prefix)``: where the
+    lake writes that table's files). A table not created yet (a stack deployed before it existed) gets none: its
+    files are still written, and ``alblake catalog sync`` registers its partitions once the table exists."""
+    registrars = {}
+    for table in tables:
+        try:
+            registrars[table.name] = verified_registrar(client, database, table.name, location_of(table.prefix))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                raise
+    return registrars

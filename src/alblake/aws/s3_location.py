@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alblake.aws.glue import GlueTableLocationError, verified_registrar
+from alblake.aws.glue import GlueTableLocationError, derived_registrars, verified_registrar
 from alblake.aws.s3 import S3Store
 from alblake.aws.s3_listing import S3Object, select_s3
 from alblake.aws.session import client
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, LogObject, Selection
+from alblake.lake.derived import default_derived_tables
 from alblake.lake.generational import open_lake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake, ObjectStore
@@ -29,9 +30,10 @@ def open_s3_lake(url: str, *, glue_database: str | None = None, glue_table: str 
         return open_lake(store)
     try:
         registrar = verified_registrar(client("glue"), glue_database, glue_table, store.url(DATA_PREFIX))
+        derived = derived_registrars(client("glue"), glue_database, default_derived_tables(), store.url)
     except (GlueTableLocationError, ClientError) as exc:
         raise S3UrlError(f"{url}: Glue table {glue_database}.{glue_table}: {exc}") from exc
-    return open_lake(store, registrar)
+    return open_lake(store, registrar, derived)
 
 
 def open_s3_store(url: str) -> S3Store:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alblake.lake.derived import derived_key, sibling_keys
 from alblake.lake.generational import GenerationalLake, is_per_object_file, owning_folder
 from alblake.lake.generations import (
     COMPACTED_PREFIX,
@@ -195,23 +196,26 @@ class Compactor:
                 self.lake.store.delete(key)
                 if key.endswith(".parquet") and not key.endswith(_LINEAGE_SUFFIX):
                     self.lake.store.delete(lineage_key(key))
+            for table in self.lake.derived:  # the folder's derived siblings, including any without a data file
+                for key in list(self.lake.store.list_keys(derived_key(table, retired.folder))):
+                    self.lake.store.delete(key)
         state = live.state
         state.retired = [r for r in state.retired if r not in due]
         return len(due) if self.lake._swap(live, state) else 0
 
     def _delete_orphans(self, partition: Partition) -> int:
         """Delete the generation folders of ``partition`` that were never live: what a rewrite left that crashed
-        between its uploads (C4) and its swap (C5), and its lineage. The state is compare-and-swapped first (same
-        content, next revision), so a rewrite still in flight, which read the state before, loses its swap rather
-        than going live on deleted files; a rewrite that reads the state after it uploads into a folder this
-        listing did not see."""
+        between its uploads (C4) and its swap (C5), its lineage and its derived siblings. The state is
+        compare-and-swapped first (same content, next revision), so a rewrite still in flight, which read the state
+        before, loses its swap rather than going live on deleted files; a rewrite that reads the state after it
+        uploads into a folder this listing did not see."""
         live = self.lake.read_state(partition)
         if live.tag is None:  # never sealed: no rewrite ever started here
             return 0
         known = {live.state.live, *(retired.folder for retired in live.state.retired)}
         folders = f"{COMPACTED_PREFIX}{partition.path}/"
         orphans: dict[str, list[str]] = {}
-        for prefix in (folders, lineage_key(folders)):
+        for prefix in (folders, lineage_key(folders), *sibling_keys(self.lake.derived, folders)):
             for key in self.lake.store.list_keys(prefix):
                 name = key[len(prefix) :].split("/", 1)[0]
                 folder = f"{folders}{name}/"

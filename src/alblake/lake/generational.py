@@ -16,13 +16,14 @@ sketch of every step: ``docs/COMPACTION.md``. In short:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
 from alblake.errors import ConflictError, LakeStateError
+from alblake.lake.derived import default_derived_tables, derived_key, sibling_keys, write_derived
 from alblake.lake.generations import (
     COMPACTED_FILE_PREFIX,
     COMPACTED_PREFIX,
@@ -61,6 +63,7 @@ from alblake.ports import (
     BatchCommitError,
     CommitResult,
     ConditionFailedError,
+    DerivedTable,
     ObjectStore,
     PartitionRegistrar,
     PartitionTarget,
@@ -162,9 +165,14 @@ class GenerationalLake:
         clock: Callable[[], datetime] | None = None,
         attempts: int = ATTEMPTS,
         max_file_bytes: int = MAX_FILE_BYTES,
+        derived: Sequence[DerivedTable] = (),
+        derived_registrars: Mapping[str, PartitionRegistrar] | None = None,
     ) -> None:
         self.store = store
         self.registrar = registrar
+        # tables derived from every data file (``alblake.lake.derived``), and the catalog of each (by name) if any
+        self.derived = tuple(derived)
+        self.derived_registrars = dict(derived_registrars or {})
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
         self.max_file_bytes = max_file_bytes  # compacted files are split above this size
@@ -176,8 +184,27 @@ class GenerationalLake:
     def staging_dir(self) -> Path:
         return self.store.staging_dir()
 
-    def visible_files(self) -> Sequence[str]:
-        return sorted(self.store.url(key) for key, _ in self.visible_keys())
+    def visible_files(self, table: str | None = None) -> Sequence[str]:
+        """The files a reader of the curated table (or of the derived table ``table``) must read, sorted. A data
+        file written before its derived table existed has no sibling: ``derived_gaps`` lists those."""
+        if table is None:
+            return sorted(self.store.url(key) for key, _ in self.visible_keys())
+        derived = self.derived_table(table)
+        present = set(self.store.list_keys(derived.prefix))
+        siblings = (derived_key(derived, key) for key, _ in self.visible_keys())
+        return sorted(self.store.url(key) for key in siblings if key in present)
+
+    def derived_gaps(self, table: str) -> list[str]:
+        """The visible data files whose sibling in ``table`` is missing (data written before the table existed)."""
+        derived = self.derived_table(table)
+        present = set(self.store.list_keys(derived.prefix))
+        return sorted(key for key, _ in self.visible_keys() if derived_key(derived, key) not in present)
+
+    def derived_table(self, name: str) -> DerivedTable:
+        for table in self.derived:
+            if table.name == name:
+                return table
+        raise LakeStateError(f"this lake has no table {name!r} (derived tables: {[t.name for t in self.derived]})")
 
     def visible_keys(self) -> list[tuple[str, Partition]]:
         """The data files readers see (those in their partition's live folder), each with its partition; one
@@ -347,7 +374,7 @@ class GenerationalLake:
             live = self.read_state(partition)
             if live.tag is None:  # generation 0 without state: a plain Hive put, then check nobody sealed it
                 key = data_key(partition, stem)
-                self._put_copy(key, path)
+                self._put_data(key, path, keep=True)
                 if self.store.get_versioned(state_key(partition)) is None:
                     return key
                 continue
@@ -365,7 +392,7 @@ class GenerationalLake:
                     return done.state.live + done.state.sources[stem].file
                 continue
             key = f"{state.live}{stem}.parquet"
-            self._put_copy(key, path)
+            self._put_data(key, path, keep=True)
             state.sources[stem] = SourceRecord(digest, rows, f"{stem}.parquet", late=state.compacted_at is not None)
             if self._swap(live, state):
                 self._mark_pending(partition)
@@ -383,7 +410,7 @@ class GenerationalLake:
                     return []
                 continue
             key = f"{state.live}{stem}.parquet"
-            self.store.delete(key)
+            self._delete_data(key)
             if live.tag is None:
                 if self.store.get_versioned(state_key(partition)) is None:
                     return [key]
@@ -404,12 +431,30 @@ class GenerationalLake:
         """Mark the partition for the next compaction run: a per-object file to merge, a retired folder to delete."""
         self.store.put_bytes(pending_key(partition), b"")
 
-    def _put_copy(self, key: str, path: Path) -> None:
-        """Put a copy of ``path`` (a store may move the file it puts; a retry needs it again)."""
+    def _put_data(self, key: str, path: Path, *, lineage: Path | None = None, keep: bool = False) -> None:
+        """Make a data file visible at ``key``: its derived siblings first, then its lineage (a compacted file),
+        then the file itself. ``keep``: put a copy (a store may move the file it puts; a retry needs it again)."""
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="put-") as directory:
-            copy = Path(directory) / path.name
-            shutil.copyfile(path, copy)
-            self.store.put_file(key, copy)
+            for table in self.derived:
+                sibling = Path(directory) / f"{len(table.prefix)}-{secrets.token_hex(4)}.parquet"
+                write_derived(table, path, sibling)
+                self.store.put_file(derived_key(table, key), sibling)
+            if lineage is not None:
+                self.store.put_file(lineage_key(key), lineage)
+            if keep:
+                copy = Path(directory) / path.name
+                shutil.copyfile(path, copy)
+                path = copy
+            self.store.put_file(key, path)
+
+    def _delete_data(self, key: str) -> None:
+        """Delete a data file, then its lineage (a compacted file) and its derived siblings (readers of either
+        table see an object's old rows or none, never rows without their file)."""
+        self.store.delete(key)
+        if key.rsplit("/", 1)[-1].startswith(COMPACTED_FILE_PREFIX):
+            self.store.delete(lineage_key(key))
+        for sibling in sibling_keys(self.derived, key):
+            self.store.delete(sibling)
 
     def _swap(self, live: _Live, state: PartitionState) -> bool:
         """Compare-and-swap the partition's state; False when another writer changed it first."""
@@ -439,7 +484,7 @@ class GenerationalLake:
         Repeats until the state read after the catalog write names the folder just written: a writer that read
         an older state can then never leave the Location behind a newer one (see docs/COMPACTION.md).
         """
-        if self.registrar is None:
+        if self.registrar is None and not self.derived_registrars:
             return 0
         todo = sorted(set(partitions))
         changed = 0
@@ -450,7 +495,13 @@ class GenerationalLake:
             if not todo:
                 return changed
             targets = [PartitionTarget(p, self.store.url(states[p].live), states[p].generation) for p in todo]
-            changed += self.registrar.point(targets)
+            if self.registrar is not None:
+                changed += self.registrar.point(targets)
+            for table in self.derived:  # the derived tables' partitions follow the curated table's Locations
+                registrar = self.derived_registrars.get(table.name)
+                if registrar is not None:
+                    live = {p: derived_key(table, states[p].live) for p in todo}
+                    registrar.point([PartitionTarget(p, self.store.url(live[p]), states[p].generation) for p in todo])
             pointed.update((p, states[p].live) for p in todo)
         raise LakeConflictError("partition locations kept changing while being registered")
 
@@ -499,9 +550,8 @@ class GenerationalLake:
             uploaded = []
             for file in merged.files:
                 data = f"{folder}{file.data_path.name}"
-                self.store.put_file(lineage_key(data), file.lineage_path)
-                self.store.put_file(data, file.data_path)
                 uploaded.append(data)
+                self._put_data(data, file.data_path, lineage=file.lineage_path)
             for name in plan.carried:
                 uploaded.append(folder + name)
                 try:
@@ -537,13 +587,16 @@ class GenerationalLake:
         return Rewritten(new, len(uploaded), merged.rows, bytes_written, files_of)
 
     def _delete_uploads(self, uploaded: Iterable[str]) -> None:
-        """Delete the data files (and lineage) of a rewrite that never went live."""
+        """Delete the data files (lineage, derived siblings) of a rewrite that never went live."""
         for data in uploaded:
-            self.store.delete(data)
-            self.store.delete(lineage_key(data))
+            self._delete_data(data)
 
     def _copy_into(self, old_folder: str, folder: str, name: str) -> None:
-        """Copy a file of the live folder, as it is, into a new generation folder (with its lineage if compacted)."""
+        """Copy a file of the live folder, as it is, into a new generation folder (with its derived siblings, where
+        they exist, and its lineage if compacted; the file itself last)."""
+        for table in self.derived:
+            with contextlib.suppress(FileNotFoundError):  # written before the table existed: none to copy
+                self.store.copy(derived_key(table, old_folder + name), derived_key(table, folder + name))
         if name.startswith(COMPACTED_FILE_PREFIX):
             self.store.copy(lineage_key(old_folder + name), lineage_key(folder + name))
         self.store.copy(old_folder + name, folder + name)
@@ -645,9 +698,14 @@ def _manifest_partitions(content: bytes | None, files: list[str]) -> list[Partit
     return sorted(set(partitions))
 
 
-def open_lake(store: ObjectStore, registrar: PartitionRegistrar | None = None) -> GenerationalLake:
-    """The lake in ``store`` (with ``registrar`` as its catalog, if any)."""
-    return GenerationalLake(store, registrar)
+def open_lake(
+    store: ObjectStore,
+    registrar: PartitionRegistrar | None = None,
+    derived_registrars: Mapping[str, PartitionRegistrar] | None = None,
+) -> GenerationalLake:
+    """The lake in ``store`` with its derived tables (``default_derived_tables``), and ``registrar`` (and
+    ``derived_registrars``, by derived table) as its catalog, if any."""
+    return GenerationalLake(store, registrar, derived=default_derived_tables(), derived_registrars=derived_registrars)
 
 
 def open_local_lake(root: Path) -> GenerationalLake:

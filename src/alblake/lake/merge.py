@@ -118,7 +118,7 @@ def _open(item: MergeInput) -> pq.ParquetFile:
     return parquet
 
 
-def _conform(batch: pa.RecordBatch, name: str) -> pa.Table:
+def conform_rows(batch: pa.RecordBatch, name: str) -> pa.Table:
     """The batch in the lake's schema (columns of older files that are missing become nulls)."""
     if batch.schema.equals(ARROW_SCHEMA):
         return pa.Table.from_batches([batch])
@@ -146,7 +146,7 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
         )
         try:
             for batch in _input_batches(item):
-                table = _conform(batch, item.name)
+                table = conform_rows(batch, item.name)
                 if item.lineage is None:
                     sources = np.full(table.num_rows, local_to_global[0], dtype=np.int32)
                 else:

@@ -43,7 +43,6 @@ from alblake.lake.generations import (
     StateFormatError,
     generation_folder,
     generation_of_location,
-    lineage_key,
     now_iso,
     state_key,
 )
@@ -222,9 +221,7 @@ def rebuild_state(lake: GenerationalLake, partition: Partition) -> PartitionStat
         merged = merge_sorted(inputs, out, token, max_file_bytes=lake.max_file_bytes)
         files_of: dict[str, str] = {}
         for file in merged.files:
-            data = f"{folder}{file.data_path.name}"
-            lake.store.put_file(lineage_key(data), file.lineage_path)
-            lake.store.put_file(data, file.data_path)
+            lake._put_data(f"{folder}{file.data_path.name}", file.data_path, lineage=file.lineage_path)
             files_of.update((stem, file.data_path.name) for stem in file.stems)
     now = now_iso(lake.clock())
     state = PartitionState(partition, generation=generation, live=folder, revision=1, compacted_at=now)

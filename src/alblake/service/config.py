@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self
 
 from alblake.errors import ConfigError
+from alblake.lake.derived import default_derived_tables
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.layout import DATA_PREFIX
 from alblake.s3_urls import normalise_prefix
@@ -100,9 +101,11 @@ def open_deployed_lake(
     Glue table's partitions. Reads the table once (cold start) and raises ``ConfigError`` if its Location is not
     where the lake writes the table's files (``s3://LAKE_BUCKET/LAKE_PREFIX + alb_logs/``): every partition would
     otherwise point at an empty prefix. Nothing is written then."""
-    from alblake.aws.glue import verified_registrar  # the adapters: wiring only (its location error is a ConfigError)
+    from alblake.aws.glue import derived_registrars, verified_registrar  # the adapters: wiring only
     from alblake.aws.s3 import S3Store
 
     store = S3Store(s3, config.lake_bucket, config.lake_prefix, staging_root=config.staging_root)
     registrar = verified_registrar(glue, config.glue_database, config.glue_table, store.url(DATA_PREFIX))
-    return GenerationalLake(store, registrar, clock=clock)
+    derived = default_derived_tables()
+    catalogs = derived_registrars(glue, config.glue_database, derived, store.url)
+    return GenerationalLake(store, registrar, clock=clock, derived=derived, derived_registrars=catalogs)
