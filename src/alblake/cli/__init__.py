@@ -111,11 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema.register(commands)
     history.register(commands)
     try:
-        from alblake.cli import analysis
+        from alblake.cli import analysis, triage
     except ImportError:  # analysis extras (duckdb) not installed
         pass
     else:
         analysis.register(commands)
+        triage.register(commands)
     return parser
 
 

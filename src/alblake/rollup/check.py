@@ -22,7 +22,7 @@ from pyarrow import fs as pafs
 from alblake.analysis import lake_dataset
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake
-from alblake.rollup.table import PREFIX, SCHEMA
+from alblake.rollup.table import NAME, PREFIX, SCHEMA
 from alblake.schema import PARTITION_KEYS
 
 _MAX_LISTED = 20
@@ -60,12 +60,10 @@ def rollup_url(data_url: str) -> str:
 
 
 def rollup_files(lake: Lake) -> list[str]:
-    """The rollup files readers read: the lake's own list when it keeps one (derived tables), else the sibling
-    of every visible data file."""
-    derived = getattr(lake, "derived_visible_files", None)
-    if callable(derived):
-        files: list[str] = list(derived(PREFIX))
-        return files
+    """The rollup files readers read: the lake's list when it keeps the rollup as a derived table (``alblake.lake.
+    derived``), else the sibling of every visible data file (those that exist)."""
+    if any(table.name == NAME for table in getattr(lake, "derived", ())):
+        return list(lake.visible_files(table=NAME))  # type: ignore[call-arg]
     return [rollup_url(url) for url in lake.visible_files()]
 
 

@@ -46,37 +46,59 @@ DESYNC_CLASSES = ("Ambiguous", "Severe")
 DIMENSION_NAMES = tuple(c.name for c in ROLLUP_DIMENSIONS)
 SCHEMA = ROLLUP_ARROW_SCHEMA
 
-_SUMMED = ("requests", "received_bytes", "sent_bytes", "errors_4xx", "errors_5xx", "unanswered",
-           "with_error_reason", "desync_ambiguous", "desync_severe", "latency_requests")
+def _numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(array.to_numpy(zero_copy_only=False))
 
 
-def _flag(condition: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return pc.cast(pc.fill_null(condition, False), pa.int64())
+def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """An integer code per row and the distinct values, in their sort order: codes compare as the values do
+    (NULL is the last code, as NULLs sort last)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    encoded = pc.dictionary_encode(column)
+    order = _numpy(pc.array_sort_indices(encoded.dictionary))
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[len(order)] = len(order)
+    codes = rank[_numpy(pc.fill_null(encoded.indices, len(order))).astype(np.int64)]
+    return codes, encoded.dictionary.take(pa.array(order, pa.int64()))
+
+
+def _group(codes: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """A group number per row, from the rows' codes in several columns (each with its number of codes): groups
+    are numbered in the order of the codes, column by column."""
+    key = np.zeros(len(codes[0][0]), dtype=np.int64)
+    span = 1
+    for column, size in codes:
+        if span * (size + 1) >= 1 << 62:  # renumber densely before the key could overflow
+            _, key = np.unique(key, return_inverse=True)
+            key = np.asarray(key, dtype=np.int64).reshape(-1)
+            span = int(key.max()) + 1
+        key = key * (size + 1) + column
+        span *= size + 1
+    _, dense = np.unique(key, return_inverse=True)
+    return np.asarray(dense, dtype=np.int64).reshape(-1)
 
 
 def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = ROUTE_CAP) -> pa.Array:
-    """``routes`` with every route beyond the ``cap`` most requested of its load balancer as ``(other)``."""
-    table = pa.table({"elb": elb, "route": routes})
-    counts = table.group_by(["elb", "route"], use_threads=False).aggregate([([], "count_all")])
-    counts = counts.filter(pc.is_valid(counts["route"]))
-    if counts.num_rows == 0:
+    """``routes`` with every route beyond the ``cap`` most requested of its load balancer as ``(other)`` (ties: the
+    smaller template first, so the choice depends only on the rows)."""
+    elb_codes, _ = _codes(elb)
+    route_codes, route_values = _codes(routes)
+    null_route = len(route_values)
+    pairs, inverse, counts = np.unique(elb_codes * (null_route + 1) + route_codes, return_inverse=True,
+                                       return_counts=True)
+    pair_elb, pair_route = pairs // (null_route + 1), pairs % (null_route + 1)
+    names = route_values.to_pylist()
+    kept = np.ones(len(pairs), dtype=bool)
+    for lb in np.unique(pair_elb):
+        members = [i for i in np.flatnonzero(pair_elb == lb) if pair_route[i] != null_route]
+        if len(members) > cap:
+            ordered = sorted(members, key=lambda i: (-counts[i], names[pair_route[i]]))
+            kept[ordered[cap:]] = False
+    if kept.all():
         return routes
-    counts = counts.sort_by([("elb", "ascending"), ("count_all", "descending"), ("route", "ascending")])
-    elbs = counts["elb"].to_pylist()
-    kept_elb: list[str | None] = []
-    kept_route: list[str] = []
-    seen: dict[str | None, int] = {}
-    for lb, route in zip(elbs, counts["route"].to_pylist(), strict=True):
-        if seen.get(lb, 0) < cap:
-            seen[lb] = seen.get(lb, 0) + 1
-            kept_elb.append(lb)
-            kept_route.append(route)
-    if len(kept_route) == counts.num_rows:
-        return routes
-    keys = pc.binary_join_element_wise(pc.fill_null(table["elb"], ""), table["route"], "\x00")
-    kept = pa.array([f"{lb or ''}\x00{route}" for lb, route in zip(kept_elb, kept_route, strict=True)])
-    is_kept = pc.is_in(keys, value_set=kept)
-    return pc.if_else(pc.or_kleene(is_kept, pc.is_null(table["route"])), table["route"], OTHER_ROUTE)
+    return pc.if_else(pa.array(kept[np.asarray(inverse).reshape(-1)]), routes, OTHER_ROUTE)
 
 
 def _status_class(codes: pa.ChunkedArray) -> pa.Array:
@@ -84,86 +106,91 @@ def _status_class(codes: pa.ChunkedArray) -> pa.Array:
     return pc.binary_join_element_wise(pc.cast(hundreds, pa.string()), pa.scalar("xx"), "")
 
 
-def _drop_null_buckets(
-    buckets: pa.ChunkedArray | pa.ListArray, counts: pa.ChunkedArray | pa.ListArray
-) -> tuple[pa.Array, pa.Array]:
-    """The sketch lists without the NULL bucket (the requests without a time)."""
-    if isinstance(buckets, pa.ChunkedArray):
-        buckets = buckets.combine_chunks()
-    if isinstance(counts, pa.ChunkedArray):
-        counts = counts.combine_chunks()
-    valid = pc.is_valid(pc.list_flatten(buckets))
-    parents = pc.list_parent_indices(buckets)
-    kept_parents = parents.filter(valid).to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(kept_parents, minlength=len(buckets)))])
-    offsets_array = pa.array(offsets, pa.int32())
+def _verbs(verb: pa.ChunkedArray) -> pa.Array:
+    standard = pc.or_kleene(pc.is_in(verb, pa.array(sorted(VERBS))), pc.is_null(verb))
+    return pc.if_else(standard, verb, OTHER_VERB)
+
+
+def _row_routes(urls: pa.ChunkedArray) -> pa.Array:
+    """The route template of every row, computed once per distinct URL."""
+    codes, values = _codes(urls)
+    templates = pa.concat_arrays([route_templates(values), pa.array([None], pa.string())])
+    return templates.take(pa.array(codes))
+
+
+def _sums(group: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
+    return np.rint(np.bincount(group, weights=values, minlength=size)).astype(np.int64)
+
+
+def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each group's sketch: its rows' buckets (ascending) and how many rows each holds."""
+    valid = _numpy(pc.is_valid(buckets))
+    bucket = _numpy(pc.fill_null(buckets, 0)).astype(np.int64)[valid]
+    width = int(bucket.max()) + 1 if len(bucket) else 1
+    pairs, counts = np.unique(group[valid] * width + bucket, return_counts=True)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(pairs // width, minlength=size))]).astype(np.int32)
     return (
-        pa.ListArray.from_arrays(offsets_array, pc.list_flatten(buckets).filter(valid).cast(pa.int32())),
-        pa.ListArray.from_arrays(offsets_array, pc.list_flatten(counts).filter(valid).cast(pa.int64())),
+        pa.ListArray.from_arrays(pa.array(offsets), pa.array(pairs % width, pa.int32())),
+        pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts, pa.int64())),
     )
 
 
 def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
-    """The rollup rows of one data file's rows (``ARROW_SCHEMA`` columns; others are ignored). Pure: the same
+    """The rollup rows of some rows of one data file (``ARROW_SCHEMA`` columns; others are ignored). Pure: the same
     rows give the same table, rows sorted by the dimensions."""
     if rows.num_rows == 0:
         return SCHEMA.empty_table()
     missing = [c for c in ARROW_SCHEMA.names if c not in rows.column_names]
     for name in missing:  # older files lack later columns: NULL, as readers see them
         rows = rows.append_column(name, pa.nulls(rows.num_rows, ARROW_SCHEMA.field(name).type))
-    status = rows["elb_status_code"]
-    target_time = rows["target_processing_time"]
-    verb = rows["request_verb"]
-    classification = rows["classification"]
-    base = pa.table(
+    dimensions = pa.table(
         {
             "minute": pc.floor_temporal(rows["time"], unit="minute"),
             "elb": rows["elb"],
             "target_group_arn": rows["target_group_arn"],
             "target_ip": rows["target_ip"],
             "target_port": rows["target_port"],
-            "route": capped_routes(rows["elb"], route_templates(rows["request_url"]), route_cap),
-            "request_verb": pc.if_else(pc.or_kleene(pc.is_in(verb, pa.array(sorted(VERBS))), pc.is_null(verb)),
-                                       verb, OTHER_VERB),
-            "elb_status_code": status,
+            "route": capped_routes(rows["elb"], _row_routes(rows["request_url"]), route_cap),
+            "request_verb": _verbs(rows["request_verb"]),
+            "elb_status_code": rows["elb_status_code"],
             "target_status_class": _status_class(rows["target_status_code"]),
-            "bucket": bucket_indexes(target_time),
-            "requests": pa.array([1] * rows.num_rows, pa.int64()),
-            "received_bytes": pc.fill_null(rows["received_bytes"], 0),
-            "sent_bytes": pc.fill_null(rows["sent_bytes"], 0),
-            "errors_4xx": _flag(pc.and_(pc.greater_equal(status, 400), pc.less_equal(status, 499))),
-            "errors_5xx": _flag(pc.and_(pc.greater_equal(status, 500), pc.less_equal(status, 599))),
-            "unanswered": _flag(pc.equal(target_time, -1.0)),
-            "with_error_reason": _flag(pc.is_valid(rows["lambda_error_reason"])),
-            "desync_ambiguous": _flag(pc.equal(classification, DESYNC_CLASSES[0])),
-            "desync_severe": _flag(pc.equal(classification, DESYNC_CLASSES[1])),
-            "latency_requests": _flag(pc.greater_equal(target_time, 0.0)),
-            "latency": pc.if_else(pc.greater_equal(target_time, 0.0), target_time, None),
         }
     )
-    keys = [*DIMENSION_NAMES, "bucket"]
-    per_bucket = base.group_by(keys, use_threads=False).aggregate(
-        [*((c, "sum") for c in _SUMMED), ("latency", "sum"), ("latency", "max")]
-    )
-    per_bucket = per_bucket.sort_by([(k, "ascending") for k in keys])
-    grouped = per_bucket.group_by(list(DIMENSION_NAMES), use_threads=False).aggregate(
-        [
-            *((f"{c}_sum", "sum") for c in _SUMMED),
-            ("latency_sum", "sum"),
-            ("latency_max", "max"),
-            ("bucket", "list"),
-            ("latency_requests_sum", "list"),
-        ]
-    )
-    buckets, counts = _drop_null_buckets(grouped["bucket_list"], grouped["latency_requests_sum_list"])
-    columns = {name: grouped[name] for name in DIMENSION_NAMES}
-    columns.update({c: grouped[f"{c}_sum_sum"] for c in _SUMMED})
-    columns["latency_sum"] = grouped["latency_sum_sum"]
-    columns["latency_max"] = grouped["latency_max_max"]
-    columns["latency_buckets"] = buckets
-    columns["latency_counts"] = counts
-    table = pa.table(columns).cast(SCHEMA)
-    return table.sort_by([(name, "ascending") for name in DIMENSION_NAMES])
+    codes = [_codes(dimensions[name]) for name in DIMENSION_NAMES]
+    group = _group([(c, len(v)) for c, v in codes])
+    _, first = np.unique(group, return_index=True)
+    size = len(first)
+    status = _numpy(pc.fill_null(rows["elb_status_code"], 0))
+    times = _numpy(pc.fill_null(rows["target_processing_time"], -2.0)).astype(np.float64)
+    classification = rows["classification"]
+    timed = times >= 0
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name, (column_codes, values) in zip(DIMENSION_NAMES, codes, strict=True):
+        picked = column_codes[first]
+        columns[name] = values.take(pa.array(picked, mask=picked == len(values)))
+    flags = {
+        "requests": np.ones(rows.num_rows),
+        "received_bytes": _numpy(pc.fill_null(rows["received_bytes"], 0)).astype(np.float64),
+        "sent_bytes": _numpy(pc.fill_null(rows["sent_bytes"], 0)).astype(np.float64),
+        "errors_4xx": (status >= 400) & (status <= 499),
+        "errors_5xx": (status >= 500) & (status <= 599),
+        "unanswered": times == -1.0,
+        "with_error_reason": _numpy(pc.is_valid(rows["lambda_error_reason"])),
+        "desync_ambiguous": _numpy(pc.fill_null(pc.equal(classification, DESYNC_CLASSES[0]), False)),
+        "desync_severe": _numpy(pc.fill_null(pc.equal(classification, DESYNC_CLASSES[1]), False)),
+        "latency_requests": timed,
+    }
+    for name, values in flags.items():
+        columns[name] = pa.array(_sums(group, size, np.asarray(values, dtype=np.float64)), pa.int64())
+    with_latency = np.bincount(group, weights=timed, minlength=size) > 0
+    latency_sum = np.bincount(group, weights=np.where(timed, times, 0.0), minlength=size)
+    latency_max = np.full(size, -np.inf)
+    np.maximum.at(latency_max, group, np.where(timed, times, -np.inf))
+    columns["latency_sum"] = pa.array(latency_sum, pa.float64(), mask=~with_latency)
+    columns["latency_max"] = pa.array(latency_max, pa.float64(), mask=~with_latency)
+    columns["latency_buckets"], columns["latency_counts"] = _sketches(group, size, bucket_indexes(
+        rows["target_processing_time"]))
+    return pa.table(columns).cast(SCHEMA)  # groups are numbered in the dimensions' sort order
 
 
 class RollupTable:

@@ -1,0 +1,111 @@
+"""``alblake triage``: what is different about the bad traffic of a window (``alblake.triage``).
+
+    alblake triage --lake DIR|s3://bucket/prefix (--since 30m | --from TIME --to TIME) [--where EXPR]
+                   [--baseline 24h] [--top 10] [--json | --csv] [--sql] [--no-rollup]
+    alblake triage --athena [--workgroup WG] [--database DB] (--since ... | --from ... --to ...) ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from alblake.cli.common import EXIT_USAGE, add_lake, print_error
+from alblake.locations import open_existing_lake_at
+from alblake.triage import (
+    DEFAULT_BASELINE,
+    DEFAULT_TOP,
+    TriageResult,
+    make_window,
+    parse_duration,
+    parse_time,
+    run_triage,
+)
+from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.query import Window, build_query
+from alblake.triage.render import format_csv, format_json, format_text
+from alblake.triage.where import Where, parse_where
+
+
+def _window(args: argparse.Namespace) -> Window:
+    baseline = parse_duration(args.baseline) if args.baseline else DEFAULT_BASELINE
+    since = parse_duration(args.since) if args.since else None
+    start = parse_time(args.start) if args.start else None
+    end = parse_time(args.end) if args.end else None
+    if (start is None) != (end is None):
+        from alblake.triage import TriageInputError
+
+        raise TriageInputError("--from and --to go together")
+    return make_window(since=since, start=start, end=end, baseline=baseline)
+
+
+def _local(args: argparse.Namespace, window: Window, where: Where | None) -> TriageResult:
+    lake = open_existing_lake_at(args.lake)
+    gaps = [] if args.no_rollup else rollup_gaps(lake, window)
+    notes = []
+    if gaps:
+        notes.append(f"{len(gaps)} data files of these hours have no rollup file (ingested before the rollup "
+                     "existed): every dimension is read from the curated table")
+    with local_sql(lake) as run:
+        return run_triage(run, window, where, engine="duckdb", use_rollup=not (args.no_rollup or gaps),
+                          top=args.top, notes=notes)
+
+
+def _athena(args: argparse.Namespace, window: Window, where: Where | None) -> TriageResult:
+    from alblake.aws.athena import athena_runner
+
+    runner = athena_runner(workgroup=args.workgroup, database=args.database)
+    return run_triage(runner.run, window, where, engine="athena", use_rollup=not args.no_rollup, top=args.top)
+
+
+def _cmd_triage(args: argparse.Namespace) -> int:
+    window = _window(args)
+    where = parse_where(args.where) if args.where is not None else None
+    if args.sql:
+        print(build_query(window, where, use_rollup=not args.no_rollup).sql)
+        return 0
+    if args.athena:
+        result = _athena(args, window, where)
+    elif args.lake is None:
+        print_error("--lake DIR|s3://bucket/prefix is required (or --athena)")
+        return EXIT_USAGE
+    else:
+        result = _local(args, window, where)
+    if args.json:
+        sys.stdout.write(format_json(result))
+    elif args.csv:
+        sys.stdout.write(format_csv(result))
+    else:
+        sys.stdout.write(format_text(result))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``triage`` to the ``alblake`` command line."""
+    parser = subparsers.add_parser(
+        "triage",
+        help="rank what is different about a window's errors (or --where selection) and latency",
+        description="Compare a window's 5xx (or the requests --where selects) and latency with a baseline, by "
+        "target, route, client network, user agent, error_reason, classification, TLS protocol, verb, domain and "
+        "target group; rank the values by the requests they account for beyond the baseline.",
+    )
+    add_lake(parser, required=False)
+    window = parser.add_mutually_exclusive_group()
+    window.add_argument("--since", help="the window: the last DURATION until now (30m, 2h)")
+    window.add_argument("--from", dest="start", help="the window's start (2026-11-24T08:00:00, UTC)")
+    parser.add_argument("--to", dest="end", help="the window's end (with --from)")
+    parser.add_argument("--where", help="select requests with a predicate over alb_logs' columns "
+                        "(\"elb_status_code >= 500\"); default: the load balancer's 5xx")
+    parser.add_argument("--baseline", help="how long before the window to compare with (default 24h)")
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, help=f"findings to show (default {DEFAULT_TOP})")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument("--csv", action="store_true", help="the findings as CSV")
+    output.add_argument("--sql", action="store_true", help="print the SQL (the same for DuckDB and Athena)")
+    parser.add_argument("--no-rollup", action="store_true",
+                        help="read every dimension from the curated table (a lake or stack without the rollup)")
+    parser.add_argument("--athena", action="store_true", help="run on Athena (the deployed Glue tables)")
+    parser.add_argument("--workgroup", help="Athena workgroup: the stack output AthenaWorkGroupName")
+    parser.add_argument("--database", help="Glue database of the tables (default: alblake)")
+    parser.set_defaults(func=_cmd_triage)
