@@ -22,6 +22,7 @@ from alblake.analysis import Query, connect, execute, list_queries
 from alblake.display import fmt
 from alblake.display import is_rate as _is_rate
 from alblake.ports import Lake
+from alblake.triage.section import report_section
 
 # Dashboard order; queries not listed here are appended after these, drawn by their chart kind.
 LAYOUT = (
@@ -300,13 +301,15 @@ _RENDER_CHECK_JS = """
 """
 
 
-def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source: str) -> str:
+def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source: str,
+               sections: Sequence[str] = ()) -> str:
     by_name = {q.name: q for q in queries}
     order = [n for n in LAYOUT if n in by_name] + [q.name for q in queries
                                                     if q.name not in LAYOUT and q.chart != "kpi"]
     kpi = next((q for q in queries if q.chart == "kpi"), None)
     parts = [_kpis(results[kpi.name]) if kpi else ""]
     parts += [_card(by_name[name], results[name]) for name in order]
+    parts += list(sections)  # ready-made cards (the triage section)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -335,5 +338,7 @@ def render_report(lake: Lake | Path | str, out_path: Path | str, *, source: str 
         con.close()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_html(results, queries, source=source if source is not None else str(lake)), encoding="utf-8")
+    sections = [report_section(lake)]  # alblake.triage: the newest 30 minutes against the 24 hours before
+    out.write_text(build_html(results, queries, source=source if source is not None else str(lake), sections=sections),
+                   encoding="utf-8")
     return out

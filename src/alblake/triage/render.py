@@ -151,6 +151,6 @@ def html_section(result: TriageResult, title: str = "Triage: what is different a
         "network, user agent and more; scores are requests beyond the baseline. "
         "<code>alblake triage --since 30m</code></p>"
         f'<ul class="muted">{summary}</ul>'
-        f'<table class="data" data-table="triage"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<table class="data" id="triage-findings"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
         "</section>"
     )

@@ -98,6 +98,9 @@ def parse_where(text: str) -> Where:
     if len(statements) != 1 or statements[0] is None:
         raise WhereError(f"--where {text!r}: one expression, not {len(statements)} statements")
     tree = statements[0]
+    query = tree.find(exp.Query, exp.Subquery, exp.Exists)
+    if query is not None:
+        raise WhereError(f"--where {text!r}: a predicate, not a query ({_name(query)} is not allowed)")
     for node in tree.walk():
         _check_node(node, text)  # type: ignore[arg-type]  # sqlglot's walk yields its Expression nodes
     if not isinstance(tree, exp.Predicate | exp.Connector | exp.Not | exp.Paren | exp.Boolean | exp.Func):
