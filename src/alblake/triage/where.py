@@ -56,7 +56,7 @@ class Where:
         return self.columns <= ROLLUP_COLUMNS
 
 
-def _name(node: exp.Expression) -> str:
+def _name(node: object) -> str:
     return type(node).__name__.upper()
 
 
