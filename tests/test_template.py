@@ -363,12 +363,14 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/compaction/*"},
+        {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.ROLLUP_TABLE_NAME}/*"},  # the rollup's siblings of the data files
     ]
     assert "Condition" not in statements["ListLake"]  # a missing partition state must be 404, never 403
     assert "Condition" not in statements["ListAlbLogs"]  # a prefix condition would not turn 403 into 404
     assert statements["SourceManifests"]["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/manifests/*"}
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
-    assert glue_resources[-1].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue_resources[-2].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue_resources[-1].endswith(f":table/${{GlueDatabase}}/{schema.ROLLUP_TABLE_NAME}")
     qs = statements["RefreshDataSet"]
     assert all(r["Fn::Sub"].split(":dataset/")[1].startswith("${AWS::StackName}-alb-logs") for r in qs["Resource"])
 
@@ -866,7 +868,7 @@ def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(templa
     assert params["CompactionSchedule"]["Default"] == "rate(1 hour)"
     (policy,) = fn["Policies"]
     statements = {st["Sid"]: st for st in policy["Statement"]}
-    prefixes = [f"{schema.TABLE_NAME}/", "compaction/"]
+    prefixes = [f"{schema.TABLE_NAME}/", "compaction/", f"{schema.ROLLUP_TABLE_NAME}/"]
     assert statements["CompactLakeObjects"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{p}*"} for p in prefixes]
     listing = statements["ListLakePrefixes"]
     assert listing["Action"] == "s3:ListBucket"
@@ -874,7 +876,8 @@ def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(templa
     glue = statements["CompactPartitions"]
     assert glue["Action"] == ["glue:GetTable", "glue:BatchGetPartition", "glue:BatchCreatePartition",
                               "glue:BatchUpdatePartition"]
-    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue["Resource"][-2]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.ROLLUP_TABLE_NAME}")
     log_group = _resource(template, "CompactLogGroup", "AWS::Logs::LogGroup")
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "CompactLogGroup"}
