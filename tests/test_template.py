@@ -232,6 +232,8 @@ CONTRACT_ENV = {
     "QUICKSIGHT_MIN_REFRESH_MINUTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_METRICS",  # log-derived metrics (alblake.service.log_metrics), opt-in
+    "LOG_METRICS_MAX_AGE_MINUTES",
 }
 METRICS = {
     "RowsWritten",
@@ -410,7 +412,8 @@ def test_alarms_cover_errors_dlq_depth_and_quarantine_rate(template: dict[str, A
     simple = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms.values()}
     assert ("AWS/Lambda", "Errors") in simple
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in simple
-    metric_math = [a["Properties"]["Metrics"] for a in alarms.values() if "Metrics" in a["Properties"]]
+    metric_math = [a["Properties"]["Metrics"] for a in alarms.values()  # the log-derived ones: their own test
+                   if "Metrics" in a["Properties"] and a.get("Condition") != "LogMetricsEnabled"]
     assert len(metric_math) == 1
     stats = {m["Id"]: m["MetricStat"]["Metric"] for m in metric_math[0] if "MetricStat" in m}
     assert {s["MetricName"] for s in stats.values()} == {"LinesQuarantined", "RowsWritten"}
@@ -557,7 +560,8 @@ def test_quicksight_queries_athena_as_a_stack_role_scoped_to_this_stack(template
     writes = {a for st in statements.values() for a in _actions(st) if a.startswith("s3:Put")}
     assert writes == {"s3:PutObject"}
     assert statements["AthenaResults"]["Resource"] == {"Fn::Sub": "${AthenaResultsBucket.Arn}/results/*"}
-    assert statements["LakeRead"]["Resource"] == {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"}
+    assert statements["LakeRead"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{t}/*"}
+                                                  for t in (schema.TABLE_NAME, schema.ROLLUP_TABLE_NAME)]
     assert "workgroup/${AthenaWorkGroup}" in statements["AthenaWorkGroup"]["Resource"]["Fn::Sub"]
     glue = [r["Fn::Sub"] for r in statements["GlueRead"]["Resource"]]
     assert all("${GlueDatabase}" in r or r.endswith(":catalog") for r in glue)
