@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from alblake.aws.events import S3Record
-from alblake.incidents import ClientFlood, Desync, FailingTarget, write_traffic
+from alblake.incidents import ClientFlood, Desync, FailingTarget, Incident, write_traffic
 from alblake.lake.generational import open_lake
 from alblake.parse import parse_block
 from alblake.service.ingest import IngestPipeline, LambdaConfig
@@ -59,7 +59,7 @@ SETTINGS = LogMetricsSettings(enabled=True, max_age=timedelta(days=1))
 @pytest.fixture(scope="module")
 def incident_rows(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     start = END - timedelta(minutes=10)
-    incidents = [FailingTarget("10.0.3.21:9000", start, 10), Desync(start, 10, share=0.02),
+    incidents: list[Incident] = [FailingTarget("10.0.3.21:9000", start, 10), Desync(start, 10, share=0.02),
                  Desync(start, 10, share=0.01, classification="Severe", reason="BadHeader"),
                  ClientFlood("198.51.100.77", start, 10, share=0.5)]
     logs = write_traffic(tmp_path_factory.mktemp("emf"), end=END, hours=0.5, per_second=10, incidents=incidents)
