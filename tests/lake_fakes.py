@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -73,6 +75,11 @@ class MemoryStore:
         self._write("copy", key)
         self.objects[key] = content
         self.after_write("copy", key)
+
+    def open(self, key: str) -> BinaryIO:
+        if key not in self.objects:
+            raise FileNotFoundError(key)
+        return io.BytesIO(self.objects[key])
 
     def download(self, key: str, local_path: Path) -> None:
         if key not in self.objects:

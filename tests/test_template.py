@@ -381,6 +381,7 @@ _CLIENT_CALL = re.compile(r"\b_client\.([a-z_]+)\(")
 # boto3 call -> the IAM actions it needs (upload_file may go multipart and abort on failure).
 _CALL_ACTIONS = {
     "get_object": {"s3:GetObject"},
+    "head_object": {"s3:GetObject"},  # HeadObject needs GetObject (the size of a file read in ranges)
     "download_file": {"s3:GetObject"},
     "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
     "copy": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},  # CopyObject, or UploadPartCopy above 5 GB

@@ -77,6 +77,11 @@ class ObjectStore(Protocol):
         """Copy ``key``'s content into ``local_path`` (streamed; for data files). FileNotFoundError if none."""
         ...
 
+    def open(self, key: str) -> BinaryIO:
+        """``key``'s content as a seekable binary file, read in ranges as needed (a Parquet footer without the
+        rest of the file). FileNotFoundError if none."""
+        ...
+
     def copy(self, source_key: str, key: str) -> None:
         """Make ``key`` a copy of ``source_key`` in one atomic step, without the content passing through this
         process where the store can avoid it (S3: a server-side copy). FileNotFoundError if there is no source."""

@@ -49,6 +49,42 @@ class _StreamingBodyReader(io.RawIOBase):
             super().close()
 
 
+class _RangeReader(io.RawIOBase):
+    """A seekable raw stream over one S3 object: each read is a ranged GetObject (for a Parquet footer, a file's
+    last bytes, without the rest). Wrapped in ``io.BufferedReader`` so small reads share one request."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        end = min(self._position + len(view), self._size)
+        if end <= self._position:
+            return 0
+        byte_range = f"bytes={self._position}-{end - 1}"
+        response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=byte_range)
+        data: bytes = response["Body"].read()
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
 class S3ObjectReader:
     """Opens S3 objects with ``get_object`` and streams the body."""
 
@@ -143,6 +179,18 @@ class S3Store:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(self.url(source_key)) from None
             raise
+
+    def open(self, key: str) -> BinaryIO:
+        """A seekable file over the object, read in ranges through this store's client (its session's endpoint,
+        region and credentials: no second way of reaching S3)."""
+        try:
+            size = int(self._client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(self.url(key)) from None
+            raise
+        raw = _RangeReader(self._client, self.bucket, self.object_key(key), size)
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 16))
 
     def download(self, key: str, local_path: Path) -> None:
         try:

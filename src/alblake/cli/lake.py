@@ -13,7 +13,16 @@ from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
 from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
 from alblake.lake.generational import GenerationalLake
-from alblake.lake.repair import find_damage, forget_lost_files, forget_missing, rebuild_state, sources_of
+from alblake.lake.repair import (
+    find_damage,
+    find_duplicates,
+    forget_lost_files,
+    forget_missing,
+    read_manifests,
+    rebuild_state,
+    remove_duplicate,
+    sources_of,
+)
 from alblake.lake.status import format_status, lake_status
 from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, open_lake_at, scheme_of
 
@@ -66,23 +75,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=1))
     else:
         print(format_status(status))
-    if status.damage:
+    if status.damage or status.duplicates:
         print_error(
-            f"{len(status.damage)} damaged partition(s): 'alblake repair --lake {args.lake}' rebuilds unreadable "
-            "states and ingests the objects whose files are missing again from their sources"
+            f"{len(status.damage)} damaged partition(s), {len(status.duplicates)} object(s) in the lake more than "
+            f"once: 'alblake repair --lake {args.lake}' rebuilds unreadable states, ingests the objects whose files "
+            "are missing again from their sources and keeps one copy of each object"
         )
-    return EXIT_FAILED if status.unreadable or status.damage else 0
+    return EXIT_FAILED if status.unreadable or status.damage or status.duplicates else 0
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
     lake = _open(args.lake, args.glue_database)
-    damage = find_damage(lake)
+    manifests = read_manifests(lake)
+    damage = find_damage(lake, manifests)
+    duplicates = find_duplicates(manifests)
     for found in damage:
         print(found.describe())
-    if not damage:
-        print("nothing to repair: every state is readable and every file the lake names is there")
+    for duplicate in duplicates:
+        print(f"{duplicate.identity.removeprefix('alb:')}: in the lake {len(duplicate.stems)} times")
+    if not damage and not duplicates:
+        print("nothing to repair: every state is readable, every file the lake names is there, no object twice")
         return 0
     if args.dry_run:
+        return 0
+    for duplicate in duplicates:
+        changed = remove_duplicate(lake, duplicate, manifests)
+        print(f"{duplicate.identity.removeprefix('alb:')}: {len(duplicate.stems) - 1} extra cop(ies) removed from "
+              f"{changed} partition(s)")
+    if not damage:
         return 0
     for found in damage:
         if found.state_error is not None:

@@ -47,4 +47,5 @@ def parquet_writer(path: Path, schema: pa.Schema = ARROW_SCHEMA) -> pq.ParquetWr
         compression_level=1,
         use_dictionary=DICTIONARY_COLUMNS,
         write_statistics=STATISTICS_COLUMNS,
+        write_page_checksum=True,  # a damaged page is found when compaction or `status --verify` reads it
     )

@@ -34,7 +34,9 @@ def sibling_keys(tables: Iterable[DerivedTable], data_key: str) -> list[str]:
 def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
     """Write the derived rows of a local data file to ``out_path``, batch by batch; the rows written."""
     written = 0
-    with pq.ParquetWriter(out_path, table.schema, compression="zstd", compression_level=1) as writer:
+    with pq.ParquetWriter(
+        out_path, table.schema, compression="zstd", compression_level=1, write_page_checksum=True
+    ) as writer:
         for batch in pq.ParquetFile(data_path).iter_batches(batch_size=DERIVE_BATCH_ROWS, use_threads=False):
             derived = table.derive(conform_rows(batch, str(data_path)))
             if derived.num_rows:

@@ -53,6 +53,7 @@ from alblake.lake.layout import (
     DATA_PREFIX,
     Partition,
     data_key,
+    legacy_stem,
     manifest_key,
     quarantine_key,
     read_manifest,
@@ -98,10 +99,15 @@ class Replacement:
 
 @dataclass(frozen=True)
 class _EarlierCommit:
-    """What an object's last commit wrote (its manifest): its own files and the partitions it had rows in."""
+    """What an object's last commit wrote (its manifest): its own files and the partitions it had rows in; and,
+    for an object a lake written before object identities holds under its legacy stem (``layout.legacy_stem``),
+    that stem and the partitions its rows are in (this commit replaces them: the object is one object)."""
 
     files: list[str]
     partitions: list[Partition]
+    legacy_stem: str | None = None
+    legacy_files: list[str] = field(default_factory=list)
+    legacy_partitions: list[Partition] = field(default_factory=list)
 
 
 @dataclass
@@ -267,10 +273,14 @@ class GenerationalLake:
     # ------------------------------------------------------------------------------------------ ingest commit
 
     def commit(self, staged: StagedObject) -> CommitResult:
-        earlier = self._earlier_commit(staged.stem)
+        earlier = self._earlier_commit(staged)
         result = CommitResult()
         for data in staged.data:
-            result.written.append(self._commit_partition(data.partition, staged.stem, data.path, data.rows))
+            if earlier.legacy_stem is not None and data.partition in earlier.legacy_partitions:
+                key = self._replace_legacy(data.partition, earlier.legacy_stem, staged.stem, data.path, data.rows)
+            else:
+                key = self._commit_partition(data.partition, staged.stem, data.path, data.rows)
+            result.written.append(key)
         result.partitions_created = self._point(staged.partitions)
         self._finish_object(staged, result, earlier)
         return result
@@ -280,18 +290,21 @@ class GenerationalLake:
         the batch's rows (a rewrite that replaces those objects' rows, as a changed re-ingest does), then each
         object gets its quarantine file, stale-partition cleanup and manifest as in ``commit``. One result per
         object, in order; the batch's catalog changes are counted in the first one."""
-        earlier = [self._earlier_commit(staged.stem) for staged in batch.objects]
+        earlier = [self._earlier_commit(staged) for staged in batch.objects]
         results = [CommitResult() for _ in batch.objects]
         position = {staged.stem: i for i, staged in enumerate(batch.objects)}
         earlier_stems: dict[Partition, set[str]] = {}  # by partition: the batch's objects an earlier commit wrote there
         for staged, commit in zip(batch.objects, earlier, strict=True):
             for partition in commit.partitions:
                 earlier_stems.setdefault(partition, set()).add(staged.stem)
+            for partition in commit.legacy_partitions:  # replaced in the same swap as the batch's own rows
+                earlier_stems.setdefault(partition, set()).add(str(commit.legacy_stem))
+        legacy = {staged.stem: commit for staged, commit in zip(batch.objects, earlier, strict=True)}
         for rows in batch.rows:
             if len(rows.stems) > 1:  # also drops the rows of objects that left the partition: one rewrite, not two
                 committed = self._commit_rows(rows, earlier_stems.get(rows.partition, set()))
             else:
-                committed = self._commit_rows_of_one(rows)
+                committed = self._commit_rows_of_one(rows, legacy[rows.stems[0]])
             for stem, keys in committed.items():
                 results[position[stem]].written.extend(keys)
         if results:
@@ -303,11 +316,29 @@ class GenerationalLake:
                 raise BatchCommitError(dict(enumerate(results[:finished])), error) from error
         return results
 
-    def _earlier_commit(self, stem: str) -> _EarlierCommit:
-        """What the object's last commit wrote, from its manifest (nothing when it has none)."""
-        content = self.store.get(manifest_key(stem))
-        files = read_manifest(content, stem)
-        return _EarlierCommit(files, _manifest_partitions(content, files))
+    def _earlier_commit(self, staged: StagedObject) -> _EarlierCommit:
+        """What the object's last commit wrote, from its manifest (nothing when it has none), and what a commit
+        under its legacy stem wrote, if any."""
+        content = self.store.get(manifest_key(staged.stem))
+        files = read_manifest(content, staged.stem)
+        legacy = legacy_stem(staged.source_id)
+        legacy_content = None if legacy == staged.stem else self.store.get(manifest_key(legacy))
+        if legacy_content is None:
+            return _EarlierCommit(files, _manifest_partitions(content, files))
+        legacy_files = read_manifest(legacy_content, legacy)
+        legacy_partitions = _manifest_partitions(legacy_content, legacy_files)
+        return _EarlierCommit(files, _manifest_partitions(content, files), legacy, legacy_files, legacy_partitions)
+
+    def _replace_legacy(self, partition: Partition, legacy: str, stem: str, path: Path, rows: int) -> str:
+        """Make ``path`` the rows of ``stem`` in ``partition`` while removing the same object's rows under its
+        legacy stem, in one swap (a rewrite: no reader ever sees both); the key its rows now live at."""
+        digest = file_digest(path)
+        replace = {legacy: Replacement(None), stem: Replacement(path, digest, rows)}
+        for _ in range(self.attempts):
+            done = self._rewrite(partition, replace, compacting=False)
+            if done is not None:
+                return done.state.live + done.state.sources[stem].file
+        raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
     def _finish_object(self, staged: StagedObject, result: CommitResult, earlier: _EarlierCommit) -> None:
         """After an object's rows are live: its quarantine file, the removal of its rows from partitions an earlier
@@ -320,7 +351,10 @@ class GenerationalLake:
         stale = sorted(set(earlier.partitions) - set(staged.partitions))
         for partition in stale:
             result.deleted.extend(self._remove_source(partition, stem))
-        self._point(stale)  # also when the removal was done by a run that crashed before pointing
+        legacy_stale = sorted(set(earlier.legacy_partitions) - set(staged.partitions))
+        for partition in legacy_stale:  # the legacy stem's rows where the object has none now
+            result.deleted.extend(self._remove_source(partition, str(earlier.legacy_stem)))
+        self._point([*stale, *legacy_stale])  # also when the removal was done by a run that crashed before pointing
         if staged.quarantine_path is None and quarantine_key(stem) in earlier.files:
             self.store.delete(quarantine_key(stem))
             result.deleted.append(quarantine_key(stem))
@@ -336,8 +370,12 @@ class GenerationalLake:
         }
         # one line: json's C encoder (an indented manifest costs ~0.1 ms more, per object)
         self.store.put_bytes(manifest_key(stem), (json.dumps(manifest) + "\n").encode())
+        if earlier.legacy_stem is not None:  # the object now lives under its stem: its legacy commit is gone
+            if quarantine_key(earlier.legacy_stem) in earlier.legacy_files:
+                self.store.delete(quarantine_key(earlier.legacy_stem))
+            self.store.delete(manifest_key(earlier.legacy_stem))
 
-    def _commit_rows_of_one(self, rows: StagedRows) -> dict[str, list[str]]:
+    def _commit_rows_of_one(self, rows: StagedRows, earlier: _EarlierCommit) -> dict[str, list[str]]:
         """The rows of a single object in a partition: committed as its own file, as ``commit`` does (cheaper than
         a rewrite when objects are spread over many partition-hours)."""
         stem = rows.stems[0]
@@ -345,7 +383,11 @@ class GenerationalLake:
             path = Path(work) / f"{stem}.parquet"
             with parquet_writer(path) as writer:
                 writer.write_table(rows.table, row_group_size=ROW_GROUP_ROWS)
-            return {stem: [self._commit_partition(rows.partition, stem, path, rows.table.num_rows)]}
+            if earlier.legacy_stem is not None and rows.partition in earlier.legacy_partitions:
+                key = self._replace_legacy(rows.partition, earlier.legacy_stem, stem, path, rows.table.num_rows)
+            else:
+                key = self._commit_partition(rows.partition, stem, path, rows.table.num_rows)
+            return {stem: [key]}
 
     def _commit_rows(self, rows: StagedRows, earlier_writers: Iterable[str] = ()) -> dict[str, list[str]]:
         """Make ``rows`` the rows of their objects in their partition; the keys each object's rows now live at.

@@ -9,8 +9,9 @@ A lake is a tree of keys under one root (a local directory or ``s3://bucket/pref
 Compacted generations of a partition-hour (``alb_logs/compacted/...``) and the per-partition state that says
 which folder readers read: ``alblake.lake.generations`` and docs/COMPACTION.md.
 
-``<stem>`` derives from the source object's id alone (:func:`object_stem`), so converting the same object
-again produces the same keys: a re-run replaces its files instead of adding rows. Partition values are
+``<stem>`` derives from the source object alone (:func:`object_stem`: an ALB log file's name, wherever it is read
+from; another file's path or URL), so converting the same object again produces the same keys: a re-run replaces
+its files instead of adding rows. Partition values are
 Hive-escaped; ``elb_name`` is the load balancer's name, ``day`` and ``hour`` are the UTC hour of each request.
 """
 
@@ -22,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from alblake.keys import AccessLogKey, classify_key
 from alblake.schema import PARTITION_KEYS, TABLE_NAME
 
 DATA_PREFIX = f"{TABLE_NAME}/"  # the Glue table's Location, relative to the lake root
@@ -64,15 +66,34 @@ def escape_partition_value(value: str) -> str:
     return _UNSAFE_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
 
 
+def object_identity(source_id: str) -> str:
+    """What makes a source object itself wherever it is read from. An ALB log file's name is unique (account,
+    Region, load balancer, node, interval end and a random part): the same object read from S3, from a local copy
+    of the bucket or from a renamed folder is one object. Any other file is its source id (its path or URL)."""
+    name = source_id.rstrip("/").rsplit("/", 1)[-1]
+    return f"alb:{name}" if isinstance(classify_key(name), AccessLogKey) else source_id
+
+
 def object_stem(source_id: str) -> str:
-    """Deterministic, filesystem-safe file stem for a source object: readable name plus a hash of the full id."""
+    """Deterministic, filesystem-safe file stem for a source object: readable name plus a hash of its identity
+    (``object_identity``), so it depends on the object alone."""
+    return _stem(source_id, object_identity(source_id))
+
+
+def legacy_stem(source_id: str) -> str:
+    """The stem lakes written before object identities gave an object: a hash of its source id (where it was read
+    from). A commit of an ALB-named object replaces what a legacy commit from the same source id wrote."""
+    return _stem(source_id, source_id)
+
+
+def _stem(source_id: str, identity: str) -> str:
     base = source_id.rstrip("/").rsplit("/", 1)[-1]
     for suffix in _STEM_SUFFIXES:
         base = base.removesuffix(suffix)
     # never a hidden name: readers (Hive, Athena, DuckDB, pyarrow, this lake's listing) skip names starting with
     # '_' or '.', and an object called '_web.log' or ' a.log' would otherwise be written and never read
     readable = _UNSAFE_CHARS.sub("_", base)[:_READABLE_STEM_CHARS].lstrip("_.") or "log"
-    digest = hashlib.sha256(source_id.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return f"{readable}.{digest}"
 
 

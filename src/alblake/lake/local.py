@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from alblake.ports import ConditionFailedError, Versioned
 
@@ -86,6 +87,9 @@ class LocalStore:
 
     def download(self, key: str, local_path: Path) -> None:
         shutil.copyfile(self.root / key, local_path)
+
+    def open(self, key: str) -> BinaryIO:
+        return (self.root / key).open("rb")
 
     def copy(self, source_key: str, key: str) -> None:
         """A hard link where the filesystem allows it (files are never changed in place: a put renames a new file

@@ -3,10 +3,11 @@
 An input is a local Parquet file plus, per row, the stem of the source object the row came from (one stem for a
 per-object file; a lineage array for a compacted file). Rows of the sources an input excludes are left out.
 
-Memory stays bounded whatever the partition size: rows are read in batches and sorted in runs of at most
-``run_rows`` rows; when more than one run is needed the runs go to local files and a vectorised k-way merge
-reads them back ``chunk_rows`` at a time. Output files are split above ``max_file_bytes`` (estimated from the
-inputs' bytes per row). Every output file gets a *lineage* file: one int32 per row, the index of its source in
+Memory stays bounded whatever the partition size and however wide its rows: rows are read in batches and sorted
+in runs of at most ``run_rows`` rows and ``RUN_BYTES``; when more than one run is needed the runs go to local files
+and a vectorised k-way merge reads them back ``chunk_rows`` at a time (fewer for wide rows: ``CHUNK_BYTES`` per
+run); output row groups hold at most ``GROUP_BYTES``. Output files are split above ``max_file_bytes`` (estimated
+from the inputs' bytes per row). Every output file gets a *lineage* file: one int32 per row, the index of its source in
 the stem list kept in the lineage file's metadata, so a later rewrite can drop one source's rows exactly.
 """
 
@@ -34,6 +35,11 @@ LINEAGE_METADATA_KEY = b"alblake.sources"
 MAX_FILE_BYTES = 512 * 1024 * 1024
 RUN_ROWS = 128 * 1024
 CHUNK_ROWS = 4 * 1024
+# Memory is bounded by bytes as well as rows: rows with 8 KB user agents are ~30x wider than typical ones, and
+# row counts alone let a run, a merge chunk or an output row group grow to a gigabyte.
+RUN_BYTES = 64 * 1024 * 1024  # Arrow bytes of rows sorted in memory before they go to a run file
+CHUNK_BYTES = 2 * 1024 * 1024  # Arrow bytes per run per step of the k-way merge
+GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered for one output row group
 _NULL_TIME = np.iinfo(np.int64).max
 
 
@@ -78,7 +84,7 @@ class MergeResult:
 def read_lineage(path: Path, name: str) -> tuple[list[str], np.ndarray]:
     """The stem list and per-row source indices of a lineage file."""
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
         stems = json.loads((table.schema.metadata or {})[LINEAGE_METADATA_KEY])
         indices = table.column("source").to_numpy()
     except (OSError, KeyError, ValueError, pa.ArrowException) as error:
@@ -109,7 +115,7 @@ def _rows_and_bytes(item: MergeInput) -> tuple[int, int]:
 def _open(item: MergeInput) -> pq.ParquetFile:
     assert item.path is not None
     try:
-        parquet = pq.ParquetFile(item.path)
+        parquet = pq.ParquetFile(item.path, page_checksum_verification=True)  # never copy a damaged page
     except (OSError, pa.ArrowException) as error:
         raise UnreadableInputError(f"{item.name}: not a readable Parquet file ({error})") from None
     names = set(parquet.schema_arrow.names)
@@ -193,6 +199,7 @@ class _Output:
         self.stems = stems
         self._buffer: list[pa.Table] = []
         self._buffered = 0
+        self._buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
         self._lineage: pq.ParquetWriter | None = None
         self._file_rows = 0
@@ -200,24 +207,29 @@ class _Output:
     def add(self, table: pa.Table) -> None:
         self._buffer.append(table)
         self._buffered += table.num_rows
-        while self._buffered >= self.group_rows:
-            self._flush(self.group_rows)
+        self._buffered_bytes += table.nbytes
+        while self._buffered >= self.group_rows or (self._buffered > 1 and self._buffered_bytes >= GROUP_BYTES):
+            by_bytes = self._buffered * GROUP_BYTES // max(self._buffered_bytes, 1)
+            self._flush(max(1, min(self.group_rows, by_bytes, self._buffered)))
 
     def _flush(self, rows: int) -> None:
         combined = pa.concat_tables(self._buffer)
         group, rest = combined.slice(0, rows), combined.slice(rows)
         self._buffer = [rest] if rest.num_rows else []
         self._buffered = rest.num_rows
+        self._buffered_bytes = rest.nbytes
         if self._writer is None:
             index = len(self.result.files)
             data_path = self.directory / f"c-{self.token}-{index:03d}.parquet"
             lineage_path = self.directory / f"c-{self.token}-{index:03d}.lineage.parquet"
             self._writer = parquet_writer(data_path)
-            self._lineage = pq.ParquetWriter(lineage_path, LINEAGE_SCHEMA.with_metadata(self.metadata))
+            self._lineage = pq.ParquetWriter(
+                lineage_path, LINEAGE_SCHEMA.with_metadata(self.metadata), write_page_checksum=True
+            )
             self.result.files.append(MergedFile(data_path, lineage_path, 0))
         assert self._lineage is not None
         sources = group.column(SOURCE_COLUMN)
-        self._writer.write_table(group.drop_columns([SOURCE_COLUMN]), row_group_size=self.group_rows)
+        self._writer.write_table(group.drop_columns([SOURCE_COLUMN]), row_group_size=max(group.num_rows, 1))
         self._lineage.write_table(pa.table({"source": sources}, schema=LINEAGE_SCHEMA.with_metadata(self.metadata)))
         counts = np.bincount(sources.to_numpy(), minlength=len(self.stems))
         for index in np.flatnonzero(counts).tolist():
@@ -287,13 +299,14 @@ def _merge(
     output = _Output(out_dir, token, stems, max_rows, group_rows)
     runs: list[Path] = []
     buffer: list[pa.Table] = []
-    buffered = 0
+    buffered = buffered_bytes = 0
     for table in _batches(inputs, stem_index):
         buffer.append(table)
         buffered += table.num_rows
-        if buffered >= run_rows:
+        buffered_bytes += table.nbytes
+        if buffered >= run_rows or buffered_bytes >= RUN_BYTES:
             runs.append(_write_run(out_dir, len(runs), buffer, chunk_rows))
-            buffered = 0
+            buffered = buffered_bytes = 0
             _release_memory()
     if buffer:
         if runs:
@@ -315,6 +328,7 @@ def _write_run(out_dir: Path, index: int, buffer: list[pa.Table], chunk_rows: in
     path = out_dir / f"run-{index:05d}.arrows"
     table = pa.concat_tables(buffer).combine_chunks()
     buffer.clear()
+    chunk_rows = max(1, min(chunk_rows, CHUNK_BYTES * table.num_rows // max(table.nbytes, 1)))  # wide rows: fewer
     order = np.argsort(_times(table), kind="stable")
     options = pa.ipc.IpcWriteOptions(compression="zstd")  # runs stay small on Lambda's /tmp
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:

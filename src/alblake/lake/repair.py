@@ -44,9 +44,20 @@ from alblake.lake.generations import (
     generation_folder,
     generation_of_location,
     now_iso,
+    partition_of_path,
     state_key,
 )
-from alblake.lake.layout import DATA_PREFIX, MANIFEST_PREFIX, Partition, manifest_key, partition_location, read_manifest
+from alblake.lake.layout import (
+    DATA_PREFIX,
+    MANIFEST_PREFIX,
+    Partition,
+    manifest_key,
+    object_identity,
+    object_stem,
+    partition_location,
+    quarantine_key,
+    read_manifest,
+)
 from alblake.lake.merge import MergeInput, merge_sorted
 
 
@@ -242,3 +253,49 @@ def _folders_of(lake: GenerationalLake, partition: Partition) -> list[tuple[int,
             if folder is not None and folder[0] == partition and key.endswith(".parquet"):
                 counts[folder[1]] += 1
     return sorted(((generation_of_location(f), f) for f in counts), key=lambda g: (-g[0], -counts[g[1]], g[1]))
+
+
+@dataclass
+class DuplicateObject:
+    """One object (by identity: an ALB log file's name) committed under several stems: read from two places by a
+    lake written before object identities, its rows are in the lake twice."""
+
+    identity: str
+    stems: list[str]  # the first is kept
+
+    def as_dict(self) -> dict[str, object]:
+        return {"object": self.identity, "kept": self.stems[0], "removed": self.stems[1:]}
+
+
+def find_duplicates(manifests: Iterable[Manifest]) -> list[DuplicateObject]:
+    """Objects with a manifest under more than one stem. The stem kept is the object's own (``object_stem``)
+    when it has one, else the first in order; a later ingest of the object moves it to its own stem."""
+    by_identity: defaultdict[str, list[Manifest]] = defaultdict(list)
+    for manifest in manifests:
+        by_identity[object_identity(manifest.source)].append(manifest)
+    found = []
+    for identity, group in sorted(by_identity.items()):
+        stems = sorted({m.stem for m in group})
+        if len(stems) > 1:
+            own = object_stem(group[0].source)
+            found.append(DuplicateObject(identity, sorted(stems, key=lambda stem: (stem != own, stem))))
+    return found
+
+
+def remove_duplicate(lake: GenerationalLake, duplicate: DuplicateObject, manifests: Iterable[Manifest]) -> int:
+    """Remove the rows of every stem but the kept one (partition by partition, each removal one swap: readers
+    never see the object's rows missing or twice once it is done), then their quarantine files and manifests.
+    Returns the partitions changed."""
+    changed = 0
+    for manifest in manifests:
+        if manifest.stem not in duplicate.stems[1:]:
+            continue
+        partitions = [p for p in (partition_of_path(path) for path in manifest.partitions) if p is not None]
+        for partition in partitions:
+            lake._remove_source(partition, manifest.stem)
+            changed += 1
+        lake._point(partitions)
+        if quarantine_key(manifest.stem) in manifest.files:
+            lake.store.delete(quarantine_key(manifest.stem))
+        lake.store.delete(manifest_key(manifest.stem))
+    return changed

@@ -18,7 +18,6 @@ import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -29,7 +28,8 @@ from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
 from alblake.lake.layout import QUARANTINE_PREFIX, Partition
 from alblake.lake.merge import UnreadableInputError
-from alblake.lake.repair import Damage, Manifest, find_damage, read_manifests
+from alblake.lake.repair import Damage, DuplicateObject, Manifest, find_damage, find_duplicates, read_manifests
+from alblake.ports import ObjectStore
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
 UNKNOWN_LB = "(unknown)"
@@ -102,6 +102,7 @@ class LakeStatus:
     balancers: dict[str, BalancerStatus] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # visible files whose footer (or data) cannot be read
     damage: list[Damage] = field(default_factory=list)  # partitions whose bookkeeping names missing files
+    duplicates: list[DuplicateObject] = field(default_factory=list)  # objects in the lake under several stems
 
     def as_dict(self) -> dict[str, Any]:
         quarantined: Counter[str] = Counter()
@@ -118,6 +119,7 @@ class LakeStatus:
             "gaps": sum(s.missed_deliveries for s in self.balancers.values()),
             "unreadable_files": self.unreadable,
             "damaged_partitions": [d.as_dict() for d in self.damage],
+            "duplicate_objects": [d.as_dict() for d in self.duplicates],
             "load_balancers": {name: s.as_dict() for name, s in sorted(self.balancers.items())},
         }
 
@@ -129,6 +131,7 @@ def lake_status(lake: GenerationalLake, *, verify: bool = False) -> LakeStatus:
     _add_files(lake, balancer, status, verify=verify)
     manifests = read_manifests(lake)
     status.damage = find_damage(lake, manifests)
+    status.duplicates = find_duplicates(manifests)
     sources = _add_objects(manifests, balancer)
     _add_quarantine(lake, balancer, sources)
     late: defaultdict[str, set[str]] = defaultdict(set)  # an object late in two hours is one late object
@@ -151,9 +154,9 @@ def _add_files(
         partitions[partition.elb_name].add(partition)
         lb.visible_files += 1
         try:
-            rows, first, last = _footer(lake.store.url(key))
+            rows, first, last = _footer(lake.store, key)
             if verify:
-                _read_whole(lake.store.url(key))
+                _read_whole(lake.store, key)
         except UnreadableInputError as error:
             status.unreadable.append(str(error))
             continue
@@ -164,12 +167,14 @@ def _add_files(
         balancer[name].partitions = len(found)
 
 
-def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
-    """Rows and min/max ``time`` of a data file, from its footer (row-group statistics)."""
+def _footer(store: ObjectStore, key: str) -> tuple[int, datetime | None, datetime | None]:
+    """Rows and min/max ``time`` of a data file, from its footer (row-group statistics), read through the lake's
+    own store (on S3: ranged reads with the command's one AWS session)."""
     try:
-        metadata = pq.read_metadata(url if "://" in url else Path(url))
+        with store.open(key) as handle:
+            metadata = pq.read_metadata(handle)
     except (OSError, ValueError) as error:
-        raise UnreadableInputError(f"{url}: not a readable Parquet file ({error})") from None
+        raise UnreadableInputError(f"{store.url(key)}: not a readable Parquet file ({error})") from None
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
     first = last = None
     if "time" in names:
@@ -183,14 +188,16 @@ def _footer(url: str) -> tuple[int, datetime | None, datetime | None]:
     return metadata.num_rows, first, last
 
 
-def _read_whole(url: str) -> None:
-    """Read every page of a data file (what a query would), so a damaged page is found now."""
+def _read_whole(store: ObjectStore, key: str) -> None:
+    """Read every page of a data file, checking the page checksums the lake writes, so a damaged page is found
+    now (a query would read it without a word; compaction would refuse it)."""
     try:
-        parquet = pq.ParquetFile(url if "://" in url else Path(url))
-        for index in range(parquet.num_row_groups):
-            parquet.read_row_group(index)
+        with store.open(key) as handle:
+            parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+            for index in range(parquet.num_row_groups):
+                parquet.read_row_group(index)
     except (OSError, ValueError) as error:
-        raise UnreadableInputError(f"{url}: its data cannot be read ({error})") from None
+        raise UnreadableInputError(f"{store.url(key)}: its data cannot be read ({error})") from None
 
 
 def _add_objects(manifests: list[Manifest], balancer: defaultdict[str, BalancerStatus]) -> dict[str, str]:
@@ -260,4 +267,9 @@ def format_status(status: LakeStatus) -> str:
     for message in status.unreadable:
         lines.append(f"error: {message}")
     lines.extend(f"error: {damage.describe()}" for damage in status.damage)
+    lines.extend(
+        f"error: {d.identity.removeprefix('alb:')} is in the lake {len(d.stems)} times (read from several places "
+        "before objects had one identity)"
+        for d in status.duplicates
+    )
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Protocol
 from alblake.aws.events import notification_body
 from alblake.ingest.filters import ObjectFilter
 from alblake.keys import AccessLogKey, classify_key
-from alblake.lake.layout import MANIFEST_PREFIX, object_stem
+from alblake.lake.layout import MANIFEST_PREFIX, legacy_stem, object_stem
 from alblake.ports import ObjectStore
 
 FLUSH_EVERY = 100  # objects per SQS round (10 batches) and per state save
@@ -143,7 +143,7 @@ def run_backfill(
             summary.not_alb_logs += 1
         elif not object_filter.accepts_log_key(kind):
             summary.outside_filter += 1
-        elif object_stem(item.source_id) in in_lake:
+        elif object_stem(item.source_id) in in_lake or legacy_stem(item.source_id) in in_lake:
             summary.already_in_lake += 1
         else:
             pending.append(item)
