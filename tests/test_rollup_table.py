@@ -18,7 +18,8 @@ from alblake.ingest.runner import ingest_paths
 from alblake.lake.compaction import CompactionOptions, compact
 from alblake.lake.generational import open_local_lake
 from alblake.parse import parse_block
-from alblake.rollup.check import rollup_check, rollup_url
+from alblake.rollup.check import rollup_check
+from alblake.rollup.files import rollup_url
 from alblake.rollup.routes import OTHER_ROUTE, route_template
 from alblake.rollup.sketch import bucket_index, exact_quantile, quantile
 from alblake.rollup.table import OTHER_VERB, ROLLUP, ROUTE_CAP, SCHEMA, capped_routes, derive

@@ -17,7 +17,7 @@ from botocore.validate import validate_parameters
 from alblake import schema
 from alblake.analysis import sql_dir
 from alblake.lake.generational import open_local_lake
-from alblake.rollup.check import rollup_dataset, rollup_files
+from alblake.rollup.files import rollup_dataset, rollup_files
 from alblake.service.log_metrics import NAMESPACE, LogMetricsSettings
 from tests.template_loader import load_template
 from tests.triage_fixtures import incident_lake
@@ -67,7 +67,7 @@ def test_rollup_table_is_the_schema_table_input(template: dict[str, Any]) -> Non
 
 # ----------------------------------------------------------------------------- long-window QuickSight data set
 
-_SQL = sql_dir() / "rollup" / "quicksight_long_window.sql"
+_SQL = sql_dir() / "quicksight" / "long_window.sql"
 
 
 def _sql_body() -> str:

@@ -36,7 +36,8 @@ from pyarrow import fs as pafs
 from alblake.errors import InputError, LakeStateError
 from alblake.locations import open_lake_at
 from alblake.ports import Lake
-from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
+from alblake.rollup.views import register_rollup_view
+from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, ROLLUP_TABLE_NAME, TABLE_NAME
 
 CHART_KINDS = frozenset({"bar", "grouped_bar", "line", "table", "kpi"})
 
@@ -103,9 +104,9 @@ def parse_query(name: str, text: str) -> Query:
 
 
 @cache
-def _load_all(directory: Path) -> tuple[Query, ...]:
+def _load_all(directory: Path, folder: str = "queries") -> tuple[Query, ...]:
     queries = []
-    for path in sorted((directory / "queries").glob("*.sql")):
+    for path in sorted((directory / folder).glob("*.sql")):
         if not _NAME_RE.match(path.stem):
             raise QueryFileError(f"{path.name}: query names are lower_snake_case")
         queries.append(parse_query(path.stem, path.read_text(encoding="utf-8")))
@@ -117,8 +118,13 @@ def list_queries() -> list[Query]:
     return list(_load_all(sql_dir()))
 
 
+def rollup_queries() -> list[Query]:
+    """The named queries of ``sql/rollup/`` (most read the rollup table; ``alblake query`` runs them too)."""
+    return list(_load_all(sql_dir(), "rollup"))
+
+
 def get_query(name: str) -> Query:
-    for query in _load_all(sql_dir()):
+    for query in (*_load_all(sql_dir()), *_load_all(sql_dir(), "rollup")):
         if query.name == name:
             return query
     raise UnknownQueryError(name)
@@ -255,6 +261,8 @@ def run_query(name: str, lake: Lake | Path | str, con: duckdb.DuckDBPyConnection
         return execute(con, query)
     own = connect(lake)
     try:
+        if ROLLUP_TABLE_NAME in query.sql or "regexp_like" in query.sql:  # sql/rollup/: the rollup's view, macro
+            register_rollup_view(own, open_lake_at(lake) if isinstance(lake, Path | str) else lake)
         return execute(own, query)
     finally:
         own.close()

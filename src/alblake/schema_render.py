@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alblake.errors import InputError
 from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
+from alblake.rollup.sketch import bucket_value_sql
 from alblake.schema import (
     COLUMNS,
     PARTITION_COMMENTS,
@@ -35,8 +36,9 @@ CURATED_DDL_PATH = "sql/ddl/alb_logs.sql"
 RAW_DDL_PATH = "sql/ddl/alb_logs_raw.sql"
 ROLLUP_DDL_PATH = f"sql/ddl/{ROLLUP_TABLE_NAME}.sql"
 ROUTES_SQL_PATH = "sql/rollup/routes.sql"
+LATENCY_SQL_PATH = "sql/rollup/latency_by_route.sql"
 TEMPLATE_PATH = "template.yaml"
-GENERATED_PATHS = (CURATED_DDL_PATH, RAW_DDL_PATH, ROLLUP_DDL_PATH, ROUTES_SQL_PATH, TEMPLATE_PATH)
+GENERATED_PATHS = (CURATED_DDL_PATH, RAW_DDL_PATH, ROLLUP_DDL_PATH, ROUTES_SQL_PATH, LATENCY_SQL_PATH, TEMPLATE_PATH)
 _NOTICE = "generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand"
 
 _CURATED_HEADER = f"""\
@@ -146,6 +148,45 @@ def routes_sql() -> str:
     )
 
 
+def latency_by_route_sql() -> str:
+    """``sql/rollup/latency_by_route.sql``: p50/p95/p99 per route, merged from the rollup's sketches (the bucket
+    values are ``alblake.rollup.sketch``'s, hence generated)."""
+    values = {p: bucket_value_sql(f"p{p}_bucket") for p in ("50", "95", "99")}
+    return (
+        "-- title: Target latency p50 / p95 / p99 per route template (rollup)\n"
+        "-- description: Percentiles of target_processing_time per route template, merged from the rollup's\n"
+        "--   latency sketches: within 1% of the exact nearest-rank percentile (docs/ROLLUP.md). The same text runs\n"
+        "--   on Athena and DuckDB; for a window, filter the rollup rows on minute (and day, for Athena).\n"
+        f"--   {_NOTICE}.\n"
+        "-- chart: grouped_bar\n"
+        "-- x: route\n"
+        "-- y: p50, p95, p99\n"
+        "WITH cells AS (\n"
+        "  SELECT coalesce(r.route, '-') AS route, u.bucket AS bucket, sum(r.latency_counts[u.i]) AS n\n"
+        f"  FROM {ROLLUP_TABLE_NAME} r CROSS JOIN UNNEST(r.latency_buckets) WITH ORDINALITY AS u(bucket, i)\n"
+        "  GROUP BY coalesce(r.route, '-'), u.bucket\n"
+        "), cumulative AS (\n"
+        "  SELECT route, bucket,\n"
+        "         sum(n) OVER (PARTITION BY route ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)\n"
+        "           AS upto,\n"
+        "         sum(n) OVER (PARTITION BY route) AS total\n"
+        "  FROM cells\n"
+        "), buckets AS (\n"
+        "  SELECT route, max(total) AS requests,\n"
+        "         min(CASE WHEN 1000 * upto >= 500 * total THEN bucket END) AS p50_bucket,\n"
+        "         min(CASE WHEN 1000 * upto >= 950 * total THEN bucket END) AS p95_bucket,\n"
+        "         min(CASE WHEN 1000 * upto >= 990 * total THEN bucket END) AS p99_bucket\n"
+        "  FROM cumulative GROUP BY route\n"
+        ")\n"
+        "SELECT route, CAST(requests AS BIGINT) AS requests,\n"
+        f"       {values['50']} AS p50,\n"
+        f"       {values['95']} AS p95,\n"
+        f"       {values['99']} AS p99\n"
+        "FROM buckets\n"
+        "ORDER BY p95 DESC, route ASC\n"
+    )
+
+
 def raw_ddl() -> str:
     """``sql/ddl/alb_logs_raw.sql``: the RegexSerDe table over the log bucket."""
     columns = [(c.name, raw_glue_type(c.arrow_type), c.comment) for c in COLUMNS]
@@ -246,6 +287,7 @@ def generated_files(root: Path) -> dict[Path, str]:
         root / RAW_DDL_PATH: raw_ddl(),
         root / ROLLUP_DDL_PATH: rollup_ddl(),
         root / ROUTES_SQL_PATH: routes_sql(),
+        root / LATENCY_SQL_PATH: latency_by_route_sql(),
         template: render_template(template.read_text(encoding="utf-8")),
     }
 

@@ -85,3 +85,22 @@ def test_athena_json_names_the_engine(incident_lake: Path, aws_endpoint: str,
     body = json.loads(capsys.readouterr().out)
     assert body["engine"] == "athena" and body["sources"]["target"] == "curated"
     assert body["findings"][0]["value"] == FAILING.target
+
+
+def test_a_rollup_query_runs_on_athena_as_locally(incident_lake: Path, aws_endpoint: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``alblake query errors_by_route --athena``: the deployed rollup table answers the named query's SQL."""
+    from alblake.analysis import get_query, run_query
+
+    local = run_query("errors_by_route", incident_lake)
+    info, rows = athena_shape(local)
+    _post(f"{aws_endpoint}/moto-api/static/athena/query-results",
+          {"results": [{"rows": rows, "column_info": info}], "region": "us-east-1"})
+    assert main(["query", "errors_by_route", "--athena", "--workgroup", "primary"]) == 0
+    athena_text = capsys.readouterr().out
+    assert main(["query", "errors_by_route", "--lake", str(incident_lake)]) == 0
+    assert athena_text == capsys.readouterr().out
+    client = boto3.client("athena")
+    (execution_id,) = client.list_query_executions()["QueryExecutionIds"]
+    assert client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Query"] == get_query(
+        "errors_by_route").sql

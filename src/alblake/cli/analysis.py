@@ -15,7 +15,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from alblake.analysis import LakeReadError, Query, UnknownQueryError, get_query, list_queries, run_query
+from alblake.analysis import (
+    LakeReadError,
+    Query,
+    UnknownQueryError,
+    get_query,
+    list_queries,
+    rollup_queries,
+    run_query,
+)
 from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, add_lake, print_error
 from alblake.display import fmt, printable
 from alblake.locations import open_existing_lake_at
@@ -84,14 +92,15 @@ def _run_athena(query: Query, args: argparse.Namespace) -> pa.Table:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     if args.list or not args.name:
-        width = max(len(q.name) for q in list_queries())
-        for q in list_queries():
+        named = [*list_queries(), *rollup_queries()]
+        width = max(len(q.name) for q in named)
+        for q in named:
             print(f"{q.name.ljust(width)}  {q.title}")
         return 0 if args.list else EXIT_USAGE
     try:
         query = get_query(args.name)
     except UnknownQueryError:
-        names = ", ".join(q.name for q in list_queries())
+        names = ", ".join(q.name for q in [*list_queries(), *rollup_queries()])
         print_error(f"unknown query {args.name!r}; known: {names}")
         return EXIT_USAGE
     if args.sql:

@@ -1,5 +1,5 @@
-"""Triage over a lake with DuckDB: the views ``alb_logs`` and ``alb_rollup_1m`` over the lake's visible files, the
-``regexp_like`` macro, and a check that the rollup covers the window (else the curated table answers all)."""
+"""Triage over a lake with DuckDB: the views ``alb_logs`` and ``alb_rollup_1m`` over the lake's visible files
+(``alblake.rollup.views``), and a check that the rollup covers the window (else the curated table answers all)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-import duckdb
 import pyarrow as pa
 
 from alblake.analysis import connect
 from alblake.lake.generational import owning_folder
 from alblake.ports import Lake
-from alblake.rollup.check import rollup_dataset, rollup_files
-from alblake.rollup.routes import DUCKDB_MACROS
 from alblake.rollup.table import NAME
+from alblake.rollup.views import register_rollup_view
 from alblake.triage import RunSql, Window
 
 
@@ -25,15 +23,6 @@ def _normalise(table: pa.Table) -> pa.Table:
         if pa.types.is_decimal(field.type) and field.type.scale == 0:
             table = table.set_column(i, pa.field(field.name, pa.int64()), table.column(i).cast(pa.int64()))
     return table
-
-
-def register_rollup(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Add the view ``alb_rollup_1m`` (the rollup's visible files) and the ``regexp_like`` macro to a connection of
-    :func:`alblake.analysis.connect`."""
-    for macro in DUCKDB_MACROS:
-        con.execute(macro)
-    con.register("alb_rollup_1m_files", rollup_dataset(rollup_files(lake)))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {NAME} AS SELECT * FROM alb_rollup_1m_files")
 
 
 def rollup_gaps(lake: Lake, window: Window) -> list[str]:
@@ -58,7 +47,7 @@ def rollup_gaps(lake: Lake, window: Window) -> list[str]:
 def local_sql(lake: Lake) -> Iterator[RunSql]:
     """A function that runs triage SQL over the lake with DuckDB (closed on exit)."""
     con = connect(lake)
-    register_rollup(con, lake)
+    register_rollup_view(con, lake)
 
     def run(sql: str) -> pa.Table:
         return _normalise(con.sql(sql).to_arrow_table())
