@@ -146,6 +146,11 @@ def test_empty_and_old_files() -> None:
     assert ROLLUP.derive(old).equals(rollup) and ROLLUP.name == ROLLUP_TABLE_NAME and ROLLUP.schema == SCHEMA
 
 
+def test_derive_reads_only_its_columns() -> None:
+    rows = rows_table(make_rows(500, seed=12))
+    assert derive(rows.select(list(ROLLUP.columns))).equals(derive(rows))
+
+
 def test_documented_lines() -> None:
     lines = [b for b in (DATA / "aws_documented_examples.log").read_bytes().splitlines() if b.strip()]
     rows = parse_block(b"\n".join(lines) + b"\n").table

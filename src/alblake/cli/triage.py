@@ -37,7 +37,8 @@ def _window(args: argparse.Namespace) -> Window:
         from alblake.triage import TriageInputError
 
         raise TriageInputError("--from and --to go together")
-    return make_window(since=since, start=start, end=end, baseline=baseline)
+    now = parse_time(args.now) if args.now else None
+    return make_window(since=since, start=start, end=end, baseline=baseline, now=now)
 
 
 def _local(args: argparse.Namespace, window: Window, where: Where | None) -> TriageResult:
@@ -95,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     window.add_argument("--since", help="the window: the last DURATION until now (30m, 2h)")
     window.add_argument("--from", dest="start", help="the window's start (2026-11-24T08:00:00, UTC)")
     parser.add_argument("--to", dest="end", help="the window's end (with --from)")
+    parser.add_argument("--now", help="with --since: the time the window ends instead of the clock's (replaying an "
+                        "incident)")
     parser.add_argument("--where", help="select requests with a predicate over alb_logs' columns "
                         "(\"elb_status_code >= 500\"); default: the load balancer's 5xx")
     parser.add_argument("--baseline", help="how long before the window to compare with (default 24h)")

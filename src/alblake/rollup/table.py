@@ -16,12 +16,12 @@ dimensions (client address, user agent, TLS protocol, domain, error reason) stay
 
 Caps that keep a file's rollup small whatever the traffic:
 
-- routes: per load balancer, the ``ROUTE_CAP`` most requested route templates of the file keep their name and
-  the others become ``(other)`` (ties broken by the template's text). The choice depends only on the file's
-  rows, so re-deriving a file gives the same rows. Across files it can differ: a route kept in one file can be
-  folded in another (and a compacted hour decides again for the whole hour), so a route's sum over files is a
-  lower bound and ``(other)`` holds the rest. Every request is in exactly one row either way: sums by
-  minute, load balancer, target, verb and status code are exact;
+- routes: per load balancer, the ``ROUTE_CAP`` most requested route templates of the rows given (the lake
+  derives a file 128K rows at a time) keep their name and the others become ``(other)`` (ties broken by the
+  template's text). The choice depends only on those rows, so re-deriving a file gives the same rows. Across
+  files it can differ: a route kept in one file can be folded in another (and a compacted hour decides again
+  for the whole hour), so a route's sum over files is a lower bound and ``(other)`` holds the rest. Every
+  request is in exactly one row either way: sums by minute, load balancer, target, verb and status are exact;
 - verbs: the nine methods of RFC 9110 and RFC 5789 (PATCH) keep their name, others (scanners send anything)
   become ``(other)``.
 """
@@ -64,9 +64,9 @@ def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return codes, encoded.dictionary.take(pa.array(order, pa.int64()))
 
 
-def _group(codes: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """A group number per row, from the rows' codes in several columns (each with its number of codes): groups
-    are numbered in the order of the codes, column by column."""
+def _group(codes: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A group number per row, from the rows' codes in several columns (each with its number of codes), and the
+    first row of each group: groups are numbered in the order of the codes, column by column."""
     key = np.zeros(len(codes[0][0]), dtype=np.int64)
     span = 1
     for column, size in codes:
@@ -76,34 +76,43 @@ def _group(codes: list[tuple[np.ndarray, int]]) -> np.ndarray:
             span = int(key.max()) + 1
         key = key * (size + 1) + column
         span *= size + 1
-    _, dense = np.unique(key, return_inverse=True)
-    return np.asarray(dense, dtype=np.int64).reshape(-1)
+    _, first, dense = np.unique(key, return_index=True, return_inverse=True)
+    return np.asarray(dense, dtype=np.int64).reshape(-1), first
 
 
 def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = ROUTE_CAP) -> pa.Array:
     """``routes`` with every route beyond the ``cap`` most requested of its load balancer as ``(other)`` (ties: the
     smaller template first, so the choice depends only on the rows)."""
-    elb_codes, _ = _codes(elb)
     route_codes, route_values = _codes(routes)
-    null_route = len(route_values)
-    pairs, inverse, counts = np.unique(elb_codes * (null_route + 1) + route_codes, return_inverse=True,
-                                       return_counts=True)
-    pair_elb, pair_route = pairs // (null_route + 1), pairs % (null_route + 1)
+    if len(route_values) <= cap:  # the common case: no load balancer can have more routes than the cap
+        return routes
+    elb_codes, elb_values = _codes(elb)
+    width = len(route_values) + 1
+    counts = np.bincount(elb_codes * width + route_codes, minlength=(len(elb_values) + 1) * width)
     names = route_values.to_pylist()
-    kept = np.ones(len(pairs), dtype=bool)
-    for lb in np.unique(pair_elb):
-        members = [i for i in np.flatnonzero(pair_elb == lb) if pair_route[i] != null_route]
-        if len(members) > cap:
-            ordered = sorted(members, key=lambda i: (-counts[i], names[pair_route[i]]))
-            kept[ordered[cap:]] = False
+    kept = np.ones(len(counts), dtype=bool)
+    for lb in range(len(elb_values) + 1):
+        present = [r for r in np.flatnonzero(counts[lb * width:(lb + 1) * width]) if r != len(route_values)]
+        if len(present) > cap:
+            ordered = sorted(present, key=lambda r: (-counts[lb * width + r], names[r]))
+            kept[[lb * width + r for r in ordered[cap:]]] = False
     if kept.all():
         return routes
-    return pc.if_else(pa.array(kept[np.asarray(inverse).reshape(-1)]), routes, OTHER_ROUTE)
+    return pc.if_else(pa.array(kept[elb_codes * width + route_codes]), routes, OTHER_ROUTE)
 
 
-def _status_class(codes: pa.ChunkedArray) -> pa.Array:
-    hundreds = pc.cast(pc.floor(pc.divide(pc.cast(codes, pa.float64()), 100.0)), pa.int64())
-    return pc.binary_join_element_wise(pc.cast(hundreds, pa.string()), pa.scalar("xx"), "")
+def _status_class(statuses: pa.ChunkedArray) -> pa.Array:
+    """``2xx`` for 200-299 and so on (NULL stays NULL), computed once per distinct code."""
+    codes, values = _codes(statuses)
+    classes = [None if v is None else f"{v // 100}xx" for v in values.to_pylist()]
+    return pa.array([*classes, None], pa.string()).take(pa.array(codes))
+
+
+def _minutes(times: pa.ChunkedArray) -> pa.Array:
+    """The start of each time's minute (UTC), in integer arithmetic (faster than a time-zone aware floor)."""
+    micros = _numpy(pc.cast(times, pa.int64()).fill_null(0))
+    valid = _numpy(pc.is_valid(times))
+    return pa.array(micros - micros % 60_000_000, pa.int64(), mask=~valid).cast(times.type)
 
 
 def _verbs(verb: pa.ChunkedArray) -> pa.Array:
@@ -145,7 +154,7 @@ def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
         rows = rows.append_column(name, pa.nulls(rows.num_rows, ARROW_SCHEMA.field(name).type))
     dimensions = pa.table(
         {
-            "minute": pc.floor_temporal(rows["time"], unit="minute"),
+            "minute": _minutes(rows["time"]),
             "elb": rows["elb"],
             "target_group_arn": rows["target_group_arn"],
             "target_ip": rows["target_ip"],
@@ -157,8 +166,7 @@ def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
         }
     )
     codes = [_codes(dimensions[name]) for name in DIMENSION_NAMES]
-    group = _group([(c, len(v)) for c, v in codes])
-    _, first = np.unique(group, return_index=True)
+    group, first = _group([(c, len(v)) for c, v in codes])
     size = len(first)
     status = _numpy(pc.fill_null(rows["elb_status_code"], 0))
     times = _numpy(pc.fill_null(rows["target_processing_time"], -2.0)).astype(np.float64)
@@ -200,6 +208,10 @@ class RollupTable:
     name = NAME
     prefix = PREFIX
     schema = SCHEMA
+    # the curated columns derive() reads (the others may be left out: it fills what is missing with NULL)
+    columns = ("time", "elb", "target_group_arn", "target_ip", "target_port", "request_url", "request_verb",
+               "elb_status_code", "target_status_code", "received_bytes", "sent_bytes", "target_processing_time",
+               "lambda_error_reason", "classification")
 
     def derive(self, rows: pa.Table) -> pa.Table:
         return derive(rows)
