@@ -74,13 +74,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--now", help="the clock at 'now' (default: the real clock), e.g. 2026-11-24T03:00:00Z")
     parser.add_argument("--per-second", type=float, default=10.0)
+    parser.add_argument("--hours", type=float, default=24.0, help="hours of traffic before --now")
     args = parser.parse_args()
     now = (datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else datetime.now(UTC)).astimezone(UTC)
     now = now.replace(second=0, microsecond=0)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     incident = FailingTarget(TARGET, now - timedelta(minutes=25), minutes=20)
-    logs = write_traffic(out / "logs", end=now, hours=24, per_second=args.per_second, incidents=[incident])
+    logs = write_traffic(out / "logs", end=now, hours=args.hours, per_second=args.per_second, incidents=[incident])
     pinned = ["--now", now.strftime("%Y-%m-%dT%H:%M:%SZ")] if args.now else []
     transcript = [
         f"<!-- scripts/walkthrough.py --out {out.name} {' '.join(pinned)} --per-second {args.per_second:g} -->",

@@ -170,7 +170,7 @@ def test_cli_prints_the_table_json_and_csv(incident_lake: Path, capsys: pytest.C
     lines = text.splitlines()
     first = next(line for line in lines if line.strip().startswith("1 "))
     assert FAILING.target in first and "errors" in first and "of" in first
-    assert any(line.startswith("window ") for line in lines) and "target (rollup)" in text
+    assert any(line.startswith("window ") for line in lines) and "rollup (target, route" in text
     body = json.loads(_cli(incident_lake, start, end, "--json", capsys=capsys))
     assert body["findings"][0]["value"] == FAILING.target and body["sources"]["client_network"] == "curated"
     assert body["window"]["start"].startswith("2026-11-24T08:00")
@@ -193,5 +193,5 @@ def test_a_lake_written_before_the_rollup_reads_the_curated_table(incident_lake:
     window = make_window(start=window_of(FAILING)[0], end=window_of(FAILING)[1])
     assert rollup_gaps(open_local_lake(lake), window)
     text = _cli(lake, *window_of(FAILING), capsys=capsys)
-    assert "no rollup file" in text and "target (curated)" in text
+    assert "no rollup file" in text and "curated table (target, route" in text
     assert FAILING.target in next(line for line in text.splitlines() if line.strip().startswith("1 "))

@@ -71,9 +71,12 @@ def summary_lines(result: TriageResult) -> list[str]:
             f"{_share(overall['b_hits'], overall['b_requests'])} in the baseline; "
             f"p95 {_seconds(overall['w_p95'])} vs {_seconds(overall['b_p95'])}"
         )
-    sources = ", ".join(f"{d} ({result.source(d)})" for d in (*result.query.from_rollup, *result.query.from_curated)
-                        if d != "all")
-    lines.append(f"read       {sources}; {result.engine}, {result.seconds:.2f} s")
+    parts = []
+    for label, names in (("rollup", result.query.from_rollup), ("curated table", result.query.from_curated)):
+        shown = [n for n in names if n != "all"]
+        if shown:
+            parts.append(f"{label} ({', '.join(shown)})")
+    lines.append(f"read       {'; '.join(parts)}; {result.engine}, {result.seconds:.2f} s")
     lines += [f"note       {printable(n)}" for n in result.notes]
     return lines
 
