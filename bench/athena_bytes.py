@@ -9,6 +9,11 @@ Athena may read less (row-group statistics let it skip chunks) and reads more fo
 2. ``alblake ingest`` into a fresh local lake: measure,
 3. ``alblake compact --older-than 0``: measure again.
 
+Before both, the *raw* figure: what a query over the raw RegexSerDe table (``sql/ddl/alb_logs_raw.sql``) is billed
+for, the compressed bytes of every log object it touches (a text file has no columns to skip), per million
+rows; and the cost per million requests at ``--price`` dollars per TB scanned (default: 5.00, the us-east-1
+price on AWS's Athena pricing page; check it there).
+
 Those 12 objects fall in 9 partition-hours, so compaction merges little. ``--day`` ingests a simulated day
 instead (``alblake.sample.write_sample_day``: 7 nodes each delivering every 5 minutes, 2,016 objects of 500
 lines), where every partition-hour holds 24 or 36 per-object files, as a real lake does.
@@ -61,7 +66,7 @@ def mb_per_million(sizes: Counter[str], rows: int, columns: frozenset[str]) -> f
     return sum(sizes[column] for column in columns) / rows
 
 
-def run(work: Path, files: int, lines: int, day: bool) -> None:
+def run(work: Path, files: int, lines: int, day: bool, price: float = 5.0) -> None:
     logs, lake = work / "logs", work / "lake"
     if day:
         write_sample_day(logs)
@@ -75,13 +80,18 @@ def run(work: Path, files: int, lines: int, day: bool) -> None:
     after, rows_after, files_after = column_bytes(lake)
     if rows_after != rows_before:
         raise SystemExit(f"compaction changed the visible rows: {rows_before} -> {rows_after}")
+    raw = sum(p.stat().st_size for p in logs.rglob("*.log.gz")) / rows_before  # bytes per row = MB per M rows
     print(f"\n{rows_before:,} rows; visible files before {files_before}, after {files_after}")
-    print(f"{'query':<20} {'before MB/M':>11} {'after MB/M':>11} {'after/before':>12}  columns")
+    print(f"raw .log.gz: {raw:.2f} MB per million rows, whatever the query (${raw * price / 1e6:.5f} per million rows "
+          f"at ${price:.2f}/TB)")
+    print(f"{'query':<20} {'raw MB/M':>9} {'before MB/M':>11} {'after MB/M':>11} {'raw/after':>9} "
+          f"{'$/M raw':>9} {'$/M after':>9}  columns")
     for query in list_queries():
         columns = referenced_columns(query.sql)
         old = mb_per_million(before, rows_before, columns)
         new = mb_per_million(after, rows_after, columns)
-        print(f"{query.name:<20} {old:>11.2f} {new:>11.2f} {new / old:>12.2f}  {','.join(sorted(columns))}")
+        print(f"{query.name:<20} {raw:>9.2f} {old:>11.2f} {new:>11.2f} {raw / new:>8.0f}x "
+              f"{raw * price / 1e6:>9.5f} {new * price / 1e6:>9.5f}  {','.join(sorted(columns))}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -90,13 +100,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=12)
     parser.add_argument("--lines", type=int, default=30_000, help="lines per sample object")
     parser.add_argument("--day", action="store_true", help="a simulated day of 2,016 objects instead of the sample")
+    parser.add_argument("--price", type=float, default=5.0, help="dollars per TB scanned (AWS's Athena pricing page)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.work is not None:
-        run(arguments.work, arguments.files, arguments.lines, arguments.day)
+        run(arguments.work, arguments.files, arguments.lines, arguments.day, arguments.price)
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            run(Path(scratch), arguments.files, arguments.lines, arguments.day)
+            run(Path(scratch), arguments.files, arguments.lines, arguments.day, arguments.price)

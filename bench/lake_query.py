@@ -6,6 +6,9 @@
 3. ``GenerationalLake.compact`` on the per-object lake (rows/s).
 4. Whole-lake ``GROUP BY elb_status_code`` and a one-hour time filter in DuckDB (``alblake.analysis.connect``),
    best of N, on all three. Target: compacted within 1.2x of ideal; the per-object penalty is reported.
+   The same two questions over the raw ``.log.gz`` objects (DuckDB reading the text and splitting each line, as
+   a query over the raw RegexSerDe table must read every compressed byte of the day): the "before" of the
+   README's first screen.
 5. Peak RSS of compacting one partition-hour of ``--big-mb`` MB of log text (several objects), in a child
    process (target < 400 MB for 1 GB).
 
@@ -41,6 +44,39 @@ QUERIES = {
         "WHERE time >= TIMESTAMPTZ '2026-11-24 13:00:00+00' AND time < TIMESTAMPTZ '2026-11-24 14:00:00+00'"
     ),
 }
+
+
+# The same questions over the raw log text: one VARCHAR per line, fields split on spaces (the ELB status code is
+# the 9th space-separated field, target_processing_time the 7th, the time the 2nd); no partition can be skipped.
+RAW_QUERIES = {
+    "group by status": (
+        "SELECT TRY_CAST(split_part(line, ' ', 9) AS INTEGER) AS s, count(*) FROM raw GROUP BY 1 ORDER BY 1"
+    ),
+    "one hour filter": (
+        "SELECT count(*), round(sum(TRY_CAST(split_part(line, ' ', 7) AS DOUBLE)), 3) FROM raw "
+        "WHERE split_part(line, ' ', 2) >= '2026-11-24T13:00:00' AND split_part(line, ' ', 2) < '2026-11-24T14:00:00'"
+    ),
+}
+
+
+def raw_seconds(logs: Path, sql: str, repeats: int) -> float:
+    """Best time of ``sql`` over the raw objects under ``logs`` (each run reads and inflates them again)."""
+    import duckdb
+
+    files = sorted(str(p) for p in logs.rglob("*.log.gz"))
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    best = float("inf")
+    for _ in range(repeats):
+        con = duckdb.connect()
+        started = time.perf_counter()
+        con.execute(
+            f"CREATE VIEW raw AS SELECT line FROM read_csv([{listed}], columns = {{'line': 'VARCHAR'}}, "
+            "delim = '\x01', quote = '', escape = '', header = false, compression = 'gzip')"
+        )
+        con.sql(sql).fetchall()
+        best = min(best, time.perf_counter() - started)
+        con.close()
+    return best
 
 
 def _open_lake(path: Path) -> GenerationalLake:
@@ -193,6 +229,12 @@ def run(work: Path, args: argparse.Namespace) -> None:
             f"per-object / ideal = {measured['per-object'][label] / ideal_s:.1f}x "
             f"(query alone {query_only['per-object'][label] / ideal_q:.1f}x)"
         )
+    raw_bytes = sum(p.stat().st_size for p in logs.rglob("*.log.gz"))
+    print(f"\nraw .log.gz    {raw_bytes / 1e6:,.1f} MB compressed, read whole by every query over the raw text")
+    for label, sql in RAW_QUERIES.items():
+        raw = raw_seconds(logs, sql, max(1, args.repeats // 2))
+        print(f"{label}: raw text {raw:.3f} s, compacted lake {measured['compacted'][label]:.3f} s "
+              f"({raw / measured['compacted'][label]:.0f}x faster)")
     if not args.skip_big:
         big_partition(work, args.big_mb)
 

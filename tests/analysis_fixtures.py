@@ -2,7 +2,7 @@
 
 ``make_rows`` draws deterministic, varied rows (IPv6 clients, requests without a target, logged -1 times,
 plain HTTP and TLS, error reasons, desync classifications, query strings, a NULL verb); ``write_lake``
-writes them as the lake layout of docs/CONTRACTS.md (Hive partitions, partition columns not stored).
+writes them as the lake layout of alblake.lake.layout (Hive partitions, partition columns not stored).
 Tests compute the expected answers from the same rows in plain Python.
 """
 

@@ -15,7 +15,7 @@ import pytest
 import alblake.convert.core
 import alblake.ingest.core
 from alblake.cli import main
-from alblake.cli.analysis import format_table
+from alblake.cli.output import format_table
 from alblake.display import printable
 from alblake.sample import write_sample_logs
 
@@ -89,7 +89,7 @@ def test_control_characters_never_reach_the_terminal_raw() -> None:
 
 
 def test_csv_output_stays_valid_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from alblake.cli.analysis import format_csv
+    from alblake.cli.output import format_csv
 
     table = pa.table({"url": ["a\nb", 'say "hi"', "\x1b[1m"], "requests": [1, 2, 3]})
     parsed = pa_csv.read_csv(io.BytesIO(format_csv(table).encode()))

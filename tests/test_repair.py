@@ -63,13 +63,13 @@ def test_a_deleted_compacted_folder_is_reported_and_repaired_exactly_once(
     assert f"alblake repair --lake {lake}" in err
     assert rows(lake, capsys) == lines - 8 * 40
 
-    assert main(["repair", "--lake", str(lake), "--dry-run"]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path), "--dry-run"]) == 0
     assert rows(lake, capsys) == lines - 8 * 40  # a dry run changes nothing
-    assert main(["repair", "--lake", str(lake)]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path)]) == 0
     assert rows(lake, capsys) == lines
     assert status(lake, capsys)[0] == 0
     capsys.readouterr()
-    assert main(["repair", "--lake", str(lake)]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path)]) == 0
     assert "nothing to repair" in capsys.readouterr().out
     assert main(["compact", "--lake", str(lake), "--older-than", "0", "--grace", "0"]) == 0
     assert rows(lake, capsys) == lines
@@ -84,7 +84,7 @@ def test_a_deleted_hive_folder_is_reported_and_repaired(tmp_path: Path, capsys: 
     shutil.rmtree(lake / "alb_logs/elb_name=my-loadbalancer/day=2018-07-02/hour=22")
     code, body, _ = status(lake, capsys)
     assert code == 1 and len(body["damaged_partitions"][0]["objects"]) == 3
-    assert main(["repair", "--lake", str(lake)]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path)]) == 0
     assert rows(lake, capsys) == lines
     assert status(lake, capsys)[0] == 0
 
@@ -97,7 +97,7 @@ def test_sources_that_are_gone_are_named_and_the_rest_is_repaired(
     gone.unlink()
     shutil.rmtree(live_folder_of_hour(lake, "21"))
     capsys.readouterr()
-    assert main(["repair", "--lake", str(lake)]) == 1
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert gone.name in err and "no longer there" in err and "--accept-loss" in err
     assert rows(lake, capsys) == lines - 40  # every other object's rows are back, once
@@ -105,7 +105,7 @@ def test_sources_that_are_gone_are_named_and_the_rest_is_repaired(
     assert code == 1  # the lost rows stay reported until the loss is accepted
     (damage,) = body["damaged_partitions"]
     assert len(damage["objects"]) == 1
-    assert main(["repair", "--lake", str(lake), "--accept-loss"]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path), "--accept-loss"]) == 0
     code, body, _ = status(lake, capsys)
     assert code == 0 and body["rows"] == lines - 40
 
@@ -129,7 +129,7 @@ def test_a_corrupt_state_hides_only_its_partition_and_repair_rebuilds_it(
     assert damage["partition"].endswith("hour=21") and damage["unreadable_state"]
     assert rows(lake, capsys) == readable
 
-    assert main(["repair", "--lake", str(lake)]) == 0
+    assert main(["repair", "--lake", str(lake), "--source-root", str(tmp_path)]) == 0
     assert rows(lake, capsys) == lines
     assert status(lake, capsys)[0] == 0
     assert main(["compact", "--lake", str(lake), "--older-than", "0", "--grace", "0"]) == 0

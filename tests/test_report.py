@@ -21,7 +21,7 @@ import pytest
 
 from alblake import analysis
 from alblake.cli import main
-from alblake.cli.analysis import format_table
+from alblake.cli.output import format_table
 from alblake.report import MAX_BARS, PALETTE, STATUS_COLOURS, render_report
 from tests.analysis_fixtures import Row, make_rows, oracle_lake, oracle_rows, write_lake
 
@@ -106,7 +106,7 @@ def test_empty_lake_report(tmp_path: Path) -> None:
 def test_cli_query_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == [q.name for q in analysis.list_queries()]
+    assert listed == [q.name for q in analysis.named_queries()]
 
 
 def test_cli_query_prints_aligned_table(oracle_lake: Path, oracle_rows: list[Row],
@@ -125,7 +125,7 @@ def test_cli_query_csv_and_sql(oracle_lake: Path, oracle_rows: list[Row],
                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "overview", "--lake", str(oracle_lake), "--csv"]) == 0
     header, values = capsys.readouterr().out.splitlines()
-    assert dict(zip(header.split(","), values.split(","), strict=True))['"requests"'] == str(len(oracle_rows))
+    assert dict(zip(header.split(","), values.split(","), strict=True))["requests"] == str(len(oracle_rows))
     assert main(["query", "overview", "--sql"]) == 0
     assert capsys.readouterr().out.strip() == analysis.get_query("overview").sql
 

@@ -134,6 +134,11 @@ def test_query_files_have_headers() -> None:
         assert not query.sql.rstrip().endswith(";")
 
 
+def _host(ip: str) -> str:
+    """An address as it stands before ':port': IPv6 in brackets."""
+    return f"[{ip}]" if ":" in ip else ip
+
+
 PORTABLE_FUNCTIONS = {
     # identical name and meaning in Trino (Athena engine v3) and DuckDB
     "count", "sum", "avg", "min", "max", "coalesce", "nullif", "date_trunc", "split_part",
@@ -225,7 +230,7 @@ def oracle(name: str, rows: list[Row]) -> list[tuple[Any, ...]]:
                  _count(g, is_5xx) / len(g)) for h, g in sorted(groups.items())]
     if name == "latency_by_target":
         dispatched = [r for r in with_target if r["target_processing_time"] >= 0]
-        groups = _group(dispatched, lambda r: f"{r['target_ip']}:{r['target_port']}")
+        groups = _group(dispatched, lambda r: f"{_host(r['target_ip'])}:{r['target_port']}")
         out = []
         for target, g in groups.items():
             times = [r["target_processing_time"] for r in g]

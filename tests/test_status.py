@@ -42,12 +42,12 @@ def test_two_deliveries_forty_years_apart_are_one_gap_of_4_2_million_missed_deli
     forty_years = (40 * 365 + 10) * 24 * 12 - 1  # 5-minute deliveries between 1980 and 2020 (10 leap days)
     assert lb["gaps"] == forty_years + 2
     assert lb["gap_intervals"] == [
-        {"node": "10.0.0.1", "after": "1980-01-01T00:05:00+00:00", "before": "2020-01-01T00:05:00+00:00",
+        {"node": "10.0.0.1", "after": "1980-01-01T00:05:00Z", "before": "2020-01-01T00:05:00Z",
          "missed": forty_years},
-        {"node": "10.0.0.1", "after": "2020-01-01T00:10:00+00:00", "before": "2020-01-01T00:25:00+00:00",
+        {"node": "10.0.0.1", "after": "2020-01-01T00:10:00Z", "before": "2020-01-01T00:25:00Z",
          "missed": 2},
     ]  # fmt: skip
-    assert lb["newest_delivery"] == "2020-01-01T00:25:00+00:00"
+    assert lb["newest_delivery"] == "2020-01-01T00:25:00Z"
 
 
 def test_a_load_balancer_whose_name_partition_paths_escape_is_listed_once(

@@ -180,6 +180,16 @@ def test_cli_prints_the_table_json_and_csv(incident_lake: Path, capsys: pytest.C
     assert sql.startswith("WITH ") and "alb_rollup_1m" in sql
 
 
+def test_cli_jsonl_and_a_window_without_requests(incident_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    start, end = window_of(FAILING)
+    lines = _cli(incident_lake, start, end, "--format", "jsonl", "--top", "2", capsys=capsys).splitlines()
+    assert [json.loads(line)["rank"] for line in lines] == [1, 2]
+    assert json.loads(lines[0])["value"] == FAILING.target
+    later = end + timedelta(days=30)  # after the lake's last row: says so, not "nothing stands out"
+    text = _cli(incident_lake, later, later + timedelta(minutes=30), capsys=capsys)
+    assert "the window holds no requests" in text and "alblake status" in text and "nothing stands out" not in text
+
+
 def test_a_lake_written_before_the_rollup_reads_the_curated_table(incident_lake: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import shutil

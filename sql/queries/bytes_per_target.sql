@@ -1,5 +1,5 @@
 -- title: Bytes sent and received per target
--- description: Seed visual 4. Request bytes received from clients and response bytes sent to clients, summed
+-- description: Request bytes received from clients and response bytes sent to clients, summed
 --   per target IP (requests without a target are left out).
 -- chart: grouped_bar
 -- x: target_ip

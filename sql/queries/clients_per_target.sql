@@ -1,5 +1,5 @@
 -- title: Distinct client IPs per target IP
--- description: Seed visual 2. How many different client addresses reached each target address (requests
+-- description: How many different client addresses reached each target address (requests
 --   without a target, e.g. fixed responses, redirects and Lambda targets, are left out).
 -- chart: bar
 -- x: target_ip

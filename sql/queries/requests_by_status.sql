@@ -1,5 +1,5 @@
 -- title: Requests by ELB status code
--- description: Seed visual 1. Number of requests per status code returned by the load balancer.
+-- description: Number of requests per status code returned by the load balancer.
 -- chart: bar
 -- x: elb_status_code
 -- y: requests

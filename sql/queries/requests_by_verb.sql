@@ -1,5 +1,5 @@
 -- title: Requests by HTTP verb
--- description: Seed visual 3. Requests per request method; '-' when the client sent no parseable request line.
+-- description: Requests per request method; '-' when the client sent no parseable request line.
 -- chart: bar
 -- x: verb
 -- y: requests

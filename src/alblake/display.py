@@ -8,8 +8,10 @@ move the cursor, newlines that forge table rows, bidi overrides that reorder wha
 
 from __future__ import annotations
 
+import difflib
 import math
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,11 @@ def printable(text: str) -> str:
     )
 
 
+def iso_z(value: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``: ``2026-11-24T08:00:00Z`` (fractions of a second when there are any)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
@@ -50,7 +57,7 @@ def fmt(column: str, value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return iso_z(value)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -64,3 +71,11 @@ def fmt(column: str, value: Any) -> str:
             return f"{value:.3f} s"
         return f"{value:,.3f}"
     return str(value)
+
+
+def unknown_name_message(kind: str, name: str, known: Sequence[str]) -> str:
+    """``unknown query 'x'; did you mean 'y'?`` (or the known names when none is close)."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return f"unknown {kind} {name!r}; did you mean {' or '.join(repr(c) for c in close)}?"
+    return f"unknown {kind} {name!r}; known: {', '.join(known)}"

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from alblake.errors import LocationError
+from alblake.errors import AlblakeError, LocationError
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.selection import Failure, LogObject, Selection, select_local
 from alblake.lake.generational import open_local_lake
 from alblake.lake.local import LocalStore
 from alblake.ports import Lake, ObjectStore
+
+if TYPE_CHECKING:
+    from alblake.replay import SourceRoots
 
 
 class LakeLocationError(LocationError, ValueError):
@@ -67,6 +70,8 @@ def open_lake_at(location: str | Path, *, glue_database: str | None = None) -> L
     ``glue_database`` its commits register partitions in that database's ``alb_logs`` table.
     """
     text = str(location)
+    if not text.strip():
+        raise LakeLocationError("the lake location is empty: give a directory or s3://bucket/prefix")
     scheme = scheme_of(text)
     if glue_database is not None and scheme != "s3":
         raise LakeLocationError(f"{text}: a Glue catalog goes with an s3:// lake only")
@@ -75,16 +80,65 @@ def open_lake_at(location: str | Path, *, glue_database: str | None = None) -> L
             return _load(scheme, text, "lakes").open_lake(text, glue_database=glue_database)
         except LocationError as exc:  # not an s3://bucket/prefix URL, no aws extras, an unusable Glue table
             raise LakeLocationError(str(exc)) from exc
+        except AlblakeError:
+            raise
+        except Exception as exc:  # the service cannot be reached or refused (botocore's errors): one line
+            what = f"Glue database {glue_database}" if glue_database else "the lake"
+            raise LakeLocationError(f"{text}: cannot reach {what} ({service_reason(exc)})") from exc
     if "://" in text:
         raise LakeLocationError(f"{text}: a lake is a local directory or s3://bucket/prefix")
     return open_local_lake(Path(text))
 
 
-def open_existing_lake_at(location: str) -> Lake:
-    """``open_lake_at`` for a lake that must be there already (to read it): a local one must be a directory."""
-    if "://" not in location and not Path(location).is_dir():
-        raise LakeLocationError(f"lake directory {location} does not exist")
-    return open_lake_at(location)
+LAKE_FOLDERS = ("alb_logs/", "manifests/", "quarantine/", "compaction/")
+WHAT_A_LAKE_IS = (
+    "a lake holds alb_logs/, manifests/ and quarantine/ (make one with 'alblake ingest LOGS --lake LOCATION')"
+)
+
+
+def open_existing_lake_at(location: str, *, glue_database: str | None = None) -> Lake:
+    """``open_lake_at`` for a lake that must be there already: a directory, or an ``s3://`` prefix, holding the
+    lake's folders. Anything else is a ``LakeLocationError`` saying what a lake looks like; an S3 lake that
+    cannot be listed (no bucket, no access, no network) is one too, with S3's reason, before any other work."""
+    if not location.strip():
+        raise LakeLocationError("the lake location is empty: give a directory or s3://bucket/prefix")
+    if "://" not in location:
+        root = Path(location)
+        if not root.is_dir():
+            raise LakeLocationError(f"lake directory {location} does not exist")
+        if not any((root / folder).is_dir() for folder in LAKE_FOLDERS):
+            raise LakeLocationError(f"{location} is not an alblake lake: {WHAT_A_LAKE_IS}")
+        return open_lake_at(location, glue_database=glue_database)
+    lake = open_lake_at(location, glue_database=glue_database)
+    check_lake_reachable(location, must_hold_a_lake=True)
+    return lake
+
+
+def check_lake_reachable(location: str, *, must_hold_a_lake: bool = False) -> None:
+    """One listing of a remote lake's prefix, so that a missing bucket, denied access or an unreachable endpoint
+    is one clear error before any work (not one per object); with ``must_hold_a_lake``, an empty prefix is one
+    too. Local lakes: nothing to check."""
+    if scheme_of(location) is None:
+        return
+    store = open_store_at(location)
+    try:
+        found = any(next(iter(store.list_keys(folder)), None) is not None for folder in LAKE_FOLDERS[:2])
+    except LocationError:
+        raise
+    except Exception as exc:  # the adapter's own error types (botocore's for S3)
+        raise LakeLocationError(f"{location}: cannot list the lake ({service_reason(exc)})") from exc
+    if must_hold_a_lake and not found:
+        raise LakeLocationError(f"{location} is not an alblake lake (nothing under it): {WHAT_A_LAKE_IS}")
+
+
+def service_reason(exc: Exception) -> str:
+    """An adapter's error in one line: S3's code and message, else the exception's type and text."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message", "")
+        return f"{code}: {message}" if message else str(code or exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def open_store_at(location: str) -> ObjectStore:
@@ -121,14 +175,16 @@ def remote_object(source_id: str) -> LogObject | None:
     return None if scheme is None else _load(scheme, source_id, "objects").log_object(source_id)
 
 
-def existing_object(source_id: str, source_root: Path | None) -> LogObject | Failure:
-    """The log object a source id names if it can still be read (a remote one is asked for its size); else why
-    not. Local ids: an absolute path, or ``AWSLogs/...`` under ``source_root``."""
+def existing_object(source_id: str, roots: SourceRoots) -> LogObject | Failure:
+    """The log object a source id names if it lies under the user's roots and can still be read (a remote one is
+    asked for its size); else why not (``alblake.replay.SourceRoots``)."""
     from alblake.replay import local_source
 
     scheme = scheme_of(source_id)
     if scheme is None:
-        return local_source(source_id, source_root)
+        return local_source(source_id, roots)
+    if not roots.allows_remote(source_id):
+        return Failure(source_id, "is not under any --source-root s3://bucket/prefix: not read")
     try:
         return _load(scheme, source_id, "objects").existing_object(source_id)
     except LocationError as exc:

@@ -9,10 +9,10 @@ the new parser accepts become rows exactly once and the rest stay quarantined.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alblake.convert.quarantine import reason_counts
 from alblake.ingest.filters import ObjectFilter
 from alblake.ingest.selection import Failure, LocalFile, LogObject
 from alblake.lake.layout import QUARANTINE_PREFIX
@@ -33,6 +33,8 @@ class QuarantinedSource:
 
 def quarantine_index(store: ObjectStore) -> dict[str, QuarantinedSource]:
     """Every source with quarantined lines in the lake, by source id."""
+    from alblake.convert.quarantine import reason_counts  # the parser's module: loaded when a command needs it
+
     index: dict[str, QuarantinedSource] = {}
     for key in store.list_keys(QUARANTINE_PREFIX):
         content = store.get(key)
@@ -57,16 +59,60 @@ def select_for_replay(
     return sorted(chosen, key=lambda s: s.source_id)
 
 
-def local_source(source_id: str, source_root: Path | None) -> LogObject | Failure:
-    """The file a local source id names: an absolute path, or ``AWSLogs/...`` under ``source_root``."""
-    if source_id.startswith("/"):
-        path = Path(source_id)
-    elif source_root is not None:
-        path = source_root / source_id
-    else:
-        return Failure(source_id, "was ingested from a copy of the bucket layout: give --source-root DIR "
-                                  "(the directory that holds AWSLogs/)")
-    try:
-        return LocalFile(path, path.stat().st_size, source_id)
-    except OSError:
-        return Failure(source_id, f"source file {path} is no longer there")
+@dataclass(frozen=True)
+class SourceRoots:
+    """Where replay (and repair) may read source objects from: only under the roots the user names.
+
+    The lake's quarantine and manifest files name source ids, but a lake is data, not a trusted instruction: a
+    crafted record could name ``/home/me/.aws/credentials`` or ``../../etc/passwd``. So a local id is read only
+    when its file lies inside one of ``directories`` (after resolving ``..`` and symbolic links): an absolute id
+    must be under a root, a relative one (``AWSLogs/...``, from a copy of the bucket layout) is looked up under
+    each root. An ``s3://bucket/key`` id is read only under one of ``prefixes`` (``s3://bucket/prefix``), or
+    from any bucket when ``any_bucket`` (the ingest queue, whose function can read only its own log bucket)."""
+
+    directories: tuple[Path, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    any_bucket: bool = False
+
+    @classmethod
+    def of(cls, roots: Iterable[str | Path], *, any_bucket: bool = False) -> SourceRoots:
+        texts = [str(r) for r in roots]
+        return cls(
+            tuple(Path(t).resolve() for t in texts if not t.startswith("s3://")),
+            tuple(t.rstrip("/") + "/" for t in texts if t.startswith("s3://")),
+            any_bucket,
+        )
+
+    def allows_remote(self, source_id: str) -> bool:
+        return self.any_bucket or any(source_id.startswith(prefix) for prefix in self.prefixes)
+
+    def local_file(self, source_id: str) -> LogObject | Failure:
+        """The file a local id names inside a root, with its size; else why it is not read."""
+        if not self.directories:
+            return Failure(source_id, NO_ROOT)
+        relative = Path(source_id)
+        if not relative.is_absolute() and ".." in relative.parts:
+            return Failure(source_id, "names a parent folder ('..'): not read")
+        for root in self.directories:
+            candidate = (root / relative) if not relative.is_absolute() else relative
+            try:
+                resolved = candidate.resolve()
+            except (OSError, RuntimeError):
+                continue
+            if resolved.is_relative_to(root):
+                try:
+                    return LocalFile(resolved, resolved.stat().st_size, source_id)
+                except OSError:
+                    if relative.is_absolute():
+                        return Failure(source_id, f"source file {resolved} is no longer there")
+        if relative.is_absolute():
+            return Failure(source_id, "lies outside every --source-root: not read")
+        return Failure(source_id, "source file is no longer there under any --source-root")
+
+
+NO_ROOT = "is a local file: give --source-root DIR (the folder it was ingested from) to read it again"
+
+
+def local_source(source_id: str, roots: SourceRoots) -> LogObject | Failure:
+    """The file a local source id names, if it lies under one of the user's roots (``SourceRoots``)."""
+    return roots.local_file(source_id)

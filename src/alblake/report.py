@@ -19,9 +19,10 @@ import pyarrow as pa
 
 from alblake import __version__
 from alblake.analysis import Query, connect, execute, list_queries
-from alblake.display import fmt
+from alblake.display import fmt, iso_z
 from alblake.display import is_rate as _is_rate
 from alblake.ports import Lake
+from alblake.scope import EVERYTHING, Scope
 from alblake.triage.section import report_section
 
 # Dashboard order; queries not listed here are appended after these, drawn by their chart kind.
@@ -172,8 +173,10 @@ def line_chart(query: Query, table: pa.Table) -> str:
                     f"{_esc(_tick(series[0], value))}</text>")
     step = max(1, math.ceil(len(xs) / 8))
     for i in range(0, len(xs), step):
+        # labels near an edge are anchored inside the chart, so the last one is never cut off
+        anchor = "end" if positions[i] > width - right - 40 else "start" if positions[i] < 40 else "middle"
         body.append(f'<text x="{positions[i]:.1f}" y="{height - bottom + 18}" class="tick" '
-                    f'text-anchor="middle">{_esc(labels[i])}</text>')
+                    f'text-anchor="{anchor}">{_esc(labels[i])}</text>')
     for s_index, column in enumerate(series):
         colour = PALETTE[(s_index + 1) % len(PALETTE)]
         points = [(positions[i], top + plot_h * (1 - _num(row[column]) / vmax)) for i, row in enumerate(rows)]
@@ -301,8 +304,22 @@ _RENDER_CHECK_JS = """
 """
 
 
-def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source: str,
-               sections: Sequence[str] = ()) -> str:
+def scope_text(scope: Scope) -> str:
+    """How the page names the part of the lake it shows ('' for all of it)."""
+    parts = []
+    if scope.elb:
+        parts.append(f"load balancer {scope.elb}")
+    if scope.since:
+        parts.append(f"from {iso_z(scope.since)}")
+    if scope.until:
+        parts.append(f"until {iso_z(scope.until)}")
+    return ", ".join(parts)
+
+
+def build_html(
+    results: dict[str, pa.Table], queries: Sequence[Query], *, source: str, scope: Scope = EVERYTHING,
+    sections: Sequence[str] = (),
+) -> str:
     by_name = {q.name: q for q in queries}
     order = [n for n in LAYOUT if n in by_name] + [q.name for q in queries
                                                     if q.name not in LAYOUT and q.chart != "kpi"]
@@ -316,7 +333,8 @@ def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>ALB access logs — alblake report</title><style>{_CSS}</style></head><body>"
         f"<header><h1>ALB access logs</h1><div class=\"muted\">Lake: <code>{_esc(source)}</code> · "
-        f"generated {generated} by alblake {_esc(__version__)} · same SQL as the Athena named queries"
+        + (f"{_esc(scope_text(scope))} · " if scope_text(scope) else "")
+        + f"generated {generated} by alblake {_esc(__version__)} · same SQL as the Athena named queries"
         "</div></header>"
         f"<main>{''.join(parts)}</main>"
         "<footer>Percentiles here are exact (DuckDB quantile_cont); Athena's approx_percentile is an "
@@ -325,20 +343,20 @@ def build_html(results: dict[str, pa.Table], queries: Sequence[Query], *, source
     )
 
 
-def render_report(lake: Lake | Path | str, out_path: Path | str, *, source: str | None = None) -> Path:
-    """Run every named query over the lake and write the dashboard to ``out_path``; returns the path.
-
-    ``lake`` is a ``Lake`` or its location; ``source`` is how the page names it (default: the location).
+def render_report(
+    lake: Lake | Path | str, out_path: Path | str, *, source: str | None = None, scope: Scope = EVERYTHING
+) -> Path:
+    """Run every named query over the lake (within ``scope``) and write the dashboard to ``out_path``; returns
+    the path. ``lake`` is a ``Lake`` or its location; ``source`` is how the page names it (default: the location).
     """
     queries = list_queries()
-    con = connect(lake)
+    con = connect(lake, scope)
     try:
         results = {q.name: execute(con, q) for q in queries}
     finally:
         con.close()
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sections = [report_section(lake)]  # alblake.triage: the newest 30 minutes against the 24 hours before
-    out.write_text(build_html(results, queries, source=source if source is not None else str(lake), sections=sections),
-                   encoding="utf-8")
+    named = source if source is not None else str(lake)
+    sections = [report_section(lake, scope)]  # alblake.triage: the newest 30 minutes against the 24 hours before
+    out.write_text(build_html(results, queries, source=named, scope=scope, sections=sections), encoding="utf-8")
     return out

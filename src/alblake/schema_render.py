@@ -50,8 +50,12 @@ _CURATED_HEADER = f"""\
 -- and are not stored inside the files.
 --
 -- Placeholders: ${{LakeBucket}} (and a lake prefix if you use one). Partition projection is OFF on purpose:
--- the ingest Lambda registers each new partition in Glue as it publishes it. For a lake filled some other
--- way (e.g. `alblake ingest` + `aws s3 sync`), run `MSCK REPAIR TABLE alb_logs` to discover partitions.
+-- every alblake writer (the ingest and compaction functions, `alblake ingest/compact --glue-database`) points
+-- each partition at the one folder readers may read. A partition-hour's folder can hold files that a
+-- compaction replaced (kept for a grace period so running queries finish), and compacted rows live under
+-- alb_logs/compacted/: do NOT run MSCK REPAIR TABLE or point a crawler or a glob at alb_logs/ (rows would be
+-- read twice, or not at all). Read the lake through alblake (`alblake sql`, `alblake.connect`), this Glue
+-- table as alblake maintains it, or the visible file list (`alblake files`), never by globbing its folders.
 """
 
 _RAW_HEADER = f"""\

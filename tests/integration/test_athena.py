@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 from alblake.analysis import run_query
 from alblake.aws.athena import AthenaQueryError, AthenaRunner
 from alblake.cli import main
-from alblake.cli.analysis import format_csv, format_table
+from alblake.cli.output import format_csv, format_table
 from alblake.ingest.runner import ingest_paths
 from alblake.sample import write_sample_logs
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url

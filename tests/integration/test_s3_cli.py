@@ -122,11 +122,18 @@ def test_missing_bucket_is_a_clear_error(aws_endpoint: str, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "s3://no-such-bucket/AWSLogs/: cannot list" in err and "NoSuchBucket" in err
     assert "Traceback" not in err
-    assert main(["query", "overview", "--lake", "s3://no-such-bucket/x"]) == 1
-    err = capsys.readouterr().err
-    assert "error: cannot read the lake: cannot list the lake's files: NoSuchBucket" in err
-    assert main(["report", "--lake", "s3://no-such-bucket/x", "--out", str(tmp_path / "r.html")]) == 1
-    assert "NoSuchBucket" in capsys.readouterr().err
+    # every command that reads a lake says the same one line (a location it cannot use: exit 2)
+    for argv in (["query", "overview"], ["report", "--out", str(tmp_path / "r.html")], ["status"], ["files"],
+                 ["sql", "SELECT 1"], ["replay", "--dry-run"]):
+        assert main([*argv, "--lake", "s3://no-such-bucket/x"]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: s3://no-such-bucket/x: cannot list the lake (NoSuchBucket: ")
+        assert err.count("\n") == 1
+    # ingest into a lake whose bucket is missing: one message before any object is read, not one per object
+    write_sample_logs(tmp_path / "logs", files=3, lines_per_file=5)
+    assert main(["ingest", str(tmp_path / "logs"), "--lake", "s3://no-such-bucket/x", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "NoSuchBucket" in captured.err
 
 
 def test_an_s3_lake_with_its_glue_table_gets_its_partitions_registered(

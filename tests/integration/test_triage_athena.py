@@ -80,8 +80,8 @@ def test_athena_json_names_the_engine(incident_lake: Path, aws_endpoint: str,
         info, rows = athena_shape(run(query.sql))
     _post(f"{aws_endpoint}/moto-api/static/athena/query-results",
           {"results": [{"rows": rows, "column_info": info}], "region": "us-east-1"})
-    assert main(["triage", "--athena", "--no-rollup", "--from", start.isoformat(), "--to", end.isoformat(),
-                 "--json"]) == 0
+    assert main(["triage", "--athena", "--no-rollup", "--workgroup", "primary", "--from", start.isoformat(),
+                 "--to", end.isoformat(), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["engine"] == "athena" and body["sources"]["target"] == "curated"
     assert body["findings"][0]["value"] == FAILING.target

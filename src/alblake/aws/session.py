@@ -1,10 +1,10 @@
 """AWS configuration for the CLI: one boto3 session, so every command honours the standard settings.
 
-Profile (``AWS_PROFILE``), region (``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile), credentials (the
-default chain) and endpoint (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``..., or ``endpoint_url`` in the
-config file, which is how moto_server stands in for AWS) are resolved by botocore, once. pyarrow's S3
-filesystem, which DuckDB reads the lake through, gets the same credentials, region and endpoint from that
-session instead of resolving them a second way.
+Profile (``AWS_PROFILE``), region (``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile's: the order the
+AWS CLI documents; botocore alone reads only the last two), credentials (the default chain) and endpoint
+(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``..., or ``endpoint_url`` in the config file, which is how moto_server
+stands in for AWS) are resolved by botocore, once. pyarrow's S3 filesystem, which DuckDB reads the lake through,
+gets the same credentials, region and endpoint from that session instead of resolving them a second way.
 """
 
 from __future__ import annotations
@@ -14,17 +14,28 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.exceptions import NoRegionError
 from pyarrow import fs as pafs
+
+from alblake.errors import ConfigError
+
+NO_REGION = (
+    "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), a region in your AWS profile, or region = \"...\" in "
+    "alblake.toml"
+)
 
 
 @cache
 def _session_of(pid: int) -> boto3.Session:
-    return boto3.Session()
+    return boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
 
 
 @cache
 def _client_of(pid: int, service: str) -> Any:
-    return _session_of(pid).client(service)  # type: ignore[call-overload]
+    try:
+        return _session_of(pid).client(service)  # type: ignore[call-overload]
+    except NoRegionError:
+        raise ConfigError(f"{NO_REGION} (needed by {service})") from None
 
 
 def aws_session() -> boto3.Session:

@@ -16,16 +16,18 @@ from alblake.cli.common import (
     add_elb,
     add_jobs,
     add_lake,
+    examples,
+    glue_database_of,
     object_filter,
     print_error,
+    print_failures,
+    settings_of,
 )
-from alblake.cli.progress import progress_callback
 from alblake.display import printable
 from alblake.errors import AlblakeError
-from alblake.ingest.runner import ingest_objects
 from alblake.ingest.selection import Failure, LogObject
-from alblake.locations import open_lake_at, open_store_at, remote_object
-from alblake.replay import QuarantinedSource, local_source, quarantine_index, select_for_replay
+from alblake.locations import existing_object, open_existing_lake_at, open_store_at
+from alblake.replay import QuarantinedSource, SourceRoots, quarantine_index, select_for_replay
 from alblake.s3_urls import bucket_and_key
 
 # ----------------------------------------------------------------------------------------------- backfill
@@ -41,12 +43,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from alblake.s3_urls import parse_s3_url
     from alblake.service.backfill import BackfillState, run_backfill, stems_in_lake
 
-    if args.lake is None and not args.force:
-        print_error("--lake s3://bucket/prefix is needed to skip the objects the lake has (or --force)")
+    settings = settings_of(args)
+    lake = settings.optional_lake()
+    outputs = settings.stack_outputs() if settings.stack else None
+    queue = args.queue or (outputs.ingest_queue_url if outputs is not None else None) or None
+    if args.source is None and args.inventory is None and outputs is not None and outputs.log_prefix:
+        args.source = outputs.log_prefix
+    if lake is None and not args.force:
+        print_error("--lake s3://bucket/prefix (or --stack NAME) is needed to skip what the lake has (or --force)")
         return EXIT_USAGE
-    if args.queue is None and not args.dry_run:
-        print_error("--queue URL|NAME is required (or --dry-run)")
+    if queue is None and not args.dry_run:
+        print_error("--queue URL|NAME (or --stack NAME) is required (or --dry-run)")
         return EXIT_USAGE
+    args.queue, args.lake = queue, lake
     source = args.inventory or args.source
     selected = object_filter(args)
     if source is None or (args.inventory and args.source):
@@ -72,8 +81,11 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         )
     except (AlblakeError, ClientError, BotoCoreError, ValueError) as exc:
         print_error(str(exc))
-        if not args.dry_run:
+        if not args.dry_run and state_path.exists():
             print(f"re-run the same command to resume (state: {printable(str(state_path))})", file=sys.stderr)
+        elif not args.dry_run:
+            print("nothing was enqueued and no state was saved: fix the above and run the command again",
+                  file=sys.stderr)
         return EXIT_FAILED
     print("\n".join(summary.lines(dry_run=args.dry_run)))
     if not args.dry_run:
@@ -110,7 +122,10 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
     from alblake.aws.session import client
     from alblake.aws.sqs import QueueSender, queue_url
 
-    s3_objects = [found for s in chosen if (found := bucket_and_key(s.source_id)) is not None]
+    roots = _roots(args, any_bucket=not args.source_root)
+    s3_objects = [
+        found for s in chosen if roots.allows_remote(s.source_id) and (found := bucket_and_key(s.source_id)) is not None
+    ]
     bodies = [notification_body(bucket, key, 0) for bucket, key in s3_objects]
     try:
         QueueSender(client("sqs"), queue_url(client("sqs"), args.queue)).send(bodies)
@@ -121,15 +136,25 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
     print("quarantined after        (when the queue is drained: alblake replay --dry-run --lake ... again)")
     skipped = len(chosen) - len(s3_objects)
     if skipped:
-        print_error(f"{skipped} sources are not s3:// objects and cannot go through the queue")
+        print_error(f"{skipped} sources are not s3:// objects under the given roots and cannot go through the queue")
         return EXIT_FAILED
     return 0
 
 
+def _roots(args: argparse.Namespace, *, any_bucket: bool = False) -> SourceRoots:
+    """The roots replay may read from: ``--source-root`` (folders and s3:// prefixes) and the stack's log prefix."""
+    roots = list(args.source_root or [])
+    outputs = settings_of(args).stack_outputs() if settings_of(args).stack else None
+    if outputs is not None and outputs.log_prefix:
+        roots.append(outputs.log_prefix)
+    return SourceRoots.of(roots, any_bucket=any_bucket)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
+    location, glue_database = settings_of(args).lake(), glue_database_of(args)
+    open_existing_lake_at(location, glue_database=glue_database)  # a lake that is not there: one clear error
     try:
-        open_lake_at(args.lake, glue_database=args.glue_database)
-        store = open_store_at(args.lake)
+        store = open_store_at(location)
         chosen = select_for_replay(quarantine_index(store), reason=args.reason, object_filter=object_filter(args))
     except OSError as exc:
         print_error(str(exc))
@@ -142,54 +167,89 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return _replay_through_queue(args, chosen)
     sources: list[LogObject] = []
     failures: list[Failure] = []
+    roots = _roots(args)
     for entry in chosen:
-        found = _source_for(entry.source_id, args.source_root)
+        found = existing_object(entry.source_id, roots)
         (failures if isinstance(found, Failure) else sources).append(found)  # type: ignore[arg-type]
+    from alblake.cli.progress import progress_callback
+    from alblake.ingest.runner import ingest_objects
+
     summary = ingest_objects(
-        sources, args.lake, jobs=args.jobs, glue_database=args.glue_database, progress=progress_callback(args.quiet)
+        sources, location, jobs=args.jobs, glue_database=glue_database, progress=progress_callback(args.quiet)
     )
     after = quarantine_index(store)
     replayed = {s.source_id for s in sources} - {name for name, _ in summary.failures}
     _print_index("quarantined after", [after[sid] for sid in sorted(replayed) if sid in after])
     print(f"re-ingested              {summary.files:,} source objects, {summary.rows:,} rows")
-    for name, reason in [(f.name, f.reason) for f in failures] + summary.failures:
-        print_error(f"{name}: {reason}")
+    print_failures([(f.name, f.reason) for f in failures] + summary.failures)
     return EXIT_FAILED if failures or summary.failures else 0
 
 
-def _source_for(source_id: str, source_root: Path | None) -> LogObject | Failure:
-    remote = remote_object(source_id)
-    return remote if remote is not None else local_source(source_id, source_root)
+def registrars() -> dict[str, Any]:
+    """This module's commands by name (``alblake.cli`` lists them in workflow order)."""
+    return {"replay": _register_replay, "backfill": _register_backfill}
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``backfill`` and ``replay`` to the ``alblake`` command line."""
+def _register_backfill(subparsers: Any) -> None:
     backfill = subparsers.add_parser(
-        "backfill", help="enqueue history from the log bucket for the deployed ingest function (SQS)"
+        "backfill", help="enqueue history from the log bucket for the deployed ingest function (SQS)",
+        description="List the log bucket (or an S3 Inventory), skip what the lake has, and send one message per "
+        "object to the stack's ingest queue. Resumable: re-running the same command continues.",
+        **examples(
+            "alblake backfill --stack prod --since 2026-11-01 --dry-run",
+            "alblake backfill s3://my-alb-logs/AWSLogs/ --lake s3://my-lake --queue alblake-ingest",
+            "alblake backfill --inventory s3://inventory/my-alb-logs/cfg/2026-01-01T00-00Z/manifest.json --stack prod",
+        ),
     )
-    backfill.add_argument("source", nargs="?", help="s3://log-bucket/prefix to list (ListObjectsV2)")
-    backfill.add_argument("--inventory", help="s3://.../manifest.json of an S3 Inventory run, instead of listing")
-    backfill.add_argument("--queue", help="the stack's ingest queue (URL or name)")
-    add_lake(backfill, required=False, help_text="the lake (s3://bucket/prefix): objects it already has are skipped")
+    backfill.add_argument(
+        "source", nargs="?", metavar="s3://BUCKET/PREFIX",
+        help="the log bucket prefix to list (ListObjectsV2; default with --stack: its AccessLogPrefix)",
+    )
+    backfill.add_argument(
+        "--inventory", metavar="s3://.../manifest.json", help="an S3 Inventory run's manifest, instead of listing"
+    )
+    backfill.add_argument(
+        "--queue", metavar="URL|NAME", help="the stack's ingest queue (default with --stack: its IngestQueueUrl)"
+    )
+    add_lake(backfill, help_text="the lake (s3://bucket/prefix): objects it already has are skipped")
     backfill.add_argument("--force", action="store_true", help="enqueue objects the lake already has too")
     backfill.add_argument("--dry-run", action="store_true", help="only count the objects and bytes")
     backfill.add_argument(
-        "--state", type=Path, help="state file (default: one per source, queue and filter in the current directory)"
+        "--state", type=Path, metavar="FILE",
+        help="state file (default: one per source, queue and filter in the current directory)",
     )
     backfill.add_argument("--fresh", action="store_true", help="start from the beginning (forget the state file)")
     add_dates(backfill)
     add_elb(backfill)
     backfill.set_defaults(func=_cmd_backfill)
 
-    replay = subparsers.add_parser("replay", help="re-ingest the source objects that have quarantined lines")
+
+def _register_replay(subparsers: Any) -> None:
+    replay = subparsers.add_parser(
+        "replay", help="re-ingest the source objects that have quarantined lines (after a parser upgrade)",
+        description="The lake's quarantine names each source object and why its lines were rejected; replay "
+        "ingests those objects again, so lines the new parser accepts become rows exactly once. Only objects "
+        "under the --source-root folders or s3:// prefixes you name are read (a lake's records are data, not "
+        "instructions).",
+        **examples(
+            "alblake replay --lake lake/ --dry-run",
+            "alblake replay --lake lake/ --reason fields --source-root logs/",
+            "alblake replay --lake lake/ --source-root s3://my-alb-logs/AWSLogs/",
+            "alblake replay --stack prod --queue alblake-ingest",
+        ),
+    )
     add_lake(replay)
     replay.add_argument("--reason", help="only sources with a quarantine reason containing this text")
-    replay.add_argument("--queue", help="send s3:// sources to the ingest queue (an AWS lake) instead")
-    replay.add_argument("--glue-database", help="register new partitions in this database's alb_logs table")
-    replay.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for sources ingested from one")
+    replay.add_argument("--queue", metavar="URL|NAME", help="send s3:// sources to the ingest queue (an AWS lake)")
+    replay.add_argument(
+        "--glue-database", metavar="NAME", help="register new partitions in this database's alb_logs table"
+    )
+    replay.add_argument(
+        "--source-root", action="append", metavar="DIR|s3://BUCKET/PREFIX",
+        help="where the sources were ingested from (repeatable); nothing outside these is read",
+    )
     replay.add_argument("--dry-run", action="store_true", help="only show what is quarantined")
     add_jobs(replay)
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dates(replay)
     replay.set_defaults(func=_cmd_replay)
-

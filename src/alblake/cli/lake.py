@@ -4,32 +4,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, add_jobs, add_lake, minutes, print_error
-from alblake.ingest.runner import ingest_objects
-from alblake.ingest.selection import Failure, LogObject
-from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
-from alblake.lake.generational import GenerationalLake
-from alblake.lake.repair import (
-    find_damage,
-    find_duplicates,
-    forget_lost_files,
-    forget_missing,
-    read_manifests,
-    rebuild_state,
-    remove_duplicate,
-    sources_of,
+import pyarrow as pa
+
+from alblake.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    add_jobs,
+    add_lake,
+    add_window,
+    examples,
+    glue_database_of,
+    lake_of,
+    minutes,
+    print_error,
+    print_failures,
+    scope_of,
 )
-from alblake.lake.status import format_status, lake_status
-from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, open_lake_at, scheme_of
+from alblake.cli.output import render
+from alblake.display import printable
+from alblake.ingest.selection import Failure, LogObject
+from alblake.lake.generational import GenerationalLake
+from alblake.lake.generations import PartitionState
+from alblake.lake.layout import Partition
+from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, scheme_of
+from alblake.replay import SourceRoots
+from alblake.scope import Scope
+
+if TYPE_CHECKING:
+    from alblake.lake.compaction import CompactionReport
+    from alblake.lake.status import LakeStatus
 
 
 def _open(location: str, glue_database: str | None = None) -> GenerationalLake:
-    """The lake to compact, check or repair; it must exist."""
-    lake = open_lake_at(location, glue_database=glue_database) if glue_database else open_existing_lake_at(location)
+    """The lake to compact, check or repair; it must exist (and be reachable: one clear error otherwise)."""
+    lake = open_existing_lake_at(location, glue_database=glue_database)
     if not isinstance(lake, GenerationalLake):
         raise LakeLocationError(f"{location}: this lake has no partition states ({type(lake).__name__})")
     return lake
@@ -50,49 +62,114 @@ def format_report(report: CompactionReport, seconds: float) -> str:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    if scheme_of(args.lake) is not None and not args.glue_database:
+    location, glue_database = lake_of(args), glue_database_of(args)
+    if scheme_of(location) is not None and not glue_database:
         print_error(
-            f"{args.lake}: compacting an S3 lake moves its Glue partition Locations; give --glue-database "
-            "(the stack's GlueDatabaseName), or leave it to the deployed CompactFunction"
+            f"{location}: compacting an S3 lake moves its Glue partition Locations; give --glue-database "
+            "(the stack's GlueDatabaseName) or --stack NAME, or leave it to the deployed CompactFunction"
         )
         return EXIT_USAGE
-    lake = _open(args.lake, args.glue_database)
+    from alblake.lake.compaction import CompactionOptions, compact
+
+    lake = _open(location, glue_database)
     started = datetime.now(UTC)
     options = CompactionOptions(
         now=started, older_than=timedelta(minutes=args.older_than), grace=timedelta(minutes=args.grace)
     )
     report = compact(lake, options)
     print(format_report(report, (datetime.now(UTC) - started).total_seconds()))
+    if report.files_removed:
+        gone = started + timedelta(minutes=args.grace)
+        print(
+            f"note: the {report.files_removed} replaced files stay on disk until {gone:%Y-%m-%dT%H:%MZ} (--grace "
+            f"{args.grace:g} minutes, so running queries finish); until then the folder holds them besides the "
+            "new files. Readers see each row once; a later 'alblake compact' deletes them"
+        )
     for partition, message in report.errors:
         print_error(f"{partition}: {message}")
     return EXIT_FAILED if report.errors else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    status = lake_status(_open(args.lake), verify=args.verify)
-    if args.json:
-        body: dict[str, Any] = status.as_dict()
-        print(json.dumps(body, indent=1))
+    from alblake.lake.status import format_status, lake_status
+
+    location = lake_of(args)
+    lake = _open(location)
+    scope = scope_of(args)
+    status = lake_status(_ScopedLake(lake, scope) if scope != Scope() else lake, verify=args.verify)
+    status = _narrowed(status, scope, args.limit)
+    if args.format == "json":
+        print(json.dumps(status.as_dict(), indent=1))
+    elif args.format in {"jsonl", "csv"}:
+        rows = [{"load_balancer": name, **body} for name, body in status.as_dict()["load_balancers"].items()]
+        sys.stdout.write(render(pa.Table.from_pylist(_flat(rows)), args.format, raw=args.raw))
     else:
         print(format_status(status))
     if status.damage or status.duplicates:
         print_error(
             f"{len(status.damage)} damaged partition(s), {len(status.duplicates)} object(s) in the lake more than "
-            f"once: 'alblake repair --lake {args.lake}' rebuilds unreadable states, ingests the objects whose files "
+            f"once: 'alblake repair --lake {location}' rebuilds unreadable states, ingests the objects whose files "
             "are missing again from their sources and keeps one copy of each object"
         )
     return EXIT_FAILED if status.unreadable or status.damage or status.duplicates else 0
 
 
+class _ScopedLake(GenerationalLake):
+    """The lake as ``status`` sees it within ``--elb/--since/--until``: the partitions of that load balancer and
+    window (files, rows, partitions, late objects); objects and delivery gaps are those of the chosen load
+    balancers, gaps cut to the window."""
+
+    def __init__(self, lake: GenerationalLake, scope: Scope) -> None:
+        super().__init__(lake.store, lake.registrar, clock=lake.clock)
+        self.scope = scope
+
+    def visible_keys(self) -> list[tuple[str, Partition]]:
+        return [(key, partition) for key, partition in super().visible_keys() if self.scope.accepts(partition)]
+
+    def states(self) -> list[PartitionState]:
+        return [state for state in super().states() if self.scope.accepts(state.partition)]
+
+
+def _narrowed(status: LakeStatus, scope: Scope, limit: int | None) -> LakeStatus:
+    if scope.elb_name is not None:
+        status.balancers = {n: b for n, b in status.balancers.items() if n == scope.elb_name}
+    for balancer in status.balancers.values():
+        balancer.gaps = [
+            gap for gap in balancer.gaps
+            if (scope.until is None or gap.after < scope.until) and (scope.since is None or gap.before > scope.since)
+        ]
+    if limit is not None:
+        status.balancers = dict(sorted(status.balancers.items())[:limit])
+    return status
+
+
+def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for CSV and JSON lines: nested values (reasons, gap intervals) as JSON text."""
+    return [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()} for row in rows]
+
+
 def _cmd_repair(args: argparse.Namespace) -> int:
-    lake = _open(args.lake, args.glue_database)
+    from alblake.ingest.runner import ingest_objects
+    from alblake.lake.repair import (
+        find_damage,
+        find_duplicates,
+        forget_lost_files,
+        forget_missing,
+        read_manifests,
+        rebuild_state,
+        remove_duplicate,
+        sources_of,
+    )
+
+    location, glue_database = lake_of(args), glue_database_of(args)
+    lake = _open(location, glue_database)
     manifests = read_manifests(lake)
     damage = find_damage(lake, manifests)
     duplicates = find_duplicates(manifests)
     for found in damage:
-        print(found.describe())
+        print(printable(found.describe()))
     for duplicate in duplicates:
-        print(f"{duplicate.identity.removeprefix('alb:')}: in the lake {len(duplicate.stems)} times")
+        print(f"{printable(duplicate.identity.removeprefix('alb:'))}: in the lake {len(duplicate.stems)} times")
     if not damage and not duplicates:
         print("nothing to repair: every state is readable, every file the lake names is there, no object twice")
         return 0
@@ -100,21 +177,24 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         return 0
     for duplicate in duplicates:
         changed = remove_duplicate(lake, duplicate, manifests)
-        print(f"{duplicate.identity.removeprefix('alb:')}: {len(duplicate.stems) - 1} extra cop(ies) removed from "
-              f"{changed} partition(s)")
+        print(
+            f"{printable(duplicate.identity.removeprefix('alb:'))}: {len(duplicate.stems) - 1} extra cop(ies) "
+            f"removed from {changed} partition(s)"
+        )
     if not damage:
         return 0
     for found in damage:
         if found.state_error is not None:
             rebuild_state(lake, found.partition)
-            print(f"{found.partition.path}: state rebuilt from its folders")
+            print(f"{printable(found.partition.path)}: state rebuilt from its folders")
     damage = find_damage(lake)
     stems = sorted({stem for found in damage for stem in found.stems})
     source_ids = sources_of(lake, stems)
     failures = [Failure(stem, "no manifest names its source") for stem in stems if stem not in source_ids]
     readable: dict[str, LogObject] = {}
+    roots = SourceRoots.of(args.source_root or [], any_bucket=True)
     for source_id in sorted(set(source_ids.values())):
-        found_source = existing_object(source_id, args.source_root)
+        found_source = existing_object(source_id, roots)
         if isinstance(found_source, Failure):
             failures.append(found_source)
         else:
@@ -124,26 +204,40 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         forget_missing(lake, found.partition, recoverable)
         if args.accept_loss:
             forget_lost_files(lake, found, set(found.stems) - recoverable)
-    summary = ingest_objects(list(readable.values()), args.lake, jobs=args.jobs, glue_database=args.glue_database)
+    summary = ingest_objects(list(readable.values()), location, jobs=args.jobs, glue_database=glue_database)
     print(f"re-ingested              {summary.files:,} source objects, {summary.rows:,} rows")
-    for name, reason in [(f.name, f.reason) for f in failures] + summary.failures:
-        print_error(f"{name}: {reason}")
+    print_failures([(f.name, f.reason) for f in failures] + summary.failures)
     left = find_damage(lake)
     if left:
         print_error(
             f"{len(left)} partition(s) still miss rows whose sources cannot be read (see above); restore those "
             f"sources (--source-root) and run 'alblake repair' again, or accept the loss: 'alblake repair --lake "
-            f"{args.lake} --accept-loss'"
+            f"{location} --accept-loss'"
         )
     return EXIT_FAILED if summary.failures or left or (failures and not args.accept_loss) else 0
 
 
-def register(commands: Any) -> None:
-    """Add ``compact``, ``status`` and ``repair`` to the ``alblake`` sub-commands."""
-    compact = commands.add_parser("compact", help="compact closed partition-hours into one sorted file each")
+def registrars() -> dict[str, Any]:
+    """This module's commands by name (``alblake.cli`` lists them in workflow order)."""
+    return {"status": _register_status, "compact": _register_compact, "repair": _register_repair}
+
+
+def _register_compact(commands: Any) -> None:
+    compact = commands.add_parser(
+        "compact", help="compact closed partition-hours into one sorted file each",
+        description="Rewrite each closed partition-hour into one time-sorted file (readers see every row once at "
+        "every step). Replaced files stay on disk for --grace minutes, so the folder briefly holds both.",
+        **examples(
+            "alblake compact --lake lake/",
+            "alblake compact --lake lake/ --older-than 0 --grace 0   # everything, now (no reader running)",
+            "alblake compact --stack prod",
+        ),
+    )
     add_lake(compact)
     compact.add_argument(
-        "--glue-database", help="an s3:// lake's Glue database (its alb_logs partitions follow the compaction)"
+        "--glue-database", metavar="NAME",
+        help="an s3:// lake's Glue database (its alb_logs partitions follow the compaction; default with --stack: "
+        "its GlueDatabaseName)",
     )
     compact.add_argument(
         "--older-than",
@@ -161,20 +255,47 @@ def register(commands: Any) -> None:
     )
     compact.set_defaults(func=_cmd_compact)
 
-    status = commands.add_parser("status", help="objects, partitions, files, rows, quarantine and gaps per LB")
+
+def _register_status(commands: Any) -> None:
+    status = commands.add_parser(
+        "status", help="what the lake holds per load balancer: objects, rows, quarantine, delivery gaps",
+        description="Per load balancer: objects, log time range, partitions, visible files, rows, quarantined "
+        "lines by reason, 5-minute delivery gaps and late objects; damaged partitions are named (exit 1).",
+        **examples(
+            "alblake status --lake lake/",
+            "alblake status --elb web-prod --since 24h",
+            "alblake status --format json | jq .load_balancers",
+            "alblake status --verify   # also read every file whole",
+        ),
+    )
     add_lake(status)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_window(status)
+    status.add_argument(
+        "--format", choices=("table", "csv", "json", "jsonl"), default="table",
+        help="table (default, fits 120 columns); json: the whole status; csv, jsonl: one row per load balancer",
+    )
+    status.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+    status.add_argument("--csv", dest="format", action="store_const", const="csv", help="same as --format csv")
+    status.add_argument("--raw", action="store_true", help="CSV cells as stored (no formula neutralising)")
     status.add_argument(
         "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
     )
     status.set_defaults(func=_cmd_status)
 
+
+def _register_repair(commands: Any) -> None:
     repair = commands.add_parser(
-        "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost"
+        "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost",
+        **examples("alblake repair --lake lake/ --dry-run", "alblake repair --lake lake/ --source-root logs/"),
     )
     add_lake(repair)
-    repair.add_argument("--glue-database", help="an s3:// lake's Glue database (its partitions follow the repair)")
-    repair.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for objects ingested from one")
+    repair.add_argument(
+        "--glue-database", metavar="NAME", help="an s3:// lake's Glue database (its partitions follow the repair)"
+    )
+    repair.add_argument(
+        "--source-root", action="append", metavar="DIR",
+        help="a folder the objects were ingested from (repeatable): only files under these are read again",
+    )
     repair.add_argument("--dry-run", action="store_true", help="only list the damaged partitions")
     repair.add_argument(
         "--accept-loss",
@@ -183,4 +304,3 @@ def register(commands: Any) -> None:
     )
     add_jobs(repair)
     repair.set_defaults(func=_cmd_repair)
-

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from alblake.display import human_bytes
-from alblake.ingest.runner import Progress, ProgressCallback
+
+if TYPE_CHECKING:
+    from alblake.ingest.runner import Progress, ProgressCallback
 
 
 def progress_bar(state: Progress) -> None:

@@ -70,8 +70,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="; ".join(f"{name}: {text}" for name, (text, _) in ARTEFACTS.items()),
     )
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--write", nargs="?", const=".", metavar="ROOT", help="rewrite the generated files in ROOT")
-    modes.add_argument("--check", nargs="?", const=".", metavar="ROOT", help="exit 1 if a generated file is stale")
+    # developer tools (make generate, the schema test): not in the users' --help
+    modes.add_argument("--write", nargs="?", const=".", metavar="ROOT", help=argparse.SUPPRESS)
+    modes.add_argument("--check", nargs="?", const=".", metavar="ROOT", help=argparse.SUPPRESS)
     parser.set_defaults(func=_run)
 
 
@@ -80,8 +81,10 @@ def register(subparsers: Any) -> None:
     _configure(
         subparsers.add_parser(
             "schema",
-            help="print the DDL, Glue columns and raw regex generated from alblake.schema; --write/--check files",
-            description=__doc__,
+            help="print the Athena DDL, Glue columns and raw-log regex generated from alblake's one schema",
+            description="Print what alblake.schema generates: the Athena DDL of the curated and raw tables, their "
+            "Glue columns, the raw table's regex.",
+            epilog="examples:\n  alblake schema ddl > alb_logs.sql\n  alblake schema regex",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )

@@ -4,6 +4,7 @@ through ``alblake.aws.s3_listing``), each with its source id, and what could not
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +83,16 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
             matches = [Path(pattern)]
         for path in matches:
             if path.is_dir():
-                found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOG_SUFFIXES)))
+                found.extend(sorted(p for p in path.rglob("*") if _is_log_file(p)))
             else:
                 found.append(path)
     return list(dict.fromkeys(found))
+
+
+def _is_log_file(path: Path) -> bool:
+    """A log file found in a folder: its name says so and it is a file, or a symbolic link whose target is gone
+    (kept, so that it is reported rather than skipped silently)."""
+    return path.name.endswith(LOG_SUFFIXES) and (path.is_file() or (path.is_symlink() and not path.exists()))
 
 
 def select_local(patterns: Iterable[str], object_filter: ObjectFilter = EVERY_OBJECT) -> Selection:
@@ -99,6 +106,8 @@ def select_local(patterns: Iterable[str], object_filter: ObjectFilter = EVERY_OB
             selection.objects.append(LocalFile.at(path, resolved_folders))
         except FileNotFoundError:
             reason = "no file matches this pattern" if _is_pattern(str(path)) else "no such file"
+            if path.is_symlink():
+                reason = f"a symbolic link to {path.readlink()}, which does not exist"
             selection.missing.append(Failure(str(path), reason))
         except OSError as exc:
             selection.missing.append(Failure(str(path), exc.strerror or str(exc)))
@@ -116,5 +125,8 @@ def local_source_id(path: Path, resolved_folders: dict[Path, Path] | None = None
         if folder is None:
             folder = resolved_folders[path.parent] = path.parent.resolve()
         resolved = (folder / path.name).as_posix()
+    # a name that is not UTF-8 (bytes the filesystem allows) gets its odd bytes as \xHH: an id is text the lake
+    # stores in JSON and Parquet, and the same name always gives the same id
+    resolved = os.fsencode(resolved).decode("utf-8", "backslashreplace")
     marker = resolved.find("/AWSLogs/")
     return resolved[marker + 1 :] if marker >= 0 else resolved

@@ -17,12 +17,13 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from alblake.convert.quarantine import reason_counts
+from alblake.display import printable
 from alblake.keys import AccessLogKey, classify_key
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
@@ -239,10 +240,26 @@ def _add_quarantine(lake: GenerationalLake, balancer: defaultdict[str, BalancerS
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """ISO 8601 in UTC with Z (as every output of the command line)."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+NAME_WIDTH = 20
+
+
+def _minute(value: datetime | None) -> str:
+    """A log time to the minute, ISO 8601 with Z (the table's two time columns fit 120 columns)."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _cell(name: str) -> str:
+    shown = printable(name)
+    return shown if len(shown) <= NAME_WIDTH else shown[: NAME_WIDTH - 1] + "…"
 
 
 def format_status(status: LakeStatus) -> str:
+    """The status as text for a terminal, at most 120 columns wide; names and reasons from the lake are shown
+    with control characters escaped."""
     body = status.as_dict()
     lines = [
         f"partitions {body['partitions']}  visible files {body['visible_files']}  rows {body['rows']:,}  "
@@ -250,26 +267,30 @@ def format_status(status: LakeStatus) -> str:
         f"gaps {body['gaps']}",
         "",
     ]
-    header = f"{'load balancer':<24} {'objects':>8} {'partitions':>10} {'files':>6} {'rows':>12} {'quarant.':>9} "
-    header += f"{'nodes':>5} {'gaps':>5} {'late':>5}  first / last log time"
+    header = (
+        f"{'load balancer':<{NAME_WIDTH}} {'objects':>7} {'parts':>5} {'files':>5} {'rows':>11} {'quarant.':>8} "
+        f"{'nodes':>5} {'gaps':>5} {'late':>4}  {'first log':<17}  {'last log':<17}"
+    ).rstrip()
     lines.append(header)
-    lines.append("-" * len(header))
+    lines.append("-" * (len(header) + 9))
     for name, lb in sorted(status.balancers.items()):
         lines.append(
-            f"{name[:24]:<24} {lb.objects:>8} {lb.partitions:>10} {lb.visible_files:>6} {lb.rows:>12,} "
-            f"{sum(lb.quarantined.values()):>9,} {lb.nodes:>5} {lb.missed_deliveries:>5} {lb.late_objects:>5}  "
-            f"{_iso(lb.first_time) or '-'} / {_iso(lb.last_time) or '-'}"
+            f"{_cell(name):<{NAME_WIDTH}} {lb.objects:>7} {lb.partitions:>5} {lb.visible_files:>5} {lb.rows:>11,} "
+            f"{sum(lb.quarantined.values()):>8,} {lb.nodes:>5} {lb.missed_deliveries:>5} {lb.late_objects:>4}  "
+            f"{_minute(lb.first_time):<17}  {_minute(lb.last_time):<17}".rstrip()
         )
     reasons = body["quarantined_by_reason"]
     if reasons:
         lines.extend(["", "quarantined lines by reason:"])
-        lines.extend(f"  {count:>9,}  {reason}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        lines.extend(
+            f"  {count:>9,}  {printable(reason)}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])
+        )
     for message in status.unreadable:
-        lines.append(f"error: {message}")
-    lines.extend(f"error: {damage.describe()}" for damage in status.damage)
+        lines.append(f"error: {printable(message)}")
+    lines.extend(f"error: {printable(damage.describe())}" for damage in status.damage)
     lines.extend(
-        f"error: {d.identity.removeprefix('alb:')} is in the lake {len(d.stems)} times (read from several places "
-        "before objects had one identity)"
+        f"error: {printable(d.identity.removeprefix('alb:'))} is in the lake {len(d.stems)} times (read from several "
+        "places before objects had one identity)"
         for d in status.duplicates
     )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake
 from alblake.rollup.table import NAME, PREFIX, SCHEMA
 from alblake.schema import PARTITION_KEYS
+from alblake.scope import Scope
 
 
 def rollup_url(data_url: str) -> str:
@@ -36,6 +37,21 @@ def rollup_files(lake: Lake) -> list[str]:
     if any(table.name == NAME for table in getattr(lake, "derived", ())):
         return list(lake.visible_files(table=NAME))  # type: ignore[call-arg]
     return [rollup_url(url) for url in lake.visible_files()]
+
+
+def visible_rollup(lake: Lake, scope: Scope) -> list[str]:
+    """The rollup files of the view ``alb_rollup_1m`` within ``scope``: the sibling of every visible data file of
+    the scope's partitions, those present (one listing of the rollup's prefix). A lake that does not keep the
+    rollup shows none (``alblake triage`` then reads the curated table)."""
+    if not any(table.name == NAME for table in getattr(lake, "derived", ())):
+        return []
+    keys = getattr(lake, "visible_keys", None)
+    store = getattr(lake, "store", None)
+    if keys is None or store is None:
+        return list(lake.visible_files(table=NAME))  # type: ignore[call-arg]
+    present = set(store.list_keys(PREFIX))
+    siblings = (PREFIX + key[len(DATA_PREFIX) :] for key, partition in keys() if scope.accepts(partition))
+    return sorted(store.url(key) for key in siblings if key in present)
 
 
 def _partition_expression(path: str) -> pc.Expression:

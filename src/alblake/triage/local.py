@@ -1,5 +1,5 @@
-"""Triage over a lake with DuckDB: the views ``alb_logs`` and ``alb_rollup_1m`` over the lake's visible files
-(``alblake.rollup.views``), and a check that the rollup covers the window (else the curated table answers all)."""
+"""Triage over a lake with DuckDB: the views ``alb_logs`` and ``alb_rollup_1m`` of ``alblake.analysis.connect`` over
+the lake's visible files, and a check that the rollup covers the window (else the curated table answers all)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from alblake.analysis import connect
+from alblake.analysis import connect, execute
 from alblake.lake.generational import owning_folder
 from alblake.ports import Lake
 from alblake.rollup.table import NAME
-from alblake.rollup.views import register_rollup_view
+from alblake.scope import EVERYTHING, Scope
 from alblake.triage import RunSql, Window
-
-
-def _normalise(table: pa.Table) -> pa.Table:
-    """DuckDB's HUGEINT sums arrive as decimal128(38, 0): int64, as Athena's bigint."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_decimal(field.type) and field.type.scale == 0:
-            table = table.set_column(i, pa.field(field.name, pa.int64()), table.column(i).cast(pa.int64()))
-    return table
 
 
 def rollup_gaps(lake: Lake, window: Window) -> list[str]:
@@ -44,13 +36,12 @@ def rollup_gaps(lake: Lake, window: Window) -> list[str]:
 
 
 @contextmanager
-def local_sql(lake: Lake) -> Iterator[RunSql]:
-    """A function that runs triage SQL over the lake with DuckDB (closed on exit)."""
-    con = connect(lake)
-    register_rollup_view(con, lake)
+def local_sql(lake: Lake, scope: Scope = EVERYTHING) -> Iterator[RunSql]:
+    """A function that runs triage SQL over the lake (its part ``scope``) with DuckDB (closed on exit)."""
+    con = connect(lake, scope)
 
     def run(sql: str) -> pa.Table:
-        return _normalise(con.sql(sql).to_arrow_table())
+        return execute(con, sql)
 
     try:
         yield run

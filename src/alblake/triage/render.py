@@ -7,10 +7,7 @@ Values from the logs (routes, user agents) are made terminal-safe (``alblake.dis
 
 from __future__ import annotations
 
-import csv
 import html
-import io
-import json
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +86,10 @@ def format_text(result: TriageResult) -> str:
         for i, f in enumerate(result.findings, 1)
     ]
     lines = [*summary_lines(result), ""]
+    if not result.overall.get("w_requests"):
+        lines.append("the window holds no requests: is ingest behind (alblake status)? For an earlier incident give "
+                     "--from and --to, or --now with --since")
+        return "\n".join(lines) + "\n"
     if not rows:
         lines.append("nothing stands out: no dimension value has more hits or slow requests than its baseline predicts")
         return "\n".join(lines) + "\n"
@@ -108,13 +109,9 @@ def _row(rank: int, finding: Finding) -> dict[str, Any]:
     return {"rank": rank, **finding.as_dict()}
 
 
-def format_csv(result: TriageResult) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for i, finding in enumerate(result.findings, 1):
-        writer.writerow(_row(i, finding))
-    return buffer.getvalue()
+def csv_rows(result: TriageResult) -> list[list[Any]]:
+    """The findings as rows of ``CSV_COLUMNS`` (the CLI writes them with its formula-safe CSV writer)."""
+    return [[_row(i, f)[c] for c in CSV_COLUMNS] for i, f in enumerate(result.findings, 1)]
 
 
 def as_json(result: TriageResult) -> dict[str, Any]:
@@ -130,10 +127,6 @@ def as_json(result: TriageResult) -> dict[str, Any]:
         "findings": [_row(i, f) for i, f in enumerate(result.findings, 1)],
         "notes": result.notes,
     }
-
-
-def format_json(result: TriageResult) -> str:
-    return json.dumps(as_json(result), indent=1, default=str) + "\n"
 
 
 def html_section(result: TriageResult, title: str = "Triage: what is different about the window") -> str:

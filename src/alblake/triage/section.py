@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alblake.locations import open_lake_at
 from alblake.ports import Lake
+from alblake.scope import EVERYTHING, Scope
 from alblake.triage import make_window, run_triage
 from alblake.triage.local import local_sql, rollup_gaps
 from alblake.triage.render import html_section
@@ -15,10 +16,11 @@ WINDOW = timedelta(minutes=30)
 BASELINE = timedelta(hours=24)
 
 
-def report_section(lake: Lake | Path | str) -> str:
-    """An HTML card: triage of the newest 30 minutes in the lake (the lake may be old: not "now")."""
+def report_section(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> str:
+    """An HTML card: triage of the newest 30 minutes in the lake's part ``scope`` (the lake may be old: not "now";
+    the baseline is what the scope holds of the 24 hours before)."""
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
-    with local_sql(opened) as run:
+    with local_sql(opened, scope) as run:
         latest = run('SELECT max("time") AS latest FROM alb_logs').column("latest")[0].as_py()
         if latest is None:
             return ('<section class="card wide" id="q-triage" data-rows="0"><h2>Triage</h2>'

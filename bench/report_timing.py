@@ -1,0 +1,144 @@
+"""``alblake report`` and ``alblake query``/``sql`` as whole commands, against a plain DuckDB process running the
+same SQL over the same visible files.
+
+1. A simulated day (``alblake.sample.write_sample_day``: every node of every load balancer delivers every
+   5 minutes; ~1M rows) is ingested and compacted into a local lake (kept in ``--work`` for later runs).
+2. Baseline: a fresh ``python`` process that imports duckdb, creates ``alb_logs`` with ``read_parquet`` over the
+   lake's visible files (the list is written to a file beforehand: no listing, no globbing), defines the
+   ``approx_percentile`` macro and runs the 12 files of ``sql/queries/`` into Arrow tables.
+3. ``alblake report --lake ... --out ...`` (the 12 queries + the HTML page), ``alblake query overview``, and a
+   one-hour ``alblake sql`` with ``--since/--until`` (reads one hour's files), each as a fresh process; any
+   other command with ``--also 'ARGS'`` (``alblake triage`` when it exists).
+
+Each is timed from start to exit, best of ``--repeats``, alternating so a busy neighbour slows all alike; the
+figures are ratios against the baseline of the same run. Target: report <= 1.25x the baseline.
+``--alblake-src DIR`` times the commands of another source tree (``git worktree``/``git archive`` of an earlier
+commit: its ``src``), for before/after figures.
+
+Usage: ``python -m bench.report_timing [--work DIR] [--repeats 5] [--alblake-src DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASELINE = """
+import json, sys
+import duckdb
+files, queries = json.load(open(sys.argv[1]))
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+con.execute("CREATE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
+paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+con.execute("CREATE TEMP VIEW alb_logs AS SELECT * FROM read_parquet([" + paths + "], hive_partitioning = true, "
+            "hive_types_autocast = false)")
+for sql in queries:
+    con.sql(sql).to_arrow_table()
+"""
+
+
+def build_lake(work: Path, lines: int) -> Path:
+    """A compacted simulated day under ``work`` (built once, reused)."""
+    from alblake.ingest.runner import ingest_paths
+    from alblake.lake.compaction import CompactionOptions, compact
+    from alblake.lake.generational import open_local_lake
+    from alblake.sample import write_sample_day
+
+    lake = work / f"lake-{lines}"
+    if (lake / "complete").exists():
+        return lake
+    shutil.rmtree(lake, ignore_errors=True)
+    logs = work / f"logs-{lines}"
+    shutil.rmtree(logs, ignore_errors=True)
+    write_sample_day(logs, lines_per_object=lines)
+    summary = ingest_paths([str(logs)], lake, jobs=None)
+    report = compact(
+        open_local_lake(lake), CompactionOptions(now=datetime.now(UTC) + timedelta(days=3650), older_than=timedelta(0))
+    )
+    assert not report.errors, report.errors
+    print(f"lake           {summary.rows:,} rows, {report.partitions_compacted} partitions compacted")
+    (lake / "complete").write_text("")
+    shutil.rmtree(logs, ignore_errors=True)
+    return lake
+
+
+def alblake_command(src: Path | None, *args: str) -> list[str]:
+    if src is None:
+        return [sys.executable, "-m", "alblake", *args]
+    code = f"import sys; sys.path.insert(0, {str(src)!r}); from alblake.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
+
+def seconds(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--work", type=Path, help="directory for the lake, kept for later runs (default: temporary)")
+    parser.add_argument("--lines", type=int, default=500, help="lines per simulated object (500: ~1M rows a day)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--alblake-src", type=Path, help="the src/ directory of another alblake to time")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="ARGS",
+        help="another alblake command to time against the same baseline, e.g. --also 'triage --since 30m' "
+        "(the lake is added)",
+    )
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="report-timing-"))
+    try:
+        run(work, args)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, args: argparse.Namespace) -> None:
+    from alblake.analysis import list_queries
+    from alblake.lake.generational import open_local_lake
+
+    lake = build_lake(work, args.lines)
+    files = list(open_local_lake(lake).visible_files())
+    queries = [q.sql for q in list_queries()][:12]
+    spec = work / "baseline.json"
+    spec.write_text(json.dumps([files, queries]))
+    day = sorted({f.split("/day=")[1][:10] for f in files})[0]
+    hour = [f"--since={day}T13:00", f"--until={day}T14:00"]
+    commands = {
+        "plain DuckDB (12 queries)": [sys.executable, "-c", BASELINE, str(spec)],
+        "alblake report": alblake_command(args.alblake_src, "report", "--lake", str(lake), "--out",
+                                          str(work / "report.html")),
+        "alblake query overview": alblake_command(args.alblake_src, "query", "overview", "--lake", str(lake)),
+    }
+    if args.alblake_src is None:
+        commands["alblake sql, one hour"] = alblake_command(
+            None, "sql", "SELECT count(*) FROM alb_logs", "--lake", str(lake), *hour
+        )
+    for extra in args.also:
+        commands[f"alblake {extra}"] = alblake_command(args.alblake_src, *shlex.split(extra), "--lake", str(lake))
+    best = dict.fromkeys(commands, float("inf"))
+    for _ in range(args.repeats):
+        for name, command in commands.items():
+            best[name] = min(best[name], seconds(command))
+    base = best["plain DuckDB (12 queries)"]
+    print(f"{len(files)} visible files; best of {args.repeats}, each a fresh process")
+    for name, value in best.items():
+        print(f"{name:<28} {value:7.3f} s  {value / base:5.2f}x")
+    print("target: alblake report <= 1.25x plain DuckDB")
+
+
+if __name__ == "__main__":
+    main()
