@@ -7,8 +7,8 @@ fires on it, and the commands that find it. Prints the transcript (markdown) the
 3. The log-derived metrics the ingest function would publish for the last 30 minutes
    (``alblake.service.log_metrics``), and the ``RouteErrorShareAlarm`` rule of template.yaml evaluated on them:
    the largest route 5xx share per 5-minute period above 20% in two of the last three periods.
-4. ``alblake triage --since 30m``, then ``alblake query errors_by_route`` and ``alblake triage --where`` on the
-   502s to dig in.
+4. ``alblake triage --since 30m``, then ``alblake query errors_by_route``, ``alblake sql`` and ``alblake triage
+   --where`` on the 502s to dig in.
 
 Usage: ``python scripts/walkthrough.py --out DIR [--now 2026-11-24T03:00:00Z] [--per-second 10]``. ``--now``
 defaults to the clock; the README's transcript pins it at 03:00 (and so passes ``--now`` to ``--since``).
@@ -31,6 +31,11 @@ from alblake.service.log_metrics import LogMetricsSettings, metric_documents
 
 TARGET = "10.0.3.21:9000"
 THRESHOLD = 20.0  # template.yaml RouteErrorPercentThreshold's default
+DIG = (
+    "SELECT target_ip || ':' || CAST(target_port AS VARCHAR) AS target, elb_status_code, "
+    "lambda_error_reason AS error_reason, count(*) AS requests, min(time) AS first, max(time) AS last "
+    "FROM alb_logs WHERE elb_status_code >= 500 GROUP BY 1, 2, 3 ORDER BY requests DESC LIMIT 5"
+)
 
 
 def _run(out: Path, *args: str) -> str:
@@ -83,6 +88,7 @@ def main() -> None:
     incident = FailingTarget(TARGET, now - timedelta(minutes=25), minutes=20)
     logs = write_traffic(out / "logs", end=now, hours=args.hours, per_second=args.per_second, incidents=[incident])
     pinned = ["--now", now.strftime("%Y-%m-%dT%H:%M:%SZ")] if args.now else []
+    last_30 = ["--since", f"{now - timedelta(minutes=30):%Y-%m-%dT%H:%MZ}", "--until", f"{now:%Y-%m-%dT%H:%MZ}"]
     transcript = [
         f"<!-- scripts/walkthrough.py --out {out.name} {' '.join(pinned)} --per-second {args.per_second:g} -->",
         "```",
@@ -95,7 +101,10 @@ def main() -> None:
         _run(out, "triage", "--lake", "lake", "--since", "30m", *pinned).rstrip(),
         "```",
         "```",
-        "\n".join(_run(out, "query", "errors_by_route", "--lake", "lake").splitlines()[:7]),
+        _run(out, "query", "errors_by_route", "--lake", "lake", *last_30, "--limit", "5").rstrip(),
+        "```",
+        "```",
+        _run(out, "sql", "--lake", "lake", *last_30, DIG).rstrip(),
         "```",
         "```",
         _run(out, "triage", "--lake", "lake", "--since", "30m", *pinned, "--where", "elb_status_code = 502",
