@@ -39,7 +39,11 @@ FROM_OUTPUTS = {
 }
 INGEST_FROM_OUTPUTS = {**FROM_OUTPUTS, "QUICKSIGHT_DATASET_ID": "QuickSightDataSetId"}
 # Environment variable -> stack parameter.
-INGEST_FROM_PARAMETERS = {"QUICKSIGHT_MIN_REFRESH_MINUTES": "QuickSightMinRefreshMinutes"}
+INGEST_FROM_PARAMETERS = {
+    "QUICKSIGHT_MIN_REFRESH_MINUTES": "QuickSightMinRefreshMinutes",
+    "LOG_METRICS": "EnableLogMetrics",
+    "LOG_METRICS_MAX_AGE_MINUTES": "LogMetricsMaxAgeMinutes",
+}
 COMPACT_FROM_PARAMETERS = {
     "COMPACT_OLDER_THAN_MINUTES": "CompactOlderThanMinutes",
     "COMPACT_GRACE_MINUTES": "CompactGraceMinutes",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from alblake.ingest.core import IngestedObject, ingest_object
+from alblake.lake.derived import default_derived_tables
 from alblake.lake.generational import open_lake
 from alblake.lake.local import LocalStore
 
@@ -31,4 +32,7 @@ def quarantine_file(path: Path) -> tuple[list[dict[str, object]], dict[str, obje
 
 
 def lake_files(lake: Path) -> list[str]:
-    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file())
+    """The lake's files, without the derived tables' siblings of its data files (tested with those tables)."""
+    derived = tuple(table.prefix for table in default_derived_tables())
+    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*")
+                  if p.is_file() and not str(p.relative_to(lake)).startswith(derived))

@@ -37,7 +37,7 @@ class World:
     logger: RecordingLogger
 
     def rows(self) -> int:
-        files = [v for k, v in self.store.objects.items() if k.endswith(".parquet")]
+        files = [v for k, v in self.store.objects.items() if k.startswith("alb_logs/") and k.endswith(".parquet")]
         return sum(pq.read_table(io.BytesIO(v)).num_rows for v in files)
 
 

@@ -106,7 +106,7 @@ def test_empty_lake_report(tmp_path: Path) -> None:
 def test_cli_query_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == [q.name for q in analysis.list_queries()]
+    assert listed == [q.name for q in analysis.named_queries()]
 
 
 def test_cli_query_prints_aligned_table(oracle_lake: Path, oracle_rows: list[Row],

@@ -21,7 +21,7 @@ def test_checked_in_files_are_current() -> None:
 
 
 def _copy_of_generated_files(tmp_path: Path) -> Path:
-    for relative in (schema_render.CURATED_DDL_PATH, schema_render.RAW_DDL_PATH, schema_render.TEMPLATE_PATH):
+    for relative in schema_render.GENERATED_PATHS:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / relative, tmp_path / relative)
     return tmp_path

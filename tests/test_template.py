@@ -232,6 +232,8 @@ CONTRACT_ENV = {
     "QUICKSIGHT_MIN_REFRESH_MINUTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_METRICS",  # log-derived metrics (alblake.service.log_metrics), opt-in
+    "LOG_METRICS_MAX_AGE_MINUTES",
 }
 METRICS = {
     "RowsWritten",
@@ -363,12 +365,14 @@ def test_ingest_policy_is_least_privilege(template: dict[str, Any]) -> None:
         {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/quarantine/*"},
         {"Fn::Sub": "${LakeBucket.Arn}/compaction/*"},
+        {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.ROLLUP_TABLE_NAME}/*"},  # the rollup's siblings of the data files
     ]
     assert "Condition" not in statements["ListLake"]  # a missing partition state must be 404, never 403
     assert "Condition" not in statements["ListAlbLogs"]  # a prefix condition would not turn 403 into 404
     assert statements["SourceManifests"]["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/manifests/*"}
     glue_resources = [r["Fn::Sub"] for r in statements["AddPartitions"]["Resource"]]
-    assert glue_resources[-1].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue_resources[-2].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue_resources[-1].endswith(f":table/${{GlueDatabase}}/{schema.ROLLUP_TABLE_NAME}")
     qs = statements["RefreshDataSet"]
     assert all(r["Fn::Sub"].split(":dataset/")[1].startswith("${AWS::StackName}-alb-logs") for r in qs["Resource"])
 
@@ -409,7 +413,8 @@ def test_alarms_cover_errors_dlq_depth_and_quarantine_rate(template: dict[str, A
     simple = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms.values()}
     assert ("AWS/Lambda", "Errors") in simple
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in simple
-    metric_math = [a["Properties"]["Metrics"] for a in alarms.values() if "Metrics" in a["Properties"]]
+    metric_math = [a["Properties"]["Metrics"] for a in alarms.values()  # the log-derived ones: their own test
+                   if "Metrics" in a["Properties"] and a.get("Condition") != "LogMetricsEnabled"]
     assert len(metric_math) == 1
     stats = {m["Id"]: m["MetricStat"]["Metric"] for m in metric_math[0] if "MetricStat" in m}
     assert {s["MetricName"] for s in stats.values()} == {"LinesQuarantined", "RowsWritten"}
@@ -556,7 +561,8 @@ def test_quicksight_queries_athena_as_a_stack_role_scoped_to_this_stack(template
     writes = {a for st in statements.values() for a in _actions(st) if a.startswith("s3:Put")}
     assert writes == {"s3:PutObject"}
     assert statements["AthenaResults"]["Resource"] == {"Fn::Sub": "${AthenaResultsBucket.Arn}/results/*"}
-    assert statements["LakeRead"]["Resource"] == {"Fn::Sub": f"${{LakeBucket.Arn}}/{schema.TABLE_NAME}/*"}
+    assert statements["LakeRead"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{t}/*"}
+                                                  for t in (schema.TABLE_NAME, schema.ROLLUP_TABLE_NAME)]
     assert "workgroup/${AthenaWorkGroup}" in statements["AthenaWorkGroup"]["Resource"]["Fn::Sub"]
     glue = [r["Fn::Sub"] for r in statements["GlueRead"]["Resource"]]
     assert all("${GlueDatabase}" in r or r.endswith(":catalog") for r in glue)
@@ -867,7 +873,7 @@ def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(templa
     assert params["CompactionSchedule"]["Default"] == "rate(1 hour)"
     (policy,) = fn["Policies"]
     statements = {st["Sid"]: st for st in policy["Statement"]}
-    prefixes = [f"{schema.TABLE_NAME}/", "compaction/"]
+    prefixes = [f"{schema.TABLE_NAME}/", "compaction/", f"{schema.ROLLUP_TABLE_NAME}/"]
     assert statements["CompactLakeObjects"]["Resource"] == [{"Fn::Sub": f"${{LakeBucket.Arn}}/{p}*"} for p in prefixes]
     listing = statements["ListLakePrefixes"]
     assert listing["Action"] == "s3:ListBucket"
@@ -875,7 +881,8 @@ def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(templa
     glue = statements["CompactPartitions"]
     assert glue["Action"] == ["glue:GetTable", "glue:BatchGetPartition", "glue:BatchCreatePartition",
                               "glue:BatchUpdatePartition"]
-    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue["Resource"][-2]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.TABLE_NAME}")
+    assert glue["Resource"][-1]["Fn::Sub"].endswith(f":table/${{GlueDatabase}}/{schema.ROLLUP_TABLE_NAME}")
     log_group = _resource(template, "CompactLogGroup", "AWS::Logs::LogGroup")
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "CompactLogGroup"}

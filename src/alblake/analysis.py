@@ -38,7 +38,9 @@ from alblake.display import unknown_name_message
 from alblake.errors import InputError, LakeStateError
 from alblake.locations import open_lake_at, service_reason
 from alblake.ports import Lake
-from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, TABLE_NAME
+from alblake.rollup.files import visible_rollup
+from alblake.rollup.routes import DUCKDB_MACROS as ROUTE_MACROS
+from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, ROLLUP_ARROW_SCHEMA, ROLLUP_TABLE_NAME, TABLE_NAME
 from alblake.scope import EVERYTHING, Scope
 
 CHART_KINDS = frozenset({"bar", "grouped_bar", "line", "table", "kpi"})
@@ -141,9 +143,24 @@ def list_queries() -> list[Query]:
     return builtin + own
 
 
+def rollup_queries() -> list[Query]:
+    """The named queries of ``sql/rollup/`` (over the rollup, and routes of the curated table): ``alblake query``
+    runs them too; the report does not draw them."""
+    return list(_load_dir(sql_dir() / "rollup"))
+
+
+def named_queries() -> list[Query]:
+    """Every query ``alblake query`` runs: the built-in ones, the rollup's, then the user's (whose names are
+    neither)."""
+    builtin = list(_builtin(sql_dir()))
+    rollup = [q for q in rollup_queries() if q.name not in {b.name for b in builtin}]
+    taken = {q.name for q in builtin + rollup}
+    return builtin + rollup + [q for q in list_queries()[len(builtin) :] if q.name not in taken]
+
+
 def get_query(name: str) -> Query:
     """The named query; ``UnknownQueryError`` naming the closest names when there is none."""
-    queries = list_queries()
+    queries = named_queries()
     for query in queries:
         if query.name == name:
             return query
@@ -184,6 +201,8 @@ def register_view(view: TableView) -> None:
 
 
 register_view(TableView(TABLE_NAME, ARROW_SCHEMA, tuple(PARTITION_KEYS), '"time"', _visible_alb_logs))
+# the per-minute rollup, a derived table of the lake (docs/ROLLUP.md)
+register_view(TableView(ROLLUP_TABLE_NAME, ROLLUP_ARROW_SCHEMA, tuple(PARTITION_KEYS), '"minute"', visible_rollup))
 
 
 def visible_files(lake: Lake, scope: Scope = EVERYTHING, table: str = TABLE_NAME) -> list[str]:
@@ -213,6 +232,8 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
     con.execute("SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.
     con.execute("CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
+    for macro in ROUTE_MACROS:  # regexp_like (Trino's name) for the route template SQL
+        con.execute(macro)
     read: dict[str, list[str]] = {}
     for view in VIEWS.values():
         try:
@@ -320,6 +341,8 @@ def _duckdb_type(arrow_type: pa.DataType) -> str:
              pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
     if pa.types.is_timestamp(arrow_type):
         return "TIMESTAMP WITH TIME ZONE" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_list(arrow_type):  # the rollup's latency sketch
+        return _duckdb_type(arrow_type.value_type) + "[]"
     return kinds.get(arrow_type, "VARCHAR")
 
 

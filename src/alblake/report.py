@@ -23,6 +23,7 @@ from alblake.display import fmt, iso_z
 from alblake.display import is_rate as _is_rate
 from alblake.ports import Lake
 from alblake.scope import EVERYTHING, Scope
+from alblake.triage.section import report_section
 
 # Dashboard order; queries not listed here are appended after these, drawn by their chart kind.
 LAYOUT = (
@@ -316,7 +317,8 @@ def scope_text(scope: Scope) -> str:
 
 
 def build_html(
-    results: dict[str, pa.Table], queries: Sequence[Query], *, source: str, scope: Scope = EVERYTHING
+    results: dict[str, pa.Table], queries: Sequence[Query], *, source: str, scope: Scope = EVERYTHING,
+    sections: Sequence[str] = (),
 ) -> str:
     by_name = {q.name: q for q in queries}
     order = [n for n in LAYOUT if n in by_name] + [q.name for q in queries
@@ -324,6 +326,7 @@ def build_html(
     kpi = next((q for q in queries if q.chart == "kpi"), None)
     parts = [_kpis(results[kpi.name]) if kpi else ""]
     parts += [_card(by_name[name], results[name]) for name in order]
+    parts += list(sections)  # ready-made cards (the triage section)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -354,5 +357,6 @@ def render_report(
         con.close()
     out = Path(out_path)
     named = source if source is not None else str(lake)
-    out.write_text(build_html(results, queries, source=named, scope=scope), encoding="utf-8")
+    sections = [report_section(lake, scope)]  # alblake.triage: the newest 30 minutes against the 24 hours before
+    out.write_text(build_html(results, queries, source=named, scope=scope, sections=sections), encoding="utf-8")
     return out

@@ -148,6 +148,8 @@ _GLUE_TYPES: dict[pa.DataType, str] = {
     pa.int64(): "bigint",
     pa.float64(): "double",
     TIMESTAMP: "timestamp",
+    pa.list_(pa.int32()): "array<int>",
+    pa.list_(pa.int64()): "array<bigint>",
 }
 
 
@@ -182,9 +184,16 @@ def glue_table_input(location: str) -> dict[str, object]:
     Exactly what ``template.yaml`` declares for ``CuratedTable`` (a test compares them); local and test setups
     create the table from this instead of repeating it.
     """
+    description = "ALB access logs as zstd Parquet, partitioned by load balancer, day and hour (UTC)"
+    return _parquet_table_input(TABLE_NAME, description, location, glue_columns())
+
+
+def _parquet_table_input(
+    name: str, description: str, location: str, columns: list[dict[str, str]]
+) -> dict[str, object]:
     return {
-        "Name": TABLE_NAME,
-        "Description": "ALB access logs as zstd Parquet, partitioned by load balancer, day and hour (UTC)",
+        "Name": name,
+        "Description": description,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "ZSTD"},
         "PartitionKeys": glue_partition_keys(),
@@ -196,9 +205,58 @@ def glue_table_input(location: str) -> dict[str, object]:
                 "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
                 "Parameters": {"serialization.format": "1"},
             },
-            "Columns": glue_columns(),
+            "Columns": columns,
         },
     }
+
+
+# ------------------------------------------------------------------------------------------ rollup table
+#
+# ``alb_rollup_1m``: the curated rows summed per minute and a few dimensions (``alblake.rollup.table`` computes
+# it from each data file; docs/ROLLUP.md). Same partitions as the curated table. Dimensions first, then sums.
+
+ROLLUP_TABLE_NAME = "alb_rollup_1m"
+
+ROLLUP_DIMENSIONS: tuple[Column, ...] = (
+    Column("minute", TIMESTAMP, "start of the UTC minute of the requests (their time)"),
+    Column("elb", STRING, "load balancer resource id: app/name/id"),
+    Column("target_group_arn", STRING, "target group ARN; NULL when none"),
+    Column("target_ip", STRING, "target address; NULL when no target"),
+    Column("target_port", pa.int32(), "target port; NULL when no target"),
+    Column("route", STRING, "route template of request_url ({id} for identifiers); (other) beyond the cap"),
+    Column("request_verb", STRING, "HTTP method; (other) for a non-standard one"),
+    Column("elb_status_code", pa.int32(), "status code returned by the load balancer"),
+    Column("target_status_class", STRING, "1xx..5xx of target_status_code; NULL when none"),
+)
+ROLLUP_MEASURES: tuple[Column, ...] = (
+    Column("requests", pa.int64(), "requests"),
+    Column("received_bytes", pa.int64(), "sum of received_bytes"),
+    Column("sent_bytes", pa.int64(), "sum of sent_bytes"),
+    Column("errors_4xx", pa.int64(), "requests with an ELB status code 400-499"),
+    Column("errors_5xx", pa.int64(), "requests with an ELB status code 500-599"),
+    Column("unanswered", pa.int64(), "requests with target_processing_time -1 (not dispatched or no answer)"),
+    Column("with_error_reason", pa.int64(), "requests with an error_reason"),
+    Column("desync_ambiguous", pa.int64(), "requests classified Ambiguous by desync mitigation"),
+    Column("desync_severe", pa.int64(), "requests classified Severe by desync mitigation"),
+    Column("latency_requests", pa.int64(), "requests with target_processing_time >= 0 (those in the sketch)"),
+    Column("latency_sum", pa.float64(), "sum of their target_processing_time, seconds"),
+    Column("latency_max", pa.float64(), "largest target_processing_time, seconds"),
+    Column("latency_buckets", pa.list_(pa.int32()), "latency sketch: log-scale buckets, ascending"),
+    Column("latency_counts", pa.list_(pa.int64()), "latency sketch: requests per bucket"),
+)
+ROLLUP_COLUMNS: tuple[Column, ...] = ROLLUP_DIMENSIONS + ROLLUP_MEASURES
+ROLLUP_ARROW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.arrow_type) for c in ROLLUP_COLUMNS])
+
+
+def rollup_glue_columns() -> list[dict[str, str]]:
+    """The rollup table's columns in the shape of Glue's ``StorageDescriptor.Columns``."""
+    return [{"Name": c.name, "Type": glue_type(c.arrow_type), "Comment": c.comment} for c in ROLLUP_COLUMNS]
+
+
+def rollup_glue_table_input(location: str) -> dict[str, object]:
+    """The rollup table as a Glue ``TableInput`` (what ``template.yaml`` declares for ``RollupTable``)."""
+    description = "ALB requests per minute, load balancer, target, route, verb and status (alblake rollup)"
+    return _parquet_table_input(ROLLUP_TABLE_NAME, description, location, rollup_glue_columns())
 
 
 # ------------------------------------------------------------------------------------------ raw regex

@@ -1,5 +1,6 @@
-"""Artefacts generated from ``alblake.schema``: the Athena DDL in ``sql/ddl/`` and the Glue tables' SerDe and
-column blocks in ``template.yaml``.
+"""Artefacts generated from ``alblake.schema``: the Athena DDL in ``sql/ddl/``, the Glue tables' SerDe and
+column blocks in ``template.yaml``, and the route template query ``sql/rollup/routes.sql`` (from
+``alblake.rollup.routes``, the rules the rollup applies).
 
 ``alblake schema --write`` (``make generate``) rewrites them; ``stale_files`` (run by
 tests/test_schema_generated.py) names the checked-in ones that no longer match the schema. In template.yaml
@@ -13,22 +14,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alblake.errors import InputError
+from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
+from alblake.rollup.sketch import bucket_value_sql
 from alblake.schema import (
     COLUMNS,
     PARTITION_COMMENTS,
     PARTITION_KEYS,
     RAW_LOG_REGEX,
     RAW_TABLE_NAME,
+    ROLLUP_COLUMNS,
+    ROLLUP_TABLE_NAME,
     TABLE_NAME,
     glue_columns,
     glue_type,
     raw_glue_columns,
     raw_glue_type,
+    rollup_glue_columns,
 )
 
 CURATED_DDL_PATH = "sql/ddl/alb_logs.sql"
 RAW_DDL_PATH = "sql/ddl/alb_logs_raw.sql"
+ROLLUP_DDL_PATH = f"sql/ddl/{ROLLUP_TABLE_NAME}.sql"
+ROUTES_SQL_PATH = "sql/rollup/routes.sql"
+LATENCY_SQL_PATH = "sql/rollup/latency_by_route.sql"
 TEMPLATE_PATH = "template.yaml"
+GENERATED_PATHS = (CURATED_DDL_PATH, RAW_DDL_PATH, ROLLUP_DDL_PATH, ROUTES_SQL_PATH, LATENCY_SQL_PATH, TEMPLATE_PATH)
 _NOTICE = "generated from alblake.schema by `make generate` (alblake schema --write); do not edit by hand"
 
 _CURATED_HEADER = f"""\
@@ -89,6 +99,98 @@ def curated_ddl() -> str:
     )
 
 
+_ROLLUP_HEADER = f"""\
+-- Rollup table: the curated requests summed per minute, load balancer, target group, target, route template,
+-- verb, ELB status code and target status class, with a latency sketch (docs/ROLLUP.md).
+--
+-- {_NOTICE}.
+-- alblake writes one rollup file next to every data file of the lake (same partitions), at
+--   s3://<LakeBucket>/{ROLLUP_TABLE_NAME}/elb_name=<lb-name>/day=YYYY-MM-DD/hour=HH/<file>.parquet
+-- and registers its partitions with the curated table's. Placeholders: ${{LakeBucket}}.
+"""
+
+
+def rollup_ddl() -> str:
+    """``sql/ddl/alb_rollup_1m.sql``: the rollup Parquet table."""
+    columns = [(c.name, glue_type(c.arrow_type), c.comment) for c in ROLLUP_COLUMNS]
+    partitions = [(key, "string", PARTITION_COMMENTS[key]) for key in PARTITION_KEYS]
+    return (
+        _ROLLUP_HEADER
+        + f"CREATE EXTERNAL TABLE IF NOT EXISTS {ROLLUP_TABLE_NAME} (\n{_column_lines(columns)}\n)\n"
+        + f"PARTITIONED BY (\n{_column_lines(partitions)}\n)\n"
+        + "STORED AS PARQUET\n"
+        + f"LOCATION 's3://${{LakeBucket}}/{ROLLUP_TABLE_NAME}/'\n"
+        + "TBLPROPERTIES (\n  'parquet.compression' = 'ZSTD',\n  'projection.enabled' = 'false'\n);\n"
+    )
+
+
+def routes_sql() -> str:
+    """``sql/rollup/routes.sql``: requests per route template of the curated table, templated in SQL by the
+    rules the rollup applies (``alblake.rollup.routes``; the rollup also caps routes, this query does not)."""
+    template = route_template_sql("request_url", path="route_path", count="route_segments")
+    return (
+        "-- title: Requests per route template (curated table)\n"
+        "-- description: request_url as a route template ({id} for identifiers, no query string), computed in\n"
+        "--   SQL from the rules of alblake.rollup.routes: the rollup's routes, without its cap. The same text\n"
+        "--   runs on Athena (Java regular expressions) and DuckDB (RE2; alblake defines regexp_like there).\n"
+        f"--   {_NOTICE}.\n"
+        "-- chart: table\n"
+        "SELECT route, sum(requests) AS requests\n"
+        "FROM (\n"
+        f"  SELECT {template} AS route, requests\n"
+        "  FROM (\n"
+        f"    SELECT request_url, route_path, {segment_count_sql('route_path')} AS route_segments, requests\n"
+        "    FROM (\n"
+        f"      SELECT {route_path_sql('request_url')} AS route_path, request_url, count(*) AS requests\n"
+        f"      FROM {TABLE_NAME}\n"
+        "      GROUP BY request_url\n"
+        "    ) AS urls\n"
+        "  ) AS paths\n"
+        ") AS routes\n"
+        "GROUP BY route\n"
+        "ORDER BY requests DESC, route ASC\n"
+    )
+
+
+def latency_by_route_sql() -> str:
+    """``sql/rollup/latency_by_route.sql``: p50/p95/p99 per route, merged from the rollup's sketches (the bucket
+    values are ``alblake.rollup.sketch``'s, hence generated)."""
+    values = {p: bucket_value_sql(f"p{p}_bucket") for p in ("50", "95", "99")}
+    return (
+        "-- title: Target latency p50 / p95 / p99 per route template (rollup)\n"
+        "-- description: Percentiles of target_processing_time per route template, merged from the rollup's\n"
+        "--   latency sketches: within 1% of the exact nearest-rank percentile (docs/ROLLUP.md). The same text runs\n"
+        "--   on Athena and DuckDB; for a window, filter the rollup rows on minute (and day, for Athena).\n"
+        f"--   {_NOTICE}.\n"
+        "-- chart: grouped_bar\n"
+        "-- x: route\n"
+        "-- y: p50, p95, p99\n"
+        "WITH cells AS (\n"
+        "  SELECT coalesce(r.route, '-') AS route, u.bucket AS bucket, sum(r.latency_counts[u.i]) AS n\n"
+        f"  FROM {ROLLUP_TABLE_NAME} r CROSS JOIN UNNEST(r.latency_buckets) WITH ORDINALITY AS u(bucket, i)\n"
+        "  GROUP BY coalesce(r.route, '-'), u.bucket\n"
+        "), cumulative AS (\n"
+        "  SELECT route, bucket,\n"
+        "         sum(n) OVER (PARTITION BY route ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)\n"
+        "           AS upto,\n"
+        "         sum(n) OVER (PARTITION BY route) AS total\n"
+        "  FROM cells\n"
+        "), buckets AS (\n"
+        "  SELECT route, max(total) AS requests,\n"
+        "         min(CASE WHEN 1000 * upto >= 500 * total THEN bucket END) AS p50_bucket,\n"
+        "         min(CASE WHEN 1000 * upto >= 950 * total THEN bucket END) AS p95_bucket,\n"
+        "         min(CASE WHEN 1000 * upto >= 990 * total THEN bucket END) AS p99_bucket\n"
+        "  FROM cumulative GROUP BY route\n"
+        ")\n"
+        "SELECT route, CAST(requests AS BIGINT) AS requests,\n"
+        f"       {values['50']} AS p50,\n"
+        f"       {values['95']} AS p95,\n"
+        f"       {values['99']} AS p99\n"
+        "FROM buckets\n"
+        "ORDER BY p95 DESC, route ASC\n"
+    )
+
+
 def raw_ddl() -> str:
     """``sql/ddl/alb_logs_raw.sql``: the RegexSerDe table over the log bucket."""
     columns = [(c.name, raw_glue_type(c.arrow_type), c.comment) for c in COLUMNS]
@@ -136,6 +238,12 @@ def raw_serde_block(indent: int = 10) -> list[str]:
     return _serde_block("org.apache.hadoop.hive.serde2.RegexSerDe", [regex], raw_glue_columns(), indent)
 
 
+def rollup_serde_block(indent: int = 10) -> list[str]:
+    """``RollupTable``'s SerdeInfo and Columns in template.yaml (``schema.rollup_glue_table_input`` has the same)."""
+    library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    return _serde_block(library, [], rollup_glue_columns(), indent)
+
+
 def _serde_block(library: str, parameters: list[str], columns: list[dict[str, str]], indent: int) -> list[str]:
     pad = " " * indent
     return [
@@ -152,6 +260,7 @@ def _serde_block(library: str, parameters: list[str], columns: list[dict[str, st
 TEMPLATE_BLOCKS: dict[str, Callable[[int], list[str]]] = {
     "CuratedTable SerDe and columns": curated_serde_block,
     "RawTable SerDe and columns": raw_serde_block,
+    "RollupTable SerDe and columns": rollup_serde_block,
 }
 
 
@@ -180,6 +289,9 @@ def generated_files(root: Path) -> dict[Path, str]:
     return {
         root / CURATED_DDL_PATH: curated_ddl(),
         root / RAW_DDL_PATH: raw_ddl(),
+        root / ROLLUP_DDL_PATH: rollup_ddl(),
+        root / ROUTES_SQL_PATH: routes_sql(),
+        root / LATENCY_SQL_PATH: latency_by_route_sql(),
         template: render_template(template.read_text(encoding="utf-8")),
     }
 
@@ -198,5 +310,6 @@ def write_generated(root: Path) -> list[Path]:
     stale = stale_files(root)
     contents = generated_files(root)
     for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(contents[path], encoding="utf-8")
     return stale

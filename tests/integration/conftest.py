@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from alblake.lake.derived import default_derived_tables
 from alblake.schema import ARROW_SCHEMA
 from scripts.moto_lake import (
     ACCOUNT,
@@ -92,10 +93,15 @@ class Aws:
     def put_log(self, key: str, body: bytes, bucket: str = LOG_BUCKET) -> None:
         self.s3.put_object(Bucket=bucket, Key=key, Body=body)
 
-    def lake_keys(self, prefix: str = "") -> list[str]:
+    def lake_keys(self, prefix: str = "", *, derived: bool = False) -> list[str]:
+        """The lake bucket's keys under ``prefix``; without the derived tables' siblings of the data files unless
+        ``derived``."""
         keys: list[str] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET, Prefix=prefix):
             keys.extend(o["Key"] for o in page.get("Contents", []))
+        if not derived:
+            tables = [table.prefix for table in default_derived_tables()]
+            keys = [k for k in keys if not any(k.startswith(t) or f"/{t}" in k for t in tables)]
         return sorted(keys)
 
     def read_parquet(self, key: str) -> pa.Table:

@@ -39,7 +39,7 @@ local_env = _load_script()
 def _stack_template(with_compaction: bool = True) -> dict[str, Any]:
     """A deployable stand-in: the real template's parameters (defaults) and the outputs the script reads."""
     real = load_template()
-    used = {"QuickSightMinRefreshMinutes", "CompactOlderThanMinutes", "CompactGraceMinutes"}
+    used = {*local_env.INGEST_FROM_PARAMETERS.values(), *local_env.COMPACT_FROM_PARAMETERS.values()}
     parameters = {name: {"Type": "String", "Default": str(real["Parameters"][name]["Default"])} for name in used}
     outputs = {
         "LakeBucketName": {"Value": {"Ref": "LakeBucket"}},
@@ -98,6 +98,8 @@ def test_writes_the_env_vars_template_yaml_gives_each_function(cloudformation: A
         "GLUE_TABLE": "alb_logs",
         "QUICKSIGHT_DATASET_ID": f"{STACK}-alb-logs",
         "QUICKSIGHT_MIN_REFRESH_MINUTES": "90",
+        "LOG_METRICS": "false",
+        "LOG_METRICS_MAX_AGE_MINUTES": "180",
         "POWERTOOLS_SERVICE_NAME": "alblake-ingest",
         "POWERTOOLS_METRICS_NAMESPACE": "AlbLake",
     }

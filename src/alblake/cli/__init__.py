@@ -105,7 +105,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 WORKFLOW = (
-    "sample", "ingest", "status", "query", "sql", "report", "files", "shell", "compact", "repair", "replay",
+    "sample", "ingest", "status", "query", "sql", "triage", "report", "files", "shell", "compact", "repair", "replay",
     "backfill", "schema",
 )
 DESCRIPTION = """ALB access logs -> a partitioned Parquet lake you can query (locally with DuckDB, on AWS with Athena).
@@ -138,13 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         "schema": schema.register,
     }
     try:
-        from alblake.cli import analysis
+        from alblake.cli import analysis, triage
     except ImportError:  # analysis extras (duckdb) not installed
         pass
     else:
         registrars.update(
             query=analysis.register_query, sql=analysis.register_sql, report=analysis.register_report,
-            files=analysis.register_files, shell=analysis.register_shell,
+            files=analysis.register_files, shell=analysis.register_shell, triage=triage.register,
         )
     for name in [n for n in WORKFLOW if n in registrars] + [n for n in registrars if n not in WORKFLOW]:
         registrars[name](commands)

@@ -22,6 +22,7 @@ from alblake.analysis import (
     execute,
     get_query,
     list_queries,
+    named_queries,
     user_query_dir,
     visible_files,
 )
@@ -77,7 +78,7 @@ def _run_athena(sql: str, args: argparse.Namespace) -> pa.Table:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     if args.list or not args.name:
-        queries = list_queries()
+        queries = named_queries()
         width = max(len(q.name) for q in queries)
         for q in queries:
             print(f"{q.name.ljust(width)}  {printable(q.title)}")

@@ -28,6 +28,15 @@ ARTEFACTS: dict[str, tuple[str, Callable[[], str]]] = {
         lambda: "\n".join(schema_render.yaml_columns(schema.raw_glue_columns())) + "\n",
     ),
     "regex": ("the raw table's RegexSerDe input.regex", lambda: schema.RAW_LOG_REGEX + "\n"),
+    "rollup-ddl": ("Athena DDL of the rollup table (sql/ddl/alb_rollup_1m.sql)", schema_render.rollup_ddl),
+    "rollup-glue-columns": (
+        "the rollup table's Glue columns as YAML (template.yaml RollupTable)",
+        lambda: "\n".join(schema_render.yaml_columns(schema.rollup_glue_columns())) + "\n",
+    ),
+    "routes-sql": (
+        "requests per route template of the curated table (sql/rollup/routes.sql)",
+        schema_render.routes_sql,
+    ),
 }
 
 

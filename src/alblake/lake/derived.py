@@ -48,4 +48,6 @@ def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
 def default_derived_tables() -> list[DerivedTable]:
     """The derived tables every lake keeps, in every writer (the CLI and both functions): one list, so that no
     writer leaves data files without their siblings."""
-    return []
+    from alblake.rollup.table import ROLLUP  # the per-minute rollup (docs/ROLLUP.md)
+
+    return [ROLLUP]

@@ -42,6 +42,7 @@ from alblake.keys import AccessLogKey, classify_key
 from alblake.ports import Lake, LoggerLike, MetricsSink, ObjectReader, Refresher, RefreshResult
 from alblake.s3_urls import s3_url
 from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
+from alblake.service.log_metrics import with_log_metrics
 from alblake.service.refresh import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus
 
 
@@ -299,7 +300,7 @@ def build_pipeline(
     return IngestPipeline(
         config=config,
         reader=S3ObjectReader(s3),
-        lake=open_deployed_lake(config, s3=s3, glue=glue),
+        lake=with_log_metrics(open_deployed_lake(config, s3=s3, glue=glue)),  # EMF metrics when LOG_METRICS is on
         refresher=SpiceRefresher(
             quicksight if config.quicksight_dataset_id else None,
             config.quicksight_dataset_id,

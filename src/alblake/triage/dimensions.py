@@ -1,0 +1,128 @@
+"""The dimensions triage compares, each as one SQL expression (the same text on Athena and DuckDB) and, for the
+derived ones, a Python twin that tests hold equal to it.
+
+A dimension's value is never NULL: an absent value is ``-`` (a plain-HTTP request has TLS protocol ``-``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from alblake.rollup.routes import OTHER_ROUTE
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """``curated``: its expression over ``alb_logs``; ``rollup``: over ``alb_rollup_1m`` (None: not in the rollup)."""
+
+    name: str
+    curated: str
+    rollup: str | None
+    label: str
+
+
+# ------------------------------------------------------------------------------------------ client network
+
+
+def client_network(ip: str | None) -> str:
+    """The client's network: ``a.b.c.0/24`` for IPv4, the first three groups ``/48`` for IPv6 (as logged, groups
+    after a ``::`` being zero), ``-`` when absent."""
+    if ip is None:
+        return "-"
+    if ":" not in ip:
+        parts = ip.split(".")
+        return ".".join(([*parts, "", "", ""])[:3]) + ".0/24"
+    head = ip.split("::", 1)[0] if "::" in ip else ip
+    groups = head.split(":") if head else []
+    return ":".join(([*groups, "0", "0", "0"])[:3]) + "::/48"
+
+
+def _split(text: str, sep: str, index: int) -> str:
+    return f"coalesce(split_part({text}, '{sep}', {index}), '')"
+
+
+def client_network_sql(ip: str = "client_ip") -> str:
+    v4 = " || '.' || ".join(_split(ip, ".", i) for i in (1, 2, 3)) + " || '.0/24'"
+    head = f"CASE WHEN strpos({ip}, '::') > 0 THEN split_part({ip}, '::', 1) ELSE {ip} END"
+    count = f"CASE WHEN ({head}) = '' THEN 0 ELSE length({head}) - length(replace({head}, ':', '')) + 1 END"
+    groups = [f"CASE WHEN {count} >= {i} THEN {_split(head, ':', i)} ELSE '0' END" for i in (1, 2, 3)]
+    v6 = " || ':' || ".join(groups) + " || '::/48'"
+    return f"CASE WHEN {ip} IS NULL THEN '-' WHEN strpos({ip}, ':') = 0 THEN {v4} ELSE {v6} END"
+
+
+# ------------------------------------------------------------------------------------- user agent family
+
+# (family, LIKE patterns over the lower-cased user agent): the first family with a matching pattern wins.
+UA_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ELB-HealthChecker", ("elb-healthchecker/%",)),
+    ("Googlebot", ("%googlebot%",)),
+    ("bingbot", ("%bingbot%",)),
+    ("other bot", ("%bot%", "%crawler%", "%spider%", "%zgrab%", "%scanner%")),
+    ("curl", ("curl/%",)),
+    ("Wget", ("wget/%",)),
+    ("python-requests", ("python-requests/%",)),
+    ("Python", ("python%",)),
+    ("Go-http-client", ("go-http-client/%",)),
+    ("okhttp", ("okhttp/%",)),
+    ("Java", ("java/%", "apache-httpclient/%")),
+    ("AWS SDK", ("aws-sdk-%", "boto3/%", "botocore/%")),
+    ("axios", ("axios/%",)),
+    ("node", ("node-fetch/%", "node/%", "undici%")),
+    ("Postman", ("postmanruntime/%",)),
+    ("Edge", ("%edg/%",)),
+    ("Opera", ("%opr/%",)),
+    ("Firefox", ("%firefox/%",)),
+    ("Chrome", ("%chrome/%", "%crios/%")),
+    ("Safari", ("%safari/%",)),
+    ("other browser", ("mozilla/%",)),
+)
+OTHER_AGENT = "other"
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "%" else re.escape(c) for c in pattern), re.DOTALL)
+
+
+_UA_REGEXES = tuple((family, tuple(_like(p) for p in patterns)) for family, patterns in UA_FAMILIES)
+
+
+def user_agent_family(agent: str | None) -> str:
+    if agent is None:
+        return "-"
+    lowered = agent.lower()
+    for family, regexes in _UA_REGEXES:
+        if any(r.fullmatch(lowered) for r in regexes):
+            return family
+    return OTHER_AGENT
+
+
+def user_agent_family_sql(agent: str = "user_agent") -> str:
+    lowered = f"lower({agent})"
+    cases = []
+    for family, patterns in UA_FAMILIES:
+        test = " OR ".join(f"{lowered} LIKE '{p}'" for p in patterns)
+        cases.append(f"WHEN {test} THEN '{family}'")
+    return f"CASE WHEN {agent} IS NULL THEN '-' {' '.join(cases)} ELSE '{OTHER_AGENT}' END"
+
+
+# ------------------------------------------------------------------------------------------- the list
+
+_TARGET = "CASE WHEN target_ip IS NULL THEN '-' ELSE target_ip || ':' || CAST(target_port AS VARCHAR) END"
+_TARGET_GROUP = "coalesce(nullif(split_part(target_group_arn, '/', 2), ''), '-')"
+
+DIMENSIONS: tuple[Dimension, ...] = (
+    Dimension("target", _TARGET, _TARGET, "target ip:port"),
+    Dimension("route", "route", "coalesce(route, '-')", "route template"),
+    Dimension("verb", "coalesce(request_verb, '-')", "coalesce(request_verb, '-')", "HTTP verb"),
+    Dimension("target_group", _TARGET_GROUP, _TARGET_GROUP, "target group"),
+    Dimension("client_network", client_network_sql(), None, "client network (/24, /48)"),
+    Dimension("user_agent", user_agent_family_sql(), None, "user-agent family"),
+    Dimension("error_reason", "coalesce(lambda_error_reason, '-')", None, "error_reason"),
+    Dimension("classification", "coalesce(classification, '-')", None, "desync classification"),
+    Dimension("tls_protocol", "coalesce(ssl_protocol, '-')", None, "TLS protocol"),
+    Dimension("domain", "coalesce(domain_name, '-')", None, "domain (SNI)"),
+)
+ALL = Dimension("all", "'(all)'", "'(all)'", "all requests")
+NAMES = tuple(d.name for d in DIMENSIONS)
+FOLDED_ROUTE = OTHER_ROUTE

@@ -1,0 +1,33 @@
+"""The triage section of ``alblake report``: the lake's last 30 minutes of data against the 24 hours before."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from alblake.locations import open_lake_at
+from alblake.ports import Lake
+from alblake.scope import EVERYTHING, Scope
+from alblake.triage import make_window, run_triage
+from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.render import html_section
+
+WINDOW = timedelta(minutes=30)
+BASELINE = timedelta(hours=24)
+
+
+def report_section(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> str:
+    """An HTML card: triage of the newest 30 minutes in the lake's part ``scope`` (the lake may be old: not "now";
+    the baseline is what the scope holds of the 24 hours before)."""
+    opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
+    with local_sql(opened, scope) as run:
+        latest = run('SELECT max("time") AS latest FROM alb_logs').column("latest")[0].as_py()
+        if latest is None:
+            return ('<section class="card wide" id="q-triage" data-rows="0"><h2>Triage</h2>'
+                    '<p class="muted">no data</p></section>')
+        end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        window = make_window(start=end - WINDOW, end=end, baseline=BASELINE)
+        gaps = rollup_gaps(opened, window)
+        notes = [f"{len(gaps)} data files of these hours have no rollup file: read the curated table"] if gaps else []
+        result = run_triage(run, window, engine="duckdb", use_rollup=not gaps, notes=notes)
+    return html_section(result, f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)")

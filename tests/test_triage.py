@@ -1,0 +1,207 @@
+"""alblake triage on a generated day with injected incidents: the failing target and the slowed route come out on
+top, from the rollup and from the curated table alike; the SQL is one text for Athena and DuckDB."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlglot
+from sqlglot import expressions as exp
+
+from alblake.cli import main
+from alblake.lake.generational import open_local_lake
+from alblake.triage import TriageInputError, TriageResult, make_window, parse_duration, parse_time, run_triage
+from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.query import build_query
+from alblake.triage.where import parse_where
+from tests.triage_fixtures import FAILING, SLOW, SLOW_ROUTE, incident_lake, window_of
+
+__all__ = ["incident_lake"]  # fixture
+
+
+def triage(lake: Path, start: datetime, end: datetime, where: str | None = None, **options: object) -> TriageResult:
+    window = make_window(start=start, end=end)
+    with local_sql(open_local_lake(lake)) as run:
+        return run_triage(run, window, parse_where(where) if where else None, engine="duckdb", **options)  # type: ignore[arg-type]
+
+
+def test_a_failing_target_comes_out_on_top(incident_lake: Path) -> None:
+    result = triage(incident_lake, *window_of(FAILING))
+    top = result.findings[0]
+    assert (top.signal, top.dimension, top.value) == ("errors", "target", FAILING.target)
+    assert top.source == "rollup"
+    assert top.window_hits == top.window_requests > 30  # every request it got in the window was a 502
+    assert top.baseline_hits < top.baseline_requests * 0.01
+    assert top.score > 0.8 * top.window_hits
+    overall = result.overall
+    assert overall["w_hits"] >= top.window_hits and overall["b_hits"] < overall["b_requests"] * 0.01
+    # a dimension with one value (the domain) carries the excess only in proportion: never a finding
+    assert all(f.dimension != "domain" for f in result.findings)
+
+
+def test_a_slow_route_comes_out_on_top(incident_lake: Path) -> None:
+    result = triage(incident_lake, *window_of(SLOW))
+    top = result.findings[0]
+    assert (top.signal, top.dimension, top.value) == ("latency", "route", SLOW_ROUTE)
+    assert top.window_p95 is not None and top.baseline_p95 is not None
+    assert top.window_p95 > 10 * top.baseline_p95
+    assert top.window_slow > 0.8 * top.window_latency
+
+
+def test_a_where_selection_names_the_target(incident_lake: Path) -> None:
+    for where in ("elb_status_code >= 500", "elb_status_code = 502 OR lower(user_agent) LIKE 'nobody'"):
+        result = triage(incident_lake, *window_of(FAILING), where)
+        top = result.findings[0]
+        assert (top.signal, top.dimension, top.value) == ("selection", "target", FAILING.target), where
+    assert parse_where("elb_status_code >= 500").rollup_ready
+    assert not parse_where("lower(user_agent) LIKE 'x'").rollup_ready
+
+
+def test_rollup_and_curated_table_give_the_same_counts(incident_lake: Path) -> None:
+    """The rollup's exactness seen from triage: every count of the dimensions it answers equals the curated
+    table's (percentiles may differ where a time sits on a bucket edge)."""
+    for incident in (FAILING, SLOW):
+        rollup = triage(incident_lake, *window_of(incident), top=50)
+        curated = triage(incident_lake, *window_of(incident), top=50, use_rollup=False)
+        assert rollup.query.from_rollup and not curated.query.from_rollup
+        counts = ("window_requests", "window_hits", "baseline_requests", "baseline_hits", "window_latency",
+                  "baseline_latency")
+        by_key = {(f.signal, f.dimension, f.value): f for f in curated.findings}
+        compared = 0
+        for finding in rollup.findings:
+            twin = by_key.get((finding.signal, finding.dimension, finding.value))
+            if twin is not None:
+                assert [getattr(finding, c) for c in counts] == [getattr(twin, c) for c in counts]
+                compared += 1
+        assert compared >= 5
+        assert rollup.findings[0].value == curated.findings[0].value
+        assert {k: rollup.overall[k] for k in ("w_requests", "w_hits", "b_requests", "b_hits")} == {
+            k: curated.overall[k] for k in ("w_requests", "w_hits", "b_requests", "b_hits")}
+
+
+def test_nothing_stands_out_in_a_quiet_window(incident_lake: Path) -> None:
+    result = triage(incident_lake, datetime(2026, 11, 24, 3, 0, tzinfo=UTC), datetime(2026, 11, 24, 3, 20, tzinfo=UTC))
+    assert all(f.score < 15 for f in result.findings)
+
+
+# ------------------------------------------------------------------------------------------------ SQL
+
+TRINO_FUNCTIONS = {
+    "coalesce", "nullif", "split_part", "substr", "length", "replace", "strpos", "regexp_like", "lower", "ceil",
+    "ln", "power", "sum", "count", "min", "max", "row_number", "cast",
+}
+_KEYWORDS = {"and", "or", "not", "in", "as", "from", "when", "then", "else", "over", "by", "exists", "on", "values",
+             "unnest", "join", "end"}
+
+
+@pytest.mark.parametrize("where", [None, "elb_status_code >= 500", "lower(user_agent) LIKE '%bot%'"])
+@pytest.mark.parametrize("use_rollup", [True, False])
+def test_the_sql_is_one_text_for_trino_and_duckdb(where: str | None, use_rollup: bool) -> None:
+    window = make_window(start=datetime(2026, 11, 24, 8, tzinfo=UTC), end=datetime(2026, 11, 24, 8, 20, tzinfo=UTC))
+    query = build_query(window, parse_where(where) if where else None, use_rollup=use_rollup)
+    called = {m.lower() for m in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", query.sql)} - _KEYWORDS
+    called -= {"u", "d", "rollup_rows", "urls"}  # aliases with column lists: u(bucket, i), d(dim)
+    assert called <= TRINO_FUNCTIONS, called - TRINO_FUNCTIONS
+    for dialect in ("trino", "duckdb"):
+        tree = sqlglot.parse_one(query.sql, read=dialect)
+        tables = {t.name for t in tree.find_all(exp.Table) if t.name}
+        assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_rows", "curated_rows", "route_urls", "route_paths",
+                          "route_map", "cells", "totals", "dim_totals", "hist", "cumulative", "percentiles", "slow",
+                          "scored", "shared", "ranked", "rollup_counts", "rollup_latency", "curated_cells"}
+    trino = sqlglot.parse_one(query.sql, read="trino")
+    assert [f.name for f in trino.find_all(exp.Anonymous)] == []
+    assert "day >= '2026-11-23' AND day <= '2026-11-24'" in query.sql  # partitions pruned on Athena
+    assert ("alb_rollup_1m" in query.sql) == (use_rollup and where != "lower(user_agent) LIKE '%bot%'")
+
+
+# ------------------------------------------------------------------------------------------- windows
+
+
+def test_windows_and_durations() -> None:
+    now = datetime(2026, 11, 24, 8, 17, 42, tzinfo=UTC)
+    window = make_window(since=parse_duration("30m"), now=now)
+    assert (window.start, window.end) == (datetime(2026, 11, 24, 7, 47, tzinfo=UTC), datetime(2026, 11, 24, 8, 17,
+                                                                                               tzinfo=UTC))
+    assert window.baseline_start == window.start - timedelta(hours=24)
+    assert parse_duration("2h") == timedelta(hours=2) and parse_duration("1.5d") == timedelta(hours=36)
+    assert parse_time("2026-11-24T08:00:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    assert parse_time("2026-11-24T09:00:00+01:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    for bad in ("30", "5x", "10s", ""):
+        with pytest.raises(TriageInputError):
+            parse_duration(bad)
+    with pytest.raises(TriageInputError, match="before it starts"):
+        make_window(start=now, end=now - timedelta(hours=1))
+    with pytest.raises(TriageInputError, match="not both"):
+        make_window(since=timedelta(hours=1), start=now, end=now)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--since", "thirty"], "a duration is"),
+    (["--from", "2026-11-24T08:00"], "--from and --to go together"),
+    (["--from", "yesterday", "--to", "today"], "not a time"),
+    (["--since", "30m", "--baseline", "1s"], "at least a minute"),
+])
+def test_cli_refuses_unusable_windows(args: list[str], message: str, incident_lake: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triage", "--lake", str(incident_lake), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _cli(lake: Path, start: datetime, end: datetime, *extra: str, capsys: pytest.CaptureFixture[str]) -> str:
+    code = main(["triage", "--lake", str(lake), "--from", start.isoformat(), "--to", end.isoformat(), *extra])
+    out = capsys.readouterr().out
+    assert code == 0
+    return out
+
+
+def test_cli_prints_the_table_json_and_csv(incident_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    start, end = window_of(FAILING)
+    text = _cli(incident_lake, start, end, capsys=capsys)
+    lines = text.splitlines()
+    first = next(line for line in lines if line.strip().startswith("1 "))
+    assert FAILING.target in first and "errors" in first and "of" in first
+    assert any(line.startswith("window ") for line in lines) and "rollup (target, route" in text
+    body = json.loads(_cli(incident_lake, start, end, "--json", capsys=capsys))
+    assert body["findings"][0]["value"] == FAILING.target and body["sources"]["client_network"] == "curated"
+    assert body["window"]["start"].startswith("2026-11-24T08:00")
+    rows = list(csv.DictReader(io.StringIO(_cli(incident_lake, start, end, "--csv", "--top", "3", capsys=capsys))))
+    assert len(rows) == 3 and rows[0]["value"] == FAILING.target and rows[0]["rank"] == "1"
+    sql = _cli(incident_lake, start, end, "--sql", capsys=capsys)
+    assert sql.startswith("WITH ") and "alb_rollup_1m" in sql
+
+
+def test_cli_jsonl_and_a_window_without_requests(incident_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    start, end = window_of(FAILING)
+    lines = _cli(incident_lake, start, end, "--format", "jsonl", "--top", "2", capsys=capsys).splitlines()
+    assert [json.loads(line)["rank"] for line in lines] == [1, 2]
+    assert json.loads(lines[0])["value"] == FAILING.target
+    later = end + timedelta(days=30)  # after the lake's last row: says so, not "nothing stands out"
+    text = _cli(incident_lake, later, later + timedelta(minutes=30), capsys=capsys)
+    assert "the window holds no requests" in text and "alblake status" in text and "nothing stands out" not in text
+
+
+def test_a_lake_written_before_the_rollup_reads_the_curated_table(incident_lake: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    lake = tmp_path / "lake"
+    shutil.copytree(incident_lake, lake)
+    removed = [p for p in (lake / "alb_rollup_1m").rglob("*.parquet") if "hour=08" in str(p)]
+    for path in removed:  # the lake before its rollup existed, for that hour
+        path.unlink()
+    assert removed
+    window = make_window(start=window_of(FAILING)[0], end=window_of(FAILING)[1])
+    assert rollup_gaps(open_local_lake(lake), window)
+    text = _cli(lake, *window_of(FAILING), capsys=capsys)
+    assert "no rollup file" in text and "curated table (target, route" in text
+    assert FAILING.target in next(line for line in text.splitlines() if line.strip().startswith("1 "))
