@@ -214,3 +214,4 @@ def verified_registrar(client: Any, database: str, table: str, lake_location: st
     registrar = GluePartitionRegistrar(client, database, table, expected_location=lake_location)
     registrar.verify()
     return registrar
+

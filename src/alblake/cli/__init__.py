@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alblake.cli import history, lake, schema
+from alblake.cli import history, lake, ops, schema
 from alblake.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema.register(commands)
     history.register(commands)
+    ops.register(commands)
     try:
         from alblake.cli import analysis
     except ImportError:  # analysis extras (duckdb) not installed
