@@ -41,11 +41,12 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from alblake.s3_urls import parse_s3_url
     from alblake.service.backfill import BackfillState, run_backfill, stems_in_lake
 
+    _from_stack(args)
     if args.lake is None and not args.force:
-        print_error("--lake s3://bucket/prefix is needed to skip the objects the lake has (or --force)")
+        print_error("--lake s3://bucket/prefix is needed to skip the objects the lake has (or --force, or --stack)")
         return EXIT_USAGE
     if args.queue is None and not args.dry_run:
-        print_error("--queue URL|NAME is required (or --dry-run)")
+        print_error("--stack NAME or --queue URL|NAME is required (or --dry-run)")
         return EXIT_USAGE
     source = args.inventory or args.source
     selected = object_filter(args)
@@ -79,6 +80,16 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print(f"state           {printable(str(state_path))} (an unfinished run resumes from it; --fresh starts over)")
     return 0
+
+
+def _from_stack(args: argparse.Namespace) -> None:
+    """``--stack NAME``: the stack's ingest queue, and its lake unless ``--lake`` names one."""
+    if getattr(args, "stack", None):
+        from alblake.cli.ops import stack
+
+        outputs = stack(args.stack)
+        args.queue = args.queue or outputs.ingest_queue_url or None
+        args.lake = args.lake or outputs.lake
 
 
 def _default_state_path(args: argparse.Namespace, source: str) -> Path:
@@ -127,6 +138,10 @@ def _replay_through_queue(args: argparse.Namespace, chosen: list[QuarantinedSour
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    _from_stack(args)
+    if args.lake is None:
+        print_error("--lake DIR|s3://bucket/prefix or --stack NAME is required")
+        return EXIT_USAGE
     try:
         open_lake_at(args.lake, glue_database=args.glue_database)
         store = open_store_at(args.lake)
@@ -169,7 +184,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     backfill.add_argument("source", nargs="?", help="s3://log-bucket/prefix to list (ListObjectsV2)")
     backfill.add_argument("--inventory", help="s3://.../manifest.json of an S3 Inventory run, instead of listing")
-    backfill.add_argument("--queue", help="the stack's ingest queue (URL or name)")
+    backfill.add_argument("--stack", metavar="NAME", help="the deployed stack: its ingest queue and lake")
+    backfill.add_argument("--queue", help="the stack's ingest queue (URL or name), instead of --stack")
     add_lake(backfill, required=False, help_text="the lake (s3://bucket/prefix): objects it already has are skipped")
     backfill.add_argument("--force", action="store_true", help="enqueue objects the lake already has too")
     backfill.add_argument("--dry-run", action="store_true", help="only count the objects and bytes")
@@ -182,8 +198,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     backfill.set_defaults(func=_cmd_backfill)
 
     replay = subparsers.add_parser("replay", help="re-ingest the source objects that have quarantined lines")
-    add_lake(replay)
+    add_lake(replay, required=False)
     replay.add_argument("--reason", help="only sources with a quarantine reason containing this text")
+    replay.add_argument("--stack", metavar="NAME", help="the deployed stack: its lake, through its ingest queue")
     replay.add_argument("--queue", help="send s3:// sources to the ingest queue (an AWS lake) instead")
     replay.add_argument("--glue-database", help="register new partitions in this database's alb_logs table")
     replay.add_argument("--source-root", type=Path, help="directory holding AWSLogs/ for sources ingested from one")
