@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from alblake.ingest.selection import Failure, LogObject
 from alblake.lake.compaction import CompactionOptions, CompactionReport, compact
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.repair import find_damage, forget_lost_files, forget_missing, rebuild_state, sources_of
-from alblake.lake.status import format_status, lake_status
+from alblake.lake.status import format_status, lake_status, stale_balancers
 from alblake.locations import LakeLocationError, existing_object, open_existing_lake_at, open_lake_at, scheme_of
 
 
@@ -61,17 +62,28 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     status = lake_status(_open(args.lake), verify=args.verify)
+    stale = stale_balancers(status, datetime.now(UTC), timedelta(minutes=args.stale_after))
     if args.json:
         body: dict[str, Any] = status.as_dict()
+        body["stale_load_balancers"] = [s.as_dict() for s in stale]
         print(json.dumps(body, indent=1))
     else:
         print(format_status(status))
+        for found in stale:
+            print(f"stale: {found.describe()}")
+    if stale:
+        print(
+            f"warning: {len(stale)} load balancer(s) delivered nothing for over {args.stale_after:g} minutes: an "
+            "idle load balancer writes no logs; otherwise check the log wiring with 'alblake doctor --stack NAME' "
+            "(docs/OPERATIONS.md)",
+            file=sys.stderr,
+        )
     if status.damage:
         print_error(
             f"{len(status.damage)} damaged partition(s): 'alblake repair --lake {args.lake}' rebuilds unreadable "
             "states and ingests the objects whose files are missing again from their sources"
         )
-    return EXIT_FAILED if status.unreadable or status.damage else 0
+    return EXIT_FAILED if status.unreadable or status.damage or (stale and args.fail_if_stale) else 0
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
@@ -147,6 +159,11 @@ def register(commands: Any) -> None:
     status.add_argument(
         "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
     )
+    status.add_argument(
+        "--stale-after", type=minutes, default=60.0, metavar="MINUTES",
+        help="name load balancers whose newest delivered object is older than this (default 60)",
+    )
+    status.add_argument("--fail-if-stale", action="store_true", help="exit 1 when a load balancer is stale")
     status.set_defaults(func=_cmd_status)
 
     repair = commands.add_parser(
