@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     LAKE_BUCKET,
     LOG_BUCKET,
     REGION,
+    ROOT,
     TABLE,
     Aws,
     FakeContext,
@@ -235,3 +236,15 @@ def test_redrive_command_of_an_empty_dead_letter_queue_starts_nothing(
 def test_redrive_command_needs_one_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["redrive"]) == 2
     assert "give either --stack NAME or --dlq URL" in capsys.readouterr().err
+
+
+def test_the_sqs_event_of_events_is_what_the_deployed_function_reads(app: ModuleType, aws: Aws) -> None:
+    """events/sqs-batch.json: an SQS batch carrying the log bucket's notification (`sam local invoke -e`)."""
+    event = json.loads((ROOT / "events" / "sqs-batch.json").read_text())
+    [record] = event["Records"]
+    notification = json.loads(record["body"])["Records"][0]["s3"]
+    bucket, key = notification["bucket"]["name"], notification["object"]["key"]
+    aws.s3.create_bucket(Bucket=bucket)
+    aws.put_log(key, gz(AWS_EXAMPLE_LINES), bucket=bucket)
+    assert app.handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert aws.lake_table().num_rows == len(AWS_EXAMPLE_LINES)
