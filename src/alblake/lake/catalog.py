@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from alblake.lake.generational import GenerationalLake, owning_folder
-from alblake.lake.generations import COMPACTED_PREFIX, PartitionState, generation_of_location
+from alblake.lake.generations import COMPACTED_PREFIX, PartitionState
 from alblake.lake.layout import DATA_PREFIX, Partition, partition_location
 
 Values = tuple[str, ...]
@@ -186,7 +186,6 @@ __all__ = [
     "Move",
     "PartitionCatalog",
     "catalog_targets",
-    "generation_of_location",
     "plan_sync",
     "sync_catalog",
     "targets_from",
