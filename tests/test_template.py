@@ -1192,4 +1192,5 @@ def test_operator_policy_grants_exactly_the_calls_of_the_operator_commands(templ
     assert by_sid["RedriveDeadLetters"]["Resource"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
     assert by_sid["EnqueueObjects"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert by_sid["ReadStack"]["Resource"] == {"Ref": "AWS::StackId"}
+    assert by_sid["ListExtraSources"]["Action"] == "s3:ListBucket"  # backfill lists the extra buckets too
     assert not OPERATOR_NOT_GRANTED & granted
