@@ -37,7 +37,7 @@ import gzip, tempfile, sys
 from pathlib import Path
 import pyarrow.parquet as pq
 from alblake.ingest.core import ingest_object
-from alblake.lake import open_local_lake
+from alblake.lake.generational import open_local_lake
 from alblake.sample import write_sample_logs
 from alblake import native, parse
 assert native.available() and parse.DEFAULT_ENGINE == "native", "the layer lacks the native tokenizer"

@@ -175,14 +175,8 @@ def _prefixes(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
 
 
 def _region_folders(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    """``.../AWSLogs/<account>/elasticloadbalancing/<region>/`` folders under ``prefix`` (one level of listing
-    per part that ``prefix`` does not name yet)."""
-    parts = prefix.split("AWSLogs/", 1)[1].strip("/").split("/") if "AWSLogs/" in prefix else []
-    if len(parts) >= 3 and parts[0]:
-        yield prefix.rstrip("/") + "/"
-        return
-    accounts = [prefix.rstrip("/") + f"/{parts[0]}/"] if parts and parts[0] else list(_prefixes(s3, bucket, prefix))
-    for account in accounts:
+    """``<prefix><account>/elasticloadbalancing/<region>/`` folders (``prefix`` ends with ``AWSLogs/``)."""
+    for account in _prefixes(s3, bucket, prefix):
         yield from _prefixes(s3, bucket, f"{account}elasticloadbalancing/")
 
 
