@@ -296,6 +296,10 @@ def _load_function(function: str) -> ModuleType:
 def _start_worker(function: str, environment: dict[str, str], log_dir: str, seed: int, kill_rate: float) -> None:
     """Pool initializer: one process = one container of ``function`` (its output in its own log file)."""
     global _APP, _KILLER
+    import logging
+
+    for service in ("alblake-ingest", "alblake-compact"):  # a handler an earlier import left on the parent's stream
+        logging.getLogger(service).handlers.clear()
     os.environ.update(environment)
     compress_time()
     log = os.open(Path(log_dir) / f"{function}-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
