@@ -27,14 +27,6 @@ def stack(name: str) -> Any:
     return stack_outputs(client("cloudformation"), name)
 
 
-def stack_queue(name: str) -> str:
-    """The ingest queue URL of stack ``name``."""
-    url = str(stack(name).ingest_queue_url)
-    if not url:
-        raise ConfigError(f"stack {name!r} has no IngestQueueUrl output (deployed from an older template?)")
-    return url
-
-
 # ------------------------------------------------------------------------------------------------ redrive
 
 
