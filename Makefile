@@ -75,6 +75,14 @@ bench: venv
 	$(PY) bench/throughput.py
 	$(PY) bench/memory.py
 
+## chaos: the fault-injection run (tests/chaos_run.py): 5,000 ALB objects through the real functions and the CLI
+## against moto_server with faults everywhere; prints the faults, the redrive and the tally (0 lost / 0 duplicated)
+SEED ?= 1
+CHAOS_OBJECTS ?= 5000
+.PHONY: chaos
+chaos: venv
+	$(PY) -m tests.chaos_run --objects $(CHAOS_OBJECTS) --seed $(SEED)
+
 ## constraints: re-resolve every venv's packages (newest versions the requirements allow) into constraints*.txt
 constraints: constraints-dev $(CONSTRAINT_TARGETS)
 constraints-dev:

@@ -133,7 +133,7 @@ class StubbedQuickSight:
     def demonstrate_debounce(self, refresher: Any) -> None:
         from botocore.stub import Stubber
 
-        from alblake.aws.quicksight import ingestion_id_for
+        from alblake.aws.quicksight import SpiceRefresher, ingestion_id_for
 
         # A fresh queue: the handler did not consume the first responses if it wrote no rows.
         self.stubber.deactivate()
@@ -143,15 +143,22 @@ class StubbedQuickSight:
         ingestion_id = ingestion_id_for(now, refresher.min_interval)
         arn = f"arn:aws:quicksight:{REGION}:{ACCOUNT}:dataset/{DATASET}/ingestion/{ingestion_id}"
         running = {"Arn": arn, "IngestionId": ingestion_id, "IngestionStatus": "RUNNING", "CreatedTime": now}
+        # Each request from a container that has not asked yet (a warm container asks once per interval: below).
+        def container() -> Any:
+            return SpiceRefresher(self.client, refresher.dataset_id, min_interval=refresher.min_interval)
+
         self.stubber.add_response("list_ingestions", {"Ingestions": [running], "Status": 200})
-        outcome = refresher.request_refresh(ACCOUNT)
+        warm = container()
+        outcome = warm.request_refresh(ACCOUNT)
         print(f"  request while stubbed ingestion {ingestion_id} is RUNNING -> {outcome.status.value}")
         completed = {**running, "IngestionStatus": "COMPLETED", "CreatedTime": now - timedelta(minutes=5)}
         self.stubber.add_response("list_ingestions", {"Ingestions": [completed], "Status": 200})
-        outcome = refresher.request_refresh(ACCOUNT)
+        outcome = container().request_refresh(ACCOUNT)
         print(
             f"  request after it COMPLETED 5 min ago (min interval {refresher.min_interval}) -> {outcome.status.value}"
         )
+        outcome = warm.request_refresh(ACCOUNT)
+        print(f"  the first container again, within the interval (no ListIngestions call) -> {outcome.status.value}")
         self.stubber.assert_no_pending_responses()
 
 

@@ -13,7 +13,6 @@ import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import botocore.session
 import pytest
@@ -21,6 +20,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from alblake import schema
+from alblake.aws.events import parse_event
 from alblake.service.refresh import MIN_REFRESH_MINUTES
 from tests.template_loader import load_template
 
@@ -196,25 +196,40 @@ def test_load_balancer_logs_to_the_bucket_after_its_policy_exists(template: dict
     assert template["Outputs"]["AlbUrl"]["Value"] == {"Fn::Sub": "http://${LoadBalancer.DNSName}/"}
 
 
-def test_s3_notification_targets_new_log_objects_only(template: dict[str, Any]) -> None:
+def test_log_bucket_notifies_the_ingest_queue_of_new_log_objects_only(template: dict[str, Any]) -> None:
+    """One path for every object: the stack's own bucket notifies IngestQueue (whose dead-letter queue a redrive
+    empties), never the function directly (an asynchronous invocation's failures cannot be redriven)."""
     props = _resource(template, "AccessLogBucket", "AWS::S3::Bucket")
-    (config,) = props["NotificationConfiguration"]["LambdaConfigurations"]
+    notifications = props["NotificationConfiguration"]
+    assert set(notifications) == {"QueueConfigurations"}
+    (config,) = notifications["QueueConfigurations"]
     assert config["Event"] == "s3:ObjectCreated:*"
-    assert config["Function"] == {"Fn::GetAtt": ["IngestFunction", "Arn"]}
+    assert config["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
     assert rules == {"prefix": {"Fn::Sub": "${LogPrefix}/AWSLogs/"}, "suffix": ".log.gz"}
+    assert not _resources_of_type(template, "AWS::Lambda::Permission")  # nothing invokes the function directly
 
 
-def test_invoke_permission_is_scoped_to_the_log_bucket_without_a_cycle(template: dict[str, Any]) -> None:
-    assert template["Resources"]["AccessLogBucket"]["DependsOn"] == "IngestFunctionS3Permission"
-    perm = _resource(template, "IngestFunctionS3Permission", "AWS::Lambda::Permission")
-    assert perm["Principal"] == "s3.amazonaws.com"
-    assert perm["SourceAccount"] == {"Ref": "AWS::AccountId"}
-    # SourceArn is the bucket's computed name, not a Ref/GetAtt of the bucket (that would be circular).
+def test_queue_policy_lets_only_the_log_bucket_send_and_exists_before_the_bucket_without_a_cycle(
+    template: dict[str, Any],
+) -> None:
+    # S3 sends a test message when the notification is put: the policy must exist first, so the bucket waits.
+    assert template["Resources"]["AccessLogBucket"]["DependsOn"] == "IngestQueuePolicy"
+    statements = _resource(template, "IngestQueuePolicy", "AWS::SQS::QueuePolicy")["PolicyDocument"]["Statement"]
+    [own] = [s["Fn::If"] for s in statements if "Fn::If" in s and s["Fn::If"][0] == "CreateLogBucket"]
+    allow = own[1]
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
+        "Allow", {"Service": "s3.amazonaws.com"}, "sqs:SendMessage"
+    )
+    assert allow["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     name_sub = _log_bucket_name_expr(template)["Fn::Sub"]
-    assert perm["SourceArn"]["Fn::Sub"] == ["arn:${AWS::Partition}:s3:::" + name_sub[0], name_sub[1]]
-    function_and_role = [perm, template["Resources"]["IngestFunction"]]
-    for node in _walk(function_and_role):
+    # the bucket's ARN from its computed name, not a Ref/GetAtt of the bucket (that would be circular)
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"] == [
+        "arn:${AWS::Partition}:s3:::" + name_sub[0], name_sub[1]
+    ]
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    before_bucket = [template["Resources"][k] for k in ("IngestQueuePolicy", "IngestFunctionRole", "IngestFunction")]
+    for node in _walk(before_bucket):
         assert node != {"Ref": "AccessLogBucket"}
         assert not (isinstance(node, dict) and "Fn::GetAtt" in node and node["Fn::GetAtt"][0] == "AccessLogBucket")
         assert not (isinstance(node, str) and "${AccessLogBucket" in node)
@@ -266,12 +281,10 @@ def test_ingest_function_matches_the_lambda_contract(template: dict[str, Any]) -
     dataset_id = template["Resources"]["QuickSightDataSet"]["Properties"]["DataSetId"]
     assert env["QUICKSIGHT_DATASET_ID"] == {"Fn::If": ["QuickSightEnabled", dataset_id, ""]}
     assert template["Outputs"]["QuickSightDataSetId"]["Value"] == env["QUICKSIGHT_DATASET_ID"]
-    invoke = fn["EventInvokeConfig"]
-    assert invoke["MaximumRetryAttempts"] == 2
-    assert invoke["DestinationConfig"]["OnFailure"] == {
-        "Type": "SQS",
-        "Destination": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},
-    }
+    # No asynchronous invocation path: its failures would be Lambda destination records no SQS move task moves.
+    assert "EventInvokeConfig" not in fn
+    assert fn["Role"] == {"Fn::GetAtt": ["IngestFunctionRole", "Arn"]}
+    assert "Policies" not in fn  # a role of its own: SAM attaches no managed policy (see the role test)
     assert _resource(template, "IngestDeadLetterQueue", "AWS::SQS::Queue")["SqsManagedSseEnabled"] is True
 
 
@@ -294,12 +307,15 @@ def test_layer_is_built_by_its_makefile_for_arm64(template: dict[str, Any]) -> N
     assert props["CompatibleArchitectures"] == ["arm64"]
 
 
+def _role_policy(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    role = _resource(template, "IngestFunctionRole", "AWS::IAM::Role")
+    [policy] = [p["PolicyDocument"] for p in role["Policies"] if p["PolicyName"] == name]
+    return [st["Fn::If"][1] if "Fn::If" in st else st for st in policy["Statement"]]
+
+
 def _policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for policy in template["Resources"]["IngestFunction"]["Properties"]["Policies"]:
-        for st in policy["Statement"]:
-            statements.append(st["Fn::If"][1] if "Fn::If" in st else st)
-    return statements
+    """The ingest function's statements for the calls of its code (the role's "ingest" policy)."""
+    return _role_policy(template, "ingest")
 
 
 # Exactly what the Lambda code calls (the adapters in src/alblake/aws that src/alblake/service wires): S3
@@ -319,6 +335,8 @@ INGEST_ACTIONS = {
         "glue:BatchUpdatePartition",
     },
     "RefreshDataSet": {"quicksight:ListIngestions", "quicksight:CreateIngestion"},
+    "ReadExtraSources": {"s3:GetObject"},
+    "ListExtraSources": {"s3:ListBucket"},
 }
 # Granted without a boto3 call of its own: ListBucket on the log bucket turns a deleted object's 403 into
 # NoSuchKey (a skip instead of retries).
@@ -397,10 +415,14 @@ _CALL_ACTIONS = {
 }
 
 
+# The adapters the functions wire (service/ builds them); the operator's adapters have a test of their own.
+FUNCTION_ADAPTERS = ("s3.py", "glue.py", "quicksight.py", "events.py", "session.py")
+
+
 def test_policy_actions_follow_the_boto3_calls_in_the_code() -> None:
     """Adding a boto3 call to an adapter without its IAM action (or keeping an action nobody calls) fails."""
     package = ROOT / "src" / "alblake"
-    sources = [*sorted((package / "aws").glob("*.py")), *sorted((package / "service").glob("*.py")),
+    sources = [*(package / "aws" / name for name in FUNCTION_ADAPTERS), *sorted((package / "service").glob("*.py")),
                ROOT / "functions" / "ingest" / "app.py"]
     calls = {m for path in sources for m in _CLIENT_CALL.findall(path.read_text(encoding="utf-8"))}
     assert calls == set(_CALL_ACTIONS), calls
@@ -418,6 +440,7 @@ def test_alarms_cover_errors_dlq_depth_and_quarantine_rate(template: dict[str, A
     assert len(metric_math) == 1
     stats = {m["Id"]: m["MetricStat"]["Metric"] for m in metric_math[0] if "MetricStat" in m}
     assert {s["MetricName"] for s in stats.values()} == {"LinesQuarantined", "RowsWritten"}
+    assert ("AlbLake", "RowsWritten") in simple  # the heartbeat (see its own test)
     assert {s["MetricName"] for s in stats.values()} <= METRICS
     assert all(s["Namespace"] == "AlbLake" for s in stats.values())
     assert all(s["Dimensions"] == [{"Name": "service", "Value": "alblake-ingest"}] for s in stats.values())
@@ -551,9 +574,14 @@ def test_quicksight_queries_athena_as_a_stack_role_scoped_to_this_stack(template
     assert trust["Principal"] == {"Service": "quicksight.amazonaws.com"}
     assert trust["Action"] == "sts:AssumeRole"
     statements = {st["Sid"]: st for policy in props["Policies"] for st in policy["PolicyDocument"]["Statement"]}
+    # lakeformation:GetDataAccess (Athena asks it of whoever queries a table Lake Formation governs) is the one
+    # action on "*": it has no resource-level scoping, Lake Formation decides per table
+    assert statements["LakeFormationDataAccess"]["Action"] == "lakeformation:GetDataAccess"
+    assert statements["LakeFormationDataAccess"]["Resource"] == "*"
     resources = [
         r
-        for st in statements.values()
+        for sid, st in statements.items()
+        if sid != "LakeFormationDataAccess"
         for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
     ]
     assert "*" not in resources
@@ -711,6 +739,8 @@ def test_samconfig_overrides_only_template_parameters(template: dict[str, Any]) 
 # ---------------------------------------------------------------------------------------------- deploy realism
 
 WEB_TIER = {
+    "WebInstanceRole",
+    "WebInstanceProfile",
     "AlbSecurityGroup",
     "InstanceSecurityGroup",
     "AlbToInstancesEgress",
@@ -742,7 +772,7 @@ def test_demo_web_tier_is_one_parameter_and_on_by_default(template: dict[str, An
 def test_existing_log_bucket_sends_new_log_objects_through_eventbridge_to_the_queue(template: dict[str, Any]) -> None:
     conditions = template["Conditions"]
     assert conditions["CreateLogBucket"] == {"Fn::Equals": [{"Ref": "ExistingLogBucketName"}, ""]}
-    for logical_id in ("AccessLogBucket", "AccessLogBucketPolicy", "IngestFunctionS3Permission"):
+    for logical_id in ("AccessLogBucket", "AccessLogBucketPolicy"):
         assert template["Resources"][logical_id]["Condition"] == "CreateLogBucket", logical_id
     # The demo tier logs into the stack's own bucket, so the two options exclude each other.
     rule = template["Rules"]["ExistingLogBucketWithoutDemoTier"]
@@ -756,8 +786,20 @@ def test_existing_log_bucket_sends_new_log_objects_through_eventbridge_to_the_qu
     assert pattern["detail"]["object"] == {"key": [{"wildcard": {"Fn::Sub": "${LogPrefix}/AWSLogs/*.log.gz"}}]}
     (target,) = events_rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    # events EventBridge cannot deliver land in the one dead-letter queue (after a day of retries), where a redrive
+    # finds them; its policy lets exactly this rule send
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    dlq_policy = _resource(template, "IngestDeadLetterQueuePolicy", "AWS::SQS::QueuePolicy")["PolicyDocument"]
+    (undelivered,) = [st["Fn::If"] for st in dlq_policy["Statement"] if "Fn::If" in st]
+    assert undelivered[0] == "UseExistingLogBucket"
+    assert undelivered[1]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert undelivered[1]["Resource"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert undelivered[1]["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["ExistingLogBucketRule", "Arn"]}}
+    }
     policy = _resource(template, "IngestQueuePolicy", "AWS::SQS::QueuePolicy")["PolicyDocument"]["Statement"]
-    (allow,) = [st["Fn::If"] for st in policy if "Fn::If" in st]
+    (allow,) = [st["Fn::If"] for st in policy if "Fn::If" in st and st["Fn::If"][0] == "UseExistingLogBucket"]
     assert allow[0] == "UseExistingLogBucket"
     assert allow[1]["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow[1]["Action"] == "sqs:SendMessage"
@@ -795,8 +837,10 @@ def test_ingest_queue_feeds_the_function_with_partial_batch_responses(template: 
     assert [a["Properties"]["Dimensions"][0]["Value"] for a in ages] == [{"Fn::GetAtt": ["IngestQueue", "QueueName"]}]
 
 
-def test_data_buckets_are_retained_so_sam_delete_cannot_fail_halfway(template: dict[str, Any]) -> None:
-    for logical_id in _resources_of_type(template, "AWS::S3::Bucket"):
+def test_data_buckets_and_the_curated_table_are_retained(template: dict[str, Any]) -> None:
+    """The buckets so that `sam delete` cannot fail halfway; the curated table because its partitions point at
+    compacted generations no crawler finds (catalog sync rebuilds it if it is deleted anyway)."""
+    for logical_id in [*_resources_of_type(template, "AWS::S3::Bucket"), "CuratedTable"]:
         resource = template["Resources"][logical_id]
         assert resource["DeletionPolicy"] == "Retain", logical_id
         assert resource["UpdateReplacePolicy"] == "Retain", logical_id
@@ -829,7 +873,7 @@ def test_events_use_keys_under_the_deployed_notification_prefix(template: dict[s
     """`sam local invoke -e events/X.json` against a deployed stack reads keys the stack's notification sends."""
     prefix = template["Parameters"]["LogPrefix"]["Default"] + "/AWSLogs/"
     event = json.loads(path.read_text(encoding="utf-8"))
-    keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event["Records"]]
+    keys = [record.key for record in parse_event(event).records]  # an SQS batch: the notifications it carries
     assert keys
     for key in keys:
         assert key.startswith(prefix), key
@@ -892,3 +936,269 @@ def test_compact_function_runs_on_a_schedule_with_lake_scoped_permissions(templa
         and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "CompactFunction"}}]
         for a in alarms
     )
+
+
+# ---------------------------------------------------------------------------------------------- day-2 operations
+
+
+def _rule_value(node: Any, params: dict[str, Any]) -> Any:
+    """Evaluate a CloudFormation rule function over parameter values (the functions this template's rules use)."""
+    if isinstance(node, dict):
+        [(name, args)] = node.items()
+        if name == "Ref":
+            return params[args]
+        values = [_rule_value(a, params) for a in args] if isinstance(args, list) else [_rule_value(args, params)]
+        if name == "Fn::Not":
+            return not values[0]
+        if name == "Fn::Or":
+            return any(values)
+        if name == "Fn::And":
+            return all(values)
+        if name == "Fn::Equals":
+            return str(values[0]) == str(values[1])
+        if name == "Fn::Contains":
+            return str(values[1]) in [str(v) for v in values[0]]
+        raise AssertionError(f"rule function {name} not modelled")
+    if isinstance(node, list):
+        return [_rule_value(v, params) for v in node]
+    return node
+
+
+def _rules_pass(template: dict[str, Any], params: dict[str, Any]) -> bool:
+    for rule in template["Rules"].values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], params):
+            continue
+        if not all(_rule_value(a["Assert"], params) for a in rule["Assertions"]):
+            return False
+    return True
+
+
+def _bounds(template: dict[str, Any], name: str) -> range:
+    param = template["Parameters"][name]
+    return range(param["MinValue"], param["MaxValue"] + 1)
+
+
+def test_web_tier_rules_accept_exactly_min_le_desired_le_max(template: dict[str, Any]) -> None:
+    base: dict[str, Any] = {
+        "EnableDemoWebTier": "true", "EnableQuickSight": "false", "QuickSightPrincipalArn": "",
+        "ExistingLogBucketName": "", "ExistingVpcId": "", "ExistingSubnetIds": [""], "AWS::Region": "us-east-1",
+    }
+    checked = 0
+    for low in _bounds(template, "MinSize"):
+        for desired in _bounds(template, "DesiredCapacity"):
+            for high in _bounds(template, "MaxSize"):
+                params = {**base, "MinSize": str(low), "DesiredCapacity": str(desired), "MaxSize": str(high)}
+                assert _rules_pass(template, params) == (low <= desired <= high), (low, desired, high)
+                checked += 1
+    assert checked == 4 * 8 * 7
+    defaults = {k: str(template["Parameters"][k]["Default"]) for k in ("MinSize", "DesiredCapacity", "MaxSize")}
+    assert _rules_pass(template, {**base, **defaults})
+    no_tier = {**base, "EnableDemoWebTier": "false", "MinSize": "4", "DesiredCapacity": "1", "MaxSize": "2"}
+    assert _rules_pass(template, no_tier)  # nothing to size without the web tier
+
+
+# cfn-lint E3006 with --regions ALL_REGIONS: the QuickSight resource types do not exist in these Regions.
+QUICKSIGHT_MISSING = {
+    "ap-east-1", "ap-east-2", "ap-northeast-3", "ap-south-2", "ap-southeast-4", "ap-southeast-6", "ap-southeast-7",
+    "ca-west-1", "cn-northwest-1", "il-central-1", "me-central-1", "mx-central-1", "us-west-1",
+}
+
+
+def _condition(template: dict[str, Any], name: str, params: dict[str, str]) -> bool:
+    def value(node: Any) -> Any:
+        if isinstance(node, dict):
+            [(fn, args)] = node.items()
+            if fn == "Condition":
+                return _condition(template, args, params)
+            if fn == "Ref":
+                return params[args]
+            if fn == "Fn::Equals":
+                return str(value(args[0])) == str(value(args[1]))
+            if fn == "Fn::Not":
+                return not value(args[0])
+            if fn == "Fn::Or":
+                return any(value(a) for a in args)
+            if fn == "Fn::And":
+                return all(value(a) for a in args)
+            raise AssertionError(fn)
+        return node
+
+    return bool(value(template["Conditions"][name]))
+
+
+def test_quicksight_is_refused_early_and_left_out_where_it_does_not_exist(template: dict[str, Any]) -> None:
+    rule = template["Rules"]["QuickSightRegion"]
+    [assertion] = rule["Assertions"]
+    assert set(assertion["Assert"]["Fn::Not"][0]["Fn::Contains"][0]) == QUICKSIGHT_MISSING
+    quicksight = [k for k, v in template["Resources"].items() if v["Type"].startswith("AWS::QuickSight::")]
+    assert quicksight
+    for logical_id in [*quicksight, "QuickSightAthenaRole"]:
+        assert template["Resources"][logical_id]["Condition"] == "QuickSightEnabled", logical_id
+    for region in [*QUICKSIGHT_MISSING, "us-east-1", "eu-west-1"]:
+        params = {"EnableQuickSight": "true", "AWS::Region": region}
+        supported = region not in QUICKSIGHT_MISSING
+        assert _condition(template, "QuickSightEnabled", params) is supported, region
+        assert _condition(template, "QuickSightSkippedHere", params) is not supported, region
+        assert _rules_pass(template, {
+            **params, "QuickSightPrincipalArn": "arn:aws:quicksight:us-east-1:1:user/default/a",
+            "EnableDemoWebTier": "false", "ExistingLogBucketName": "", "ExistingVpcId": "",
+        }) is supported
+    assert not _condition(template, "QuickSightEnabled", {"EnableQuickSight": "false", "AWS::Region": "us-east-1"})
+    assert template["Outputs"]["QuickSightNotCreated"]["Condition"] == "QuickSightSkippedHere"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "accepted"),
+    [("alb", True), ("logs/prod", True), ("a.b-c_d/e", True), ("AWSLogs", False), ("x/AWSLogs", False),
+     ("myAWSLogsx", False), ("/alb", False), ("alb/", False), ("a//b", False)],
+)
+def test_log_prefix_must_not_contain_awslogs(template: dict[str, Any], prefix: str, accepted: bool) -> None:
+    """Elastic Load Balancing refuses an access-log prefix containing "AWSLogs": the parameter refuses it first."""
+    pattern = template["Parameters"]["LogPrefix"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, prefix) is not None) is accepted
+    assert re.fullmatch(pattern, template["Parameters"]["LogPrefix"]["Default"])
+
+
+def test_load_balancer_and_instances_wait_for_the_internet_route(template: dict[str, Any]) -> None:
+    """A reference in a tag orders them after the default route (which DependsOn the gateway attachment); a
+    DependsOn cannot name the conditional route."""
+    assert template["Resources"]["PublicDefaultRoute"]["DependsOn"] == "InternetGatewayAttachment"
+    expected = {"Fn::If": ["CreateVpc", {"Fn::GetAtt": ["PublicDefaultRoute", "CidrBlock"]}, "existing-vpc"]}
+    lb_tags = _resource(template, "LoadBalancer", "AWS::ElasticLoadBalancingV2::LoadBalancer")["Tags"]
+    assert {"Key": "alblake:internet-route", "Value": expected} in lb_tags
+    asg_tags = _resource(template, "WebAutoScalingGroup", "AWS::AutoScaling::AutoScalingGroup")["Tags"]
+    assert {"Key": "alblake:internet-route", "Value": expected, "PropagateAtLaunch": False} in asg_tags
+
+
+def test_instances_are_managed_by_systems_manager(template: dict[str, Any]) -> None:
+    role = _resource(template, "WebInstanceRole", "AWS::IAM::Role")
+    managed = "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert role["ManagedPolicyArns"] == [{"Fn::Sub": managed}]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    profile = _resource(template, "WebInstanceProfile", "AWS::IAM::InstanceProfile")
+    assert profile["Roles"] == [{"Ref": "WebInstanceRole"}]
+    data = _resource(template, "WebLaunchTemplate", "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WebInstanceProfile", "Arn"]}}
+
+
+def test_ingest_role_consumes_only_its_own_queue_and_writes_only_its_own_logs(template: dict[str, Any]) -> None:
+    """Its own role: no AWSLambdaSQSQueueExecutionRole (receive/delete on every queue) and no basic execution
+    policy (every log group)."""
+    role = _resource(template, "IngestFunctionRole", "AWS::IAM::Role")
+    assert "ManagedPolicyArns" not in role
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    run = {st["Sid"]: st for st in _role_policy(template, "run")}
+    assert set(run) == {"WriteOwnLogs", "Tracing", "ConsumeIngestQueue"}
+    assert set(run["ConsumeIngestQueue"]["Action"]) == {"sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                                         "sqs:GetQueueAttributes"}
+    assert run["ConsumeIngestQueue"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert run["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["IngestLogGroup", "Arn"]}
+    assert set(run["WriteOwnLogs"]["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert set(run["Tracing"]["Action"]) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}  # only these on *
+    assert _resource(template, "IngestFunction", "AWS::Serverless::Function")["Tracing"] == "Active"
+
+
+def test_extra_source_buckets_are_readable_and_listable_only_when_named(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["ExtraSourceBuckets"]
+    assert (param["Type"], param["Default"]) == ("CommaDelimitedList", "")
+    assert template["Conditions"]["HasExtraSourceBuckets"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "ExtraSourceBuckets"}]}, ""]}]
+    }
+    role = _resource(template, "IngestFunctionRole", "AWS::IAM::Role")
+    [ingest] = [p["PolicyDocument"]["Statement"] for p in role["Policies"] if p["PolicyName"] == "ingest"]
+    extra = {st["Fn::If"][1]["Sid"]: st["Fn::If"] for st in ingest
+             if "Fn::If" in st and st["Fn::If"][0] == "HasExtraSourceBuckets"}
+    assert set(extra) == {"ReadExtraSources", "ListExtraSources"}
+    read, listing = extra["ReadExtraSources"][1], extra["ListExtraSources"][1]
+    assert (read["Action"], listing["Action"]) == ("s3:GetObject", "s3:ListBucket")
+    # what the Split/Sub/Join builds for "a,b": one ARN per bucket (objects, then the buckets themselves)
+    for statement, suffix in ((read, "/*"), (listing, "")):
+        separator, names_param = statement["Resource"]["Fn::Split"][1]["Fn::Sub"][1]["Names"]["Fn::Join"]
+        template_text = statement["Resource"]["Fn::Split"][1]["Fn::Sub"][0]
+        built = template_text.replace("${Names}", separator.join(["a", "b"])).split(",")
+        assert names_param == {"Ref": "ExtraSourceBuckets"}
+        assert built == [f"arn:*:s3:::a{suffix}", f"arn:*:s3:::b{suffix}"]
+
+
+def test_heartbeat_alarm_fires_when_no_row_is_written_for_n_hours(template: dict[str, Any]) -> None:
+    alarm = _resource(template, "HeartbeatAlarm", "AWS::CloudWatch::Alarm")
+    # the metric exactly as the function publishes it (EMF through Powertools: namespace, name, dimension set;
+    # tests/integration/test_alarm_metrics.py compares with a real invocation's output)
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AlbLake", "RowsWritten")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "alblake-ingest"}]
+    assert alarm["MetricName"] in METRICS
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 3600, 0)
+    assert alarm["ComparisonOperator"] == "LessThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "breaching"  # a function that never runs publishes nothing
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == {"Ref": "HeartbeatHours"}
+    hours = template["Parameters"]["HeartbeatHours"]
+    assert hours["MinValue"] >= 1
+    assert hours["MaxValue"] * alarm["Period"] <= 7 * 24 * 3600  # CloudWatch: at most seven days evaluated
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+# boto3 call in the operator's adapters -> the IAM actions it needs
+OPERATOR_CALL_ACTIONS = {
+    "describe_stacks": {"cloudformation:DescribeStacks"},
+    "get_queue_url": {"sqs:GetQueueUrl"},
+    "get_queue_attributes": {"sqs:GetQueueAttributes"},
+    "send_message_batch": {"sqs:SendMessage"},
+    "list_message_move_tasks": {"sqs:ListMessageMoveTasks"},
+    # the move task reads and deletes the dead-letter queue's messages under the caller's permissions
+    "start_message_move_task": {"sqs:StartMessageMoveTask", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+    "get_bucket_notification_configuration": {"s3:GetBucketNotification"},
+    "list_objects_v2": {"s3:ListBucket"},
+    "head_object": {"s3:GetObject"},
+    "get_object": {"s3:GetObject"},
+    "get_table": {"glue:GetTable"},
+    "create_table": {"glue:CreateTable"},
+    "update_table": {"glue:UpdateTable"},
+    "get_partitions": {"glue:GetPartitions"},
+    "batch_create_partition": {"glue:BatchCreatePartition"},
+    "batch_update_partition": {"glue:BatchUpdatePartition"},
+    "batch_delete_partition": {"glue:BatchDeletePartition"},
+    "describe_data_set": {"quicksight:DescribeDataSet"},
+    "list_ingestions": {"quicksight:ListIngestions"},
+}
+OPERATOR_MODULES = ("redrive.py", "doctor.py", "glue_catalog.py", "sqs.py", "stack.py", "s3.py", "s3_listing.py")
+# granted without a call of alblake's own: the move task's cancel is the AWS CLI command redrive names
+OPERATOR_EXTRA = {"sqs:CancelMessageMoveTask"}
+# calls whose bucket the stack cannot know (an S3 Inventory of any bucket): the caller's own permissions
+OPERATOR_NOT_GRANTED = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def _operations() -> set[str]:
+    session = botocore.session.get_session()
+    names: set[str] = set()
+    for service in ("s3", "sqs", "glue", "quicksight", "cloudformation"):
+        model = session.get_service_model(service)
+        names |= {botocore.xform_name(op) for op in model.operation_names}
+    return names
+
+
+def test_operator_policy_grants_exactly_the_calls_of_the_operator_commands(template: dict[str, Any]) -> None:
+    package = ROOT / "src" / "alblake" / "aws"
+    text = "\n".join((package / name).read_text(encoding="utf-8") for name in OPERATOR_MODULES)
+    operations = _operations()
+    calls = {m for m in re.findall(r"\.([a-z_0-9]+)\b", text) if m in operations}  # called, or handed to a wrapper
+    calls |= set(re.findall(r'get_paginator\("([a-z_0-9]+)"\)', text))
+    lake_writes = {"put_object", "delete_object"}  # S3Store's writes: compaction and repair, not these commands
+    assert calls - lake_writes == set(OPERATOR_CALL_ACTIONS), calls
+    policy = _resource(template, "OperatorPolicy", "AWS::IAM::ManagedPolicy")["PolicyDocument"]["Statement"]
+    statements = [st["Fn::If"][1] if "Fn::If" in st else st for st in policy]
+    granted = {a for st in statements for a in _actions(st)}
+    needed = set().union(*OPERATOR_CALL_ACTIONS.values())
+    assert granted == needed | OPERATOR_EXTRA
+    for st in statements:
+        assert st["Effect"] == "Allow"
+        for resource in _walk(st["Resource"]):
+            assert resource != "*", st["Sid"]
+    assert template["Outputs"]["OperatorPolicyArn"]["Value"] == {"Ref": "OperatorPolicy"}
+    by_sid = {st["Sid"]: st for st in statements}
+    assert by_sid["RedriveDeadLetters"]["Resource"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert by_sid["EnqueueObjects"]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert by_sid["ReadStack"]["Resource"] == {"Ref": "AWS::StackId"}
+    assert by_sid["ListExtraSources"]["Action"] == "s3:ListBucket"  # backfill lists the extra buckets too
+    assert not OPERATOR_NOT_GRANTED & granted

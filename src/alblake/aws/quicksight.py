@@ -7,12 +7,18 @@ QuickSight Enterprise allows 32 manual (API) refreshes of a SPICE dataset per 24
 - skip when any ingestion was created within ``min_interval`` (default 60 min: at most 24 refreshes a day
   from this pipeline, leaving headroom for manual ones);
 - otherwise ``create_ingestion`` with an IngestionId derived from the current time window, so two
-  invocations racing in the same window collide (``ResourceExistsException``) instead of both refreshing.
+  invocations racing in the same window collide (``ResourceExistsException``) instead of both refreshing;
+- ListIngestions is limited to 5 requests per second per user and 25 per account (botocore's documentation of
+  ListIngestions), and every warm container of the function asks after each batch that wrote rows. So each
+  refresher remembers until when the answer cannot change (the debounce interval after the ingestion it
+  found or created; a minute after throttling) and asks nothing before then.
 
 Refresh type (the policy, documented in docs/SCALING.md):
 - normally INCREMENTAL_REFRESH: QuickSight re-imports only the rows inside the dataset's lookback window on
-  ``time`` (template.yaml: ``DataSetRefreshProperties``, SpiceLookbackHours), so a refresh costs a few hours
-  of rows instead of the whole SpiceWindowDays window;
+  ``time`` (template.yaml: ``DataSetRefreshProperties``, SpiceLookbackHours), counted back from the time the
+  refresh runs, so a refresh costs a few hours of rows instead of the whole SpiceWindowDays window. Rows older
+  than the window when they arrive (late deliveries, a backfill, a replay) are not picked up by it: they appear
+  after the next full refresh;
 - FULL_REFRESH when no FULL_REFRESH or initial ingestion has COMPLETED within ``full_refresh_every``
   (default 24 h). Incremental refreshes never drop rows that left the dataset's ``day`` window and never pick
   up objects delivered later than the lookback window; the periodic full refresh does both, so SPICE stays
@@ -47,6 +53,7 @@ FULL_REFRESH = "FULL_REFRESH"
 # Ingestions that reload the whole dataset query (RequestType in the ListIngestions model).
 FULL_REQUEST_TYPES = frozenset({"FULL_REFRESH", "INITIAL_INGESTION"})
 ERROR_METRIC = "QuickSightRefreshErrors"
+THROTTLED_PAUSE = timedelta(minutes=1)  # after a ThrottlingException, ask again no sooner than this
 
 _log = logging.getLogger(__name__)
 
@@ -105,6 +112,9 @@ class SpiceRefresher:
         self._clock = clock
         self._log = logger if logger is not None else _log
         self._metrics = metrics
+        # no ListIngestions before this time: its answer cannot allow a refresh earlier (see the module docstring)
+        self._quiet_until: datetime | None = None
+        self._quiet_reason = ""
 
     def _resolve_account(self, account_id: str | None) -> str:
         if account_id:
@@ -118,14 +128,28 @@ class SpiceRefresher:
     def request_refresh(self, account_id: str | None = None) -> RefreshOutcome:
         if not self.dataset_id or self._client is None:
             return RefreshOutcome(RefreshStatus.DISABLED, detail="QUICKSIGHT_DATASET_ID not set")
+        now = self._clock()
+        if self._quiet_until is not None and now < self._quiet_until:
+            return RefreshOutcome(
+                RefreshStatus.SKIPPED_RECENT,
+                detail=f"{self._quiet_reason}; not asking QuickSight again before {self._quiet_until.isoformat()}",
+            )
         try:
             outcome = self._request(self._resolve_account(account_id))
         except ClientError as e:
             outcome = _client_error_outcome(e)
         except Exception as e:  # connection resets, malformed bodies, bugs: never fail ingestion
             outcome = RefreshOutcome(RefreshStatus.ERROR, detail=f"{type(e).__name__}: {e}"[:300])
+        if outcome.status in (RefreshStatus.REQUESTED, RefreshStatus.ALREADY_REQUESTED):
+            self._quiet(now + self.min_interval, f"{outcome.status.value} at {now.isoformat()}")
+        elif outcome.status is RefreshStatus.THROTTLED:
+            self._quiet(now + THROTTLED_PAUSE, "ListIngestions or CreateIngestion was throttled")
         self._report(outcome)
         return outcome
+
+    def _quiet(self, until: datetime, reason: str) -> None:
+        if until > self._clock():
+            self._quiet_until, self._quiet_reason = until, reason
 
     def _report(self, outcome: RefreshOutcome) -> None:
         failed = outcome.status in _WARN
@@ -173,10 +197,13 @@ class SpiceRefresher:
             status = ing.get("IngestionStatus", "")
             created = ing.get("CreatedTime")
             if status in ACTIVE_STATUSES:
+                if isinstance(created, datetime):
+                    self._quiet(created + self.min_interval, f"ingestion {ing.get('IngestionId')} is {status}")
                 return RefreshOutcome(
                     RefreshStatus.SKIPPED_IN_PROGRESS, ing.get("IngestionId"), f"ingestion is {status}"
                 )
             if isinstance(created, datetime) and created >= cutoff:
+                self._quiet(created + self.min_interval, f"ingestion {ing.get('IngestionId')} created {created}")
                 return RefreshOutcome(
                     RefreshStatus.SKIPPED_RECENT,
                     ing.get("IngestionId"),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alblake import __version__
-from alblake.cli import history, lake, schema
+from alblake.cli import history, lake, ops, schema
 from alblake.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -106,7 +106,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 WORKFLOW = (
     "sample", "ingest", "status", "query", "sql", "triage", "report", "files", "shell", "compact", "repair", "replay",
-    "backfill", "schema",
+    "backfill", "redrive", "catalog", "doctor", "schema",
 )
 DESCRIPTION = """ALB access logs -> a partitioned Parquet lake you can query (locally with DuckDB, on AWS with Athena).
 
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest": _register_ingest,
         **lake.registrars(),
         **history.registrars(),
+        **ops.registrars(),
         "schema": schema.register,
     }
     try:

@@ -197,7 +197,7 @@ def _register_backfill(subparsers: Any) -> None:
         "object to the stack's ingest queue. Resumable: re-running the same command continues.",
         **examples(
             "alblake backfill --stack prod --since 2026-11-01 --dry-run",
-            "alblake backfill s3://my-alb-logs/AWSLogs/ --lake s3://my-lake --queue alblake-ingest",
+            "alblake backfill s3://my-alb-logs/AWSLogs/ --stack prod --since 2026-01-01",
             "alblake backfill --inventory s3://inventory/my-alb-logs/cfg/2026-01-01T00-00Z/manifest.json --stack prod",
         ),
     )
@@ -235,7 +235,7 @@ def _register_replay(subparsers: Any) -> None:
             "alblake replay --lake lake/ --dry-run",
             "alblake replay --lake lake/ --reason fields --source-root logs/",
             "alblake replay --lake lake/ --source-root s3://my-alb-logs/AWSLogs/",
-            "alblake replay --stack prod --queue alblake-ingest",
+            "alblake replay --stack prod --queue https://sqs.eu-west-1.amazonaws.com/123456789012/prod-IngestQueue-AbC",
         ),
     )
     add_lake(replay)

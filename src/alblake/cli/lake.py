@@ -91,27 +91,42 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from alblake.lake.status import format_status, lake_status
+    from alblake.lake.status import format_status, lake_status, stale_balancers
 
     location = lake_of(args)
     lake = _open(location)
     scope = scope_of(args)
     status = lake_status(_ScopedLake(lake, scope) if scope != Scope() else lake, verify=args.verify)
     status = _narrowed(status, scope, args.limit)
+    # Staleness is about now: a window that ends in the past says nothing about it.
+    stale_after = timedelta(minutes=args.stale_after)
+    stale = [] if scope.until is not None else stale_balancers(status, datetime.now(UTC), stale_after)
     if args.format == "json":
-        print(json.dumps(status.as_dict(), indent=1))
+        body: dict[str, Any] = status.as_dict()
+        body["stale_load_balancers"] = [s.as_dict() for s in stale]
+        print(json.dumps(body, indent=1))
     elif args.format in {"jsonl", "csv"}:
         rows = [{"load_balancer": name, **body} for name, body in status.as_dict()["load_balancers"].items()]
         sys.stdout.write(render(pa.Table.from_pylist(_flat(rows)), args.format, raw=args.raw))
     else:
         print(format_status(status))
+        for found in stale:
+            print(f"stale: {printable(found.describe())}")
+    if stale:
+        print(
+            f"warning: {len(stale)} load balancer(s) delivered nothing for over {args.stale_after:g} minutes: an "
+            "idle load balancer writes no logs; otherwise check the log wiring with 'alblake doctor --stack NAME' "
+            "(docs/OPERATIONS.md)",
+            file=sys.stderr,
+        )
     if status.damage or status.duplicates:
         print_error(
             f"{len(status.damage)} damaged partition(s), {len(status.duplicates)} object(s) in the lake more than "
             f"once: 'alblake repair --lake {location}' rebuilds unreadable states, ingests the objects whose files "
             "are missing again from their sources and keeps one copy of each object"
         )
-    return EXIT_FAILED if status.unreadable or status.damage or status.duplicates else 0
+    failed = status.unreadable or status.damage or status.duplicates or (stale and args.fail_if_stale)
+    return EXIT_FAILED if failed else 0
 
 
 class _ScopedLake(GenerationalLake):
@@ -280,6 +295,11 @@ def _register_status(commands: Any) -> None:
     status.add_argument(
         "--verify", action="store_true", help="also read every visible file whole (slower: reads all the data)"
     )
+    status.add_argument(
+        "--stale-after", type=minutes, default=60.0, metavar="MINUTES",
+        help="name load balancers whose newest delivered object is older than this (default 60)",
+    )
+    status.add_argument("--fail-if-stale", action="store_true", help="exit 1 when a load balancer is stale")
     status.set_defaults(func=_cmd_status)
 
 

@@ -33,6 +33,7 @@ from alblake.lake.repair import Damage, DuplicateObject, Manifest, find_damage, 
 from alblake.ports import ObjectStore
 
 DELIVERY_INTERVAL = timedelta(minutes=5)
+STALE_AFTER = timedelta(minutes=60)  # default: twelve delivery intervals without a new object
 UNKNOWN_LB = "(unknown)"
 _MAX_LISTED_GAPS = 20
 
@@ -237,6 +238,36 @@ def _add_quarantine(lake: GenerationalLake, balancer: defaultdict[str, BalancerS
     for key in lake.store.list_keys(QUARANTINE_PREFIX):
         for source, reasons in reason_counts(lake.store.get(key) or b"").items():
             balancer[lbs.get(source, UNKNOWN_LB)].quarantined.update(reasons)
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A load balancer whose newest delivered object ended ``age`` ago, longer than expected."""
+
+    name: str
+    newest_delivery: datetime
+    age: timedelta
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "newest_delivery": _iso(self.newest_delivery),
+                "minutes_ago": round(self.age.total_seconds() / 60)}
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: newest delivery {_iso(self.newest_delivery)}, {self.age.total_seconds() / 60:,.0f} minutes "
+            f"ago (a busy load balancer delivers every {DELIVERY_INTERVAL.total_seconds() / 60:g} minutes per node)"
+        )
+
+
+def stale_balancers(status: LakeStatus, now: datetime, after: timedelta = STALE_AFTER) -> list[Stale]:
+    """Load balancers whose newest delivered object (by its ALB name) ended more than ``after`` before ``now``:
+    their logs stopped reaching the lake, or they had no traffic (an idle load balancer delivers nothing)."""
+    stale = [
+        Stale(name, lb.newest_delivery, now - lb.newest_delivery)
+        for name, lb in sorted(status.balancers.items())
+        if lb.newest_delivery is not None and now - lb.newest_delivery > after
+    ]
+    return stale
 
 
 def _iso(value: datetime | None) -> str | None:

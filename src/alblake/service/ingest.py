@@ -1,7 +1,9 @@
 """The Lambda ingest pipeline: S3 event records -> Parquet in the lake bucket -> Glue partitions -> SPICE.
 
-Events: direct S3 notifications, EventBridge "Object Created", S3 TestEvent (nothing to do) and SQS batches
-carrying any of these (``alblake.aws.events``); any other shape raises ``UnsupportedEventError``.
+Events: the deployed function reads SQS batches of IngestQueue only, whose messages are the log bucket's S3
+notifications, EventBridge "Object Created" events, S3 TestEvents (nothing to do), backfill, replay and
+redriven messages (``alblake.aws.events``). A direct S3 notification or EventBridge event (``sam local invoke``,
+tests) is accepted too; any other shape raises ``UnsupportedEventError``.
 
 Failure semantics (one invocation = one event, usually one record):
 
@@ -15,14 +17,13 @@ Failure semantics (one invocation = one event, usually one record):
   locally and publishing only starts after the whole object converted).
 - Any other error (S3/Glue API errors, throttling, timeouts: transient) is logged and counted the same way.
 - SQS batches: each message whose objects failed (or whose body is not an accepted event) is returned in
-  ``batchItemFailures``; SQS redelivers only those, and after the queue's maxReceiveCount moves them to its
-  dead-letter queue (redrive them from there once the cause is fixed). The invocation itself succeeds.
-- Other events: after all records, if any failed, the invocation raises: ``ObjectRejectedError`` when every failure is
-  permanent, ``IngestRetryableError`` otherwise. Lambda then retries the event (async invoke: 2 retries)
-  and finally sends it to the on-failure destination / DLQ with that error type and a message listing
-  each failed key. Retrying records that already succeeded is harmless: lake keys are deterministic (the
-  same object always produces the same keys, so it overwrites, never duplicates) and Glue registration is
-  idempotent.
+  ``batchItemFailures``; SQS redelivers only those, and after the queue's maxReceiveCount keeps them in its
+  dead-letter queue. Once the cause is fixed, ``alblake redrive --stack NAME`` moves them back (the log line of
+  each failure says so). The invocation itself succeeds.
+- A direct event (no SQS): after all records, if any failed, the invocation raises: ``ObjectRejectedError`` when
+  every failure is permanent, ``IngestRetryableError`` otherwise, with a message listing each failed key.
+  Retrying records that already succeeded is harmless: lake keys are deterministic (the same object always
+  produces the same keys, so it overwrites, never duplicates) and Glue registration is idempotent.
 - The SPICE refresh is requested once per invocation, after the records, when rows were written; it never
   raises.
 """
@@ -44,6 +45,16 @@ from alblake.s3_urls import s3_url
 from alblake.service.config import LakeConfig, WarningLogger, minutes_setting, open_deployed_lake
 from alblake.service.log_metrics import with_log_metrics
 from alblake.service.refresh import MIN_REFRESH_MINUTES, RefreshOutcome, RefreshStatus
+
+# Where a failed message goes and how it comes back, in every failure's log line.
+WAY_BACK = (
+    "its queue message is retried, then kept in the dead-letter queue; once the cause is fixed: "
+    "alblake redrive --stack STACK_NAME (docs/OPERATIONS.md)"
+)
+PERMANENT_WAY_BACK = (
+    "a retry reads the same bytes: its message ends in the dead-letter queue with this reason; replace the object "
+    "and run alblake redrive --stack STACK_NAME, or drop the message (docs/OPERATIONS.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,8 @@ class IngestFailedError(PartialFailureError):
 
 
 class ObjectRejectedError(IngestFailedError):
-    """Every failed object is permanently unusable (e.g. corrupt gzip): retries will not help; see the DLQ."""
+    """Every failed object is permanently unusable (e.g. corrupt gzip): retries will not help (its message ends in
+    the dead-letter queue; docs/OPERATIONS.md says what to do with it)."""
 
 
 class IngestRetryableError(IngestFailedError):
@@ -185,7 +197,10 @@ class IngestPipeline:
             item_outcomes = [self.process(r) for r in item.records]
             outcomes += item_outcomes
             if item.error:
-                self.logger.error("rejecting SQS message: not an accepted event", extra={"error": item.error})
+                self.logger.error(
+                    "rejecting SQS message: not an accepted event",
+                    extra={"error": item.error, "way_back": PERMANENT_WAY_BACK},
+                )
                 self.metrics.add_metric("MessagesRejected", "Count", 1)
             if item.error or any(o.status is RecordStatus.FAILED for o in item_outcomes):
                 failed.append(str(item.item_id))
@@ -233,14 +248,14 @@ class IngestPipeline:
         except InputError as e:
             self.logger.error(
                 "rejecting object: permanently unreadable, nothing published",
-                extra={"error_type": type(e).__name__, "error": str(e)},
+                extra={"error_type": type(e).__name__, "error": str(e), "way_back": PERMANENT_WAY_BACK},
             )
             self.metrics.add_metric("ObjectsFailed", "Count", 1)
             return RecordOutcome(
                 record.bucket, record.key, RecordStatus.FAILED, f"{type(e).__name__}: {e}", permanent=True
             )
         except Exception as e:  # transient (AWS API, network, /tmp full): retry the event
-            self.logger.exception("object failed (transient; the invocation will be retried)")
+            self.logger.exception("object failed (transient: retried)", extra={"way_back": WAY_BACK})
             self.metrics.add_metric("ObjectsFailed", "Count", 1)
             return RecordOutcome(record.bucket, record.key, RecordStatus.FAILED, f"{type(e).__name__}: {e}")
         return self._report(record, kind, ingested)
