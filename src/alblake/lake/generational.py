@@ -55,7 +55,7 @@ from alblake.lake.layout import (
     quarantine_key,
     read_manifest,
 )
-from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError, merge_sorted, read_lineage
+from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, RowFilter, UnreadableInputError, merge_sorted, read_lineage
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
 from alblake.ports import (
     BatchCommitError,
@@ -304,6 +304,7 @@ class GenerationalLake:
             "lines": staged.lines,
             "rows": staged.rows,
             "quarantined": staged.quarantined,
+            "erased": staged.erased,
             "quarantine_stored": staged.quarantine_stored,
             "quarantine_reasons": staged.quarantine_reasons,
         }
@@ -466,6 +467,7 @@ class GenerationalLake:
         compacting: bool = True,
         point: bool = True,
         step_bytes: int | None = None,
+        row_filter: RowFilter | None = None,
     ) -> Rewritten | None:
         """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied plus the rows of
         ``added`` (a batch's), merged into time-sorted files in a fresh folder, made live by one compare-and-swap.
@@ -474,6 +476,8 @@ class GenerationalLake:
         ``step_bytes``: when the live folder holds more than this, merge only per-object files up to about that
         many bytes and copy the other files into the new folder as they are (a compaction in steps: each step is a
         whole new generation, and what it leaves is still pending).
+
+        ``row_filter``: the live rows (and replacements) it keeps; an erasure drops the rows matching its criteria.
 
         Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
         """
@@ -486,7 +490,7 @@ class GenerationalLake:
         old = live.state
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="compact-") as work:
             try:
-                plan = self._plan(old, replace, Path(work), None if added else step_bytes)
+                plan = self._plan(old, replace, Path(work), None if added else step_bytes, row_filter)
             except FileNotFoundError:  # the folder changed while being read (a newer generation replaced it)
                 return None
             generation = old.generation + 1
@@ -559,7 +563,12 @@ class GenerationalLake:
         return stems, indices
 
     def _plan(
-        self, state: PartitionState, replace: dict[str, Replacement], work: Path, step_bytes: int | None
+        self,
+        state: PartitionState,
+        replace: dict[str, Replacement],
+        work: Path,
+        step_bytes: int | None,
+        row_filter: RowFilter | None = None,
     ) -> _RewritePlan:
         """What a rewrite merges (local copies of live files, minus replaced sources, plus the replacements) and
         which live files it copies as they are (a compaction in steps, see ``_rewrite``)."""
@@ -594,15 +603,16 @@ class GenerationalLake:
             local = work / f"in-{len(plan.inputs):06d}.parquet"
             self.store.download(key, local)
             plan.digests[stem] = file_digest(local)
-            plan.inputs.append(MergeInput(key, local, [stem], disposable=True))
+            plan.inputs.append(MergeInput(key, local, [stem], disposable=True, row_filter=row_filter))
         for key, _ in compacted:
             local = work / f"in-{len(plan.inputs):06d}.parquet"
             self.store.download(key, local)
             stems, lineage = self._lineage_of(key, work)
-            plan.inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace), disposable=True))
+            excluded = frozenset(replace)
+            plan.inputs.append(MergeInput(key, local, stems, lineage, excluded, disposable=True, row_filter=row_filter))
         for stem, replacement in sorted(replace.items()):
             if replacement.path is not None:
-                plan.inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
+                plan.inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem], row_filter=row_filter))
                 plan.digests[stem] = replacement.digest
         return plan
 
