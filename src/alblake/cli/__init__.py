@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alblake.cli import history, lake, schema
+from alblake.cli import history, lake, lifecycle, schema
 from alblake.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=_cmd_ingest)
     lake.register(commands)
+    lifecycle.register(commands)
 
     schema.register(commands)
     history.register(commands)

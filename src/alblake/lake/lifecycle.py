@@ -1,0 +1,709 @@
+"""Retention and erasure of a ``GenerationalLake``, through the lake's own commit protocol (pure core).
+
+- ``erase``: rows matching an erasure request (a client address, a trace id, a domain; optionally a time range)
+  leave every partition-hour that holds them by a rewrite (``GenerationalLake._rewrite`` with a row filter: a
+  generation swap, then the Location), and the quarantined lines that match leave their quarantine files. The
+  criteria are first added to the lake's policy (``alblake.lake.settings``), so every later ingest drops such rows;
+  an audit record under ``lifecycle/erasures/`` says who, when, what kind of criteria and how much, never the
+  values. ``settle`` rescans, at least a grace period later, the partitions that changed since an erasure scanned
+  them (an ingest that died between its commit and its second look at the policy).
+- ``expire``: whole partition-hours before a horizon are emptied (a swap to an empty generation, then the
+  Location), and a grace period later dropped (folders, catalog partitions of the curated and derived tables,
+  their objects' manifests, state, markers); quarantine files go at their own horizon.
+
+Steps, who sees what at each, and why nothing comes back: docs/COMPACTION.md, "Retention and erasure".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from alblake.convert.privacy import keyed_address, network_of
+from alblake.errors import InputError
+from alblake.keys import AccessLogKey, classify_key
+from alblake.lake.criteria import Matcher, filter_quarantine, hour_start, parse_time
+from alblake.lake.generational import GenerationalLake, LakeConflictError, is_per_object_file, owning_folder
+from alblake.lake.generations import (
+    COMPACTED_PREFIX,
+    STATE_PREFIX,
+    PartitionState,
+    RetiredFolder,
+    generation_folder,
+    lineage_key,
+    now_iso,
+    parse_iso,
+    partition_of_path,
+    pending_key,
+    state_key,
+)
+from alblake.lake.layout import (
+    DATA_PREFIX,
+    MANIFEST_PREFIX,
+    QUARANTINE_PREFIX,
+    Partition,
+    manifest_key,
+    partition_location,
+    quarantine_key,
+)
+from alblake.lake.settings import (
+    ERASURES_PREFIX,
+    EXPIRED_PREFIX,
+    KEYED,
+    PLAIN,
+    Criterion,
+    LakePolicy,
+    normal_value,
+    policy_key,
+    read_policy,
+    update_policy,
+    value_digest,
+)
+from alblake.ports import ConditionFailedError
+from alblake.schema import TABLE_NAME
+
+DEFAULT_GRACE = timedelta(minutes=60)
+_ALB_END_TIME = re.compile(r"_(\d{8}T\d{4}Z)_")
+
+
+class ErasureRequestError(InputError, ValueError):
+    """An erasure request that cannot be run as given (the message says what to change)."""
+
+
+class PartitionCatalog(Protocol):
+    """The catalog partitions expiry drops (Glue: ``alblake.aws.glue_partitions.GluePartitionCatalog``)."""
+
+    def drop(self, table: str, partitions: Sequence[Partition]) -> int:
+        """Drop these partitions of ``table`` (those that do not exist count as dropped); how many existed."""
+        ...
+
+    def partitions_before(self, table: str, day: str) -> list[Partition]:
+        """The partitions of ``table`` whose day (YYYY-MM-DD) is before ``day``."""
+        ...
+
+
+@dataclass(frozen=True)
+class DerivedTable:
+    """A table derived from the curated rows, partitioned like them: its catalog name and where its Hive tree is
+    in the lake (``<prefix>elb_name=../day=../hour=../``). Expiry drops its partitions with the curated ones."""
+
+    name: str
+    prefix: str
+
+
+# ------------------------------------------------------------------------------------------------ partitions
+
+
+def lake_partitions(lake: GenerationalLake) -> set[Partition]:
+    """Every partition the lake knows: those with a state, with generation-0 files, or with an expiry marker."""
+    found: set[Partition] = set()
+    for key in lake.store.list_keys(STATE_PREFIX):
+        partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
+        if partition is not None:
+            found.add(partition)
+    for key in lake.store.list_keys(f"{DATA_PREFIX}elb_name="):
+        folder = owning_folder(key)
+        if folder is not None:
+            found.add(folder[0])
+    for key in lake.store.list_keys(EXPIRED_PREFIX):
+        partition = partition_of_path(key[len(EXPIRED_PREFIX) :])
+        if partition is not None:
+            found.add(partition)
+    return found
+
+
+def partition_start(partition: Partition) -> datetime:
+    return datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00")
+
+
+def _parquet_keys(lake: GenerationalLake, folder: str) -> list[str]:
+    return [key for key in lake.store.list_keys(folder) if key.endswith(".parquet") and "/" not in key[len(folder) :]]
+
+
+# --------------------------------------------------------------------------------------------------- erasure
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """What to erase: rows whose every given field equals the given value, within [start, end) if given."""
+
+    client_ip: str | None = None
+    trace_id: str | None = None
+    domain: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    whole_network: bool = False  # in a lake that truncates addresses: the address's whole /24 (/48)
+
+    def __post_init__(self) -> None:
+        if not (self.client_ip or self.trace_id or self.domain):
+            raise ErasureRequestError("an erasure needs a client address, a trace id or a domain (or several)")
+        if self.client_ip is not None and network_of(self.client_ip) is None:
+            raise ErasureRequestError(f"{self.client_ip!r} is not an IPv4 or IPv6 address")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ErasureRequestError("the start of the range must come before its end")
+
+    def kinds(self) -> list[str]:
+        return [name for name, value in self._values() if value]
+
+    def _values(self) -> list[tuple[str, str | None]]:
+        return [("client_ip", self.client_ip), ("trace_id", self.trace_id), ("domain_name", self.domain)]
+
+
+def criterion_for(
+    request: ErasureRequest, policy: LakePolicy, key: bytes | None, now: datetime
+) -> tuple[Criterion, str]:
+    """The criterion of a request as the lake stores it (per field, the digests of every form the lake may hold
+    the value in), and a digest of the whole request, from which the criterion's id is taken (the same request
+    gives the same id, so running an erasure again reuses its criteria)."""
+    kind = KEYED if key is not None else PLAIN
+    fields: dict[str, list[str]] = {}
+    for name, value in request._values():
+        if not value:
+            continue
+        forms = {normal_value(name, value)}
+        if name == "client_ip":
+            if policy.privacy.client_ip == "truncate" and not request.whole_network:
+                raise ErasureRequestError(
+                    "this lake stores client addresses truncated to their /24 (IPv6: /48): a single address cannot "
+                    "be told apart from its neighbours. Add --whole-network to erase every row of its network"
+                )
+            if key is not None:
+                forms.add(keyed_address(key, value))
+            if request.whole_network:
+                forms.add(str(network_of(value)))
+        fields[name] = sorted(value_digest(kind, key, name, form) for form in forms)
+    start = None if request.start is None else request.start.astimezone(UTC).isoformat()
+    end = None if request.end is None else request.end.astimezone(UTC).isoformat()
+    whole = json.dumps({"fields": fields, "start": start, "end": end}, sort_keys=True)
+    identity = value_digest(kind, key, "criteria", whole)
+    return Criterion(f"e{identity[:16]}", now_iso(now), kind, fields, start, end), identity
+
+
+@dataclass
+class ErasureReport:
+    """What an erasure (or its dry run, or a settle pass) found and removed."""
+
+    id: str
+    dry_run: bool = False
+    reused: bool = False  # the lake had these criteria already (an erasure run again)
+    partitions: dict[str, int] = field(default_factory=dict)  # partition path -> rows removed (dry run: matching)
+    quarantine: dict[str, int] = field(default_factory=dict)  # quarantine key -> lines removed (dry run: matching)
+    scanned: dict[str, str] = field(default_factory=dict)  # partition path -> the state version it was left at
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path or key, message)
+    conflicts: int = 0
+    record: str = ""  # the audit record's key
+
+    @property
+    def rows(self) -> int:
+        return sum(self.partitions.values())
+
+    @property
+    def lines(self) -> int:
+        return sum(self.quarantine.values())
+
+
+class _FolderChanged(Exception):  # noqa: N818 - control flow inside this module: the live folder changed
+    """A live file disappeared while it was scanned (a newer generation replaced the folder)."""
+
+
+class Eraser:
+    """One erasure criterion applied to a lake: partition by partition, then its quarantine files."""
+
+    def __init__(self, lake: GenerationalLake, matcher: Matcher, report: ErasureReport, *, dry_run: bool) -> None:
+        self.lake = lake
+        self.matcher = matcher
+        self.report = report
+        self.dry_run = dry_run
+
+    def partitions(self, partitions: Iterable[Partition]) -> None:
+        for partition in partitions:
+            try:
+                self.partition(partition)
+            except Exception as error:  # an error stays with its partition; it is rescanned when settling
+                self.report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
+                self.report.scanned[partition.path] = ""
+
+    def partition(self, partition: Partition) -> None:
+        """X2: seal, scan the live folder, rewrite without the matching rows; record the version left."""
+        lake = self.lake
+        for _ in range(lake.attempts):
+            live = lake.read_state(partition)
+            if live.tag is None and not self.dry_run:
+                lake._swap(live, PartitionState(partition))  # seal (If-None-Match); whoever sealed it, read again
+                continue
+            try:
+                matching = self._count(live.state.live)
+            except _FolderChanged:
+                continue
+            if self.dry_run or not matching:
+                if matching:
+                    self.report.partitions[partition.path] = matching
+                self.report.scanned[partition.path] = live.tag or ""
+                return
+            self.matcher.dropped = 0
+            done = lake._rewrite(partition, {}, expected=live, compacting=False, row_filter=self.matcher.keep)
+            if done is None:
+                self.report.conflicts += 1
+                continue
+            self.report.partitions[partition.path] = self.matcher.dropped
+            after = lake.read_state(partition)
+            ours = after.state.write_token == done.state.write_token
+            self.report.scanned[partition.path] = (after.tag or "") if ours else ""  # changed since: rescan
+            return
+        raise LakeConflictError(f"{partition.path}: gave up after {lake.attempts} conflicting writes")
+
+    def _count(self, folder: str) -> int:
+        """Rows of the folder's data files that match."""
+        matching = 0
+        with tempfile.TemporaryDirectory(dir=self.lake.store.staging_dir(), prefix="erase-") as work:
+            for key in _parquet_keys(self.lake, folder):
+                local = Path(work) / "in.parquet"
+                try:
+                    self.lake.store.download(key, local)
+                except FileNotFoundError:
+                    raise _FolderChanged(key) from None
+                names = pq.read_schema(local).names
+                table = pq.read_table(local, columns=[c for c in self.matcher.columns() if c in names])
+                matching += int(np.count_nonzero(self.matcher.drop(table)))
+                local.unlink()
+        return matching
+
+    def quarantine_files(self) -> None:
+        """X3: every quarantine file, without its matching lines (compare-and-swap on the file)."""
+        store = self.lake.store
+        for key in store.list_keys(QUARANTINE_PREFIX):
+            for _ in range(self.lake.attempts):
+                current = store.get_versioned(key)
+                if current is None:
+                    break
+                filtered = filter_quarantine(current.content, self.matcher)
+                if filtered.lines and not self.dry_run:
+                    try:
+                        store.put_bytes_if(key, filtered.content, current.tag)
+                    except ConditionFailedError:
+                        written = store.get_versioned(key)
+                        if written is None or written.content != filtered.content:
+                            continue  # rewritten meanwhile (its object ingested again): filter the new one
+                if filtered.lines:
+                    self.report.quarantine[key] = filtered.lines
+                break
+
+
+def erase(
+    lake: GenerationalLake,
+    request: ErasureRequest,
+    *,
+    by: str,
+    now: datetime,
+    dry_run: bool = False,
+    reason: str | None = None,
+) -> ErasureReport:
+    """Erase the rows and quarantined lines matching ``request`` (X1-X4 of docs/COMPACTION.md)."""
+    policy = read_policy(lake.store).policy
+    key = policy_key(policy)
+    criterion, identity = criterion_for(request, policy, key, now)
+    existing = next((c for c in policy.erasures if c.id == criterion.id), None)
+    report = ErasureReport(criterion.id, dry_run=dry_run, reused=existing is not None)
+    if existing is None and not dry_run:
+        policy = update_policy(lake.store, lambda current: _add_criterion(current, criterion))  # X1
+    eraser = Eraser(lake, Matcher([existing or criterion], key), report, dry_run=dry_run)
+    eraser.partitions(_in_scope(lake, existing or criterion, policy))
+    eraser.quarantine_files()
+    if not dry_run:
+        chosen = existing or criterion
+        report.record = _write_record(lake, report, chosen, identity, request, by=by, now=now, reason=reason)
+    return report
+
+
+def _add_criterion(policy: LakePolicy, criterion: Criterion) -> bool:
+    if any(c.id == criterion.id for c in policy.erasures):
+        return False
+    if criterion.digest == PLAIN and policy.key is not None:  # a key was set since this one was computed
+        raise ErasureRequestError("the lake's key changed while the erasure started; run it again")
+    policy.erasures.append(criterion)
+    return True
+
+
+def _in_scope(lake: GenerationalLake, criterion: Criterion, policy: LakePolicy) -> list[Partition]:
+    """The partitions whose hour overlaps the criterion's range and is not expired, in order."""
+    start, end = parse_time(criterion.start), parse_time(criterion.end)
+    expired = hour_start(policy.expired_before) if policy.expired_before else None
+    chosen = []
+    for partition in sorted(lake_partitions(lake)):
+        begins = partition_start(partition)
+        if expired is not None and begins < expired:
+            continue
+        if (start is not None and begins + timedelta(hours=1) <= start) or (end is not None and begins >= end):
+            continue
+        chosen.append(partition)
+    return chosen
+
+
+def _write_record(
+    lake: GenerationalLake,
+    report: ErasureReport,
+    criterion: Criterion,
+    identity: str,
+    request: ErasureRequest,
+    *,
+    by: str,
+    now: datetime,
+    reason: str | None,
+) -> str:
+    """X4: the audit record (never the values: their kinds and a digest of the criteria)."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    key = f"{ERASURES_PREFIX}{criterion.id}-{stamp}-{secrets.token_hex(2)}.json"
+    body = {
+        "id": criterion.id,
+        "at": now_iso(now),
+        "by": by,
+        "reason": reason,
+        "kinds": request.kinds(),
+        "whole_network": request.whole_network,
+        "digest": criterion.digest,
+        "criteria_digest": identity,
+        "start": criterion.start,
+        "end": criterion.end,
+        "reused_criteria": report.reused,
+        "rows_erased": report.rows,
+        "quarantined_lines_erased": report.lines,
+        "partitions_rewritten": sorted(report.partitions),
+        "quarantine_files_rewritten": sorted(report.quarantine),
+        "errors": [{"where": where, "error": message} for where, message in report.errors],
+        "scanned": report.scanned,
+        "settled_at": None,
+    }
+    lake.store.put_bytes(key, (json.dumps(body, sort_keys=True, indent=1) + "\n").encode())
+    return key
+
+
+def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> list[ErasureReport]:
+    """X5: for every erasure not settled and at least ``grace`` old, rescan the partitions of its range that
+    changed since it scanned them (or appeared since), and its quarantine files; then mark it settled."""
+    reports = []
+    policy: LakePolicy | None = None
+    for key in lake.store.list_keys(ERASURES_PREFIX):
+        current = lake.store.get_versioned(key)
+        if current is None:
+            continue
+        body = json.loads(current.content)
+        if body.get("settled_at") or now - parse_iso(str(body["at"])) < grace:
+            continue
+        policy = policy or read_policy(lake.store).policy
+        criterion = next((c for c in policy.erasures if c.id == body["id"]), None)
+        report = ErasureReport(str(body["id"]), record=key)
+        if criterion is not None:
+            eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
+            scanned: dict[str, str] = body.get("scanned", {})
+            changed = [p for p in _in_scope(lake, criterion, policy) if _changed(lake, p, scanned)]
+            eraser.partitions(changed)
+            eraser.quarantine_files()
+        body.update(
+            settled_at=now_iso(now),
+            settle_rows_erased=report.rows,
+            settle_quarantined_lines_erased=report.lines,
+            settle_errors=[{"where": w, "error": m} for w, m in report.errors],
+            scanned={} if not report.errors else {**body.get("scanned", {}), **report.scanned},
+        )
+        if report.errors:  # not settled: the next pass tries again
+            body["settled_at"] = None
+        with contextlib.suppress(ConditionFailedError):  # another settle pass wrote it: it did the same
+            lake.store.put_bytes_if(key, (json.dumps(body, sort_keys=True, indent=1) + "\n").encode(), current.tag)
+        reports.append(report)
+    return reports
+
+
+def _changed(lake: GenerationalLake, partition: Partition, scanned: dict[str, str]) -> bool:
+    recorded = scanned.get(partition.path)
+    return recorded is None or recorded == "" or lake.read_state(partition).tag != recorded
+
+
+# ---------------------------------------------------------------------------------------------------- expiry
+
+
+@dataclass
+class ExpiryOptions:
+    now: datetime
+    older_than: timedelta | None = None  # hours that ended at least this long ago are expired (None: none)
+    quarantine_older_than: timedelta | None = None  # quarantine files of objects older than this (None: none)
+    grace: timedelta = DEFAULT_GRACE
+    dry_run: bool = False
+    should_stop: Callable[[], bool] = lambda: False
+    table: str = TABLE_NAME  # the curated table's name in the catalog
+    derived: Sequence[DerivedTable] = ()
+
+
+@dataclass
+class ExpiryReport:
+    expired_before: str | None = None  # the lake's horizon after this run ("YYYY-MM-DDTHH")
+    emptied: list[str] = field(default_factory=list)  # partitions swapped to an empty generation (R2)
+    dropped: list[str] = field(default_factory=list)  # partitions removed from the lake and the catalog (R3)
+    waiting: list[str] = field(default_factory=list)  # emptied less than a grace period ago
+    manifests_updated: int = 0
+    manifests_deleted: int = 0
+    catalog_dropped: int = 0
+    quarantine_deleted: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def horizon_hour(now: datetime, older_than: timedelta) -> str:
+    """The first hour that is kept: every hour that ended at least ``older_than`` before ``now`` goes."""
+    cutoff = (now - older_than).astimezone(UTC)
+    return cutoff.strftime("%Y-%m-%dT%H")
+
+
+def expire(
+    lake: GenerationalLake, options: ExpiryOptions, catalog: PartitionCatalog | None = None
+) -> ExpiryReport:
+    """Expire the hours before the horizon (R1-R3) and the quarantine files past theirs (docs/COMPACTION.md)."""
+    report = ExpiryReport()
+    if options.older_than is not None:
+        wanted = horizon_hour(options.now, options.older_than)
+        if options.dry_run:
+            current = read_policy(lake.store).policy.expired_before
+            report.expired_before = max(wanted, current or wanted)
+        else:
+            report.expired_before = update_policy(lake.store, lambda p: _advance(p, wanted)).expired_before  # R1
+        Expirer(lake, options, catalog, report).run(hour_start(str(report.expired_before)))
+    if options.quarantine_older_than is not None and not report.stopped_early:
+        report.quarantine_deleted = expire_quarantine(
+            lake, options.now - options.quarantine_older_than, dry_run=options.dry_run
+        )
+    return report
+
+
+def _advance(policy: LakePolicy, hour: str) -> bool:
+    if policy.expired_before is not None and policy.expired_before >= hour:
+        return False
+    policy.expired_before = hour
+    return True
+
+
+@dataclass
+class _Marker:
+    at: datetime
+    stems: list[str]
+
+
+class Expirer:
+    """One expiry run over the partitions before a horizon."""
+
+    def __init__(
+        self, lake: GenerationalLake, options: ExpiryOptions, catalog: PartitionCatalog | None, report: ExpiryReport
+    ) -> None:
+        self.lake = lake
+        self.options = options
+        self.catalog = catalog
+        self.report = report
+
+    def run(self, before: datetime) -> None:
+        known = lake_partitions(self.lake)
+        for partition in sorted(p for p in known if partition_start(p) < before):
+            if self.options.should_stop():
+                self.report.stopped_early = True
+                return
+            try:
+                self.partition(partition)
+            except Exception as error:  # an error stays with its partition; the next run tries again
+                self.report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
+        if self.catalog is not None and not self.options.dry_run:
+            self._sweep_catalog(before, known)
+
+    def partition(self, partition: Partition) -> None:
+        marker = self._marker(partition)
+        if marker is not None and self._empty(partition):
+            if self.options.now - marker.at < self.options.grace:
+                self.report.waiting.append(partition.path)
+                return
+            if self.options.dry_run or self._drop(partition, marker):
+                self.report.dropped.append(partition.path)
+            return
+        if not self.options.dry_run:
+            self._empty_out(partition, marker)
+        self.report.emptied.append(partition.path)
+
+    # -------------------------------------------------------------------------------------------------- R2
+    def _empty_out(self, partition: Partition, marker: _Marker | None) -> None:
+        """R2: the marker, then the state swapped to an empty generation, then the Location."""
+        lake = self.lake
+        live = lake.read_state(partition)
+        stems = set(marker.stems if marker else []) | set(live.state.sources)
+        stems |= {key.rsplit("/", 1)[-1].removesuffix(".parquet") for key in _parquet_keys(lake, live.state.live)
+                  if is_per_object_file(key.rsplit("/", 1)[-1])}
+        body = {"at": now_iso(self.options.now), "stems": sorted(stems)}
+        lake.store.put_bytes(_marker_key(partition), (json.dumps(body) + "\n").encode())
+        for _ in range(lake.attempts):
+            live = lake.read_state(partition)
+            old = live.state
+            if live.tag is not None and not old.sources and not _parquet_keys(lake, old.live):
+                break  # empty already (the marker's time was renewed)
+            generation = old.generation + 1
+            empty = PartitionState(
+                partition, generation=generation, live=generation_folder(partition, generation),
+                compacted_at=old.compacted_at,
+            )
+            empty.retired = [*old.retired, RetiredFolder(old.live, now_iso(self.options.now))]
+            if lake._swap(live, empty):
+                break
+        else:
+            raise LakeConflictError(f"{partition.path}: gave up after {lake.attempts} conflicting writes")
+        lake._mark_pending(partition)
+        lake._point([partition])
+        if self.catalog is not None:
+            for table in self.options.derived:
+                self.report.catalog_dropped += self.catalog.drop(table.name, [partition])
+
+    # -------------------------------------------------------------------------------------------------- R3
+    def _drop(self, partition: Partition, marker: _Marker) -> bool:
+        """R3: clear the state, delete every folder, drop the catalog partitions, forget the manifests, then the
+        state and the marker. False when a writer changed the partition meanwhile (the next run goes on)."""
+        lake, store = self.lake, self.lake.store
+        live = lake.read_state(partition)
+        keep = None
+        if live.tag is not None:
+            lake._point([partition])  # repairs a run that died between R2's swap and its Location move
+            old = live.state
+            cleared = PartitionState(
+                partition, generation=old.generation, live=old.live, compacted_at=old.compacted_at
+            )
+            if not lake._swap(live, cleared):  # a rewrite in flight (it read the state before) loses its swap
+                return False
+            live = lake.read_state(partition)
+            if live.state.write_token != cleared.write_token:
+                return False
+            keep = cleared.live
+        folders = f"{COMPACTED_PREFIX}{partition.path}/"
+        for prefix in (partition_location(partition), folders, lineage_key(folders)):
+            for key in list(store.list_keys(prefix)):
+                if keep is None or not key.startswith(keep):
+                    store.delete(key)
+        if self.catalog is not None:
+            for table in [self.options.table, *(d.name for d in self.options.derived)]:
+                self.report.catalog_dropped += self.catalog.drop(table, [partition])
+        for derived in self.options.derived:
+            for key in list(store.list_keys(f"{derived.prefix}{partition.path}/")):
+                store.delete(key)
+        for stem in marker.stems:
+            self._forget_partition(stem, partition)
+        store.delete(pending_key(partition))
+        final = lake.read_state(partition)
+        if final.tag != live.tag:
+            return False  # a commit after all: the next run empties it again
+        if final.tag is not None:
+            store.delete(state_key(partition))
+        store.delete(_marker_key(partition))
+        return True
+
+    def _forget_partition(self, stem: str, partition: Partition) -> None:
+        """The object's manifest without the partition; an object left with none: its manifest and quarantine go."""
+        store = self.lake.store
+        for _ in range(self.lake.attempts):
+            current = store.get_versioned(manifest_key(stem))
+            if current is None:
+                return
+            try:
+                body: dict[str, Any] = json.loads(current.content)
+                partitions = [str(p) for p in body.get("partitions", [])]
+                files = [str(f) for f in body.get("files", [])]
+            except (ValueError, TypeError, AttributeError):
+                return  # unreadable: a commit reads it as "no manifest" anyway
+            kept_partitions = [p for p in partitions if p != partition.path]
+            kept_files = [f for f in files if (owning_folder(f) or (None,))[0] != partition]
+            if kept_partitions == partitions and kept_files == files:
+                return
+            if not kept_partitions:
+                store.delete(quarantine_key(stem))
+                store.delete(manifest_key(stem))
+                self.report.manifests_deleted += 1
+                return
+            body.update(partitions=kept_partitions, files=kept_files)
+            try:
+                store.put_bytes_if(manifest_key(stem), (json.dumps(body) + "\n").encode(), current.tag)
+            except ConditionFailedError:
+                continue  # rewritten meanwhile (its object ingested again): forget the partition in that one
+            self.report.manifests_updated += 1
+            return
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def _marker(self, partition: Partition) -> _Marker | None:
+        content = self.lake.store.get(_marker_key(partition))
+        if content is None:
+            return None
+        try:
+            body = json.loads(content)
+            return _Marker(parse_iso(str(body["at"])), [str(s) for s in body.get("stems", [])])
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: R2 writes it again
+
+    def _empty(self, partition: Partition) -> bool:
+        live = self.lake.read_state(partition)
+        return not live.state.sources and not _parquet_keys(self.lake, live.state.live)
+
+    def _sweep_catalog(self, before: datetime, known: set[Partition]) -> None:
+        """Catalog partitions before the horizon that the lake does not know (a Location re-created by a writer
+        that pointed at an empty partition after it was dropped): dropped."""
+        assert self.catalog is not None
+        next_day = (before + timedelta(days=1)).strftime("%Y-%m-%d")
+        for table in [self.options.table, *(d.name for d in self.options.derived)]:
+            strays = [
+                p for p in self.catalog.partitions_before(table, next_day)
+                if partition_start(p) < before and p not in known
+            ]
+            if strays:
+                self.report.catalog_dropped += self.catalog.drop(table, strays)
+
+
+def _marker_key(partition: Partition) -> str:
+    return f"{EXPIRED_PREFIX}{partition.path}"
+
+
+# ------------------------------------------------------------------------------------------------ quarantine
+
+
+def expire_quarantine(lake: GenerationalLake, before: datetime, *, dry_run: bool = False) -> list[str]:
+    """Delete the quarantine files of objects older than ``before`` (by the end time in their ALB name, else their
+    newest partition-hour); files whose object cannot be dated are kept. The keys deleted."""
+    deleted = []
+    for key in list(lake.store.list_keys(QUARANTINE_PREFIX)):
+        if not key.endswith(".jsonl"):
+            continue
+        stem = key[len(QUARANTINE_PREFIX) :].removesuffix(".jsonl")
+        when = _object_time(lake, stem, key)
+        if when is not None and when < before:
+            if not dry_run:
+                lake.store.delete(key)
+            deleted.append(key)
+    return deleted
+
+
+def _object_time(lake: GenerationalLake, stem: str, key: str) -> datetime | None:
+    found = _ALB_END_TIME.search(stem)
+    if found is not None:
+        return datetime.strptime(found.group(1), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    content = lake.store.get(key) or b""
+    try:
+        source = str(json.loads(content.split(b"\n", 1)[0])["source"])
+    except (ValueError, KeyError, TypeError):
+        source = ""
+    parsed = classify_key(source)
+    if isinstance(parsed, AccessLogKey):
+        return parsed.end_time
+    manifest = lake.store.get(f"{MANIFEST_PREFIX}{stem}.json")
+    try:
+        paths = [str(p) for p in json.loads(manifest or b"{}").get("partitions", [])]
+    except (ValueError, AttributeError):
+        return None
+    hours = [partition_start(p) + timedelta(hours=1) for p in map(partition_of_path, paths) if p is not None]
+    return max(hours, default=None)
