@@ -116,18 +116,23 @@ class IngestLifecycle:
             return True
 
     def filter_object(self, staged: StagedObject) -> int:
-        """Drop the object's rows and quarantined lines that the policy erases; how many were dropped."""
+        """Drop the object's rows and quarantined lines that the policy erases; how many were dropped.
+
+        A partition-hour the lake has expired leaves the object; one whose rows were all erased stays, with an
+        empty file: its commit then replaces whatever an earlier attempt of this object left there (a crashed
+        attempt that read an older policy), where leaving the partition out would keep it."""
         if self.matcher.empty:
             return 0
         kept: list[StagedData] = []
         rows = 0
         for data in staged.data:
+            if self.matcher.expired(data.partition):
+                rows += data.rows
+                data.path.unlink(missing_ok=True)
+                continue
             dropped = _filter_file(data.path, self.matcher)
             rows += dropped
-            if dropped < data.rows:
-                kept.append(StagedData(data.partition, data.path, data.rows - dropped))
-            else:
-                data.path.unlink(missing_ok=True)
+            kept.append(StagedData(data.partition, data.path, data.rows - dropped))
         staged.data = kept
         staged.rows -= rows
         lines = _filter_staged_quarantine(staged, self.matcher)
@@ -146,15 +151,17 @@ class IngestLifecycle:
             if not drop.any():
                 kept.append(rows)
                 continue
+            expired = self.matcher.expired(rows.partition)
             counts = np.bincount(rows.lineage[drop], minlength=len(rows.stems))
             for index in np.flatnonzero(counts).tolist():
                 staged = batch.objects[position[rows.stems[index]]]
                 erased[position[rows.stems[index]]] += int(counts[index])
                 staged.batched_rows[rows.partition] -= int(counts[index])
-                if not staged.batched_rows[rows.partition]:
+                if expired:  # the object leaves an expired hour; it keeps an hour whose rows were all erased
                     del staged.batched_rows[rows.partition]
-            if not drop.all():
-                kept.append(_kept_rows(rows, ~drop))
+            if not expired:  # its objects' earlier rows there are replaced, also by none
+                table, lineage = rows.table.filter(pa.array(~drop)), rows.lineage[~drop]
+                kept.append(StagedRows(rows.partition, table, rows.stems, lineage))
         batch.rows = kept
         for index, staged in enumerate(batch.objects):
             staged.rows -= erased[index]
@@ -170,27 +177,16 @@ def _matcher(policy: LakePolicy, key: bytes | None) -> Matcher:
 
 
 def _filter_file(path: Path, matcher: Matcher) -> int:
-    """Rewrite a staged Parquet file without the rows the matcher drops; how many it dropped."""
+    """Rewrite a staged Parquet file without the rows the matcher drops (all of them: an empty file); how many it
+    dropped."""
     columns = pq.read_table(path, columns=[c for c in matcher.columns() if c in pq.read_schema(path).names])
     drop = matcher.drop(columns)
     dropped = int(np.count_nonzero(drop))
-    if dropped and dropped < len(drop):
+    if dropped:
         table = pq.read_table(path).filter(pa.array(~drop))
         with parquet_writer(path) as writer:
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     return dropped
-
-
-def _kept_rows(rows: StagedRows, keep: np.ndarray) -> StagedRows:
-    """A batch's rows of one partition with only ``keep``; stems left without rows are dropped."""
-    lineage = rows.lineage[keep]
-    present = np.unique(lineage)
-    return StagedRows(
-        rows.partition,
-        rows.table.filter(pa.array(keep)),
-        [rows.stems[i] for i in present.tolist()],
-        np.searchsorted(present, lineage).astype(np.int32),
-    )
 
 
 def _filter_staged_quarantine(staged: StagedObject, matcher: Matcher) -> int:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from alblake.convert.privacy import split_address_and_port
 from alblake.convert.quarantine import json_line, reason_kind
+from alblake.lake.layout import Partition
 from alblake.lake.settings import Criterion, normal_value, value_digest
 
 _TOKEN_SEPARATORS = re.compile(r"[\s\"]+")
@@ -55,6 +56,11 @@ class Matcher:
     @property
     def empty(self) -> bool:
         return not self.criteria and self.expired_before is None
+
+    def expired(self, partition: Partition) -> bool:
+        """Whether the partition-hour is before the lake's horizon."""
+        start = datetime.fromisoformat(f"{partition.day}T{partition.hour}:00:00+00:00")
+        return self.expired_before is not None and start < self.expired_before
 
     def columns(self) -> list[str]:
         """The columns ``drop`` reads."""

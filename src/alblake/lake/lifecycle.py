@@ -322,7 +322,8 @@ def erase(
     eraser.quarantine_files()
     if not dry_run:
         chosen = existing or criterion
-        report.record = _write_record(lake, report, chosen, identity, request, by=by, now=now, reason=reason)
+        extra = {"by": by, "reason": reason, "whole_network": request.whole_network, "criteria_digest": identity}
+        report.record = _write_record(lake, report, chosen, now, extra)
     return report
 
 
@@ -351,28 +352,16 @@ def _in_scope(lake: GenerationalLake, criterion: Criterion, policy: LakePolicy) 
 
 
 def _write_record(
-    lake: GenerationalLake,
-    report: ErasureReport,
-    criterion: Criterion,
-    identity: str,
-    request: ErasureRequest,
-    *,
-    by: str,
-    now: datetime,
-    reason: str | None,
+    lake: GenerationalLake, report: ErasureReport, criterion: Criterion, now: datetime, extra: dict[str, Any]
 ) -> str:
-    """X4: the audit record (never the values: their kinds and a digest of the criteria)."""
+    """X4: the audit record (never the values: their kinds and a digest of the whole criteria)."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     key = f"{ERASURES_PREFIX}{criterion.id}-{stamp}-{secrets.token_hex(2)}.json"
     body = {
         "id": criterion.id,
         "at": now_iso(now),
-        "by": by,
-        "reason": reason,
-        "kinds": request.kinds(),
-        "whole_network": request.whole_network,
+        "kinds": sorted(criterion.fields),
         "digest": criterion.digest,
-        "criteria_digest": identity,
         "start": criterion.start,
         "end": criterion.end,
         "reused_criteria": report.reused,
@@ -383,6 +372,7 @@ def _write_record(
         "errors": [{"where": where, "error": message} for where, message in report.errors],
         "scanned": report.scanned,
         "settled_at": None,
+        **extra,
     }
     lake.store.put_bytes(key, (json.dumps(body, sort_keys=True, indent=1) + "\n").encode())
     return key
@@ -390,17 +380,19 @@ def _write_record(
 
 def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> list[ErasureReport]:
     """X5: for every erasure not settled and at least ``grace`` old, rescan the partitions of its range that
-    changed since it scanned them (or appeared since), and its quarantine files; then mark it settled."""
+    changed since it scanned them (or appeared since), and its quarantine files; then mark it settled. Criteria
+    without any audit record (an erasure that died between writing them and its record) get a whole pass."""
     reports = []
-    policy: LakePolicy | None = None
-    for key in lake.store.list_keys(ERASURES_PREFIX):
+    policy = read_policy(lake.store).policy
+    recorded: set[str] = set()
+    for key in list(lake.store.list_keys(ERASURES_PREFIX)):
         current = lake.store.get_versioned(key)
         if current is None:
             continue
         body = json.loads(current.content)
+        recorded.add(str(body["id"]))
         if body.get("settled_at") or now - parse_iso(str(body["at"])) < grace:
             continue
-        policy = policy or read_policy(lake.store).policy
         criterion = next((c for c in policy.erasures if c.id == body["id"]), None)
         report = ErasureReport(str(body["id"]), record=key)
         if criterion is not None:
@@ -421,12 +413,28 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
         with contextlib.suppress(ConditionFailedError):  # another settle pass wrote it: it did the same
             lake.store.put_bytes_if(key, (json.dumps(body, sort_keys=True, indent=1) + "\n").encode(), current.tag)
         reports.append(report)
+    for criterion in policy.erasures:
+        if criterion.id in recorded or now - parse_iso(criterion.at) < grace:
+            continue
+        report = ErasureReport(criterion.id)
+        eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
+        eraser.partitions(_in_scope(lake, criterion, policy))
+        eraser.quarantine_files()
+        settled = None if report.errors else now_iso(now)
+        report.record = _write_record(lake, report, criterion, now, {"by": "settle", "settled_at": settled})
+        reports.append(report)
     return reports
 
 
 def _changed(lake: GenerationalLake, partition: Partition, scanned: dict[str, str]) -> bool:
+    """Whether a partition may hold rows the erasure has not seen: not scanned (new, or its scan failed), its
+    state changed since, or its live folder holds per-object files (the only files a commit that died before its
+    state write can have added or replaced: compacted files go live only by a swap)."""
     recorded = scanned.get(partition.path)
-    return recorded is None or recorded == "" or lake.read_state(partition).tag != recorded
+    live = lake.read_state(partition)
+    if not recorded or live.tag != recorded:
+        return True
+    return any(is_per_object_file(key.rsplit("/", 1)[-1]) for key in _parquet_keys(lake, live.state.live))
 
 
 # ---------------------------------------------------------------------------------------------------- expiry
