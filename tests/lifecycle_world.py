@@ -40,7 +40,9 @@ from alblake.ingest.core import IngestLifecycle, ingest_object
 from alblake.ingest.runner import ingest_batch
 from alblake.ingest.selection import Failure
 from alblake.lake.compaction import CompactionOptions, compact
-from alblake.lake.generational import GenerationalLake
+from alblake.lake.generational import GenerationalLake, owning_folder
+from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
+from alblake.lake.layout import DATA_PREFIX
 from alblake.lake.lifecycle import ErasureRequest, ExpiryOptions, criterion_for, erase, expire, settle
 from alblake.lake.settings import POLICY_KEY, LakePolicy, key_check, read_policy, update_policy
 from alblake.ports import ConditionFailedError
@@ -160,6 +162,7 @@ class World:
     committed: dict[int, Attempt] = field(default_factory=dict)
     in_flight: dict[int, list[Attempt]] = field(default_factory=dict)
     leftovers: dict[int, list[Attempt]] = field(default_factory=dict)  # crashed, retried: rows may stay in hour 10
+    abandoned: dict[int, list[Attempt]] = field(default_factory=dict)  # crashed and never retried
     written: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # criterion -> (write number, time)
     sweeps: list[Sweep] = field(default_factory=list)
     expire_starts: list[int] = field(default_factory=list)  # completed expiry runs, by start
@@ -296,6 +299,16 @@ class World:
         self.sweeps.append(Sweep(EXPIRED, start))
         self.expire_starts.append(start)
 
+    def abandon(self) -> None:
+        """The attempts in flight crashed and are never retried: their rows may stay (each hour: its version, or
+        the object's previous one), without the criteria written after they read the policy, until a sweep
+        (an erasure, a settle pass, an expiry run) starts after they crashed."""
+        for obj, attempts in self.in_flight.items():
+            for attempt in attempts:
+                attempt.finish, attempt.rechecked = self.writes, False
+                self.abandoned.setdefault(obj, []).append(attempt)
+        self.in_flight.clear()
+
     def wait(self) -> None:
         """Time passes: longer than the grace period (and than any operation in flight)."""
         self.now += GRACE + timedelta(minutes=1)
@@ -319,7 +332,7 @@ class World:
     def _allowed(self, obj: int, hour: str) -> list[Counter[str]]:
         written = frozenset(self.written)
         options: list[Counter[str]] = []
-        candidates = list(self.in_flight.get(obj, []))
+        candidates = [*self.in_flight.get(obj, []), *self.abandoned.get(obj, [])]
         if obj in self.committed:
             candidates.append(self.committed[obj])
         else:
@@ -355,6 +368,22 @@ class World:
                     f"{view}: object {obj} hour {hour} shows {sorted(rows.elements())}; criteria written "
                     f"{sorted(self.written)}, committed {self.committed.get(obj)}, in flight {self.in_flight.get(obj)}"
                 )
+
+    def stray_keys(self) -> list[str]:
+        """Files of generation folders (data or lineage) that are not live: after a compaction with no grace
+        period, there are none (retired folders deleted, orphans of crashed rewrites swept)."""
+        live = {state.live for state in self.lake.states()}
+        strays = []
+        for key in self.store.objects:
+            if key.startswith(LINEAGE_PREFIX):
+                owner = owning_folder(DATA_PREFIX + key.removeprefix(LINEAGE_PREFIX))
+            elif key.startswith(COMPACTED_PREFIX):
+                owner = owning_folder(key)
+            else:
+                continue
+            if owner is None or owner[1] not in live:
+                strays.append(key)
+        return sorted(strays)
 
     def visible_rows(self) -> Counter[str]:
         rows: Counter[str] = Counter()

@@ -149,6 +149,7 @@ def the_end(world: World) -> None:
         world.expire()
     world.compact()
     world.check()
+    assert world.stray_keys() == []
     assert not world.in_flight
     erased = {c for c in world.written if c in CLIENTS}
     expected: Counter[str] = Counter()
@@ -183,9 +184,157 @@ def test_erasure_and_expiry_never_resurrect_and_never_remove_another(steps: list
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=1, max_size=6))
 @example([("ingest", 0, False), ("erase", 1), ("ingest", 0, True)])
-def test_the_same_with_keyed_client_addresses(steps: list[tuple[object, ...]], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_same_with_keyed_client_addresses(
+    steps: list[tuple[object, ...]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Client addresses stored as keyed hashes and erasure digests keyed: the erasure matches the stored form."""
     forget_keys()
     world = World(keyed=True, key_dir=Path(tmp_path_factory.mktemp("key")))
     play(world, steps)
+    the_end(world)
+
+
+# ------------------------------------------------------------------------------------- every write, exhaustively
+#
+# The races the invariants are about, each at every store write of the operation that runs first, and one past
+# its last (the second operation then runs after it). The counts of writes are checked, so that the cases keep
+# covering every write when the code changes.
+
+Op = tuple[object, ...]
+BEFORE: list[Op] = [("ingest", 0, False), ("ingest", 1, False), ("batch", [1, 2], False)]
+COMPACTED: list[Op] = [*BEFORE, ("compact",)]
+
+# name: (what the lake holds before, the operation, the operation run at each of its writes, its writes)
+RACES: dict[str, tuple[list[Op], Op, Op, int]] = {
+    "erase inside an ingest": (BEFORE, ("ingest", 1, True), ("erase", 0), 5),
+    "erase inside an ingest of a compacted hour": (COMPACTED, ("ingest", 1, True), ("erase", 0), 5),
+    "erase inside a batch": (BEFORE, ("batch", [0, 1, 2], True), ("erase", 1), 7),
+    "ingest inside an erase": (BEFORE, ("erase", 0), ("ingest", 1, True), 6),
+    "ingest inside an erase of a compacted hour": (COMPACTED, ("erase", 2), ("ingest", 2, True), 6),
+    "batch inside an erase": (COMPACTED, ("erase", 1), ("batch", [0, 1], True), 6),
+    "compaction inside an erase": (BEFORE, ("erase", 0), ("compact",), 6),
+    "erase inside a compaction": (BEFORE, ("compact",), ("erase", 1), 7),
+    "expire inside an ingest": (BEFORE, ("ingest", 0, True), ("expire",), 2),
+    "ingest inside an expire": (BEFORE, ("expire",), ("ingest", 0, True), 4),
+    "erase inside an expire": (BEFORE, ("expire",), ("erase", 0), 4),
+}
+# name: (what the lake holds before, an operation that crashes or loses an answer at each of its writes, its writes)
+DYING: dict[str, tuple[list[Op], Op, int]] = {
+    "erase": (BEFORE, ("erase", 0), 6),
+    "erase of a compacted hour": (COMPACTED, ("erase", 1), 6),
+    "expire": (BEFORE, ("expire",), 4),
+    "expire's second run": ([*BEFORE, ("expire",), ("wait",)], ("expire",), 14),
+    "settle": ([*BEFORE, ("erase", 0), ("ingest_dies", 0, True), ("wait",)], ("settle",), 3),
+    "ingest after an erasure": ([*BEFORE, ("erase", 0)], ("ingest", 0, True), 2),
+    "batch after an expiry": ([*BEFORE, ("expire",)], ("batch", [0, 1, 2], True), 12),
+}
+
+
+def writes_of(steps: list[Op], op: Op) -> int:
+    world = World()
+    play(world, steps)
+    before = world.writes
+    play(world, [op])
+    return world.writes - before
+
+
+@pytest.mark.parametrize("name", sorted(RACES))
+def test_the_races_cover_every_write(name: str) -> None:
+    before, first, _, writes = RACES[name]
+    assert writes_of(before, first) == writes
+
+
+@pytest.mark.parametrize("name", sorted(DYING))
+def test_the_crashes_cover_every_write(name: str) -> None:
+    before, op, writes = DYING[name]
+    assert writes_of(before, op) == writes
+
+
+@pytest.mark.parametrize(("name", "at"), [(n, at) for n, r in sorted(RACES.items()) for at in range(1, r[3] + 2)])
+def test_a_race_at_every_write(name: str, at: int) -> None:
+    before, first, second, _ = RACES[name]
+    world = World()
+    play(world, [*before, ("interleave", first, second, at)])
+    the_end(world)
+
+
+DYING_CASES = [(name, at) for name, case in sorted(DYING.items()) for at in range(1, case[2] + 1)]
+
+
+@pytest.mark.parametrize(("name", "at"), DYING_CASES)
+def test_a_crash_at_every_write_then_the_retry(name: str, at: int) -> None:
+    before, op, _ = DYING[name]
+    world = World()
+    play(world, [*before, ("crash", op, at)])
+    the_end(world)
+
+
+@pytest.mark.parametrize("retried", [True, False], ids=["sdk-retried", "sdk-gave-up"])
+@pytest.mark.parametrize(("name", "at"), DYING_CASES)
+def test_a_lost_answer_at_every_write(name: str, at: int, retried: bool) -> None:
+    """The write takes effect, another writer ingests in between, and the answer is lost (the SDK's retry of a
+    conditional write says "condition failed"; or the operation fails and is retried)."""
+    before, op, _ = DYING[name]
+    world = World()
+    play(world, [*before, ("lost_ack", op, at, retried, ("ingest", 1, True))])
+    the_end(world)
+
+
+@pytest.mark.parametrize("at", range(1, 12))
+def test_an_ingest_that_dies_after_its_commit_is_settled(at: int) -> None:
+    """An ingest that read the policy before an erasure wrote its criteria, committed after the erasure scanned
+    its hour, and died before it read the policy again: its rows stay until a settle pass a grace period later."""
+    world = World()
+    play(world, [*BEFORE, ("interleave", ("ingest_dies", 1, True), ("erase", 0), at)])
+    erased = [p for p, c in version_rows(1, 1).get("10", []) if c == CLIENTS[0]]
+    world.wait()
+    world.settle()
+    assert not set(erased) & set(world.visible_rows())
+    the_end(world)
+
+
+@pytest.mark.parametrize("crash_at", range(2, 6))
+def test_an_ingest_that_dies_inside_its_commit_is_settled(crash_at: int) -> None:
+    """An ingest reads the policy, an erasure runs before its first write (scanning the hour without its rows),
+    then the ingest dies part-way through its commit and is never retried: its files in the live folder (a
+    per-object file, maybe without its state write) keep rows of the erased client until a settle pass, which
+    rescans every partition whose live folder holds per-object files."""
+    world = World()
+    play(world, BEFORE)
+    world.nested = lambda: world.erase(0)
+    world.nested_at = world.writes + 1
+    world.crash_at = world.writes + crash_at
+    with pytest.raises(SimulatedCrashError):
+        world.ingest(1, 1)
+    world.crash_at = None
+    world.abandon()
+    world.check()
+    world.wait()
+    world.settle()
+    world.check()
+    erased = [path for rows in version_rows(1, 1).values() for path, client in rows if client == CLIENTS[0]]
+    assert not set(erased) & set(world.visible_rows())
+    the_end(world)
+
+
+def test_a_retry_replaces_the_rows_its_crashed_attempt_left_in_a_wholly_erased_hour() -> None:
+    """Object 0's first version has two rows in hour 10, of clients 1 and 2. Client 2 is erased; an ingest of
+    object 0 reads the policy, client 1's erasure runs before its first write, its put lands (the row of client 1,
+    unseen by that erasure) and its answer is lost: the retry drops every row of the hour, and still replaces the
+    crashed attempt's file there (with an empty one), or the row of client 1 would stay."""
+    world = World()
+    play(world, [("erase", 2)])
+
+    def erasure_then_lose_the_next_answer() -> None:
+        world.erase(1)
+        world.lost_ack_at, world.lost_ack_retried = world.writes, False  # the ingest's write that follows
+
+    world.nested = erasure_then_lose_the_next_answer
+    world.nested_at = world.writes + 1
+    with pytest.raises(LostAnswerError):
+        world.ingest(0, 0)
+    world.check()
+    world.ingest(0, 0)
+    world.check()
+    assert world.visible_rows() == Counter()
     the_end(world)

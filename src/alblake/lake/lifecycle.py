@@ -227,12 +227,16 @@ class Eraser:
         self.dry_run = dry_run
 
     def partitions(self, partitions: Iterable[Partition]) -> None:
+        done = []
         for partition in partitions:
             try:
                 self.partition(partition)
+                done.append(partition)
             except Exception as error:  # an error stays with its partition; it is rescanned when settling
                 self.report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
                 self.report.scanned[partition.path] = ""
+        if not self.dry_run:  # also those found clean: a run that died between a swap and its Location move
+            self.lake._point(done)
 
     def partition(self, partition: Partition) -> None:
         """X2: seal, scan the live folder, rewrite without the matching rows; record the version left."""
@@ -249,6 +253,8 @@ class Eraser:
             if self.dry_run or not matching:
                 if matching:
                     self.report.partitions[partition.path] = matching
+                elif live.state.retired and not self.dry_run:  # a run that died before its pending marker
+                    lake._mark_pending(partition)
                 self.report.scanned[partition.path] = live.tag or ""
                 return
             self.matcher.dropped = 0
@@ -318,7 +324,7 @@ def erase(
     if existing is None and not dry_run:
         policy = update_policy(lake.store, lambda current: _add_criterion(current, criterion))  # X1
     eraser = Eraser(lake, Matcher([existing or criterion], key), report, dry_run=dry_run)
-    eraser.partitions(_in_scope(lake, existing or criterion, policy))
+    eraser.partitions(_in_scope(lake, existing or criterion))
     eraser.quarantine_files()
     if not dry_run:
         chosen = existing or criterion
@@ -336,15 +342,14 @@ def _add_criterion(policy: LakePolicy, criterion: Criterion) -> bool:
     return True
 
 
-def _in_scope(lake: GenerationalLake, criterion: Criterion, policy: LakePolicy) -> list[Partition]:
-    """The partitions whose hour overlaps the criterion's range and is not expired, in order."""
+def _in_scope(lake: GenerationalLake, criterion: Criterion) -> list[Partition]:
+    """The partitions the lake knows whose hour overlaps the criterion's range, in order. Those before the lake's
+    horizon are in too: an expiry that has not emptied them yet (it stopped early, or runs now) leaves their rows
+    visible until it does."""
     start, end = parse_time(criterion.start), parse_time(criterion.end)
-    expired = hour_start(policy.expired_before) if policy.expired_before else None
     chosen = []
     for partition in sorted(lake_partitions(lake)):
         begins = partition_start(partition)
-        if expired is not None and begins < expired:
-            continue
         if (start is not None and begins + timedelta(hours=1) <= start) or (end is not None and begins >= end):
             continue
         chosen.append(partition)
@@ -398,7 +403,7 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
         if criterion is not None:
             eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
             scanned: dict[str, str] = body.get("scanned", {})
-            changed = [p for p in _in_scope(lake, criterion, policy) if _changed(lake, p, scanned)]
+            changed = [p for p in _in_scope(lake, criterion) if _changed(lake, p, scanned)]
             eraser.partitions(changed)
             eraser.quarantine_files()
         body.update(
@@ -418,7 +423,7 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
             continue
         report = ErasureReport(criterion.id)
         eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
-        eraser.partitions(_in_scope(lake, criterion, policy))
+        eraser.partitions(_in_scope(lake, criterion))
         eraser.quarantine_files()
         settled = None if report.errors else now_iso(now)
         report.record = _write_record(lake, report, criterion, now, {"by": "settle", "settled_at": settled})
@@ -533,6 +538,8 @@ class Expirer:
         marker = self._marker(partition)
         if marker is not None and self._empty(partition):
             if self.options.now - marker.at < self.options.grace:
+                if not self.options.dry_run:  # repairs a run that died between R2's swap and its Location move
+                    self._finish_emptying(partition)
                 self.report.waiting.append(partition.path)
                 return
             if self.options.dry_run or self._drop(partition, marker):
@@ -567,8 +574,13 @@ class Expirer:
                 break
         else:
             raise LakeConflictError(f"{partition.path}: gave up after {lake.attempts} conflicting writes")
-        lake._mark_pending(partition)
-        lake._point([partition])
+        self._finish_emptying(partition)
+
+    def _finish_emptying(self, partition: Partition) -> None:
+        """R2c: the pending marker (the retired folder is deleted later), the Location, the derived partitions."""
+        if self.lake.read_state(partition).state.retired:
+            self.lake._mark_pending(partition)
+        self.lake._point([partition])
         if self.catalog is not None:
             for table in self.options.derived:
                 self.report.catalog_dropped += self.catalog.drop(table.name, [partition])
