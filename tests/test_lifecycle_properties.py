@@ -184,8 +184,8 @@ def test_erasure_and_expiry_never_resurrect_and_never_remove_another(steps: list
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step, min_size=1, max_size=6))
-@example([("ingest", 0, False), ("erase", 1), ("ingest", 0, True)])
+@given(steps=st.lists(step, min_size=1, max_size=6))
+@example(steps=[("ingest", 0, False), ("erase", 1), ("ingest", 0, True)])
 def test_the_same_with_keyed_client_addresses(
     steps: list[tuple[object, ...]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alblake.cli.common import EXIT_FAILED, EXIT_USAGE, add_lake, minutes, print_error
-from alblake.convert.privacy import CLIENT_IP_MODES, QUARANTINE_MODES, QUERY_MODES, PrivacySettings
+from alblake.convert.privacy import CLIENT_IP_MODES, QUARANTINE_MODES, QUERY_MODES
 from alblake.display import printable
-from alblake.errors import ConfigError
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.lifecycle import (
     ErasureReport,
@@ -29,7 +28,7 @@ from alblake.lake.lifecycle import (
     expire,
     settle,
 )
-from alblake.lake.settings import KEYED, LakePolicy, key_check, lake_key, read_policy, update_policy
+from alblake.lake.settings import LakePolicy, read_policy, set_privacy
 from alblake.locations import LakeLocationError, open_existing_lake_at, open_lake_at, scheme_of
 from alblake.secrets import install_key_sources
 
@@ -193,36 +192,9 @@ def _cmd_privacy(args: argparse.Namespace) -> int:
     lake = open_lake_at(args.lake)
     if not isinstance(lake, GenerationalLake):
         raise LakeLocationError(f"{args.lake}: this lake has no lifecycle policy")
-    policy = set_privacy(lake, changes, args.key)
+    policy = set_privacy(lake.store, changes, args.key)
     print(format_policy(policy))
     return 0
-
-
-def set_privacy(lake: GenerationalLake, changes: dict[str, str], key: str | None) -> LakePolicy:
-    """The lake's privacy settings and key reference, changed (the key is read to fingerprint it)."""
-    check = key_check(lake_key(key)) if key else None
-
-    def change(policy: LakePolicy) -> bool:
-        settings = PrivacySettings(**{**policy.privacy.as_dict(), **changes})
-        new_key = key if key is not None else policy.key
-        new_check = check if key is not None else policy.key_check
-        if settings.needs_key and new_key is None:
-            raise ConfigError("client_ip hmac needs the lake's key: give --key ssm:NAME (or secretsmanager:ID)")
-        if policy.key_check is not None and new_check != policy.key_check and _keyed(policy):
-            raise ConfigError(
-                "the lake's erasure criteria or its client addresses are keyed with its current key; another key "
-                "could not match them. Keep the key (store the same value under the new name)"
-            )
-        if (settings, new_key, new_check) == (policy.privacy, policy.key, policy.key_check):
-            return False
-        policy.privacy, policy.key, policy.key_check = settings, new_key, new_check
-        return True
-
-    return update_policy(lake.store, change)
-
-
-def _keyed(policy: LakePolicy) -> bool:
-    return policy.privacy.needs_key or any(c.digest == KEYED for c in policy.erasures)
 
 
 def format_policy(policy: LakePolicy) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,35 @@ def update_policy(
                 continue
         return policy
     raise PolicyConflictError(f"{POLICY_KEY}: gave up after {attempts} conflicting writes")
+
+
+def set_privacy(store: ObjectStore, changes: Mapping[str, str], key: str | None) -> LakePolicy:
+    """The lake's privacy settings (``changes``: some of ``PrivacySettings``' fields) and key reference (None:
+    unchanged), changed; the key is read to fingerprint it. A key that would not match the keyed criteria or
+    addresses already in the lake is refused."""
+    check = key_check(lake_key(key)) if key else None
+
+    def change(policy: LakePolicy) -> bool:
+        settings = PrivacySettings(**{**policy.privacy.as_dict(), **changes})
+        new_key = key if key is not None else policy.key
+        new_check = check if key is not None else policy.key_check
+        if settings.needs_key and new_key is None:
+            raise ConfigError("client_ip hmac needs the lake's key: give it (ssm:NAME or secretsmanager:ID)")
+        if policy.key_check is not None and new_check != policy.key_check and _keyed(policy):
+            raise ConfigError(
+                "the lake's erasure criteria or its client addresses are keyed with its current key; another key "
+                "could not match them. Keep the key (store the same value under the new name)"
+            )
+        if (settings, new_key, new_check) == (policy.privacy, policy.key, policy.key_check):
+            return False
+        policy.privacy, policy.key, policy.key_check = settings, new_key, new_check
+        return True
+
+    return update_policy(store, change)
+
+
+def _keyed(policy: LakePolicy) -> bool:
+    return policy.privacy.needs_key or any(c.digest == KEYED for c in policy.erasures)
 
 
 # ------------------------------------------------------------------------------------------------------- keys
