@@ -44,7 +44,7 @@ IPV6_PREFIX = 48
 _CACHE_LIMIT = 1 << 16  # addresses remembered per conversion (an object has a few thousand clients)
 
 _V6_CANDIDATE = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"
-_V4_CANDIDATE = r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9.])"
+_V4_CANDIDATE = r"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])"  # also inside dotted runs: erring on masking
 _ADDRESS = re.compile(f"(?P<v6>{_V6_CANDIDATE})|(?P<v4>{_V4_CANDIDATE})")
 _IPV4 = re.compile(_V4_CANDIDATE)
 _QUERY = re.compile(r"\?[^\s\"]*")
