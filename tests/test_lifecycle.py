@@ -26,6 +26,7 @@ from alblake.lake.lifecycle import (
 )
 from alblake.lake.settings import (
     POLICY_KEY,
+    LakePolicy,
     PolicyFormatError,
     forget_keys,
     lake_key,
@@ -135,8 +136,7 @@ def test_criteria_by_trace_domain_range_and_together(
     lake = local_lake(tmp_path / "lake")
     ingest_lines(lake, ROWS)
     erase(lake, request_, by="dpo", now=NOW)
-    paths = sorted(url.removeprefix("https://www.example.com:443").removeprefix("https://shop.example.com:443")
-                   for url in column(lake, "request_url"))
+    paths = sorted(str(url).split(":443", 1)[1] for url in column(lake, "request_url"))
     assert paths == sorted({"/1", "/2", "/3", "/4", "/5"} - set(erased))
 
 
@@ -350,7 +350,12 @@ def test_a_policy_write_whose_answer_is_lost_is_known_as_its_own() -> None:
             raise ConditionFailedError(key)  # the SDK's retry of a write that succeeded
 
     store.after_write = lose
-    policy = update_policy(store, lambda p: setattr(p, "expired_before", "2018-07-02T10") is None)
+
+    def expire_hour_10(policy: LakePolicy) -> bool:
+        policy.expired_before = "2018-07-02T10"
+        return True
+
+    policy = update_policy(store, expire_hour_10)
     assert written == [POLICY_KEY] and policy.revision == 1
     assert read_policy(store).policy.expired_before == "2018-07-02T10"
 
