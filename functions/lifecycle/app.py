@@ -43,8 +43,10 @@ def publish(event: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:  # any failure: the stack operation fails with the reason (never the key)
         logger.exception("publishing the lake's privacy settings failed")
         answer(event, success=False, physical_id=physical_id, reason=f"{type(error).__name__}: {error}")
+        metrics.add_metric(name="LakePolicyPublished", unit="Count", value=0)
         return {"status": "FAILED"}
     answer(event, success=True, physical_id=physical_id)
+    metrics.add_metric(name="LakePolicyPublished", unit="Count", value=1)
     return {"status": "SUCCESS"}
 
 

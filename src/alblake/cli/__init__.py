@@ -44,6 +44,7 @@ def _format_summary(summary: IngestSummary) -> str:
             f"lines        {summary.lines}",
             f"rows         {summary.rows}",
             f"quarantined  {summary.quarantined}",
+            *([f"erased       {summary.erased} (the lake's erasures and expired hours)"] if summary.erased else []),
             f"partitions   {len(summary.partitions)}",
             f"throughput   {summary.lines / seconds:,.0f} lines/s, {summary.text_bytes / seconds / 1e6:,.1f} MB/s "
             f"of log text ({summary.seconds:.2f} s)",

@@ -38,6 +38,7 @@ class IngestSummary:
     lines: int = 0
     rows: int = 0
     quarantined: int = 0
+    erased: int = 0  # dropped by the lake's lifecycle (erasures, expired hours): lines = rows + quarantined + erased
     bytes_in: int = 0
     text_bytes: int = 0
     seconds: float = 0.0
@@ -51,10 +52,11 @@ class IngestSummary:
         self.lines += ingested.lines
         self.rows += ingested.rows
         self.quarantined += ingested.quarantined
+        self.erased += ingested.erased
         self.bytes_in += ingested.bytes_in
         self.text_bytes += ingested.text_bytes
         self.partitions.update(p.path for p in ingested.partitions)
-        if ingested.lines and not ingested.rows:
+        if ingested.lines and ingested.quarantined == ingested.lines:
             self.not_alb_logs.append((name, ingested.lines))
 
 

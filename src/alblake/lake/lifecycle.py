@@ -507,7 +507,6 @@ def _advance(policy: LakePolicy, hour: str) -> bool:
 @dataclass
 class _Marker:
     at: datetime
-    stems: list[str]
 
 
 class Expirer:
@@ -531,6 +530,8 @@ class Expirer:
                 self.partition(partition)
             except Exception as error:  # an error stays with its partition; the next run tries again
                 self.report.errors.append((partition.path, f"{type(error).__name__}: {error}"))
+        if not self.options.dry_run:
+            self._sweep_manifests(before)
         if self.catalog is not None and not self.options.dry_run:
             self._sweep_catalog(before, known)
 
@@ -542,22 +543,18 @@ class Expirer:
                     self._finish_emptying(partition)
                 self.report.waiting.append(partition.path)
                 return
-            if self.options.dry_run or self._drop(partition, marker):
+            if self.options.dry_run or self._drop(partition):
                 self.report.dropped.append(partition.path)
             return
         if not self.options.dry_run:
-            self._empty_out(partition, marker)
+            self._empty_out(partition)
         self.report.emptied.append(partition.path)
 
     # -------------------------------------------------------------------------------------------------- R2
-    def _empty_out(self, partition: Partition, marker: _Marker | None) -> None:
+    def _empty_out(self, partition: Partition) -> None:
         """R2: the marker, then the state swapped to an empty generation, then the Location."""
         lake = self.lake
-        live = lake.read_state(partition)
-        stems = set(marker.stems if marker else []) | set(live.state.sources)
-        stems |= {key.rsplit("/", 1)[-1].removesuffix(".parquet") for key in _parquet_keys(lake, live.state.live)
-                  if is_per_object_file(key.rsplit("/", 1)[-1])}
-        body = {"at": now_iso(self.options.now), "stems": sorted(stems)}
+        body = {"at": now_iso(self.options.now)}
         lake.store.put_bytes(_marker_key(partition), (json.dumps(body) + "\n").encode())
         for _ in range(lake.attempts):
             live = lake.read_state(partition)
@@ -586,9 +583,9 @@ class Expirer:
                 self.report.catalog_dropped += self.catalog.drop(table.name, [partition])
 
     # -------------------------------------------------------------------------------------------------- R3
-    def _drop(self, partition: Partition, marker: _Marker) -> bool:
-        """R3: clear the state, delete every folder, drop the catalog partitions, forget the manifests, then the
-        state and the marker. False when a writer changed the partition meanwhile (the next run goes on)."""
+    def _drop(self, partition: Partition) -> bool:
+        """R3: clear the state, delete every folder, drop the catalog partitions, then the state and the marker.
+        False when a writer changed the partition meanwhile (the next run goes on)."""
         lake, store = self.lake, self.lake.store
         live = lake.read_state(partition)
         keep = None
@@ -615,8 +612,6 @@ class Expirer:
         for derived in self.options.derived:
             for key in list(store.list_keys(f"{derived.prefix}{partition.path}/")):
                 store.delete(key)
-        for stem in marker.stems:
-            self._forget_partition(stem, partition)
         store.delete(pending_key(partition))
         final = lake.read_state(partition)
         if final.tag != live.tag:
@@ -626,8 +621,26 @@ class Expirer:
         store.delete(_marker_key(partition))
         return True
 
-    def _forget_partition(self, stem: str, partition: Partition) -> None:
-        """The object's manifest without the partition; an object left with none: its manifest and quarantine go."""
+    def _sweep_manifests(self, before: datetime) -> None:
+        """R3, objects: every manifest that names a partition before the horizon forgets it; an object left with
+        none (or one older than the horizon by its ALB name with none at all) loses its manifest and quarantine
+        file. Objects whose ALB name ends after the horizon are skipped unread (one listing of the manifests)."""
+        for key in list(self.lake.store.list_keys(MANIFEST_PREFIX)):
+            stem = key[len(MANIFEST_PREFIX) :].removesuffix(".json")
+            end = _name_time(stem)
+            if end is not None and end >= before + timedelta(hours=1):  # its rows end within minutes of its name
+                continue
+            if self.options.should_stop():
+                self.report.stopped_early = True
+                return
+            try:
+                self._forget_partitions(stem, before, end)
+            except Exception as error:  # an error stays with its object; the next run tries again
+                self.report.errors.append((key, f"{type(error).__name__}: {error}"))
+
+    def _forget_partitions(self, stem: str, before: datetime, end: datetime | None) -> None:
+        """The object's manifest without its partitions before ``before``; an object left with none: its manifest
+        and quarantine file go."""
         store = self.lake.store
         for _ in range(self.lake.attempts):
             current = store.get_versioned(manifest_key(stem))
@@ -639,9 +652,12 @@ class Expirer:
                 files = [str(f) for f in body.get("files", [])]
             except (ValueError, TypeError, AttributeError):
                 return  # unreadable: a commit reads it as "no manifest" anyway
-            kept_partitions = [p for p in partitions if p != partition.path]
-            kept_files = [f for f in files if (owning_folder(f) or (None,))[0] != partition]
-            if kept_partitions == partitions and kept_files == files:
+            expired = {p for p in partitions if (q := partition_of_path(p)) is not None and partition_start(q) < before}
+            kept_partitions = [p for p in partitions if p not in expired]
+            kept_files = [f for f in files if (folder := owning_folder(f)) is None or folder[0].path not in expired]
+            if not partitions and end is not None and end < before:  # only quarantined lines, older than the horizon
+                kept_partitions = []
+            elif kept_partitions == partitions:
                 return
             if not kept_partitions:
                 store.delete(quarantine_key(stem))
@@ -663,7 +679,7 @@ class Expirer:
             return None
         try:
             body = json.loads(content)
-            return _Marker(parse_iso(str(body["at"])), [str(s) for s in body.get("stems", [])])
+            return _Marker(parse_iso(str(body["at"])))
         except (ValueError, KeyError, TypeError):
             return None  # unreadable: R2 writes it again
 
@@ -708,10 +724,16 @@ def expire_quarantine(lake: GenerationalLake, before: datetime, *, dry_run: bool
     return deleted
 
 
-def _object_time(lake: GenerationalLake, stem: str, key: str) -> datetime | None:
+def _name_time(stem: str) -> datetime | None:
+    """The end of the 5-minute interval an ALB object's name gives (kept in its stem), if it has one."""
     found = _ALB_END_TIME.search(stem)
-    if found is not None:
-        return datetime.strptime(found.group(1), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    return None if found is None else datetime.strptime(found.group(1), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+
+
+def _object_time(lake: GenerationalLake, stem: str, key: str) -> datetime | None:
+    named = _name_time(stem)
+    if named is not None:
+        return named
     content = lake.store.get(key) or b""
     try:
         source = str(json.loads(content.split(b"\n", 1)[0])["source"])
