@@ -44,7 +44,7 @@ class CloudFormation:
         answers = self.answers
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 - the http.server method name
+            def do_PUT(self) -> None:
                 length = int(self.headers["Content-Length"])
                 answers.append(json.loads(self.rfile.read(length)))
                 self.send_response(200)
