@@ -177,6 +177,8 @@ def the_end(world: World) -> None:
 @example([("batch", [0, 1], False), ("interleave", ("batch", [1, 2], True), ("erase", 2), 5)])
 @example([("ingest", 0, False), ("compact",), ("interleave", ("erase", 0), ("ingest", 0, True), 3)])
 @example([("ingest", 2, False), ("expire",), ("wait",), ("interleave", ("expire",), ("ingest", 2, True), 3)])
+# found by this test: a re-ingest whose rows of a compacted hour were all erased (its commit of no rows)
+@example([("batch", [0, 1, 2], False), ("erase", 1), ("erase", 2), ("ingest", 2, True)])
 def test_erasure_and_expiry_never_resurrect_and_never_remove_another(steps: list[tuple[object, ...]]) -> None:
     world = World()
     play(world, steps)
@@ -217,18 +219,18 @@ RACES: dict[str, tuple[list[Op], Op, Op, int]] = {
     "compaction inside an erase": (BEFORE, ("erase", 0), ("compact",), 6),
     "erase inside a compaction": (BEFORE, ("compact",), ("erase", 1), 7),
     "expire inside an ingest": (BEFORE, ("ingest", 0, True), ("expire",), 2),
-    "ingest inside an expire": (BEFORE, ("expire",), ("ingest", 0, True), 4),
-    "erase inside an expire": (BEFORE, ("expire",), ("erase", 0), 4),
+    "ingest inside an expire": (BEFORE, ("expire",), ("ingest", 0, True), 10),
+    "erase inside an expire": (BEFORE, ("expire",), ("erase", 0), 10),
 }
 # name: (what the lake holds before, an operation that crashes or loses an answer at each of its writes, its writes)
 DYING: dict[str, tuple[list[Op], Op, int]] = {
     "erase": (BEFORE, ("erase", 0), 6),
     "erase of a compacted hour": (COMPACTED, ("erase", 1), 6),
-    "expire": (BEFORE, ("expire",), 4),
-    "expire's second run": ([*BEFORE, ("expire",), ("wait",)], ("expire",), 14),
+    "expire": (BEFORE, ("expire",), 10),
+    "expire's second run": ([*BEFORE, ("expire",), ("wait",)], ("expire",), 8),
     "settle": ([*BEFORE, ("erase", 0), ("ingest_dies", 0, True), ("wait",)], ("settle",), 3),
     "ingest after an erasure": ([*BEFORE, ("erase", 0)], ("ingest", 0, True), 2),
-    "batch after an expiry": ([*BEFORE, ("expire",)], ("batch", [0, 1, 2], True), 12),
+    "batch after an expiry": ([*BEFORE, ("expire",)], ("batch", [0, 1, 2], True), 3),
 }
 
 

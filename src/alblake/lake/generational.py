@@ -243,7 +243,8 @@ class GenerationalLake:
         earlier = self._earlier_commit(staged.stem)
         result = CommitResult()
         for data in staged.data:
-            result.written.append(self._commit_partition(data.partition, staged.stem, data.path, data.rows))
+            key = self._commit_partition(data.partition, staged.stem, data.path, data.rows)
+            result.written.extend([key] if key else [])
         result.partitions_created = self._point(staged.partitions)
         self._finish_object(staged, result, earlier)
         return result
@@ -362,8 +363,9 @@ class GenerationalLake:
             if record is not None and record.compacted:
                 replacement = {stem: Replacement(path, digest, rows)}
                 done = self._rewrite(partition, replacement, expected=live, compacting=False)
-                if done is not None:
-                    return done.state.live + done.state.sources[stem].file
+                if done is not None:  # no record: no new rows (an erasure's criteria dropped every one)
+                    record = done.state.sources.get(stem)
+                    return "" if record is None else done.state.live + record.file
                 continue
             key = f"{state.live}{stem}.parquet"
             self._put_copy(key, path)
