@@ -81,6 +81,16 @@ def test_a_column_is_masked_as_a_line_is(url: str) -> None:
     assert masked == (base + "?" + mask_query(query) if separator else url)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.ip_addresses(), min_size=1, max_size=5))
+def test_a_column_is_truncated_as_one_address_is(addresses: list[object]) -> None:
+    """IPv4 addresses are truncated by a regular expression, others one by one: the same result."""
+    privacy = Privacy(PrivacySettings(client_ip="truncate"))
+    texts = [str(a) for a in addresses]
+    stored = privacy.apply(pa.table({"client_ip": texts})).column(0).to_pylist()
+    assert stored == [network_of(text) for text in texts]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.ip_addresses(), st.text(alphabet=st.sampled_from('xyz "-=?/'), max_size=12), st.booleans())
 def test_no_client_address_survives_in_a_masked_line(address: object, noise: str, with_port: bool) -> None:

@@ -19,7 +19,6 @@ split by partition; ``Privacy.mask_line`` and ``mask_text`` by the quarantine wr
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -48,6 +47,8 @@ _V4_CANDIDATE = r"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])"  # also insi
 _ADDRESS = re.compile(f"(?P<v6>{_V6_CANDIDATE})|(?P<v4>{_V4_CANDIDATE})")
 _IPV4 = re.compile(_V4_CANDIDATE)
 _QUERY = re.compile(r"\?[^\s\"]*")
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = f"^({_OCTET}\\.{_OCTET}\\.{_OCTET})\\.{_OCTET}$"  # as ALB writes them: truncated without Python
 
 
 class PrivacySettingsError(InputError, ValueError):
@@ -114,7 +115,7 @@ def network_of(text: str) -> str | None:
 
 def keyed_address(key: bytes, text: str) -> str:
     """The keyed-hash form of an address: ``hmac-`` + 24 hex digits of HMAC-SHA-256(key, address)."""
-    digest = hmac.new(key, b"client_ip\x00" + normal_address(text).encode(), hashlib.sha256).hexdigest()
+    digest = hmac.digest(key, b"client_ip\x00" + normal_address(text).encode(), "sha256").hex()
     return HASH_PREFIX + digest[:HASH_HEX_DIGITS]
 
 
@@ -177,7 +178,19 @@ class Privacy:
         return stored
 
     def _addresses_of(self, column: pa.ChunkedArray) -> pa.Array:
-        encoded = pc.dictionary_encode(column.combine_chunks())
+        addresses = column.combine_chunks()
+        if self.settings.client_ip == "truncate":  # IPv4 (most clients) by a regular expression, the rest below
+            ipv4 = pc.fill_null(pc.match_substring_regex(addresses, _CANONICAL_IPV4), False)
+            if pc.all(ipv4).as_py():
+                return pc.replace_substring_regex(addresses, _CANONICAL_IPV4, r"\1.0/24")
+            others = self._each_address(addresses.filter(pc.invert(ipv4)))
+            truncated = pc.replace_substring_regex(addresses, _CANONICAL_IPV4, r"\1.0/24")
+            return pc.replace_with_mask(truncated, pc.invert(ipv4), others)
+        return self._each_address(addresses)
+
+    def _each_address(self, addresses: pa.Array) -> pa.Array:
+        """``address`` of each distinct value."""
+        encoded = pc.dictionary_encode(addresses)
         stored = pa.array([self.address(v) for v in encoded.dictionary.to_pylist()], pa.string())
         return stored.take(encoded.indices)
 
@@ -185,6 +198,13 @@ class Privacy:
         urls = column.combine_chunks()
         if self.settings.query_strings == "drop":
             return pc.replace_substring_regex(urls, pattern=r"(?s)\?.*$", replacement="")
+        with_query = pc.fill_null(pc.match_substring(urls, "?"), False)
+        if not pc.any(with_query).as_py():
+            return urls
+        return pc.replace_with_mask(urls, with_query, self._masked(urls.filter(with_query)))
+
+    def _masked(self, urls: pa.Array) -> pa.Array:
+        """URLs with a query string, its values masked."""
         parts = pc.extract_regex(urls, pattern=r"(?s)^(?P<base>[^?]*)(?P<sep>\??)(?P<query>.*)$")
         base, separator, query = (parts.field(name) for name in ("base", "sep", "query"))
         segments = pc.split_pattern(query, pattern="&")

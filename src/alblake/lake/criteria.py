@@ -76,9 +76,9 @@ class Matcher:
         times = table.column("time") if "time" in table.column_names else None
         if self.expired_before is not None and times is not None:
             dropped |= _flags(pc.less(times, pa.scalar(self.expired_before, _TIME)))
-        digests: dict[tuple[str, str], dict[str, str]] = {}  # (field, kind) -> value -> digest
+        values: dict[tuple[str, str], dict[str, list[str]]] = {}  # (field, kind) -> digest -> the values with it
         for criterion, sets in zip(self.criteria, self._sets, strict=True):
-            dropped |= self._matching(table, times, criterion, sets, digests)
+            dropped |= self._matching(table, times, criterion, sets, values)
         return dropped
 
     def keep(self, table: pa.Table) -> np.ndarray:
@@ -93,19 +93,22 @@ class Matcher:
         times: pa.ChunkedArray | None,
         criterion: Criterion,
         sets: dict[str, frozenset[str]],
-        digests: dict[tuple[str, str], dict[str, str]],
+        values: dict[tuple[str, str], dict[str, list[str]]],
     ) -> np.ndarray:
         matched = np.ones(table.num_rows, dtype=bool)
         for name, wanted in sets.items():
             if name not in table.column_names:
                 return np.zeros(table.num_rows, dtype=bool)
             column = table.column(name)
-            known = digests.setdefault((name, criterion.digest), {})
-            values = [v for v in pc.unique(column).to_pylist() if isinstance(v, str)]
-            for value in values:
-                if value not in known:
-                    known[value] = value_digest(criterion.digest, self.key, name, normal_value(name, value))
-            hits = [v for v in values if known[v] in wanted]
+            if (name, criterion.digest) not in values:  # each distinct value digested once per table
+                by_digest: dict[str, list[str]] = {}
+                for value in pc.unique(column).to_pylist():
+                    if isinstance(value, str):
+                        digest = value_digest(criterion.digest, self.key, name, normal_value(name, value))
+                        by_digest.setdefault(digest, []).append(value)
+                values[(name, criterion.digest)] = by_digest
+            found = values[(name, criterion.digest)]
+            hits = [value for digest in wanted for value in found.get(digest, ())]
             if not hits:
                 return np.zeros(table.num_rows, dtype=bool)
             matched &= _flags(pc.is_in(column, value_set=pa.array(hits, pa.string())))
@@ -123,23 +126,25 @@ class Matcher:
             return False
         tokens = [t for t in _TOKEN_SEPARATORS.split(raw) if t]
         line_time = _line_time(tokens)
+        digests: dict[tuple[str, str], set[str]] = {}  # (field, kind) -> digests of the line's tokens
         for criterion, sets in zip(self.criteria, self._sets, strict=True):
             if not _in_range(line_time, criterion):
                 continue
-            if all(self._token_matches(tokens, name, wanted, criterion.digest) for name, wanted in sets.items()):
+            for name, wanted in sets.items():
+                if (name, criterion.digest) not in digests:
+                    digests[(name, criterion.digest)] = self._token_digests(tokens, name, criterion.digest)
+                if not digests[(name, criterion.digest)] & wanted:
+                    break
+            else:
                 return True
         return False
 
-    def _token_matches(self, tokens: Iterable[str], name: str, wanted: frozenset[str], kind: str) -> bool:
-        for token in tokens:
-            candidates = [token]
-            if name == "client_ip":
-                address, _ = split_address_and_port(token)
-                candidates += [address] if address is not None else []
-            for candidate in candidates:
-                if value_digest(kind, self.key, name, normal_value(name, candidate)) in wanted:
-                    return True
-        return False
+    def _token_digests(self, tokens: Iterable[str], name: str, kind: str) -> set[str]:
+        """The digests of every token of a line as a value of the field (an address also without its port)."""
+        candidates = set(tokens)
+        if name == "client_ip":
+            candidates |= {a for a in (split_address_and_port(t)[0] for t in tokens) if a is not None}
+        return {value_digest(kind, self.key, name, normal_value(name, candidate)) for candidate in candidates}
 
 
 def _flags(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -285,10 +285,18 @@ class Eraser:
                 local.unlink()
         return matching
 
-    def quarantine_files(self) -> None:
-        """X3: every quarantine file, without its matching lines (compare-and-swap on the file)."""
+    def quarantine_files(self, criterion: Criterion) -> None:
+        """X3: every quarantine file of an object that may have lines in the criterion's range (by the time in its
+        ALB name, within an hour; any other object's), without its matching lines (compare-and-swap on the file)."""
         store = self.lake.store
+        start, end = parse_time(criterion.start), parse_time(criterion.end)
         for key in store.list_keys(QUARANTINE_PREFIX):
+            named = _name_time(key[len(QUARANTINE_PREFIX) :])
+            if named is not None and (
+                (start is not None and named + timedelta(hours=1) < start)
+                or (end is not None and named - timedelta(hours=1) >= end)
+            ):
+                continue
             for _ in range(self.lake.attempts):
                 current = store.get_versioned(key)
                 if current is None:
@@ -323,11 +331,11 @@ def erase(
     report = ErasureReport(criterion.id, dry_run=dry_run, reused=existing is not None)
     if existing is None and not dry_run:
         policy = update_policy(lake.store, lambda current: _add_criterion(current, criterion))  # X1
-    eraser = Eraser(lake, Matcher([existing or criterion], key), report, dry_run=dry_run)
-    eraser.partitions(_in_scope(lake, existing or criterion))
-    eraser.quarantine_files()
+    chosen = existing or criterion
+    eraser = Eraser(lake, Matcher([chosen], key), report, dry_run=dry_run)
+    eraser.partitions(_in_scope(lake, chosen))
+    eraser.quarantine_files(chosen)
     if not dry_run:
-        chosen = existing or criterion
         extra = {"by": by, "reason": reason, "whole_network": request.whole_network, "criteria_digest": identity}
         report.record = _write_record(lake, report, chosen, now, extra)
     return report
@@ -405,7 +413,7 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
             scanned: dict[str, str] = body.get("scanned", {})
             changed = [p for p in _in_scope(lake, criterion) if _changed(lake, p, scanned)]
             eraser.partitions(changed)
-            eraser.quarantine_files()
+            eraser.quarantine_files(criterion)
         body.update(
             settled_at=now_iso(now),
             settle_rows_erased=report.rows,
@@ -424,7 +432,7 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
         report = ErasureReport(criterion.id)
         eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
         eraser.partitions(_in_scope(lake, criterion))
-        eraser.quarantine_files()
+        eraser.quarantine_files(criterion)
         settled = None if report.errors else now_iso(now)
         report.record = _write_record(lake, report, criterion, now, {"by": "settle", "settled_at": settled})
         reports.append(report)
