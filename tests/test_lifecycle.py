@@ -233,8 +233,10 @@ def test_expiry_empties_old_hours_then_drops_them_after_the_grace_period(tmp_pat
     lake.registrar = catalog
     lake._point(sorted({p for _, p in lake.visible_keys()}))
     catalog.others["alb_rollup"] = dict(catalog.locations)  # a derived table with the same partitions
-    (lake_dir / "alb_rollup" / "elb_name=my-loadbalancer/day=2018-07-02/hour=21").mkdir(parents=True)
-    (lake_dir / "alb_rollup" / "elb_name=my-loadbalancer/day=2018-07-02/hour=21/r.parquet").write_bytes(b"x")
+    for folder in ("elb_name=my-loadbalancer/day=2018-07-02/hour=21", "compacted/elb_name=my-loadbalancer/"
+                   "day=2018-07-02/hour=21/g000001-abcd"):  # siblings of the data files, in both trees
+        (lake_dir / "alb_rollup" / folder).mkdir(parents=True)
+        (lake_dir / "alb_rollup" / folder / "r.parquet").write_bytes(b"x")
     now = datetime(2018, 7, 2, 23, 30, tzinfo=UTC)
     options = ExpiryOptions(now=now, older_than=timedelta(hours=2), derived=[DerivedTable("alb_rollup", "alb_rollup/")])
     assert horizon_hour(now, options.older_than or timedelta(0)) == "2018-07-02T21"  # hour 21 ended at 22:00

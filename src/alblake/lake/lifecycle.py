@@ -95,8 +95,9 @@ class PartitionCatalog(Protocol):
 
 @dataclass(frozen=True)
 class DerivedTable:
-    """A table derived from the curated rows, partitioned like them: its catalog name and where its Hive tree is
-    in the lake (``<prefix>elb_name=../day=../hour=../``). Expiry drops its partitions with the curated ones."""
+    """A table derived from the curated rows, partitioned like them: its catalog name and where its files are in
+    the lake (``<prefix>`` + a data file's key under ``alb_logs/``: ``<prefix>elb_name=../day=../hour=../`` and
+    ``<prefix>compacted/elb_name=../...``). Expiry drops its partitions and files with the curated ones."""
 
     name: str
     prefix: str
@@ -617,9 +618,10 @@ class Expirer:
         if self.catalog is not None:
             for table in [self.options.table, *(d.name for d in self.options.derived)]:
                 self.report.catalog_dropped += self.catalog.drop(table, [partition])
-        for derived in self.options.derived:
-            for key in list(store.list_keys(f"{derived.prefix}{partition.path}/")):
-                store.delete(key)
+        for derived in self.options.derived:  # its files mirror the data tree: <prefix> + the key under alb_logs/
+            for folder in (partition.path + "/", f"{COMPACTED_PREFIX.removeprefix(DATA_PREFIX)}{partition.path}/"):
+                for key in list(store.list_keys(derived.prefix + folder)):
+                    store.delete(key)
         store.delete(pending_key(partition))
         final = lake.read_state(partition)
         if final.tag != live.tag:
