@@ -4,7 +4,8 @@
   ``before_write`` hook (tests use it to crash there, to run another writer in the middle, or to check what
   readers see at that moment), and, once the write is done, the ``after_write`` hook (tests use it to lose the
   acknowledgement: the write happened, the caller is told it failed).
-- ``MemoryCatalog``: a ``PartitionRegistrar`` that keeps each partition's Location, like Glue.
+- ``MemoryCatalog``: a ``PartitionRegistrar`` that keeps each partition's Location, like Glue (and the
+  partitions of other tables, which expiry drops).
 - ``athena_files``: what Athena would read: every object under each registered Location, subfolders included.
 - ``EchoTable``: a derived table (``alblake.ports.DerivedTable``) whose rows are the curated rows' request URLs,
   so the same exactly-once checks run on a derived table's views.
@@ -24,6 +25,7 @@ import pyarrow as pa
 from alblake.lake.generations import generation_of_location
 from alblake.lake.layout import Partition
 from alblake.ports import ConditionFailedError, PartitionTarget, Versioned
+from alblake.schema import TABLE_NAME
 
 URL_PREFIX = "mem://"
 
@@ -105,8 +107,22 @@ class MemoryStore:
 
 
 class MemoryCatalog:
+    """Partition Locations of the curated table (``point``), and of other tables (``others``), which expiry drops
+    (``drop``, ``partitions_before``: ``alblake.lake.lifecycle.PartitionCatalog``)."""
+
     def __init__(self) -> None:
         self.locations: dict[Partition, str] = {}
+        self.others: dict[str, dict[Partition, str]] = {}  # table name -> partitions (derived tables)
+
+    def _table(self, table: str) -> dict[Partition, str]:
+        return self.locations if table == TABLE_NAME else self.others.setdefault(table, {})
+
+    def drop(self, table: str, partitions: Sequence[Partition]) -> int:
+        found = self._table(table)
+        return sum(found.pop(partition, None) is not None for partition in partitions)
+
+    def partitions_before(self, table: str, day: str) -> list[Partition]:
+        return sorted(p for p in self._table(table) if p.day < day)
 
     def point(self, targets: Sequence[PartitionTarget]) -> int:
         changed = 0

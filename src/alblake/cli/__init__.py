@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alblake import __version__
-from alblake.cli import history, lake, ops, schema
+from alblake.cli import history, lake, lifecycle, ops, schema
 from alblake.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -60,6 +60,7 @@ def _format_summary(summary: IngestSummary) -> str:
             f"lines        {summary.lines}",
             f"rows         {summary.rows}",
             f"quarantined  {summary.quarantined}",
+            *([f"erased       {summary.erased} (the lake's erasures and expired hours)"] if summary.erased else []),
             f"partitions   {len(summary.partitions)}",
             f"throughput   {summary.lines / seconds:,.0f} lines/s, {summary.text_bytes / seconds / 1e6:,.1f} MB/s "
             f"of log text ({summary.seconds:.2f} s)",
@@ -106,7 +107,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 WORKFLOW = (
     "sample", "ingest", "status", "query", "sql", "triage", "report", "files", "shell", "compact", "repair", "replay",
-    "backfill", "redrive", "catalog", "doctor", "schema",
+    "backfill", "redrive", "catalog", "doctor", "erase", "expire", "privacy", "schema",
 )
 DESCRIPTION = """ALB access logs -> a partitioned Parquet lake you can query (locally with DuckDB, on AWS with Athena).
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         **lake.registrars(),
         **history.registrars(),
         **ops.registrars(),
+        **lifecycle.registrars(),
         "schema": schema.register,
     }
     try:

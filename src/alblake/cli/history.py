@@ -26,7 +26,7 @@ from alblake.cli.common import (
 from alblake.display import printable
 from alblake.errors import AlblakeError
 from alblake.ingest.selection import Failure, LogObject
-from alblake.locations import existing_object, open_existing_lake_at, open_store_at
+from alblake.locations import existing_object, open_existing_lake_at, open_store_at, scheme_of
 from alblake.replay import QuarantinedSource, SourceRoots, quarantine_index, select_for_replay
 from alblake.s3_urls import bucket_and_key
 
@@ -151,8 +151,15 @@ def _roots(args: argparse.Namespace, *, any_bucket: bool = False) -> SourceRoots
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    location, glue_database = settings_of(args).lake(), glue_database_of(args)
-    open_existing_lake_at(location, glue_database=glue_database)  # a lake that is not there: one clear error
+    settings = settings_of(args)
+    location, glue_database = settings.lake(), glue_database_of(args)
+    outputs = settings.stack_outputs() if settings.stack else None
+    if not args.queue and outputs is not None and outputs.ingest_queue_url and scheme_of(location) == "s3":
+        # a deployed stack's lake: its ingest function re-ingests (with its own grants; the operator's policy
+        # lets them enqueue, not write the lake)
+        args.queue = outputs.ingest_queue_url
+    # a lake that is not there: one clear error (the queue's function registers the partitions itself)
+    open_existing_lake_at(location, glue_database=None if args.queue else glue_database)
     try:
         store = open_store_at(location)
         chosen = select_for_replay(quarantine_index(store), reason=args.reason, object_filter=object_filter(args))

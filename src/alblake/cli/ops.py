@@ -42,7 +42,7 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
         print_error("give either --stack NAME or --dlq URL (the dead-letter queue), not both")
         return EXIT_USAGE
     if not args.dlq and settings_of(args).stack is None:
-        print_error("give --stack NAME (or ALBLAKE_STACK) or --dlq URL (the dead-letter queue)")
+        print_error("give either --stack NAME or --dlq URL (the dead-letter queue)")
         return EXIT_USAGE
     if args.rate is not None and not 1 <= args.rate <= redrive.MAX_RATE:
         print_error(f"--rate is between 1 and {redrive.MAX_RATE} messages per second (SQS's limit)")
@@ -211,7 +211,7 @@ def _register_catalog(commands: Any) -> None:
             "alblake catalog sync --stack prod --dry-run", "alblake catalog sync --lake s3://lake --glue-database db"
         ),
     )
-    actions = catalog.add_subparsers(dest="catalog_command", required=True)
+    actions = catalog.add_subparsers(dest="catalog_command", required=True, help="sync: rebuild the partitions")
     sync = actions.add_parser(
         "sync", help="create, move and delete the table's partitions so they match the lake's own state"
     )

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from alblake.convert.decompress import BLOCK_SIZE, Block, LongLine, iter_blocks, iter_text_chunks
 from alblake.convert.parquet import PartitionWriters
+from alblake.convert.privacy import NO_PRIVACY, Privacy
 from alblake.convert.quarantine import EMPTY_LINE, QuarantineWriter
 from alblake.lake.layout import Partition, unstorable_reason
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
@@ -173,13 +174,20 @@ def _without_blank_lines(window: np.ndarray, ends: np.ndarray, blank: np.ndarray
         yield _Lines(view[start : int(kept_ends[last]) + 1], numbers[first : last + 1], blank_lines if not first else 0)
 
 
-def _parse(lines: _Lines, record_limit: int | None = None) -> ParsedBlock:
+def _parsed(text: Block, first_line: int, privacy: Privacy, record_limit: int | None = None) -> ParsedBlock:
+    """Parse whole lines, then apply the lake's privacy settings to the rows (the one place they are applied)."""
+    parsed = parse_block(text, first_line, record_limit=record_limit)
+    parsed.table = privacy.apply(parsed.table)
+    return parsed
+
+
+def _parse(lines: _Lines, privacy: Privacy, record_limit: int | None = None) -> ParsedBlock:
     """Parse a piece; rows and quarantined lines carry the object's line numbers."""
     numbers = lines.numbers
     if numbers is None or lines.consecutive():
         first = lines.first_line if numbers is None else int(numbers[0]) if len(numbers) else 1
-        return parse_block(lines.text, first, record_limit=record_limit)
-    parsed = parse_block(lines.text, 1, record_limit=record_limit)
+        return _parsed(lines.text, first, privacy, record_limit)
+    parsed = _parsed(lines.text, 1, privacy, record_limit)
     parsed.quarantined = [QuarantinedLine(int(numbers[q.line_number - 1]), q.reason, q.raw) for q in parsed.quarantined]
     parsed.row_lines = numbers[parsed.row_lines - 1]
     return parsed
@@ -219,12 +227,18 @@ def _partition_groups(block: ParsedBlock) -> list[tuple[Partition, np.ndarray | 
 
 
 def convert_stream(
-    fileobj: BinaryIO, source_id: str, staging_dir: Path, *, block_size: int = BLOCK_SIZE
+    fileobj: BinaryIO,
+    source_id: str,
+    staging_dir: Path,
+    *,
+    block_size: int = BLOCK_SIZE,
+    privacy: Privacy = NO_PRIVACY,
 ) -> StagedObject:
-    """Convert one log object. Raises ``InputError`` for unreadable input, leaving nothing staged."""
+    """Convert one log object (``privacy``: the lake's settings). Raises ``InputError`` for unreadable input,
+    leaving nothing staged."""
     staged = StagedObject(source_id, Path(tempfile.mkdtemp(prefix="convert-", dir=staging_dir)))
     try:
-        _Conversion(staged).run(fileobj, block_size)
+        _Conversion(staged, privacy).run(fileobj, block_size)
     except BaseException:
         staged.discard()
         raise
@@ -232,10 +246,11 @@ def convert_stream(
 
 
 class _Conversion:
-    def __init__(self, staged: StagedObject) -> None:
+    def __init__(self, staged: StagedObject, privacy: Privacy) -> None:
         self.staged = staged
+        self.privacy = privacy
         self.writers = PartitionWriters(staged.stage_dir)
-        self.quarantine = QuarantineWriter(staged.stage_dir, staged.source_id)
+        self.quarantine = QuarantineWriter(staged.stage_dir, staged.source_id, privacy)
         self.unstorable: dict[str, str | None] = {}  # by elb name (day and hour have a fixed width)
 
     def run(self, fileobj: BinaryIO, block_size: int) -> None:
@@ -273,7 +288,7 @@ class _Conversion:
             if not len(lines.text):
                 continue
             room = self.quarantine.room()  # lines the quarantine still stores; the parser counts the others
-            parsed = _parse(lines, room)
+            parsed = _parse(lines, self.privacy, room)
             self.staged.lines += parsed.lines
             refused: list[tuple[np.ndarray | None, str]] = []
             kept: list[tuple[Partition, np.ndarray | None]] = []
@@ -392,11 +407,13 @@ class _Member:
     quarantine: QuarantineWriter | None = None
 
 
-def convert_batch(inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path) -> ConvertedBatch:
-    """Convert small objects together: ``inputs`` are (open the object, source id). Nothing is in the lake until
-    ``Lake.commit_batch``; the caller discards the batch afterwards."""
+def convert_batch(
+    inputs: Sequence[tuple[OpenStream, str]], staging_dir: Path, *, privacy: Privacy = NO_PRIVACY
+) -> ConvertedBatch:
+    """Convert small objects together: ``inputs`` are (open the object, source id); ``privacy``: the lake's
+    settings. Nothing is in the lake until ``Lake.commit_batch``; the caller discards the batch afterwards."""
     batch = StagedBatch(Path(tempfile.mkdtemp(prefix="batch-", dir=staging_dir)))
-    converter = _BatchConverter(ConvertedBatch(batch))
+    converter = _BatchConverter(ConvertedBatch(batch), privacy)
     try:
         for position, (open_stream, source_id) in enumerate(inputs):
             converter.add(position, open_stream, source_id)
@@ -428,8 +445,9 @@ def _small_text(reader: _CountingReader, require_gzip: bool) -> Block | None:
 
 
 class _BatchConverter:
-    def __init__(self, result: ConvertedBatch) -> None:
+    def __init__(self, result: ConvertedBatch, privacy: Privacy) -> None:
         self.result = result
+        self.privacy = privacy
         self.pending: list[_Member] = []
         self.pending_lines = 0
         self.pending_bytes = 0
@@ -502,7 +520,7 @@ class _BatchConverter:
             return
         counts = np.array([m.staged.lines for m in members], dtype=np.int64)
         starts = 1 + np.concatenate(([0], np.cumsum(counts)[:-1]))  # each member's first line in the joined text
-        parsed = parse_block(b"".join(bytes(m.text) for m in members), 1)
+        parsed = _parsed(b"".join(bytes(m.text) for m in members), 1, self.privacy)
         quarantined = np.array([q.line_number for q in parsed.quarantined], dtype=np.int64)
         row_lines = np.setdiff1d(np.arange(1, int(counts.sum()) + 1), quarantined, assume_unique=True)
         row_member = np.searchsorted(starts, row_lines, side="right") - 1  # non-decreasing: members are contiguous
@@ -568,7 +586,7 @@ class _BatchConverter:
         if member.quarantine is None:
             directory = self.result.batch.stage_dir / f"q{member.position}"
             directory.mkdir()
-            member.quarantine = QuarantineWriter(directory, member.staged.source_id)
+            member.quarantine = QuarantineWriter(directory, member.staged.source_id, self.privacy)
             self.quarantines.append(member.quarantine)
         return member.quarantine
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from alblake.convert.privacy import Privacy
 from alblake.parse import EMPTY_LINE as EMPTY_LINE  # re-exported: the parser's reason for a blank line
 from alblake.parse import QuarantinedLine
 from alblake.parse import reason_kind as reason_kind  # re-exported: the parser names the kinds of its reasons
@@ -44,9 +45,10 @@ def json_line(record: dict[str, object]) -> str:
 
 
 class QuarantineWriter:
-    def __init__(self, staging: Path, source_id: str) -> None:
+    def __init__(self, staging: Path, source_id: str, privacy: Privacy | None = None) -> None:
         self.path = staging / "quarantine.jsonl"
         self.source_id = source_id
+        self.privacy = privacy  # the lake's privacy settings: lines are stored masked, or not at all
         self.count = 0
         self.stored = 0
         self.stored_bytes = 0
@@ -62,6 +64,11 @@ class QuarantineWriter:
         self._count(reason, 1)
         if reason == EMPTY_LINE or self.stored >= STORED_LINES_LIMIT or self.stored_bytes >= STORED_BYTES_LIMIT:
             return
+        if self.privacy is not None and self.privacy.active:
+            masked = self.privacy.mask_line(raw)
+            if masked is None:  # the lake stores no quarantined line: counted only
+                return
+            raw, reason = masked, self.privacy.mask_text(reason)
         record = self._record(line_number, reason, raw)
         if length is not None:
             record.update(length=length, truncated=True)

@@ -1,19 +1,46 @@
 """The one core call: ``ingest_object`` converts one log object and commits it to a lake (convert -> commit ->
 discard), with the same result wherever it runs: the ingest function (``alblake.service.ingest``) and the
-command line (``alblake.ingest.runner``) both call it."""
+command line (``alblake.ingest.runner``) both call it.
+
+It follows the lake's lifecycle policy (``alblake.lake.settings``, docs/COMPACTION.md "Retention and erasure"):
+the privacy settings apply during conversion; the erasure criteria and the expired hours apply to the converted
+rows and quarantined lines before the commit (counted as *erased*: lines = rows + quarantined + erased); after the
+commit the policy is read again, and when an erasure or an expiry was written meanwhile the object's rows are
+filtered by it and committed again, so an erased row never comes back through an ingest that raced the erasure.
+Batches of small objects (``alblake.ingest.runner.ingest_batch``) use the same ``IngestLifecycle``.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from alblake.convert.core import convert_stream
 from alblake.convert.decompress import BLOCK_SIZE
+from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
+from alblake.convert.privacy import NO_PRIVACY, Privacy
+from alblake.errors import ConflictError
+from alblake.lake.criteria import Matcher, filter_quarantine, hour_start
 from alblake.lake.layout import Partition
-from alblake.lake.staged import StagedObject
-from alblake.ports import CommitResult, Lake
+from alblake.lake.settings import POLICY_KEY, LakePolicy, policy_key, read_policy
+from alblake.lake.staged import StagedBatch, StagedData, StagedObject, StagedRows
+from alblake.ports import CommitResult, Lake, ObjectStore
+
+RECHECKS = 12  # policy changes an ingest follows after its commit before it gives up (a retry succeeds)
+
+
+class PolicyKeptChangingError(ConflictError, RuntimeError):
+    """The lifecycle policy changed after each of an ingest's commits; the object is left to a retry."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +56,7 @@ class IngestedObject:
     max_time: datetime | None
     partitions: list[Partition]
     commit: CommitResult
+    erased: int = 0  # rows and quarantined lines dropped by the lake's lifecycle (lines = rows + quarantined + erased)
 
     @classmethod
     def of(cls, staged: StagedObject, commit: CommitResult) -> IngestedObject:
@@ -42,7 +70,141 @@ class IngestedObject:
             max_time=staged.max_time,
             partitions=staged.partitions,
             commit=commit,
+            erased=staged.erased,
         )
+
+
+@dataclass
+class IngestLifecycle:
+    """The lake's policy as one ingest read it: its privacy (for the conversion) and its matcher (for the rows)."""
+
+    store: ObjectStore | None = None
+    tag: str | None = None
+    privacy: Privacy = NO_PRIVACY
+    matcher: Matcher = field(default_factory=Matcher)
+
+    @classmethod
+    def of(cls, lake: Lake) -> IngestLifecycle:
+        """The policy of ``lake`` now (a lake without an object store has none). Asked of the lake's ``store``, not
+        of its class: a lake wrapped by another (the ingest function's log-metrics lake) has the same policy."""
+        store = getattr(lake, "store", None)
+        return cls() if store is None else cls.read(store)
+
+    @classmethod
+    def read(cls, store: ObjectStore) -> IngestLifecycle:
+        current = read_policy(store)
+        policy = current.policy
+        key = policy_key(policy) if policy.needs_key else None
+        return cls(store, current.tag, Privacy(policy.privacy, key), _matcher(policy, key))
+
+    def newer(self) -> IngestLifecycle | None:
+        """The policy, if it changed since this one was read; else None."""
+        if self.store is None:
+            return None
+        versioned = self.store.get_versioned(POLICY_KEY)
+        if (None if versioned is None else versioned.tag) == self.tag:
+            return None
+        return IngestLifecycle.read(self.store)
+
+    def changed(self) -> bool:
+        """Whether the policy changed since this one was read (also when it cannot be read now: the caller then
+        ingests again, which reports why)."""
+        try:
+            return self.newer() is not None
+        except Exception:  # any error reading it: fail closed
+            return True
+
+    def filter_object(self, staged: StagedObject) -> int:
+        """Drop the object's rows and quarantined lines that the policy erases; how many were dropped.
+
+        A partition-hour the lake has expired leaves the object; one whose rows were all erased stays, with an
+        empty file: its commit then replaces whatever an earlier attempt of this object left there (a crashed
+        attempt that read an older policy), where leaving the partition out would keep it."""
+        if self.matcher.empty:
+            return 0
+        kept: list[StagedData] = []
+        rows = 0
+        for data in staged.data:
+            if self.matcher.expired(data.partition):
+                rows += data.rows
+                data.path.unlink(missing_ok=True)
+                continue
+            dropped = _filter_file(data.path, self.matcher)
+            rows += dropped
+            kept.append(StagedData(data.partition, data.path, data.rows - dropped))
+        staged.data = kept
+        staged.rows -= rows
+        lines = _filter_staged_quarantine(staged, self.matcher)
+        staged.erased += rows + lines
+        return rows + lines
+
+    def filter_batch(self, batch: StagedBatch) -> int:
+        """``filter_object`` for the objects of a batch, whose rows are held by partition in ``batch.rows``."""
+        if self.matcher.empty:
+            return 0
+        erased: Counter[int] = Counter()  # by object index
+        position = {staged.stem: i for i, staged in enumerate(batch.objects)}
+        kept: list[StagedRows] = []
+        for rows in batch.rows:
+            drop = self.matcher.drop(rows.table)
+            if not drop.any():
+                kept.append(rows)
+                continue
+            expired = self.matcher.expired(rows.partition)
+            counts = np.bincount(rows.lineage[drop], minlength=len(rows.stems))
+            for index in np.flatnonzero(counts).tolist():
+                staged = batch.objects[position[rows.stems[index]]]
+                erased[position[rows.stems[index]]] += int(counts[index])
+                staged.batched_rows[rows.partition] -= int(counts[index])
+                if expired:  # the object leaves an expired hour; it keeps an hour whose rows were all erased
+                    del staged.batched_rows[rows.partition]
+            if not expired:  # its objects' earlier rows there are replaced, also by none
+                table, lineage = rows.table.filter(pa.array(~drop)), rows.lineage[~drop]
+                kept.append(StagedRows(rows.partition, table, rows.stems, lineage))
+        batch.rows = kept
+        for index, staged in enumerate(batch.objects):
+            staged.rows -= erased[index]
+            lines = _filter_staged_quarantine(staged, self.matcher)
+            staged.erased += erased[index] + lines
+            erased[index] += lines
+        return sum(erased.values())
+
+
+def _matcher(policy: LakePolicy, key: bytes | None) -> Matcher:
+    expired = hour_start(policy.expired_before) if policy.expired_before else None
+    return Matcher(policy.erasures, key, expired)
+
+
+def _filter_file(path: Path, matcher: Matcher) -> int:
+    """Rewrite a staged Parquet file without the rows the matcher drops (all of them: an empty file); how many it
+    dropped."""
+    columns = pq.read_table(path, columns=[c for c in matcher.columns() if c in pq.read_schema(path).names])
+    drop = matcher.drop(columns)
+    dropped = int(np.count_nonzero(drop))
+    if dropped:
+        table = pq.read_table(path).filter(pa.array(~drop))
+        with parquet_writer(path) as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    return dropped
+
+
+def _filter_staged_quarantine(staged: StagedObject, matcher: Matcher) -> int:
+    """Drop the matching lines of the object's staged quarantine file; how many it dropped."""
+    path = staged.quarantine_path
+    if path is None or not matcher.criteria:
+        return 0
+    filtered = filter_quarantine(path.read_bytes(), matcher)
+    if not filtered.lines:
+        return 0
+    path.write_bytes(filtered.content)
+    staged.quarantined -= filtered.lines
+    staged.quarantine_stored -= filtered.lines
+    reasons = Counter(staged.quarantine_reasons)
+    reasons.subtract(filtered.erased)
+    staged.quarantine_reasons = {k: v for k, v in reasons.items() if v > 0}
+    if not staged.quarantined:
+        staged.quarantine_path = None
+    return filtered.lines
 
 
 def ingest_object(
@@ -53,10 +215,38 @@ def ingest_object(
     Raises ``InputError`` for an object that can never be converted (nothing of it is committed) and lets
     store/catalog errors through (a retry of the same object is safe: commits replace, never add).
     """
+    lifecycle = IngestLifecycle.of(lake)
     with open_stream() as stream:
-        staged = convert_stream(stream, source_id, lake.staging_dir(), block_size=block_size)
+        staged = convert_stream(
+            stream, source_id, lake.staging_dir(), block_size=block_size, privacy=lifecycle.privacy
+        )
     try:
-        commit = lake.commit(staged)
+        lifecycle.filter_object(staged)
+        commit = _commit(lake, staged)
+        for _ in range(RECHECKS):  # an erasure or expiry written while this commit ran: filter and commit again
+            newer = lifecycle.newer()
+            if newer is None:
+                return IngestedObject.of(staged, commit)
+            lifecycle = newer
+            if lifecycle.filter_object(staged):
+                commit = _commit(lake, staged)
     finally:
         staged.discard()
-    return IngestedObject.of(staged, commit)
+    raise PolicyKeptChangingError(f"{source_id}: the lake's lifecycle policy kept changing while it was committed")
+
+
+def _commit(lake: Lake, staged: StagedObject) -> CommitResult:
+    """``lake.commit``, keeping the staged quarantine file (a local store moves the file it puts) so that a newer
+    policy can still filter it and commit it again."""
+    path = staged.quarantine_path
+    if path is None:
+        return lake.commit(staged)
+    kept = path.with_name(path.name + ".kept")
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copyfile(path, kept)
+    try:
+        return lake.commit(staged)
+    finally:
+        kept.replace(path)

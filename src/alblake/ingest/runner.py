@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 
 from alblake.convert.core import ConvertedBatch, convert_batch
 from alblake.errors import InputError
-from alblake.ingest.core import IngestedObject, ingest_object
+from alblake.ingest.core import IngestedObject, IngestLifecycle, ingest_object
 from alblake.ingest.filters import EVERY_OBJECT, ObjectFilter
 from alblake.ingest.planning import plan_tasks
 from alblake.ingest.pool import default_jobs, pool_context, worth_a_pool
 from alblake.ingest.selection import Failure, LogObject
 from alblake.locations import open_lake_at, select_objects
 from alblake.ports import BatchCommitError, CommitResult, Lake
+from alblake.secrets import install_key_sources
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -37,6 +38,7 @@ class IngestSummary:
     lines: int = 0
     rows: int = 0
     quarantined: int = 0
+    erased: int = 0  # dropped by the lake's lifecycle (erasures, expired hours): lines = rows + quarantined + erased
     bytes_in: int = 0
     text_bytes: int = 0
     seconds: float = 0.0
@@ -50,10 +52,11 @@ class IngestSummary:
         self.lines += ingested.lines
         self.rows += ingested.rows
         self.quarantined += ingested.quarantined
+        self.erased += ingested.erased
         self.bytes_in += ingested.bytes_in
         self.text_bytes += ingested.text_bytes
         self.partitions.update(p.path for p in ingested.partitions)
-        if ingested.lines and not ingested.rows:
+        if ingested.lines and ingested.quarantined == ingested.lines:
             self.not_alb_logs.append((name, ingested.lines))
 
 
@@ -93,17 +96,21 @@ def ingest_batch(sources: Sequence[LogObject], lake: Lake) -> list[IngestedObjec
     it is live)."""
     outcomes: dict[int, IngestedObject | Failure] = {}
     try:
-        conversion = convert_batch([(source.open, source.source_id) for source in sources], lake.staging_dir())
+        lifecycle = IngestLifecycle.of(lake)  # the lake's privacy, erasures and expired hours (as ingest_object)
+        inputs = [(source.open, source.source_id) for source in sources]
+        conversion = convert_batch(inputs, lake.staging_dir(), privacy=lifecycle.privacy)
     except Exception:  # not an error of one object (those are in conversion.failed): each one alone says what
         return [ingest_one(source, lake) for source in sources]
     try:
         for position, error in conversion.failed.items():
             outcomes[position] = failure_of(sources[position], error)
         if conversion.batch.objects:
+            lifecycle.filter_batch(conversion.batch)
             outcomes.update(_commit_converted(conversion, sources, lake))
     finally:
         conversion.batch.discard()
-    for position in conversion.alone:
+    redo = conversion.converted if lifecycle.changed() else []  # a policy written meanwhile: each alone again
+    for position in [*conversion.alone, *redo]:
         outcomes[position] = ingest_one(sources[position], lake)
     return [outcomes[position] for position in range(len(sources))]
 
@@ -141,6 +148,7 @@ def _start_worker(lake_location: str, glue_database: str | None, environment: di
     global _worker_lake
     os.environ.clear()
     os.environ.update(environment)
+    install_key_sources()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     _worker_lake = open_lake_at(lake_location, glue_database=glue_database)
@@ -221,6 +229,7 @@ def ingest_objects(
     """
     summary = IngestSummary()
     started = time.perf_counter()
+    install_key_sources()  # a lake whose policy names a key in SSM or Secrets Manager (alblake.secrets)
     location = str(lake_location)
     jobs = max(1, min(auto_jobs(objects) if jobs is None else jobs, len(objects)))
     plan = plan_tasks(objects, batch=batch, jobs=jobs)

@@ -58,7 +58,7 @@ from alblake.lake.layout import (
     quarantine_key,
     read_manifest,
 )
-from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, UnreadableInputError, merge_sorted, read_lineage
+from alblake.lake.merge import MAX_FILE_BYTES, MergeInput, RowFilter, UnreadableInputError, merge_sorted, read_lineage
 from alblake.lake.staged import StagedBatch, StagedObject, StagedRows
 from alblake.ports import (
     BatchCommitError,
@@ -280,7 +280,7 @@ class GenerationalLake:
                 key = self._replace_legacy(data.partition, earlier.legacy_stem, staged.stem, data.path, data.rows)
             else:
                 key = self._commit_partition(data.partition, staged.stem, data.path, data.rows)
-            result.written.append(key)
+            result.written.extend([key] if key else [])
         result.partitions_created = self._point(staged.partitions)
         self._finish_object(staged, result, earlier)
         return result
@@ -336,8 +336,9 @@ class GenerationalLake:
         replace = {legacy: Replacement(None), stem: Replacement(path, digest, rows)}
         for _ in range(self.attempts):
             done = self._rewrite(partition, replace, compacting=False)
-            if done is not None:
-                return done.state.live + done.state.sources[stem].file
+            if done is not None:  # no record: no new rows (an erasure's criteria dropped every one)
+                record = done.state.sources.get(stem)
+                return "" if record is None else done.state.live + record.file
         raise LakeConflictError(f"{partition.path}: gave up after {self.attempts} conflicting writes")
 
     def _finish_object(self, staged: StagedObject, result: CommitResult, earlier: _EarlierCommit) -> None:
@@ -365,6 +366,7 @@ class GenerationalLake:
             "lines": staged.lines,
             "rows": staged.rows,
             "quarantined": staged.quarantined,
+            "erased": staged.erased,
             "quarantine_stored": staged.quarantine_stored,
             "quarantine_reasons": staged.quarantine_reasons,
         }
@@ -430,8 +432,9 @@ class GenerationalLake:
             if record is not None and record.compacted:
                 replacement = {stem: Replacement(path, digest, rows)}
                 done = self._rewrite(partition, replacement, expected=live, compacting=False)
-                if done is not None:
-                    return done.state.live + done.state.sources[stem].file
+                if done is not None:  # no record: no new rows (an erasure's criteria dropped every one)
+                    record = done.state.sources.get(stem)
+                    return "" if record is None else done.state.live + record.file
                 continue
             key = f"{state.live}{stem}.parquet"
             self._put_data(key, path, keep=True)
@@ -559,6 +562,7 @@ class GenerationalLake:
         compacting: bool = True,
         point: bool = True,
         step_bytes: int | None = None,
+        row_filter: RowFilter | None = None,
     ) -> Rewritten | None:
         """One attempt at a new generation of ``partition``: its live rows with ``replace`` applied plus the rows of
         ``added`` (a batch's), merged into time-sorted files in a fresh folder, made live by one compare-and-swap.
@@ -567,6 +571,8 @@ class GenerationalLake:
         ``step_bytes``: when the live folder holds more than this, merge only per-object files up to about that
         many bytes and copy the other files into the new folder as they are (a compaction in steps: each step is a
         whole new generation, and what it leaves is still pending).
+
+        ``row_filter``: the live rows (and replacements) it keeps; an erasure drops the rows matching its criteria.
 
         Raises ``ForeignFileError`` / ``UnreadableInputError`` (naming the file) for input it cannot merge.
         """
@@ -579,7 +585,7 @@ class GenerationalLake:
         old = live.state
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="compact-") as work:
             try:
-                plan = self._plan(old, replace, Path(work), None if added else step_bytes)
+                plan = self._plan(old, replace, Path(work), None if added else step_bytes, row_filter)
             except FileNotFoundError:  # the folder changed while being read (a newer generation replaced it)
                 return None
             generation = old.generation + 1
@@ -654,7 +660,12 @@ class GenerationalLake:
         return stems, indices
 
     def _plan(
-        self, state: PartitionState, replace: dict[str, Replacement], work: Path, step_bytes: int | None
+        self,
+        state: PartitionState,
+        replace: dict[str, Replacement],
+        work: Path,
+        step_bytes: int | None,
+        row_filter: RowFilter | None = None,
     ) -> _RewritePlan:
         """What a rewrite merges (local copies of live files, minus replaced sources, plus the replacements) and
         which live files it copies as they are (a compaction in steps, see ``_rewrite``)."""
@@ -689,15 +700,16 @@ class GenerationalLake:
             local = work / f"in-{len(plan.inputs):06d}.parquet"
             self.store.download(key, local)
             plan.digests[stem] = file_digest(local)
-            plan.inputs.append(MergeInput(key, local, [stem], disposable=True))
+            plan.inputs.append(MergeInput(key, local, [stem], disposable=True, row_filter=row_filter))
         for key, _ in compacted:
             local = work / f"in-{len(plan.inputs):06d}.parquet"
             self.store.download(key, local)
             stems, lineage = self._lineage_of(key, work)
-            plan.inputs.append(MergeInput(key, local, stems, lineage, exclude=frozenset(replace), disposable=True))
+            excluded = frozenset(replace)
+            plan.inputs.append(MergeInput(key, local, stems, lineage, excluded, disposable=True, row_filter=row_filter))
         for stem, replacement in sorted(replace.items()):
             if replacement.path is not None:
-                plan.inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem]))
+                plan.inputs.append(MergeInput(f"{stem} (new rows)", replacement.path, [stem], row_filter=row_filter))
                 plan.digests[stem] = replacement.digest
         return plan
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,9 @@ GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered for one output row group
 _NULL_TIME = np.iinfo(np.int64).max
 
 
+RowFilter = Callable[[pa.Table], np.ndarray]  # rows of a table -> a boolean per row: keep it
+
+
 class UnreadableInputError(LakeStateError, ValueError):
     """A data file that is not a Parquet file of this lake's schema (the message names it)."""
 
@@ -56,6 +59,7 @@ class MergeInput:
     exclude: frozenset[str] = frozenset()  # sources whose rows in this input are left out (replaced or removed)
     table: pa.Table | None = None  # the rows, when they are in memory (a batch of small objects, just converted)
     disposable: bool = False  # a local copy the merge deletes once it has read it (room on a small disk)
+    row_filter: RowFilter | None = None  # rows it keeps (an erasure drops the rows matching its criteria)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.table is None):
@@ -159,6 +163,8 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
                     sources = local_to_global[item.lineage[offset : offset + table.num_rows]]
                 offset += table.num_rows
                 keep = sources >= 0
+                if item.row_filter is not None:
+                    keep &= item.row_filter(table)
                 if not keep.all():
                     table, sources = table.filter(pa.array(keep)), sources[keep]
                 if table.num_rows:

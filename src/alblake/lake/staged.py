@@ -27,7 +27,8 @@ class StagedData:
 class StagedObject:
     """Everything one conversion produced; nothing of it is in the lake until ``Lake.commit``.
 
-    Counts: ``lines == rows + quarantined`` (every line is a row or a quarantined line). The quarantine file
+    Counts: ``lines == rows + quarantined + erased`` (every line is a row, a quarantined line, or dropped by the
+    lake's lifecycle: an erasure's criteria, an expired hour; ``alblake.ingest.core``). The quarantine file
     stores the first ``quarantine_stored`` of the quarantined lines verbatim and ends with a summary record;
     ``quarantine_reasons`` counts all of them by kind of reason.
     """
@@ -45,6 +46,7 @@ class StagedObject:
     quarantine_stored: int = 0  # quarantined lines stored verbatim in the quarantine file
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # every quarantined line, by kind of reason
     batched_rows: dict[Partition, int] = field(default_factory=dict)  # rows held in its batch's ``StagedRows``
+    erased: int = 0  # rows and quarantined lines the lake's lifecycle dropped before the commit
 
     @cached_property
     def stem(self) -> str:

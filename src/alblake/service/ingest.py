@@ -279,6 +279,7 @@ class IngestPipeline:
                 "lines": ingested.lines,
                 "rows": ingested.rows,
                 "quarantined": ingested.quarantined,
+                "erased": ingested.erased,
                 "bytes_in": ingested.bytes_in,
                 "partitions": [p.path for p in partitions],
                 "partitions_created": commit.partitions_created,
@@ -311,6 +312,9 @@ def build_pipeline(
     (``open_deployed_lake``: a ``ConfigError`` when the Glue table does not match it, before anything is written)."""
     from alblake.aws.quicksight import SpiceRefresher  # the adapters: wiring only
     from alblake.aws.s3 import S3ObjectReader
+    from alblake.secrets import install_key_sources
+
+    install_key_sources()  # the lake's key, if its policy names one in SSM or Secrets Manager (read once)
 
     return IngestPipeline(
         config=config,
