@@ -96,7 +96,17 @@ def test_elb_generated_5xx_by_a_bounded_error_reason() -> None:
     dimension_sets = reasons[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert dimension_sets == [["LoadBalancer", "ErrorReason"], ["ErrorReason"], []]
     assert error_reason_dimension(None) == "None" and error_reason_dimension("SomethingNew") == "Other"
-    assert all(error_reason_dimension(r) == r for r in ERROR_REASONS) and len(ERROR_REASONS) == 46
+    assert all(error_reason_dimension(r) == r for r in ERROR_REASONS)
+
+
+def test_the_error_reasons_are_the_codes_aws_documents() -> None:
+    """Checked against the documentation's tables, typed separately (tests/data/alb_error_reason_codes.tsv)."""
+    documented = [line.split("\t") for line in (Path(__file__).parent / "data" / "alb_error_reason_codes.tsv")
+                  .read_text().splitlines() if line and not line.startswith("#")]
+    codes = [code for _, code in documented]
+    assert len(codes) == len(set(codes))
+    assert set(codes) == ERROR_REASONS
+    assert {section for section, _ in documented} == {"authenticate", "weighted target groups", "lambda", "waf"}
 
 
 def test_old_minutes_are_not_published(incident_rows: pa.Table) -> None:

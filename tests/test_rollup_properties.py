@@ -1,5 +1,7 @@
 """The rollup stays exactly consistent with the curated table through re-delivery, re-ingest, batches, compaction
-(also in steps) and crashes at any store write followed by a retry: hypothesis drives the sequences, and after every
+(also in steps), replay (the sources the quarantine index names, selected by ``alblake.replay`` and ingested again,
+as ``alblake replay`` does) and crashes at any store write followed by a retry: hypothesis drives the sequences, and
+after every
 operation (and after every crash, for the local reader) the sums of the rollup equal the curated table's per
 partition-hour, load balancer and ELB status code, locally (``visible_files``) and on Athena (every object under
 each partition's catalog Location, for both tables), and equal those of the latest committed version of every
@@ -21,9 +23,11 @@ from hypothesis import strategies as st
 
 from alblake.convert.core import convert_batch
 from alblake.ingest.core import ingest_object
+from alblake.ingest.filters import ObjectFilter
 from alblake.lake.compaction import CompactionOptions, compact
 from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
+from alblake.replay import quarantine_index, select_for_replay
 from alblake.rollup.table import ROLLUP
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
 
@@ -37,6 +41,7 @@ LINE = (
     '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
 )
 Key = tuple[str, str, int]  # (partition path, elb, ELB status code)
+NOT_A_LOG_LINE = "http this line is not an ALB log entry"  # quarantined: what replay re-reads the sources for
 
 
 class SimulatedCrashError(BaseException):
@@ -53,6 +58,8 @@ def version_lines(obj: int, version: int) -> list[str]:
             lines.append(LINE.format(hour=hour, minute=(obj * 7 + i) % 60, second=version % 60, client=obj + 1,
                                      target=1 + i % 2, ms=i, status=status, sent=100 * (version + 1) + i,
                                      user=1000 * obj + i))
+    if version % 2 == 1:
+        lines.append(NOT_A_LOG_LINE)
     return lines
 
 
@@ -61,6 +68,8 @@ def expected_sums(versions: dict[int, int]) -> Counter[Key]:
     sums: Counter[Key] = Counter()
     for obj, version in versions.items():
         for line in version_lines(obj, version):
+            if line == NOT_A_LOG_LINE:
+                continue
             hour = line.split("T", 1)[1][:2]
             status = int(line.split(" ")[8])
             sums[(f"elb_name=my-loadbalancer/day=2018-07-02/hour={hour}", "app/my-loadbalancer/50dc6c495c0c9188",
@@ -112,6 +121,15 @@ class World:
             conversion.batch.discard()
         self.committed.update(dict(versions))
 
+    def replay(self) -> None:
+        """``alblake replay``: the sources with quarantined lines (the quarantine index), each ingested again from
+        its source, which holds the version last committed (a replay re-reads the object, it has no other copy)."""
+        chosen = select_for_replay(quarantine_index(self.store), reason=None, object_filter=ObjectFilter())
+        assert {s.source_id for s in chosen} == {f"obj-{o}.log" for o, v in self.committed.items() if v % 2 == 1}
+        for source in chosen:
+            obj = int(source.source_id.removeprefix("obj-").removesuffix(".log"))
+            self.ingest(obj, self.committed[obj])
+
     def compact(self, step_bytes: int = 1 << 30) -> None:
         options = CompactionOptions(now=datetime(2018, 7, 3, tzinfo=UTC), older_than=timedelta(0),
                                     grace=timedelta(0), step_bytes=step_bytes)
@@ -149,7 +167,7 @@ class World:
 ingest_op = st.tuples(st.just("ingest"), st.integers(0, OBJECTS - 1), st.booleans())
 batch_op = st.tuples(st.just("batch"), st.lists(st.integers(0, OBJECTS - 1), min_size=2, max_size=OBJECTS,
                                                 unique=True), st.booleans())
-simple_op = st.one_of(ingest_op, batch_op, st.just(("compact",)), st.just(("compact_steps",)))
+simple_op = st.one_of(ingest_op, batch_op, st.just(("compact",)), st.just(("compact_steps",)), st.just(("replay",)))
 step = st.one_of(simple_op, st.tuples(st.just("crash"), simple_op, st.integers(1, 16)))
 
 
@@ -158,6 +176,8 @@ def action_of(world: World, op: tuple[object, ...], versions: dict[int, int]) ->
         return world.compact
     if op[0] == "compact_steps":
         return lambda: world.compact(step_bytes=1)
+    if op[0] == "replay":
+        return world.replay
     listed = op[1] if isinstance(op[1], list) else [op[1]]
     objects = [int(str(o)) for o in listed]
     for obj in objects:

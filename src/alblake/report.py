@@ -353,10 +353,11 @@ def render_report(
     con = connect(lake, scope)
     try:
         results = {q.name: execute(con, q) for q in queries}
+        # alblake.triage: the newest 30 minutes against the 24 hours before, on the same connection
+        sections = [report_section(lake, scope, con)]
     finally:
         con.close()
     out = Path(out_path)
     named = source if source is not None else str(lake)
-    sections = [report_section(lake, scope)]  # alblake.triage: the newest 30 minutes against the 24 hours before
     out.write_text(build_html(results, queries, source=named, scope=scope, sections=sections), encoding="utf-8")
     return out

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alblake.errors import InputError
-from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
+from alblake.rollup.routes import OTHER_ROUTE, route_path_sql, route_template_sql, segment_count_sql
 from alblake.rollup.sketch import bucket_value_sql
+from alblake.rollup.table import ROUTE_CAP
 from alblake.schema import (
     COLUMNS,
     PARTITION_COMMENTS,
@@ -161,14 +162,26 @@ def latency_by_route_sql() -> str:
         "-- description: Percentiles of target_processing_time per route template, merged from the rollup's\n"
         "--   latency sketches: within 1% of the exact nearest-rank percentile (docs/ROLLUP.md). The same text runs\n"
         "--   on Athena and DuckDB; for a window, filter the rollup rows on minute (and day, for Athena).\n"
+        f"--   Per load balancer, the {ROUTE_CAP} most requested routes of the queried rows keep their name, the\n"
+        "--   others count as (other) (docs/ROLLUP.md, caps).\n"
         f"--   {_NOTICE}.\n"
         "-- chart: grouped_bar\n"
         "-- x: route\n"
         "-- y: p50, p95, p99\n"
-        "WITH cells AS (\n"
-        "  SELECT coalesce(r.route, '-') AS route, u.bucket AS bucket, sum(r.latency_counts[u.i]) AS n\n"
-        f"  FROM {ROLLUP_TABLE_NAME} r CROSS JOIN UNNEST(r.latency_buckets) WITH ORDINALITY AS u(bucket, i)\n"
-        "  GROUP BY coalesce(r.route, '-'), u.bucket\n"
+        "WITH ranks AS (\n"
+        "  SELECT coalesce(elb, '') AS elb, coalesce(route, '-') AS route,\n"
+        "         row_number() OVER (PARTITION BY coalesce(elb, '')\n"
+        f"                            ORDER BY CASE WHEN coalesce(route, '-') = '{OTHER_ROUTE}' THEN 1 ELSE 0 END,\n"
+        "                                     sum(requests) DESC, coalesce(route, '-') ASC) AS route_rank\n"
+        f"  FROM {ROLLUP_TABLE_NAME}\n"
+        "  GROUP BY coalesce(elb, ''), coalesce(route, '-')\n"
+        "), cells AS (\n"
+        f"  SELECT CASE WHEN k.route_rank <= {ROUTE_CAP} THEN k.route ELSE '{OTHER_ROUTE}' END AS route,\n"
+        "         u.bucket AS bucket, sum(r.latency_counts[u.i]) AS n\n"
+        f"  FROM {ROLLUP_TABLE_NAME} r\n"
+        "  JOIN ranks k ON k.elb = coalesce(r.elb, '') AND k.route = coalesce(r.route, '-')\n"
+        "  CROSS JOIN UNNEST(r.latency_buckets) WITH ORDINALITY AS u(bucket, i)\n"
+        f"  GROUP BY CASE WHEN k.route_rank <= {ROUTE_CAP} THEN k.route ELSE '{OTHER_ROUTE}' END, u.bucket\n"
         "), cumulative AS (\n"
         "  SELECT route, bucket,\n"
         "         sum(n) OVER (PARTITION BY route ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)\n"

@@ -1,5 +1,10 @@
 """``alblake triage --athena``: the same SQL goes to Athena, and Athena's answer is printed as the local one.
 
+What these tests test: the SQL text sent and the client path (StartQueryExecution, polling, GetQueryResults, typed
+conversion, rendering), not Athena's engine. The ``_preset`` results are DuckDB's output of the same SQL, so a
+difference between Trino's and DuckDB's semantics would not show here (tests/test_triage.py parses the text with
+Trino's grammar; only a deployed stack runs it on Athena).
+
 moto_server runs StartQueryExecution / GetQueryExecution / GetQueryResults but no SQL: the result Athena would give
 is preset through moto's query-results API, computed here by DuckDB from the very SQL text, turned into Athena's
 shape (a header row, every value as text, types in ColumnInfo). The test then checks that Athena received exactly
@@ -49,7 +54,7 @@ def _without_timing(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("read "))
 
 
-def test_athena_gets_the_local_sql_and_prints_the_local_findings(
+def test_athena_gets_the_local_sql_and_prints_the_local_findings_preset(
     incident_lake: Path, aws_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start, end = window_of(FAILING)
@@ -72,8 +77,8 @@ def test_athena_gets_the_local_sql_and_prints_the_local_findings(
     assert sent == query.sql  # one text for both engines
 
 
-def test_athena_json_names_the_engine(incident_lake: Path, aws_endpoint: str,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_athena_json_names_the_engine_preset(incident_lake: Path, aws_endpoint: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     start, end = window_of(FAILING)
     query = build_query(make_window(start=start, end=end), None, use_rollup=False)
     with local_sql(open_local_lake(incident_lake)) as run:
@@ -87,8 +92,8 @@ def test_athena_json_names_the_engine(incident_lake: Path, aws_endpoint: str,
     assert body["findings"][0]["value"] == FAILING.target
 
 
-def test_a_rollup_query_runs_on_athena_as_locally(incident_lake: Path, aws_endpoint: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rollup_query_runs_on_athena_as_locally_preset(incident_lake: Path, aws_endpoint: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """``alblake query errors_by_route --athena``: the deployed rollup table answers the named query's SQL."""
     from alblake.analysis import get_query, run_query
 

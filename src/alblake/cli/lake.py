@@ -37,6 +37,7 @@ from alblake.scope import Scope
 if TYPE_CHECKING:
     from alblake.lake.compaction import CompactionReport
     from alblake.lake.status import LakeStatus
+    from alblake.rollup.check import RollupCheck
 
 
 def _open(location: str, glue_database: str | None = None) -> GenerationalLake:
@@ -96,20 +97,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
     location = lake_of(args)
     lake = _open(location)
     scope = scope_of(args)
-    status = lake_status(_ScopedLake(lake, scope) if scope != Scope() else lake, verify=args.verify)
+    seen = _ScopedLake(lake, scope) if scope != Scope() else lake
+    status = lake_status(seen, verify=args.verify)
     status = _narrowed(status, scope, args.limit)
+    rollup = _rollup_check(seen, status, args)
     # Staleness is about now: a window that ends in the past says nothing about it.
     stale_after = timedelta(minutes=args.stale_after)
     stale = [] if scope.until is not None else stale_balancers(status, datetime.now(UTC), stale_after)
     if args.format == "json":
         body: dict[str, Any] = status.as_dict()
         body["stale_load_balancers"] = [s.as_dict() for s in stale]
+        body["rollup"] = None if rollup is None else rollup.as_dict()
         print(json.dumps(body, indent=1))
     elif args.format in {"jsonl", "csv"}:
         rows = [{"load_balancer": name, **body} for name, body in status.as_dict()["load_balancers"].items()]
         sys.stdout.write(render(pa.Table.from_pylist(_flat(rows)), args.format, raw=args.raw))
     else:
         print(format_status(status))
+        if rollup is not None:
+            print(
+                f"\nrollup rows {rollup.rows:,}  requests {rollup.requests:,}  mismatched partition-hours "
+                f"{rollup.mismatches:,}"
+            )
         for found in stale:
             print(f"stale: {printable(found.describe())}")
     if stale:
@@ -125,8 +134,24 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"once: 'alblake repair --lake {location}' rebuilds unreadable states, ingests the objects whose files "
             "are missing again from their sources and keeps one copy of each object"
         )
+    if rollup is not None and rollup.mismatches:
+        print_error(
+            f"the rollup table disagrees with the curated table in {rollup.mismatches} partition-hour(s) "
+            f"({printable(', '.join(rollup.mismatched[:3]))}{', ...' if rollup.mismatches > 3 else ''}): "
+            f"'alblake repair --lake {location}' writes their rollup files again from their data files"
+        )
     failed = status.unreadable or status.damage or status.duplicates or (stale and args.fail_if_stale)
-    return EXIT_FAILED if failed else 0
+    return EXIT_FAILED if failed or (rollup is not None and rollup.mismatches) else 0
+
+
+def _rollup_check(lake: GenerationalLake, status: LakeStatus, args: argparse.Namespace) -> RollupCheck | None:
+    """The rollup against the curated table within the status scope; None with ``--no-rollup``, for a lake without
+    the rollup table, or when files are unreadable or missing (the damage is reported; repair it first)."""
+    if args.no_rollup or not lake.derived or status.unreadable or status.damage:
+        return None
+    from alblake.rollup.check import rollup_check
+
+    return rollup_check(lake)
 
 
 class _ScopedLake(GenerationalLake):
@@ -135,7 +160,7 @@ class _ScopedLake(GenerationalLake):
     balancers, gaps cut to the window."""
 
     def __init__(self, lake: GenerationalLake, scope: Scope) -> None:
-        super().__init__(lake.store, lake.registrar, clock=lake.clock)
+        super().__init__(lake.store, lake.registrar, clock=lake.clock, derived=lake.derived)
         self.scope = scope
 
     def visible_keys(self) -> list[tuple[str, Partition]]:
@@ -164,6 +189,41 @@ def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
+    location, glue_database = lake_of(args), glue_database_of(args)
+    lake = _open(location, glue_database)
+    code = _repair_files(args, lake, location, glue_database)
+    if code == 0 and lake.derived:
+        code = _repair_rollup(lake, dry_run=args.dry_run)
+    return code
+
+
+def _repair_rollup(lake: GenerationalLake, *, dry_run: bool) -> int:
+    """Write the rollup files of the partition-hours whose rollup sums disagree with the curated table again, from
+    their data files (``alblake.lake.repair.rederive_siblings``), then check again."""
+    from alblake.lake.repair import rederive_siblings
+    from alblake.rollup.check import rollup_check
+
+    check = rollup_check(lake)
+    if not check.mismatches:
+        print("nothing to repair in the rollup: it agrees with the curated table in every partition-hour")
+        return 0
+    print(f"rollup: {check.mismatches} partition-hour(s) disagree with the curated table")
+    if dry_run:
+        return 0
+    for partition, files in sorted(rederive_siblings(lake, check.mismatched_partitions).items()):
+        print(f"{printable(partition.elb_name)}/{partition.day}/{partition.hour}: rollup files re-derived from "
+              f"{files} data file(s)")
+    left = rollup_check(lake).mismatches
+    if left:
+        print_error(
+            f"the rollup still disagrees in {left} partition-hour(s): a compaction moved their files meanwhile; run "
+            "'alblake repair' again"
+        )
+    return EXIT_FAILED if left else 0
+
+
+def _repair_files(args: argparse.Namespace, lake: GenerationalLake, location: str, glue_database: str | None) -> int:
+    """Damaged partitions and objects in the lake twice (see ``alblake.lake.repair``)."""
     from alblake.ingest.runner import ingest_objects
     from alblake.lake.repair import (
         find_damage,
@@ -176,8 +236,6 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         sources_of,
     )
 
-    location, glue_database = lake_of(args), glue_database_of(args)
-    lake = _open(location, glue_database)
     manifests = read_manifests(lake)
     damage = find_damage(lake, manifests)
     duplicates = find_duplicates(manifests)
@@ -186,7 +244,10 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     for duplicate in duplicates:
         print(f"{printable(duplicate.identity.removeprefix('alb:'))}: in the lake {len(duplicate.stems)} times")
     if not damage and not duplicates:
-        print("nothing to repair: every state is readable, every file the lake names is there, no object twice")
+        print(
+            "nothing to repair in the files: every state is readable, every file the lake names is there, no object "
+            "twice"
+        )
         return 0
     if args.dry_run:
         return 0
@@ -300,12 +361,17 @@ def _register_status(commands: Any) -> None:
         help="name load balancers whose newest delivered object is older than this (default 60)",
     )
     status.add_argument("--fail-if-stale", action="store_true", help="exit 1 when a load balancer is stale")
+    status.add_argument(
+        "--no-rollup", action="store_true",
+        help="skip the rollup check (it reads 6 columns of every visible file in the scope, not only footers)",
+    )
     status.set_defaults(func=_cmd_status)
 
 
 def _register_repair(commands: Any) -> None:
     repair = commands.add_parser(
-        "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost",
+        "repair", help="rebuild unreadable partition states; bring back rows of files the lake names but lost; "
+        "write rollup files that disagree with their data files again",
         **examples("alblake repair --lake lake/ --dry-run", "alblake repair --lake lake/ --source-root logs/"),
     )
     add_lake(repair)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alblake.lake.derived import derived_key, sibling_keys, write_derived
 from alblake.lake.generational import (
     GenerationalLake,
     LakeConflictError,
@@ -299,3 +300,32 @@ def remove_duplicate(lake: GenerationalLake, duplicate: DuplicateObject, manifes
             lake.store.delete(quarantine_key(manifest.stem))
         lake.store.delete(manifest_key(manifest.stem))
     return changed
+
+
+def rederive_siblings(lake: GenerationalLake, partitions: Iterable[Partition]) -> dict[Partition, int]:
+    """Write again the derived siblings (the rollup files) of every visible data file of ``partitions``, from the
+    data file, as the lake's own write path does (``write_derived``, then one PUT per sibling); the data files
+    re-derived, per partition.
+
+    Safe while readers and writers run: a data file's rows do not change while it is visible, so its sibling is
+    a function of it; one PUT replaces a wrong or missing sibling whole (a reader of the derived table sees the
+    old sibling or the new one, never both). A data file that stopped being visible meanwhile (a compaction
+    retired and deleted it) gets its sibling deleted again, so no sibling outlives its data file."""
+    wanted = set(partitions)
+    done: Counter[Partition] = Counter()
+    keys = [(key, partition) for key, partition in lake.visible_keys() if partition in wanted]
+    with tempfile.TemporaryDirectory(dir=lake.store.staging_dir(), prefix="rederive-") as work:
+        for index, (key, partition) in enumerate(keys):
+            local = Path(work) / f"{index}.parquet"
+            lake.store.download(key, local)
+            for table in lake.derived:
+                sibling = Path(work) / f"{index}-{len(table.prefix)}.parquet"
+                write_derived(table, local, sibling)
+                lake.store.put_file(derived_key(table, key), sibling)
+            if key not in set(lake.store.list_keys(key)):  # retired and deleted while we wrote: no orphan sibling
+                for sibling_key in sibling_keys(lake.derived, key):
+                    lake.store.delete(sibling_key)
+                continue
+            local.unlink(missing_ok=True)
+            done[partition] += 1
+    return dict(done)

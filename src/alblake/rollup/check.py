@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from alblake.analysis import lake_dataset
+from alblake.lake.layout import Partition
 from alblake.ports import Lake
 from alblake.rollup.files import rollup_dataset, rollup_files, rollup_url
 
@@ -24,13 +25,15 @@ __all__ = ["RollupCheck", "rollup_check", "rollup_dataset", "rollup_files", "rol
 @dataclass(frozen=True)
 class RollupCheck:
     """``rows``: rollup rows; ``requests``: the sum of their requests; ``mismatches``: partition-hours whose sums
-    disagree with the curated table (``mismatched`` names the first of them, ``elb_name/day/hour``)."""
+    disagree with the curated table (``mismatched`` names them, ``elb_name/day/hour``; ``as_dict`` lists the first
+    20; ``alblake repair`` re-derives the rollup files of ``mismatched_partitions``)."""
 
     rows: int
     requests: int
     mismatches: int
     partitions: int = 0
     mismatched: list[str] = field(default_factory=list)
+    mismatched_partitions: list[Partition] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +41,7 @@ class RollupCheck:
             "requests": self.requests,
             "mismatches": self.mismatches,
             "partitions": self.partitions,
-            "mismatched": self.mismatched,
+            "mismatched": self.mismatched[:_MAX_LISTED],
         }
 
 
@@ -76,11 +79,12 @@ def rollup_check(lake: Lake) -> RollupCheck:
     finally:
         con.close()
     assert totals is not None
-    mismatched = [f"{elb_name}/{day}/{hour}" for elb_name, day, hour, differs in compared if differs]
+    mismatched = [Partition(str(elb_name), str(day), str(hour)) for elb_name, day, hour, differs in compared if differs]
     return RollupCheck(
         rows=int(totals[0]),
         requests=int(totals[1]),
         mismatches=len(mismatched),
         partitions=len(compared),
-        mismatched=mismatched[:_MAX_LISTED],
+        mismatched=[f"{p.elb_name}/{p.day}/{p.hour}" for p in mismatched],
+        mismatched_partitions=mismatched,
     )

@@ -206,7 +206,9 @@ def _staged_rows(paths: Iterable[Path]) -> pa.Table:
 class LogMetricsLake:
     """A ``Lake`` that writes the log-derived metrics of each object it commits, once the commit succeeded.
 
-    Everything else is the wrapped lake's (``__getattr__``)."""
+    ``commit_batch`` writes none: only the command line commits batches (``alblake ingest`` of small local objects),
+    and the functions, which publish metrics, commit one object at a time (``commit``). A batch committed through
+    this wrapper is committed without metrics. Everything else is the wrapped lake's (``__getattr__``)."""
 
     def __init__(self, lake: Lake, settings: LogMetricsSettings, *, emit: Emit = print,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -223,7 +225,7 @@ class LogMetricsLake:
         return result
 
     def commit_batch(self, batch: StagedBatch) -> list[CommitResult]:
-        return self.lake.commit_batch(batch)
+        return self.lake.commit_batch(batch)  # no metrics: see the class docstring
 
     def visible_files(self, table: str | None = None) -> Sequence[str]:
         if table is None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+
+from alblake.analysis import execute
 from alblake.locations import open_lake_at
 from alblake.ports import Lake
 from alblake.scope import EVERYTHING, Scope
-from alblake.triage import make_window, run_triage
+from alblake.triage import RunSql, make_window, run_triage
 from alblake.triage.local import local_sql, rollup_gaps
 from alblake.triage.render import html_section
 
@@ -16,11 +22,14 @@ WINDOW = timedelta(minutes=30)
 BASELINE = timedelta(hours=24)
 
 
-def report_section(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> str:
+def report_section(
+    lake: Lake | Path | str, scope: Scope = EVERYTHING, con: duckdb.DuckDBPyConnection | None = None
+) -> str:
     """An HTML card: triage of the newest 30 minutes in the lake's part ``scope`` (the lake may be old: not "now";
-    the baseline is what the scope holds of the 24 hours before)."""
+    the baseline is what the scope holds of the 24 hours before). ``con``: the report's connection to the same
+    lake and scope (``alblake.analysis.connect``), reused; else one is opened."""
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
-    with local_sql(opened, scope) as run:
+    with _runner(opened, scope, con) as run:
         latest = run('SELECT max("time") AS latest FROM alb_logs').column("latest")[0].as_py()
         if latest is None:
             return ('<section class="card wide" id="q-triage" data-rows="0"><h2>Triage</h2>'
@@ -31,3 +40,17 @@ def report_section(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> str:
         notes = [f"{len(gaps)} data files of these hours have no rollup file: read the curated table"] if gaps else []
         result = run_triage(run, window, engine="duckdb", use_rollup=not gaps, notes=notes)
     return html_section(result, f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)")
+
+
+@contextmanager
+def _runner(lake: Lake, scope: Scope, con: duckdb.DuckDBPyConnection | None) -> Iterator[RunSql]:
+    if con is None:
+        with local_sql(lake, scope) as own:
+            yield own
+        return
+    reused = con
+
+    def run(sql: str) -> pa.Table:
+        return execute(reused, sql)
+
+    yield run
