@@ -149,6 +149,7 @@ class EchoTable:
     name = "echo"
     prefix = "echo/"
     schema = pa.schema([pa.field("request_url", pa.string())])
+    columns = ("request_url",)
 
     def derive(self, rows: pa.Table) -> pa.Table:
         return rows.select(["request_url"])

@@ -178,6 +178,12 @@ class DerivedTable(Protocol):
     @property
     def schema(self) -> pa.Schema: ...
 
+    @property
+    def columns(self) -> Sequence[str]:
+        """The curated columns ``derive`` reads (the lake reads only those: a file's other columns, such as
+        8 KB user agents, never enter memory); ``derive`` gets NULL for any a file lacks."""
+        ...
+
     def derive(self, rows: pa.Table) -> pa.Table:
         """The derived rows of some curated rows (``ARROW_SCHEMA``), in ``schema``."""
         ...

@@ -8,7 +8,7 @@ visible files of the curated table, mapped, and its Glue partitions follow the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,7 +17,10 @@ from alblake.lake.layout import DATA_PREFIX
 from alblake.lake.merge import conform_rows
 from alblake.ports import DerivedTable
 
-DERIVE_BATCH_ROWS = 128 * 1024  # rows derived at a time: memory stays bounded for a compacted file of any size
+DERIVE_BATCH_ROWS = 128 * 1024  # rows derived at a time at most: memory stays bounded for a file of any size
+# ... and at most about this many bytes of the columns read: rows with 8 KB user agents or long URLs are ~30x wider
+# than typical ones, and a compacted file of them, read 128 Ki rows at a time, took a gigabyte per batch
+DERIVE_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def derived_key(table: DerivedTable, data_key: str) -> str:
@@ -32,17 +35,36 @@ def sibling_keys(tables: Iterable[DerivedTable], data_key: str) -> list[str]:
 
 
 def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
-    """Write the derived rows of a local data file to ``out_path``, batch by batch; the rows written."""
+    """Write the derived rows of a local data file to ``out_path``, batch by batch (only the columns the table
+    reads, batches bounded by rows and bytes); the rows written."""
     written = 0
+    data = pq.ParquetFile(data_path)
+    present = set(data.schema_arrow.names)
+    columns = [c for c in table.columns if c in present]  # a column older files lack: derive() sees NULL
     with pq.ParquetWriter(
         out_path, table.schema, compression="zstd", compression_level=1, write_page_checksum=True
     ) as writer:
-        for batch in pq.ParquetFile(data_path).iter_batches(batch_size=DERIVE_BATCH_ROWS, use_threads=False):
+        for batch in data.iter_batches(batch_size=batch_rows(data, columns), columns=columns, use_threads=False):
             derived = table.derive(conform_rows(batch, str(data_path)))
             if derived.num_rows:
                 writer.write_table(derived.cast(table.schema))
                 written += derived.num_rows
     return written
+
+
+def batch_rows(data: pq.ParquetFile, columns: Sequence[str]) -> int:
+    """Rows per batch so that a batch of ``columns`` holds about ``DERIVE_BATCH_BYTES`` (uncompressed, from the
+    file's metadata), at most ``DERIVE_BATCH_ROWS`` and at least 1,024."""
+    meta = data.metadata
+    wanted = set(columns)
+    size = sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+        if meta.row_group(g).column(c).path_in_schema in wanted
+    )
+    per_row = size / max(meta.num_rows, 1)
+    return max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_BATCH_BYTES / max(per_row, 1.0))))
 
 
 def default_derived_tables() -> list[DerivedTable]:
