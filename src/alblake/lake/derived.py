@@ -18,9 +18,10 @@ from alblake.lake.merge import conform_rows
 from alblake.ports import DerivedTable
 
 DERIVE_BATCH_ROWS = 128 * 1024  # rows derived at a time at most: memory stays bounded for a file of any size
-# ... and at most about this many bytes of the columns read: rows with 8 KB user agents or long URLs are ~30x wider
+# ... and at most about this many bytes of the columns read (8 MiB: derive() takes several times its input; 32 MiB
+# batches of 1.5 KB URLs peaked at 469 MB in bench/adversarial.py, 8 MiB at 315 MB): rows with long URLs are ~10x wider
 # than typical ones, and a compacted file of them, read 128 Ki rows at a time, took a gigabyte per batch
-DERIVE_BATCH_BYTES = 32 * 1024 * 1024
+DERIVE_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def derived_key(table: DerivedTable, data_key: str) -> str:
