@@ -4,20 +4,27 @@ values; expired hours leave the lake, its catalog and their objects' manifests; 
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from alblake.cli import main
+from alblake.convert.core import convert_stream
 from alblake.convert.privacy import PrivacySettings, keyed_address
 from alblake.errors import ConfigError
+from alblake.ingest.core import filter_file
 from alblake.lake.compaction import CompactionOptions, compact
+from alblake.lake.criteria import Matcher
 from alblake.lake.lifecycle import (
     ErasureRequest,
     ErasureRequestError,
     ExpiryOptions,
+    criterion_for,
     erase,
     expire,
     horizon_hour,
@@ -63,6 +70,34 @@ def all_lake_bytes(lake_dir: Path, prefix: str = "") -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------ erasure
+
+
+def test_a_staged_file_is_filtered_batch_by_batch_into_the_same_rows(tmp_path: Path) -> None:
+    """Ingest filters a staged partition file a batch at a time (memory stays bounded for a file of any size):
+    the kept rows, the schema and the Parquet settings are those of filtering the whole file at once."""
+    text = "\n".join(line([VICTIM, *OTHERS][i % 4], minute=i % 60, path=f"/r{i}") for i in range(1000)) + "\n"
+    staged = convert_stream(io.BytesIO(text.encode()), "big.log", tmp_path)
+    path = staged.data[0].path
+    original = pq.read_table(path)
+    matcher, nobody = (Matcher([criterion_for(ErasureRequest(client_ip=ip), LakePolicy(), None, NOW)[0]])
+                       for ip in (VICTIM, "192.0.2.99"))
+    expected = original.filter(pa.array(~matcher.drop(original)))
+    untouched = path.read_bytes()
+
+    clean = filter_file(path, nobody, batch_rows=100)
+    assert (clean.dropped, clean.batches) == (0, 10)  # one pass over the matcher's columns, nothing rewritten
+    assert path.read_bytes() == untouched
+
+    done = filter_file(path, matcher, batch_rows=100)
+    assert (done.dropped, done.batches) == (250, 20)  # 10 batches to count, 10 to write the kept rows
+    written = pq.ParquetFile(path)
+    assert written.read().equals(expected)
+    assert written.schema_arrow == pq.ParquetFile(io.BytesIO(untouched)).schema_arrow
+    assert written.metadata.num_row_groups == 1  # the kept rows in row groups as the conversion writes them
+    first = written.metadata.row_group(0)
+    assert {first.column(i).compression for i in range(first.num_columns)} == {"ZSTD"}
+    assert [p for p in path.parent.iterdir() if p.name.endswith(".filtered")] == []
+    staged.discard()
 
 
 def test_an_erasure_removes_exactly_the_clients_rows_and_lines(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alblake.convert.privacy import keyed_address, network_of
@@ -74,6 +75,7 @@ from alblake.ports import ConditionFailedError, DerivedTable
 from alblake.schema import TABLE_NAME
 
 DEFAULT_GRACE = timedelta(minutes=60)
+COUNT_BATCH_ROWS = 128 * 1024  # rows of a live file an erasure's scan reads at a time
 _ALB_END_TIME = re.compile(r"_(\d{8}T\d{4}Z)_")
 
 
@@ -270,9 +272,7 @@ class Eraser:
                     self.lake.store.download(key, local)
                 except FileNotFoundError:
                     raise _FolderChanged(key) from None
-                names = pq.read_schema(local).names
-                table = pq.read_table(local, columns=[c for c in self.matcher.columns() if c in names])
-                matching += int(np.count_nonzero(self.matcher.drop(table)))
+                matching += _matching_rows(local, self.matcher)
                 local.unlink()
         return matching
 
@@ -303,6 +303,17 @@ class Eraser:
                 if filtered.lines:
                     self.report.quarantine[key] = filtered.lines
                 break
+
+
+def _matching_rows(path: Path, matcher: Matcher) -> int:
+    """Rows of a local data file that the matcher drops, reading only its columns, a batch at a time (memory stays
+    bounded for a compacted file of any size; the rewrite that drops them reads batch by batch too)."""
+    matching = 0
+    with pq.ParquetFile(path) as data:
+        columns = [c for c in matcher.columns() if c in data.schema_arrow.names]
+        for batch in data.iter_batches(batch_size=COUNT_BATCH_ROWS, columns=columns, use_threads=False):
+            matching += int(np.count_nonzero(matcher.drop(pa.Table.from_batches([batch]))))
+    return matching
 
 
 def erase(
