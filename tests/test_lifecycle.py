@@ -20,6 +20,7 @@ from alblake.errors import ConfigError
 from alblake.ingest.core import filter_file
 from alblake.lake.compaction import CompactionOptions, compact
 from alblake.lake.criteria import Matcher
+from alblake.lake.generational import GenerationalLake
 from alblake.lake.lifecycle import (
     ErasureRequest,
     ErasureRequestError,
@@ -43,6 +44,8 @@ from alblake.lake.settings import (
 from alblake.ports import ConditionFailedError
 from alblake.schema import ROLLUP_TABLE_NAME as ROLLUP
 from alblake.schema import TABLE_NAME
+from alblake.service.lifecycle import LifecycleConfig, LifecyclePipeline
+from tests.fakes import RecordingLogger, RecordingMetrics
 from tests.lake_fakes import MemoryCatalog, MemoryStore
 from tests.lifecycle_helpers import column, ingest_lines, key_file, line, local_lake, object_name, rows, set_policy
 
@@ -254,6 +257,65 @@ def test_an_erasure_that_died_after_its_criteria_is_finished_by_a_settle_pass(tm
     (report,) = settle(lake, now=NOW + timedelta(hours=2))
     assert report.rows == 3 and VICTIM not in column(lake, "client_ip")
     assert json.loads((tmp_path / "lake" / report.record).read_text())["by"] == "settle"
+
+
+def erasure_that_died_after_its_criteria(lake: GenerationalLake) -> None:
+    """An erasure whose criteria are in the policy, without an audit record and with no row erased yet."""
+
+    class Died(BaseException):
+        pass
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Died
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("alblake.lake.lifecycle.Eraser.partitions", die)
+        with pytest.raises(Died):
+            erase(lake, ErasureRequest(client_ip=VICTIM), by="dpo", now=NOW)
+
+
+def test_a_settle_pass_out_of_time_stops_between_partitions_and_the_next_goes_on(tmp_path: Path) -> None:
+    """A settle pass asked to stop before its second partition leaves the erasure unsettled, its record holding
+    the partition it rescanned; the next pass rescans only the other one and settles it."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    erasure_that_died_after_its_criteria(lake)
+    answers = iter([False, False, True])  # asked before the erasure, its first partition, its second
+    (stopped,) = settle(lake, now=NOW + timedelta(hours=2), should_stop=lambda: next(answers))
+    assert stopped.stopped_early and stopped.rows == 1  # the victim's row of hour 21
+    assert sorted(p.rsplit("/", 1)[-1] for p in stopped.scanned) == ["hour=21"]
+    assert column(lake, "client_ip").count(VICTIM) == 2  # its rows of hour 22: not yet
+    record = json.loads((tmp_path / "lake" / stopped.record).read_text())
+    assert record["settled_at"] is None and list(record["scanned"]) == list(stopped.scanned)
+
+    (resumed,) = settle(lake, now=NOW + timedelta(hours=3))
+    assert not resumed.stopped_early and resumed.rows == 2
+    assert sorted(p.rsplit("/", 1)[-1] for p in resumed.scanned) == ["hour=22"]  # hour 21 not rescanned
+    assert VICTIM not in column(lake, "client_ip")
+    record = json.loads((tmp_path / "lake" / stopped.record).read_text())
+    assert record["settled_at"] is not None and record["rows_erased"] + record["settle_rows_erased"] == 3
+    assert settle(lake, now=NOW + timedelta(hours=4)) == []
+
+
+def test_the_scheduled_run_settles_within_the_functions_time(tmp_path: Path) -> None:
+    """The lifecycle function's settling stops when less than a minute is left, as its expiry does; the next run
+    settles the rest."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    erasure_that_died_after_its_criteria(lake)
+    pipeline = LifecyclePipeline(
+        config=LifecycleConfig(lake_bucket="lake", glue_database="db", retention_days=0.1),  # hours 21, 22 go
+        lake=lake, catalog=None, logger=RecordingLogger(), metrics=RecordingMetrics(),
+        clock=lambda: NOW + timedelta(hours=2),
+    )
+    remaining = iter([120_000, 120_000, 30_000])  # milliseconds: enough for the erasure and a partition
+    first = pipeline.run(lambda: next(remaining, 30_000))
+    assert first["settling_stopped_early"] and first["erasures_settled"] == 0
+    assert first["stopped_early"] and first["partitions_emptied"] == 0  # expiry out of time too: nothing emptied
+    assert VICTIM in column(lake, "client_ip")
+    second = pipeline.run(lambda: 120_000)
+    assert not second["settling_stopped_early"] and second["erasures_settled"] == 1
+    assert second["rows_erased_when_settling"] == 2 and second["partitions_emptied"] == 2
 
 
 # ------------------------------------------------------------------------------------------------------- expiry
