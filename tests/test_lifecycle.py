@@ -365,6 +365,32 @@ def test_quarantine_files_have_their_own_horizon(tmp_path: Path) -> None:
     assert len(rows(lake)) == 6  # no row expired
 
 
+def test_expiry_drops_the_erasure_criteria_whose_range_ended_before_its_horizon(tmp_path: Path) -> None:
+    """Criteria that can only match rows of expired hours leave the policy (every ingest tests its rows against
+    every criterion), their audit records stay, and a re-ingest of an old object still brings nothing back."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    at = datetime(2018, 7, 2, tzinfo=UTC)
+    outlived = erase(lake, ErasureRequest(client_ip=VICTIM, start=at, end=at.replace(hour=22)), by="dpo", now=NOW)
+    later = erase(lake, ErasureRequest(client_ip=VICTIM, start=at.replace(hour=22), end=at + timedelta(days=2)),
+                  by="dpo", now=NOW)
+    open_ended = erase(lake, ErasureRequest(client_ip=OTHERS[1]), by="dpo", now=NOW)
+    assert (outlived.rows, later.rows, open_ended.rows) == (1, 2, 1)
+
+    report = expire(lake, ExpiryOptions(now=NOW, older_than=timedelta(hours=1)))  # hours before 23:00 go
+    assert report.expired_before == "2018-07-02T23" and report.criteria_pruned == [outlived.id]
+    policy = read_policy(lake.store).policy
+    assert sorted(c.id for c in policy.erasures) == sorted([later.id, open_ended.id])
+    assert len(list((tmp_path / "lake" / "lifecycle" / "erasures").iterdir())) == 3  # the audit records stay
+    again = expire(lake, ExpiryOptions(now=NOW, older_than=timedelta(hours=1)))
+    assert again.criteria_pruned == []
+
+    first = [line(VICTIM, hour="21"), line(OTHERS[0], hour="21", minute=1), line(VICTIM, hour="22", minute=2)]
+    redelivered = ingest_lines(lake, first, name=object_name("2120", "a"))
+    assert (redelivered.rows, redelivered.erased) == (0, 3)  # its hours are expired: nothing comes back
+    assert rows(lake).num_rows == 0
+
+
 def test_the_expire_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     two_objects(tmp_path / "lake")
     lake_dir = str(tmp_path / "lake")

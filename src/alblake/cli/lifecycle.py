@@ -183,6 +183,11 @@ def format_expiry(report: ExpiryReport, dry_run: bool) -> str:
             )
         lines.append(f"manifests             {report.manifests_updated} updated, {report.manifests_deleted} deleted")
         lines.append(f"catalog partitions    {report.catalog_dropped} dropped")
+        if report.criteria_pruned:
+            lines.append(
+                f"erasure criteria      {len(report.criteria_pruned)} {would}dropped from the lake's policy (their "
+                "range ended before the horizon; their audit records stay)"
+            )
     lines.append(f"quarantine files      {len(report.quarantine_deleted)} {would}deleted")
     if report.stopped_early:
         lines.append("stopped before the end: run again")

@@ -533,6 +533,7 @@ class ExpiryReport:
     manifests_deleted: int = 0
     catalog_dropped: int = 0
     quarantine_deleted: list[str] = field(default_factory=list)
+    criteria_pruned: list[str] = field(default_factory=list)  # erasure criteria whose range ended before the horizon
     errors: list[tuple[str, str]] = field(default_factory=list)
     stopped_early: bool = False
 
@@ -553,10 +554,16 @@ def expire(
     if options.older_than is not None:
         wanted = horizon_hour(options.now, options.older_than)
         if options.dry_run:
-            current = read_policy(lake.store).policy.expired_before
-            report.expired_before = max(wanted, current or wanted)
+            policy = read_policy(lake.store).policy
+            _advance(policy, wanted, report.criteria_pruned)
+            report.expired_before = policy.expired_before
         else:
-            report.expired_before = update_policy(lake.store, lambda p: _advance(p, wanted)).expired_before  # R1
+
+            def advance(policy: LakePolicy) -> bool:  # R1 (called again on a newer policy after a conflict)
+                report.criteria_pruned.clear()
+                return _advance(policy, wanted, report.criteria_pruned)
+
+            report.expired_before = update_policy(lake.store, advance).expired_before
         Expirer(lake, options, catalog, report).run(hour_start(str(report.expired_before)))
     if options.quarantine_older_than is not None and not report.stopped_early:
         report.quarantine_deleted = expire_quarantine(
@@ -565,11 +572,24 @@ def expire(
     return report
 
 
-def _advance(policy: LakePolicy, hour: str) -> bool:
-    if policy.expired_before is not None and policy.expired_before >= hour:
-        return False
-    policy.expired_before = hour
-    return True
+def _advance(policy: LakePolicy, hour: str, pruned: list[str]) -> bool:
+    """The policy's horizon moved forward to ``hour`` (never back), and without the erasure criteria whose range
+    ends at or before it (their ids into ``pruned``): they match only rows of expired hours, which ingest and
+    expiry drop anyway, and every ingest would otherwise go on testing its rows against them. Their audit records
+    stay. Whether it changed."""
+    advanced = policy.expired_before is None or policy.expired_before < hour
+    if advanced:
+        policy.expired_before = hour
+    horizon = hour_start(str(policy.expired_before))
+    outlived = [c.id for c in policy.erasures if _ends_by(c, horizon)]
+    pruned.extend(outlived)
+    policy.erasures = [c for c in policy.erasures if c.id not in outlived]
+    return advanced or bool(outlived)
+
+
+def _ends_by(criterion: Criterion, moment: datetime) -> bool:
+    end = parse_time(criterion.end)
+    return end is not None and end <= moment
 
 
 @dataclass

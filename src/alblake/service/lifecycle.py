@@ -160,6 +160,7 @@ def expiry_dict(report: ExpiryReport) -> dict[str, Any]:
         "manifests_deleted": report.manifests_deleted,
         "catalog_partitions_dropped": report.catalog_dropped,
         "quarantine_files_expired": len(report.quarantine_deleted),
+        "erasure_criteria_pruned": len(report.criteria_pruned),
         "stopped_early": report.stopped_early,
     }
 
