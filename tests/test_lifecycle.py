@@ -391,7 +391,9 @@ def test_expiry_drops_the_erasure_criteria_whose_range_ended_before_its_horizon(
     assert rows(lake).num_rows == 0
 
 
-def test_the_expire_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_expire_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     two_objects(tmp_path / "lake")
     lake_dir = str(tmp_path / "lake")
     assert main(["expire", "--lake", lake_dir]) == 2
@@ -404,9 +406,27 @@ def test_the_expire_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "emptied               2 partition-hour(s) would be emptied" in out and "dry run" in out
     assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--quarantine-older-than", "1h"]) == 0
     assert "emptied               2 partition-hour(s) emptied" in capsys.readouterr().out
-    assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--grace", "0"]) == 0
+    later = datetime.now(UTC) + timedelta(minutes=17)
+    monkeypatch.setattr("alblake.cli.lifecycle._now", lambda: later)  # a grace period of 16 minutes later
+    assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--grace", "16"]) == 0
     assert "dropped               2 partition-hour(s) dropped" in capsys.readouterr().out
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("command", [["expire", "--older-than", "1d"], ["erase", "--client-ip", VICTIM]])
+@pytest.mark.parametrize("grace", ["0", "15.9"])
+def test_the_commands_refuse_a_grace_period_shorter_than_any_ingest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], grace: str
+) -> None:
+    """Nothing comes back only if every ingest that read the policy before a change has finished a grace period
+    later: the commands refuse a shorter one (the stack's floor, 16 minutes), naming the value allowed."""
+    two_objects(tmp_path / "lake")
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--lake", str(tmp_path / "lake"), "--grace", grace])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "the grace period must be at least 16 minutes" in err and "give --grace 16 or more" in err
+    assert VICTIM in column(local_lake(tmp_path / "lake"), "client_ip")  # nothing was done
 
 
 # ------------------------------------------------------------------------------------------------------- policy

@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # the commands import the lake's lifecycle when they run (rea
     from alblake.lake.settings import LakePolicy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dh])\s*$")
+# The grace period's floor, as the stack's CompactGraceMinutes (whose value the lifecycle function uses). Nothing
+# comes back after an erasure or an expiry because every ingest that read the policy before it changed has finished
+# a grace period later (docs/COMPACTION.md, "Retention and erasure"): the ingest function runs at most 15 minutes
+# (Lambda's limit), and an ``alblake ingest`` reads the policy again for every object or batch it commits. A
+# shorter grace could settle an erasure, or drop an emptied hour, under an ingest still in flight.
+MIN_GRACE_MINUTES = 16.0
 
 
 def duration(text: str) -> timedelta:
@@ -52,6 +58,22 @@ def moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def grace_minutes(text: str) -> float:
+    """A grace period in minutes, at least ``MIN_GRACE_MINUTES`` (an argparse type)."""
+    value = minutes(text)
+    if value < MIN_GRACE_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the grace period must be at least {MIN_GRACE_MINUTES:g} minutes, longer than any ingest can "
+            f"run (an ingest that read the policy before the change must have finished); give --grace "
+            f"{MIN_GRACE_MINUTES:g} or more"
+        )
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _requester() -> str:
@@ -106,7 +128,7 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if lake is None:
         return EXIT_USAGE
     request = ErasureRequest(args.client_ip, args.trace_id, args.domain, args.start, args.end, args.whole_network)
-    now = datetime.now(UTC)
+    now = _now()
     grace = timedelta(minutes=args.grace)
     settled = [] if args.dry_run else settle(lake, now=now, grace=grace)
     report = erase(lake, request, by=args.by or _requester(), now=now, dry_run=args.dry_run, reason=args.reason)
@@ -152,7 +174,7 @@ def _cmd_expire(args: argparse.Namespace) -> int:
     lake = _open(args)
     if lake is None:
         return EXIT_USAGE
-    now = datetime.now(UTC)
+    now = _now()
     options = ExpiryOptions(
         now=now,
         older_than=args.older_than,
@@ -241,10 +263,11 @@ def format_policy(policy: LakePolicy) -> str:
 def _grace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace",
-        type=minutes,
+        type=grace_minutes,
         default=60.0,
         metavar="MINUTES",
-        help="the lake's grace period (as for compact): erasures are settled, emptied hours dropped this long after",
+        help="the lake's grace period (as for compact; at least 16): erasures are settled, emptied hours dropped "
+        "this long after",
     )
 
 
