@@ -203,6 +203,21 @@ def test_the_command_prints_what_it_removed_and_running_it_again_reuses_the_crit
     assert len(list((tmp_path / "lake" / "lifecycle" / "erasures").glob("*.json"))) == 2
 
 
+def test_an_erasure_in_a_lake_without_a_key_warns_and_names_the_command_that_sets_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_objects(tmp_path / "lake")
+    lake_dir = str(tmp_path / "lake")
+    assert main(["erase", "--lake", lake_dir, "--client-ip", VICTIM]) == 0
+    err = capsys.readouterr().err
+    assert "warning: this lake has no key" in err and f"alblake privacy --lake {lake_dir} --key ssm:NAME" in err
+    assert VICTIM not in column(local_lake(tmp_path / "lake"), "client_ip")  # erased all the same
+
+    set_policy(local_lake(tmp_path / "lake"), PrivacySettings(), key_file(tmp_path))
+    assert main(["erase", "--lake", lake_dir, "--client-ip", OTHERS[0]]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_bad_requests_are_refused_with_what_to_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     two_objects(tmp_path / "lake")
     lake_dir = str(tmp_path / "lake")

@@ -11,6 +11,7 @@ import argparse
 import getpass
 import re
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +129,7 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if lake is None:
         return EXIT_USAGE
     request = ErasureRequest(args.client_ip, args.trace_id, args.domain, args.start, args.end, args.whole_network)
+    _warn_without_key(lake, lake_of(args))
     now = _now()
     grace = timedelta(minutes=args.grace)
     settled = [] if args.dry_run else settle(lake, now=now, grace=grace)
@@ -142,6 +144,22 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if failures:
         print_error(f"run 'alblake erase --lake {lake_of(args)} ...' again with the same criteria: it reuses them")
     return EXIT_FAILED if failures else 0
+
+
+def _warn_without_key(lake: GenerationalLake, location: str) -> None:
+    """A lake without a key keeps an erasure's criteria as plain SHA-256 digests: anyone who reads the lake can
+    find an IPv4 address again by hashing all 2^32 of them (a domain or a trace id by guessing). Said on stderr,
+    with the command that sets a key; the erasure runs as asked."""
+    from alblake.lake.settings import read_policy
+
+    if read_policy(lake.store).policy.key is None:
+        print(
+            "warning: this lake has no key, so the erasure's criteria are kept as plain SHA-256 digests, which anyone "
+            "who can read the lake can reverse for an IPv4 address by hashing all 2^32 addresses; set a key first: "
+            f"alblake privacy --lake {printable(location)} --key ssm:NAME (or secretsmanager:ID; README, "
+            "'Retention and privacy')",
+            file=sys.stderr,
+        )
 
 
 def format_erasure(report: ErasureReport) -> str:
