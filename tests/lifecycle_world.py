@@ -5,8 +5,11 @@ The rows: objects 0-2, each version with rows in hours 10 and/or 11 of 2018-07-0
 naming (object, version, hour, line) and a client address out of three. An erasure removes one client's rows; an
 expiry removes hour 10.
 
-The checker (``check``), before every store write and after every operation, on the local reader and on Athena
-(every object under each catalog Location): for every object and hour, the rows shown are exactly the rows of one
+The lake keeps its derived tables (``default_derived_tables``: the rollup), as ``open_lake`` does, each with its
+own catalog. The checker (``check``), before every store write and after every operation, on the local reader and
+on Athena (every object under each catalog Location): the rollup's sums (requests and bytes sent, by partition-hour
+and ELB status code) equal the curated table's, every visible data file having its rollup file; and for every
+object and hour, the rows shown are exactly the rows of one
 version that may show (the last committed one, or one in flight) minus the rows of the criteria applied to it,
 where the criteria applied lie between those that must be (below) and those written so far. A criterion (a
 client's erasure, the expiry of hour 10) must be applied to an ingest attempt's rows when:
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,12 +43,14 @@ from alblake.ingest.core import IngestLifecycle, ingest_object
 from alblake.ingest.runner import ingest_batch
 from alblake.ingest.selection import Failure
 from alblake.lake.compaction import CompactionOptions, compact
+from alblake.lake.derived import default_derived_tables
 from alblake.lake.generational import GenerationalLake, owning_folder
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
-from alblake.lake.layout import DATA_PREFIX
+from alblake.lake.layout import DATA_PREFIX, Partition
 from alblake.lake.lifecycle import ErasureRequest, ExpiryOptions, criterion_for, erase, expire, settle
 from alblake.lake.settings import POLICY_KEY, LakePolicy, key_check, read_policy, update_policy
 from alblake.ports import ConditionFailedError
+from alblake.rollup.table import ROLLUP
 from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
 
 OBJECTS = 3
@@ -61,6 +66,29 @@ TEMPLATE = (
     '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
     '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
 )
+
+
+Sums = Counter[tuple[str, int, str]]  # (partition path, ELB status code, "requests" or "sent_bytes") -> total
+
+
+class Catalogs:
+    """The Glue database as expiry sees it (``alblake.lake.lifecycle.PartitionCatalog``): the curated table's
+    partitions and each derived table's, in their own catalogs (as the lake's registrars keep them)."""
+
+    def __init__(self, curated: MemoryCatalog, derived: dict[str, MemoryCatalog]) -> None:
+        self.curated = curated
+        self.derived = derived
+
+    def drop(self, table: str, partitions: Sequence[Partition]) -> int:
+        if table not in self.derived:
+            return self.curated.drop(table, partitions)
+        found = self.derived[table].locations  # a derived table's registrar keeps its Locations there
+        return sum(found.pop(partition, None) is not None for partition in partitions)
+
+    def partitions_before(self, table: str, day: str) -> list[Partition]:
+        if table not in self.derived:
+            return self.curated.partitions_before(table, day)
+        return sorted(p for p in self.derived[table].locations if p.day < day)
 
 
 class LostAnswerError(ConnectionError):
@@ -147,9 +175,11 @@ class Sweep:
 @dataclass
 class World:
     keyed: bool = False  # the lake has a key (file:): keyed digests (else plain SHA-256)
+    checking: bool = True  # check what readers see (False: only count writes)
     key_dir: Path | None = None
     store: MemoryStore = field(default_factory=MemoryStore)
     catalog: MemoryCatalog = field(default_factory=MemoryCatalog)
+    rollup_catalog: MemoryCatalog = field(default_factory=MemoryCatalog)  # the rollup table's Glue partitions
     now: datetime = START
     writes: int = 0
     checks: int = 0
@@ -168,7 +198,12 @@ class World:
     expire_starts: list[int] = field(default_factory=list)  # completed expiry runs, by start
 
     def __post_init__(self) -> None:
-        self.lake = GenerationalLake(self.store, self.catalog, clock=lambda: self.now)
+        self.lake = GenerationalLake(
+            self.store, self.catalog, clock=lambda: self.now, derived=default_derived_tables(),
+            derived_registrars={ROLLUP.name: self.rollup_catalog},
+        )
+        assert [table.name for table in self.lake.derived] == [ROLLUP.name]  # the sums below are the rollup's
+        self.catalogs = Catalogs(self.catalog, {ROLLUP.name: self.rollup_catalog})
         self.ids: dict[str, str] = {}  # criterion id in the policy -> client
         if self.keyed:  # client addresses stored as keyed hashes; erasure digests keyed too
             assert self.key_dir is not None
@@ -293,7 +328,7 @@ class World:
     def expire(self) -> None:
         start = self.writes
         options = ExpiryOptions(now=self.now, older_than=self.now - datetime(2018, 7, 2, 11, tzinfo=UTC), grace=GRACE)
-        report = expire(self.lake, options, self.catalog)
+        report = expire(self.lake, options, self.catalogs)
         if report.errors:
             raise LostAnswerError(report.errors[0][1])
         self.sweeps.append(Sweep(EXPIRED, start))
@@ -314,11 +349,47 @@ class World:
         self.now += GRACE + timedelta(minutes=1)
 
     # --------------------------------------------------------------------------------------------- checking
-    def check(self) -> None:
+    def check(self, *, between_operations: bool = False) -> None:
+        """What readers see now. The rollup only between operations with no ingest in flight or abandoned: a
+        commit puts a per-object file's rollup file first and its data file next (both replacing the object's
+        earlier files of the same names), so in between the two disagree on both readers."""
+        if not self.checking:
+            return
         self.checks += 1
         local = [url.removeprefix(URL_PREFIX) for url in self.lake.visible_files()]
         self._check_view("local reader", local)
-        self._check_view("Athena", athena_files(self.store, self.catalog))
+        athena = athena_files(self.store, self.catalog)
+        self._check_view("Athena", athena)
+        if between_operations and not self.in_flight and not self.abandoned:
+            assert self.lake.derived_gaps(ROLLUP.name) == [], "visible data files without their rollup file"
+            local_rollup = [url.removeprefix(URL_PREFIX) for url in self.lake.visible_files(ROLLUP.name)]
+            self._check_rollup("local reader", local, local_rollup)
+            self._check_rollup("Athena", athena, athena_files(self.store, self.rollup_catalog))
+
+    def _check_rollup(self, view: str, data_keys: list[str], rollup_keys: list[str]) -> None:
+        curated, rollup = self.curated_sums(data_keys), self.rollup_sums(rollup_keys)
+        assert rollup == curated, f"{view}: the rollup's sums {dict(rollup)} differ from the curated table's {curated}"
+
+    def curated_sums(self, keys: list[str]) -> Sums:
+        sums: Sums = Counter()
+        for key in keys:
+            table = pq.read_table(io.BytesIO(self.store.objects[key]), columns=["elb_status_code", "sent_bytes"])
+            path = _partition_path(key)
+            for status, sent in zip(table["elb_status_code"].to_pylist(), table["sent_bytes"].to_pylist(), strict=True):
+                sums[(path, status, "requests")] += 1
+                sums[(path, status, "sent_bytes")] += sent
+        return +sums
+
+    def rollup_sums(self, keys: list[str]) -> Sums:
+        sums: Sums = Counter()
+        for key in keys:
+            columns = ["elb_status_code", "requests", "sent_bytes"]
+            table = pq.read_table(io.BytesIO(self.store.objects[key]), columns=columns)
+            path = _partition_path(DATA_PREFIX + key.removeprefix(ROLLUP.prefix))
+            for row in table.to_pylist():
+                sums[(path, row["elb_status_code"], "requests")] += row["requests"]
+                sums[(path, row["elb_status_code"], "sent_bytes")] += row["sent_bytes"]
+        return +sums
 
     def _must(self, attempt: Attempt) -> set[str]:
         must = set()
@@ -391,3 +462,9 @@ class World:
             table = pq.read_table(io.BytesIO(self.store.objects[url.removeprefix(URL_PREFIX)]), columns=["request_url"])
             rows.update(u.removeprefix("http://www.example.com:80") for u in table.column("request_url").to_pylist())
         return rows
+
+
+def _partition_path(data_key: str) -> str:
+    owner = owning_folder(data_key)
+    assert owner is not None, data_key
+    return owner[0].path

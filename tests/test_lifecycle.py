@@ -4,20 +4,28 @@ values; expired hours leave the lake, its catalog and their objects' manifests; 
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from alblake.cli import main
+from alblake.convert.core import convert_stream
 from alblake.convert.privacy import PrivacySettings, keyed_address
 from alblake.errors import ConfigError
+from alblake.ingest.core import filter_file
 from alblake.lake.compaction import CompactionOptions, compact
+from alblake.lake.criteria import Matcher
+from alblake.lake.generational import GenerationalLake
 from alblake.lake.lifecycle import (
     ErasureRequest,
     ErasureRequestError,
     ExpiryOptions,
+    criterion_for,
     erase,
     expire,
     horizon_hour,
@@ -36,6 +44,8 @@ from alblake.lake.settings import (
 from alblake.ports import ConditionFailedError
 from alblake.schema import ROLLUP_TABLE_NAME as ROLLUP
 from alblake.schema import TABLE_NAME
+from alblake.service.lifecycle import LifecycleConfig, LifecyclePipeline
+from tests.fakes import RecordingLogger, RecordingMetrics
 from tests.lake_fakes import MemoryCatalog, MemoryStore
 from tests.lifecycle_helpers import column, ingest_lines, key_file, line, local_lake, object_name, rows, set_policy
 
@@ -63,6 +73,34 @@ def all_lake_bytes(lake_dir: Path, prefix: str = "") -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------ erasure
+
+
+def test_a_staged_file_is_filtered_batch_by_batch_into_the_same_rows(tmp_path: Path) -> None:
+    """Ingest filters a staged partition file a batch at a time (memory stays bounded for a file of any size):
+    the kept rows, the schema and the Parquet settings are those of filtering the whole file at once."""
+    text = "\n".join(line([VICTIM, *OTHERS][i % 4], minute=i % 60, path=f"/r{i}") for i in range(1000)) + "\n"
+    staged = convert_stream(io.BytesIO(text.encode()), "big.log", tmp_path)
+    path = staged.data[0].path
+    original = pq.read_table(path)
+    matcher, nobody = (Matcher([criterion_for(ErasureRequest(client_ip=ip), LakePolicy(), None, NOW)[0]])
+                       for ip in (VICTIM, "192.0.2.99"))
+    expected = original.filter(pa.array(~matcher.drop(original)))
+    untouched = path.read_bytes()
+
+    clean = filter_file(path, nobody, batch_rows=100)
+    assert (clean.dropped, clean.batches) == (0, 10)  # one pass over the matcher's columns, nothing rewritten
+    assert path.read_bytes() == untouched
+
+    done = filter_file(path, matcher, batch_rows=100)
+    assert (done.dropped, done.batches) == (250, 20)  # 10 batches to count, 10 to write the kept rows
+    written = pq.ParquetFile(path)
+    assert written.read().equals(expected)
+    assert written.schema_arrow == pq.ParquetFile(io.BytesIO(untouched)).schema_arrow
+    assert written.metadata.num_row_groups == 1  # the kept rows in row groups as the conversion writes them
+    first = written.metadata.row_group(0)
+    assert {first.column(i).compression for i in range(first.num_columns)} == {"ZSTD"}
+    assert [p for p in path.parent.iterdir() if p.name.endswith(".filtered")] == []
+    staged.discard()
 
 
 def test_an_erasure_removes_exactly_the_clients_rows_and_lines(tmp_path: Path) -> None:
@@ -165,6 +203,21 @@ def test_the_command_prints_what_it_removed_and_running_it_again_reuses_the_crit
     assert len(list((tmp_path / "lake" / "lifecycle" / "erasures").glob("*.json"))) == 2
 
 
+def test_an_erasure_in_a_lake_without_a_key_warns_and_names_the_command_that_sets_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_objects(tmp_path / "lake")
+    lake_dir = str(tmp_path / "lake")
+    assert main(["erase", "--lake", lake_dir, "--client-ip", VICTIM]) == 0
+    err = capsys.readouterr().err
+    assert "warning: this lake has no key" in err and f"alblake privacy --lake {lake_dir} --key ssm:NAME" in err
+    assert VICTIM not in column(local_lake(tmp_path / "lake"), "client_ip")  # erased all the same
+
+    set_policy(local_lake(tmp_path / "lake"), PrivacySettings(), key_file(tmp_path))
+    assert main(["erase", "--lake", lake_dir, "--client-ip", OTHERS[0]]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_bad_requests_are_refused_with_what_to_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     two_objects(tmp_path / "lake")
     lake_dir = str(tmp_path / "lake")
@@ -221,6 +274,65 @@ def test_an_erasure_that_died_after_its_criteria_is_finished_by_a_settle_pass(tm
     assert json.loads((tmp_path / "lake" / report.record).read_text())["by"] == "settle"
 
 
+def erasure_that_died_after_its_criteria(lake: GenerationalLake) -> None:
+    """An erasure whose criteria are in the policy, without an audit record and with no row erased yet."""
+
+    class Died(BaseException):
+        pass
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Died
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("alblake.lake.lifecycle.Eraser.partitions", die)
+        with pytest.raises(Died):
+            erase(lake, ErasureRequest(client_ip=VICTIM), by="dpo", now=NOW)
+
+
+def test_a_settle_pass_out_of_time_stops_between_partitions_and_the_next_goes_on(tmp_path: Path) -> None:
+    """A settle pass asked to stop before its second partition leaves the erasure unsettled, its record holding
+    the partition it rescanned; the next pass rescans only the other one and settles it."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    erasure_that_died_after_its_criteria(lake)
+    answers = iter([False, False, True])  # asked before the erasure, its first partition, its second
+    (stopped,) = settle(lake, now=NOW + timedelta(hours=2), should_stop=lambda: next(answers))
+    assert stopped.stopped_early and stopped.rows == 1  # the victim's row of hour 21
+    assert sorted(p.rsplit("/", 1)[-1] for p in stopped.scanned) == ["hour=21"]
+    assert column(lake, "client_ip").count(VICTIM) == 2  # its rows of hour 22: not yet
+    record = json.loads((tmp_path / "lake" / stopped.record).read_text())
+    assert record["settled_at"] is None and list(record["scanned"]) == list(stopped.scanned)
+
+    (resumed,) = settle(lake, now=NOW + timedelta(hours=3))
+    assert not resumed.stopped_early and resumed.rows == 2
+    assert sorted(p.rsplit("/", 1)[-1] for p in resumed.scanned) == ["hour=22"]  # hour 21 not rescanned
+    assert VICTIM not in column(lake, "client_ip")
+    record = json.loads((tmp_path / "lake" / stopped.record).read_text())
+    assert record["settled_at"] is not None and record["rows_erased"] + record["settle_rows_erased"] == 3
+    assert settle(lake, now=NOW + timedelta(hours=4)) == []
+
+
+def test_the_scheduled_run_settles_within_the_functions_time(tmp_path: Path) -> None:
+    """The lifecycle function's settling stops when less than a minute is left, as its expiry does; the next run
+    settles the rest."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    erasure_that_died_after_its_criteria(lake)
+    pipeline = LifecyclePipeline(
+        config=LifecycleConfig(lake_bucket="lake", glue_database="db", retention_days=0.1),  # hours 21, 22 go
+        lake=lake, catalog=None, logger=RecordingLogger(), metrics=RecordingMetrics(),
+        clock=lambda: NOW + timedelta(hours=2),
+    )
+    remaining = iter([120_000, 120_000, 30_000])  # milliseconds: enough for the erasure and a partition
+    first = pipeline.run(lambda: next(remaining, 30_000))
+    assert first["settling_stopped_early"] and first["erasures_settled"] == 0
+    assert first["stopped_early"] and first["partitions_emptied"] == 0  # expiry out of time too: nothing emptied
+    assert VICTIM in column(lake, "client_ip")
+    second = pipeline.run(lambda: 120_000)
+    assert not second["settling_stopped_early"] and second["erasures_settled"] == 1
+    assert second["rows_erased_when_settling"] == 2 and second["partitions_emptied"] == 2
+
+
 # ------------------------------------------------------------------------------------------------------- expiry
 
 
@@ -268,7 +380,35 @@ def test_quarantine_files_have_their_own_horizon(tmp_path: Path) -> None:
     assert len(rows(lake)) == 6  # no row expired
 
 
-def test_the_expire_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_expiry_drops_the_erasure_criteria_whose_range_ended_before_its_horizon(tmp_path: Path) -> None:
+    """Criteria that can only match rows of expired hours leave the policy (every ingest tests its rows against
+    every criterion), their audit records stay, and a re-ingest of an old object still brings nothing back."""
+    two_objects(tmp_path / "lake")
+    lake = local_lake(tmp_path / "lake")
+    at = datetime(2018, 7, 2, tzinfo=UTC)
+    outlived = erase(lake, ErasureRequest(client_ip=VICTIM, start=at, end=at.replace(hour=22)), by="dpo", now=NOW)
+    later = erase(lake, ErasureRequest(client_ip=VICTIM, start=at.replace(hour=22), end=at + timedelta(days=2)),
+                  by="dpo", now=NOW)
+    open_ended = erase(lake, ErasureRequest(client_ip=OTHERS[1]), by="dpo", now=NOW)
+    assert (outlived.rows, later.rows, open_ended.rows) == (1, 2, 1)
+
+    report = expire(lake, ExpiryOptions(now=NOW, older_than=timedelta(hours=1)))  # hours before 23:00 go
+    assert report.expired_before == "2018-07-02T23" and report.criteria_pruned == [outlived.id]
+    policy = read_policy(lake.store).policy
+    assert sorted(c.id for c in policy.erasures) == sorted([later.id, open_ended.id])
+    assert len(list((tmp_path / "lake" / "lifecycle" / "erasures").iterdir())) == 3  # the audit records stay
+    again = expire(lake, ExpiryOptions(now=NOW, older_than=timedelta(hours=1)))
+    assert again.criteria_pruned == []
+
+    first = [line(VICTIM, hour="21"), line(OTHERS[0], hour="21", minute=1), line(VICTIM, hour="22", minute=2)]
+    redelivered = ingest_lines(lake, first, name=object_name("2120", "a"))
+    assert (redelivered.rows, redelivered.erased) == (0, 3)  # its hours are expired: nothing comes back
+    assert rows(lake).num_rows == 0
+
+
+def test_the_expire_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     two_objects(tmp_path / "lake")
     lake_dir = str(tmp_path / "lake")
     assert main(["expire", "--lake", lake_dir]) == 2
@@ -281,9 +421,27 @@ def test_the_expire_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "emptied               2 partition-hour(s) would be emptied" in out and "dry run" in out
     assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--quarantine-older-than", "1h"]) == 0
     assert "emptied               2 partition-hour(s) emptied" in capsys.readouterr().out
-    assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--grace", "0"]) == 0
+    later = datetime.now(UTC) + timedelta(minutes=17)
+    monkeypatch.setattr("alblake.cli.lifecycle._now", lambda: later)  # a grace period of 16 minutes later
+    assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--grace", "16"]) == 0
     assert "dropped               2 partition-hour(s) dropped" in capsys.readouterr().out
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("command", [["expire", "--older-than", "1d"], ["erase", "--client-ip", VICTIM]])
+@pytest.mark.parametrize("grace", ["0", "15.9"])
+def test_the_commands_refuse_a_grace_period_shorter_than_any_ingest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], grace: str
+) -> None:
+    """Nothing comes back only if every ingest that read the policy before a change has finished a grace period
+    later: the commands refuse a shorter one (the stack's floor, 16 minutes), naming the value allowed."""
+    two_objects(tmp_path / "lake")
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--lake", str(tmp_path / "lake"), "--grace", grace])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "the grace period must be at least 16 minutes" in err and "give --grace 16 or more" in err
+    assert VICTIM in column(local_lake(tmp_path / "lake"), "client_ip")  # nothing was done
 
 
 # ------------------------------------------------------------------------------------------------------- policy

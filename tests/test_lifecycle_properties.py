@@ -3,8 +3,10 @@ interleavings of ingest (new and changed versions, re-deliveries), batches, comp
 expiry runs and time passing, with crashes and lost acknowledgements at every store write (and another writer's
 operation between a write and its lost answer). Before every store write and after every operation, the local
 reader and Athena (every object under each catalog Location) are checked against the model of
-``tests/lifecycle_world.py``; at the end, after the grace period, a settle pass and two expiry runs, every erased
-client's rows and hour 10 are gone and every other row of every object's last version is there exactly once.
+``tests/lifecycle_world.py``, and between operations the rollup's sums against the curated table's (the lake keeps
+its derived tables, as ``open_lake`` does); at the end, after the grace period, a settle pass and two expiry runs,
+every erased client's rows and hour 10 are gone (the rollup's files and partitions of hour 10 too) and every other
+row of every object's last version is there exactly once.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ def run(world: World, op: tuple[object, ...], versions: dict[int, int]) -> Calla
     return lambda: world.ingest(obj, version)
 
 
-def play(world: World, steps: list[tuple[object, ...]]) -> None:
-    versions: dict[int, int] = {}
+def play(world: World, steps: list[tuple[object, ...]], versions: dict[int, int] | None = None) -> None:
+    """Run the steps (``versions``: each object's version so far, when they go on from earlier steps)."""
+    versions = {} if versions is None else versions
     for op in steps:
         if op[0] == "lost_ack":
             lose_an_answer(world, op, versions)
@@ -114,7 +117,7 @@ def play(world: World, steps: list[tuple[object, ...]]) -> None:
                 nested()
         else:
             run(world, op, versions)()
-        world.check()
+        world.check(between_operations=True)
 
 
 def lose_an_answer(world: World, op: tuple[object, ...], versions: dict[int, int]) -> None:
@@ -148,7 +151,7 @@ def the_end(world: World) -> None:
         world.wait()
         world.expire()
     world.compact()
-    world.check()
+    world.check(between_operations=True)
     assert world.stray_keys() == []
     assert not world.in_flight
     erased = {c for c in world.written if c in CLIENTS}
@@ -164,7 +167,8 @@ def the_end(world: World) -> None:
     if expired:
         assert not [p for p in lake_partitions(world.lake) if p.hour == "10"]
         assert not [p for p in world.catalog.locations if p.hour == "10"]
-        assert not [k for k in world.store.objects if "hour=10" in k]
+        assert not [p for p in world.rollup_catalog.locations if p.hour == "10"]
+        assert not [k for k in world.store.objects if "hour=10" in k]  # the rollup's files too
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -201,73 +205,86 @@ def test_the_same_with_keyed_client_addresses(
 # ------------------------------------------------------------------------------------- every write, exhaustively
 #
 # The races the invariants are about, each at every store write of the operation that runs first, and one past
-# its last (the second operation then runs after it). The counts of writes are checked, so that the cases keep
-# covering every write when the code changes.
+# its last (the second operation then runs after it). The writes of each operation are counted by running it
+# (``writes_of``, when the tests are collected), so that the cases keep covering every write when the code
+# changes (the rollup's files, written with every data file, are writes too).
 
 Op = tuple[object, ...]
 BEFORE: list[Op] = [("ingest", 0, False), ("ingest", 1, False), ("batch", [1, 2], False)]
 COMPACTED: list[Op] = [*BEFORE, ("compact",)]
 
-# name: (what the lake holds before, the operation, the operation run at each of its writes, its writes)
-RACES: dict[str, tuple[list[Op], Op, Op, int]] = {
-    "erase inside an ingest": (BEFORE, ("ingest", 1, True), ("erase", 0), 5),
-    "erase inside an ingest of a compacted hour": (COMPACTED, ("ingest", 1, True), ("erase", 0), 5),
-    "erase inside a batch": (BEFORE, ("batch", [0, 1, 2], True), ("erase", 1), 7),
-    "ingest inside an erase": (BEFORE, ("erase", 0), ("ingest", 1, True), 6),
-    "ingest inside an erase of a compacted hour": (COMPACTED, ("erase", 2), ("ingest", 2, True), 6),
-    "batch inside an erase": (COMPACTED, ("erase", 1), ("batch", [0, 1], True), 6),
-    "compaction inside an erase": (BEFORE, ("erase", 0), ("compact",), 6),
-    "erase inside a compaction": (BEFORE, ("compact",), ("erase", 1), 7),
-    "expire inside an ingest": (BEFORE, ("ingest", 0, True), ("expire",), 2),
-    "ingest inside an expire": (BEFORE, ("expire",), ("ingest", 0, True), 10),
-    "erase inside an expire": (BEFORE, ("expire",), ("erase", 0), 10),
+# name: (what the lake holds before, the operation, the operation run at each of its writes)
+RACES: dict[str, tuple[list[Op], Op, Op]] = {
+    "erase inside an ingest": (BEFORE, ("ingest", 1, True), ("erase", 0)),
+    "erase inside an ingest of a compacted hour": (COMPACTED, ("ingest", 1, True), ("erase", 0)),
+    "erase inside a batch": (BEFORE, ("batch", [0, 1, 2], True), ("erase", 1)),
+    "ingest inside an erase": (BEFORE, ("erase", 0), ("ingest", 1, True)),
+    "ingest inside an erase of a compacted hour": (COMPACTED, ("erase", 2), ("ingest", 2, True)),
+    "batch inside an erase": (COMPACTED, ("erase", 1), ("batch", [0, 1], True)),
+    "compaction inside an erase": (BEFORE, ("erase", 0), ("compact",)),
+    "erase inside a compaction": (BEFORE, ("compact",), ("erase", 1)),
+    "expire inside an ingest": (BEFORE, ("ingest", 0, True), ("expire",)),
+    "ingest inside an expire": (BEFORE, ("expire",), ("ingest", 0, True)),
+    "erase inside an expire": (BEFORE, ("expire",), ("erase", 0)),
 }
-# name: (what the lake holds before, an operation that crashes or loses an answer at each of its writes, its writes)
-DYING: dict[str, tuple[list[Op], Op, int]] = {
-    "erase": (BEFORE, ("erase", 0), 6),
-    "erase of a compacted hour": (COMPACTED, ("erase", 1), 6),
-    "expire": (BEFORE, ("expire",), 10),
-    "expire's second run": ([*BEFORE, ("expire",), ("wait",)], ("expire",), 8),
-    "settle": ([*BEFORE, ("erase", 0), ("ingest_dies", 0, True), ("wait",)], ("settle",), 3),
-    "ingest after an erasure": ([*BEFORE, ("erase", 0)], ("ingest", 0, True), 2),
-    "batch after an expiry": ([*BEFORE, ("expire",)], ("batch", [0, 1, 2], True), 3),
+# name: (what the lake holds before, an operation that crashes or loses an answer at each of its writes)
+DYING: dict[str, tuple[list[Op], Op]] = {
+    "erase": (BEFORE, ("erase", 0)),
+    "erase of a compacted hour": (COMPACTED, ("erase", 1)),
+    "expire": (BEFORE, ("expire",)),
+    "expire's second run": ([*BEFORE, ("expire",), ("wait",)], ("expire",)),
+    "settle": ([*BEFORE, ("erase", 0), ("ingest_dies", 0, True), ("wait",)], ("settle",)),
+    "ingest after an erasure": ([*BEFORE, ("erase", 0)], ("ingest", 0, True)),
+    "batch after an expiry": ([*BEFORE, ("expire",)], ("batch", [0, 1, 2], True)),
 }
 
 
 def writes_of(steps: list[Op], op: Op) -> int:
-    world = World()
-    play(world, steps)
+    """The store writes ``op`` makes after ``steps`` (counted without checking what readers see)."""
+    world, versions = World(checking=False), dict[int, int]()
+    play(world, steps, versions)
     before = world.writes
-    play(world, [op])
+    play(world, [op], versions)
     return world.writes - before
 
 
+RACE_WRITES = {name: writes_of(before, first) for name, (before, first, _) in RACES.items()}
+DYING_WRITES = {name: writes_of(before, op) for name, (before, op) in DYING.items()}
+
+
+def runs_inside(name: str, at: int) -> bool:
+    """Whether a second operation set to run at the first's write number ``at`` runs inside it."""
+    before, first, _ = RACES[name]
+    world, versions = World(checking=False), dict[int, int]()
+    play(world, before, versions)
+    ran: list[int] = []
+    world.nested = lambda: ran.append(world.writes)
+    world.nested_at = world.writes + at
+    run(world, first, versions)()
+    return bool(ran)
+
+
 @pytest.mark.parametrize("name", sorted(RACES))
-def test_the_races_cover_every_write(name: str) -> None:
-    before, first, _, writes = RACES[name]
-    assert writes_of(before, first) == writes
+def test_the_counted_writes_are_the_whole_operation(name: str) -> None:
+    """At its last counted write the second operation runs inside the first; one past it, after the first."""
+    assert runs_inside(name, RACE_WRITES[name])
+    assert not runs_inside(name, RACE_WRITES[name] + 1)
 
 
-@pytest.mark.parametrize("name", sorted(DYING))
-def test_the_crashes_cover_every_write(name: str) -> None:
-    before, op, writes = DYING[name]
-    assert writes_of(before, op) == writes
-
-
-@pytest.mark.parametrize(("name", "at"), [(n, at) for n, r in sorted(RACES.items()) for at in range(1, r[3] + 2)])
+@pytest.mark.parametrize(("name", "at"), [(n, at) for n in sorted(RACES) for at in range(1, RACE_WRITES[n] + 2)])
 def test_a_race_at_every_write(name: str, at: int) -> None:
-    before, first, second, _ = RACES[name]
+    before, first, second = RACES[name]
     world = World()
     play(world, [*before, ("interleave", first, second, at)])
     the_end(world)
 
 
-DYING_CASES = [(name, at) for name, case in sorted(DYING.items()) for at in range(1, case[2] + 1)]
+DYING_CASES = [(name, at) for name in sorted(DYING) for at in range(1, DYING_WRITES[name] + 1)]
 
 
 @pytest.mark.parametrize(("name", "at"), DYING_CASES)
 def test_a_crash_at_every_write_then_the_retry(name: str, at: int) -> None:
-    before, op, _ = DYING[name]
+    before, op = DYING[name]
     world = World()
     play(world, [*before, ("crash", op, at)])
     the_end(world)
@@ -278,13 +295,13 @@ def test_a_crash_at_every_write_then_the_retry(name: str, at: int) -> None:
 def test_a_lost_answer_at_every_write(name: str, at: int, retried: bool) -> None:
     """The write takes effect, another writer ingests in between, and the answer is lost (the SDK's retry of a
     conditional write says "condition failed"; or the operation fails and is retried)."""
-    before, op, _ = DYING[name]
+    before, op = DYING[name]
     world = World()
     play(world, [*before, ("lost_ack", op, at, retried, ("ingest", 1, True))])
     the_end(world)
 
 
-@pytest.mark.parametrize("at", range(1, 12))
+@pytest.mark.parametrize("at", range(1, writes_of(BEFORE, ("ingest_dies", 1, True)) + 2))
 def test_an_ingest_that_dies_after_its_commit_is_settled(at: int) -> None:
     """An ingest that read the policy before an erasure wrote its criteria, committed after the erasure scanned
     its hour, and died before it read the policy again: its rows stay until a settle pass a grace period later."""
@@ -297,7 +314,23 @@ def test_an_ingest_that_dies_after_its_commit_is_settled(at: int) -> None:
     the_end(world)
 
 
-INGEST_AFTER_ERASURE_WRITES = 13  # the ingest's writes, the erasure running before the first (checked below)
+def ingest_after_erasure_writes() -> int:
+    """The writes of the ingest of the test below, the erasure running before its first (that write counted)."""
+    world = World(checking=False)
+    play(world, [("ingest", 0, False), ("ingest", 0, True)])
+    erased: list[int] = []
+
+    def erasure() -> None:
+        world.erase(0)
+        erased.append(world.writes)
+
+    world.nested = erasure
+    world.nested_at = world.writes + 1
+    world.ingest(2, 1)
+    return world.writes - erased[0] + 1
+
+
+INGEST_AFTER_ERASURE_WRITES = ingest_after_erasure_writes()
 
 
 @pytest.mark.parametrize("crash_at", range(INGEST_AFTER_ERASURE_WRITES))
@@ -348,18 +381,3 @@ def test_a_retry_replaces_the_rows_its_crashed_attempt_left_in_a_wholly_erased_h
     world.check()
     assert world.visible_rows() == Counter()
     the_end(world)
-
-
-def test_the_dying_ingest_cases_cover_every_write() -> None:
-    world = World()
-    play(world, [("ingest", 0, False), ("ingest", 0, True)])
-    erased: list[int] = []
-
-    def erasure() -> None:
-        world.erase(0)
-        erased.append(world.writes)
-
-    world.nested = erasure
-    world.nested_at = world.writes + 1
-    world.ingest(2, 1)
-    assert world.writes - erased[0] == INGEST_AFTER_ERASURE_WRITES - 1  # the first write counted before

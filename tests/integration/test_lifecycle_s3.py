@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def lake_keys(prefix: str = "") -> list[str]:
 
 
 def test_privacy_erase_and_expire_on_an_s3_lake(
-    s3_lake: Path, capsys: pytest.CaptureFixture[str]
+    s3_lake: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     glue = ["--glue-database", DATABASE]
     assert main(["privacy", "--lake", LAKE, "--client-ip", "hmac", "--query-strings", "drop",
@@ -105,7 +106,9 @@ def test_privacy_erase_and_expire_on_an_s3_lake(
     assert "give --glue-database" in capsys.readouterr().err
     assert main(["expire", "--lake", LAKE, "--older-than", "1d", *glue]) == 0
     assert visible("client_ip") == [] and sorted(partitions()) == ["21", "22"]  # empty, their Locations moved
-    assert main(["expire", "--lake", LAKE, "--older-than", "1d", "--grace", "0", *glue]) == 0
+    later = datetime.now(UTC) + timedelta(minutes=61)  # a grace period later (the default, 60 minutes)
+    monkeypatch.setattr("alblake.cli.lifecycle._now", lambda: later)
+    assert main(["expire", "--lake", LAKE, "--older-than", "1d", *glue]) == 0
     assert "dropped               2 partition-hour(s) dropped" in capsys.readouterr().out
     assert partitions() == {}
     assert not [k for k in lake_keys() if "hour=2" in k]

@@ -11,6 +11,7 @@ import argparse
 import getpass
 import re
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,12 @@ if TYPE_CHECKING:  # the commands import the lake's lifecycle when they run (rea
     from alblake.lake.settings import LakePolicy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dh])\s*$")
+# The grace period's floor, as the stack's CompactGraceMinutes (whose value the lifecycle function uses). Nothing
+# comes back after an erasure or an expiry because every ingest that read the policy before it changed has finished
+# a grace period later (docs/COMPACTION.md, "Retention and erasure"): the ingest function runs at most 15 minutes
+# (Lambda's limit), and an ``alblake ingest`` reads the policy again for every object or batch it commits. A
+# shorter grace could settle an erasure, or drop an emptied hour, under an ingest still in flight.
+MIN_GRACE_MINUTES = 16.0
 
 
 def duration(text: str) -> timedelta:
@@ -52,6 +59,22 @@ def moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def grace_minutes(text: str) -> float:
+    """A grace period in minutes, at least ``MIN_GRACE_MINUTES`` (an argparse type)."""
+    value = minutes(text)
+    if value < MIN_GRACE_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the grace period must be at least {MIN_GRACE_MINUTES:g} minutes, longer than any ingest can "
+            f"run (an ingest that read the policy before the change must have finished); give --grace "
+            f"{MIN_GRACE_MINUTES:g} or more"
+        )
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _requester() -> str:
@@ -106,7 +129,8 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if lake is None:
         return EXIT_USAGE
     request = ErasureRequest(args.client_ip, args.trace_id, args.domain, args.start, args.end, args.whole_network)
-    now = datetime.now(UTC)
+    _warn_without_key(lake, lake_of(args))
+    now = _now()
     grace = timedelta(minutes=args.grace)
     settled = [] if args.dry_run else settle(lake, now=now, grace=grace)
     report = erase(lake, request, by=args.by or _requester(), now=now, dry_run=args.dry_run, reason=args.reason)
@@ -120,6 +144,22 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if failures:
         print_error(f"run 'alblake erase --lake {lake_of(args)} ...' again with the same criteria: it reuses them")
     return EXIT_FAILED if failures else 0
+
+
+def _warn_without_key(lake: GenerationalLake, location: str) -> None:
+    """A lake without a key keeps an erasure's criteria as plain SHA-256 digests: anyone who reads the lake can
+    find an IPv4 address again by hashing all 2^32 of them (a domain or a trace id by guessing). Said on stderr,
+    with the command that sets a key; the erasure runs as asked."""
+    from alblake.lake.settings import read_policy
+
+    if read_policy(lake.store).policy.key is None:
+        print(
+            "warning: this lake has no key, so the erasure's criteria are kept as plain SHA-256 digests, which anyone "
+            "who can read the lake can reverse for an IPv4 address by hashing all 2^32 addresses; set a key first: "
+            f"alblake privacy --lake {printable(location)} --key ssm:NAME (or secretsmanager:ID; README, "
+            "'Retention and privacy')",
+            file=sys.stderr,
+        )
 
 
 def format_erasure(report: ErasureReport) -> str:
@@ -152,7 +192,7 @@ def _cmd_expire(args: argparse.Namespace) -> int:
     lake = _open(args)
     if lake is None:
         return EXIT_USAGE
-    now = datetime.now(UTC)
+    now = _now()
     options = ExpiryOptions(
         now=now,
         older_than=args.older_than,
@@ -183,6 +223,11 @@ def format_expiry(report: ExpiryReport, dry_run: bool) -> str:
             )
         lines.append(f"manifests             {report.manifests_updated} updated, {report.manifests_deleted} deleted")
         lines.append(f"catalog partitions    {report.catalog_dropped} dropped")
+        if report.criteria_pruned:
+            lines.append(
+                f"erasure criteria      {len(report.criteria_pruned)} {would}dropped from the lake's policy (their "
+                "range ended before the horizon; their audit records stay)"
+            )
     lines.append(f"quarantine files      {len(report.quarantine_deleted)} {would}deleted")
     if report.stopped_early:
         lines.append("stopped before the end: run again")
@@ -236,10 +281,11 @@ def format_policy(policy: LakePolicy) -> str:
 def _grace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace",
-        type=minutes,
+        type=grace_minutes,
         default=60.0,
         metavar="MINUTES",
-        help="the lake's grace period (as for compact): erasures are settled, emptied hours dropped this long after",
+        help="the lake's grace period (as for compact; at least 16): erasures are settled, emptied hours dropped "
+        "this long after",
     )
 
 

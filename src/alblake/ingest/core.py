@@ -37,6 +37,7 @@ from alblake.lake.staged import StagedBatch, StagedData, StagedObject, StagedRow
 from alblake.ports import CommitResult, Lake, ObjectStore
 
 RECHECKS = 12  # policy changes an ingest follows after its commit before it gives up (a retry succeeds)
+FILTER_BATCH_ROWS = ROW_GROUP_ROWS  # rows of a staged file filtered at a time (memory ~ one row group)
 
 
 class PolicyKeptChangingError(ConflictError, RuntimeError):
@@ -129,7 +130,7 @@ class IngestLifecycle:
                 rows += data.rows
                 data.path.unlink(missing_ok=True)
                 continue
-            dropped = _filter_file(data.path, self.matcher)
+            dropped = filter_file(data.path, self.matcher).dropped
             rows += dropped
             kept.append(StagedData(data.partition, data.path, data.rows - dropped))
         staged.data = kept
@@ -175,17 +176,57 @@ def _matcher(policy: LakePolicy, key: bytes | None) -> Matcher:
     return Matcher(policy.erasures, key, expired)
 
 
-def _filter_file(path: Path, matcher: Matcher) -> int:
-    """Rewrite a staged Parquet file without the rows the matcher drops (all of them: an empty file); how many it
-    dropped."""
-    columns = pq.read_table(path, columns=[c for c in matcher.columns() if c in pq.read_schema(path).names])
-    drop = matcher.drop(columns)
-    dropped = int(np.count_nonzero(drop))
-    if dropped:
-        table = pq.read_table(path).filter(pa.array(~drop))
-        with parquet_writer(path) as writer:
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-    return dropped
+@dataclass(frozen=True)
+class FileFiltered:
+    """What ``filter_file`` did: the rows it dropped, and the batches it read (over both of its passes)."""
+
+    dropped: int
+    batches: int
+
+
+def filter_file(path: Path, matcher: Matcher, *, batch_rows: int = FILTER_BATCH_ROWS) -> FileFiltered:
+    """Rewrite a staged Parquet file without the rows the matcher drops (all of them: an empty file), reading it
+    ``batch_rows`` rows at a time, so that memory stays bounded whatever the file's size (as the conversion's and
+    compaction's). A first pass reads only the columns the matcher needs; a file with rows to drop is then written
+    again, batch by batch, with the lake's Parquet settings and the file's own schema, its kept rows in row groups
+    of ``ROW_GROUP_ROWS`` (as the conversion writes them), and replaces the staged file."""
+    batches = 0
+    with pq.ParquetFile(path) as source:
+        columns = [c for c in matcher.columns() if c in source.schema_arrow.names]
+        dropped = 0
+        for batch in source.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+            dropped += int(np.count_nonzero(matcher.drop(pa.Table.from_batches([batch]))))
+            batches += 1
+        if not dropped:
+            return FileFiltered(0, batches)
+        filtered = path.with_name(f"{path.name}.filtered")
+        try:
+            with parquet_writer(filtered, source.schema_arrow) as writer:
+                batches += _write_kept(source, matcher, writer, batch_rows)
+            filtered.replace(path)
+        finally:
+            filtered.unlink(missing_ok=True)
+    return FileFiltered(dropped, batches)
+
+
+def _write_kept(source: pq.ParquetFile, matcher: Matcher, writer: pq.ParquetWriter, batch_rows: int) -> int:
+    """The rows of ``source`` the matcher keeps, written in row groups of ``ROW_GROUP_ROWS``; the batches read."""
+    batches = 0
+    pending: list[pa.Table] = []
+    held = 0
+    for batch in source.iter_batches(batch_size=batch_rows, use_threads=False):
+        batches += 1
+        table = pa.Table.from_batches([batch])
+        kept = table.filter(pa.array(~matcher.drop(table)))
+        if kept.num_rows:
+            pending.append(kept)
+            held += kept.num_rows
+        if held >= ROW_GROUP_ROWS:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+            pending, held = [], 0
+    if pending:
+        writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+    return batches
 
 
 def _filter_staged_quarantine(staged: StagedObject, matcher: Matcher) -> int:

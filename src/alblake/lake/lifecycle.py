@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alblake.convert.privacy import keyed_address, network_of
@@ -74,6 +75,7 @@ from alblake.ports import ConditionFailedError, DerivedTable
 from alblake.schema import TABLE_NAME
 
 DEFAULT_GRACE = timedelta(minutes=60)
+COUNT_BATCH_ROWS = 128 * 1024  # rows of a live file an erasure's scan reads at a time
 _ALB_END_TIME = re.compile(r"_(\d{8}T\d{4}Z)_")
 
 
@@ -194,6 +196,7 @@ class ErasureReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (partition path or key, message)
     conflicts: int = 0
     record: str = ""  # the audit record's key
+    stopped_early: bool = False  # a settle pass out of time: the rest of its partitions are left to the next one
 
     @property
     def rows(self) -> int:
@@ -211,15 +214,27 @@ class _FolderChanged(Exception):  # noqa: N818 - control flow inside this module
 class Eraser:
     """One erasure criterion applied to a lake: partition by partition, then its quarantine files."""
 
-    def __init__(self, lake: GenerationalLake, matcher: Matcher, report: ErasureReport, *, dry_run: bool) -> None:
+    def __init__(
+        self,
+        lake: GenerationalLake,
+        matcher: Matcher,
+        report: ErasureReport,
+        *,
+        dry_run: bool,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.lake = lake
         self.matcher = matcher
         self.report = report
         self.dry_run = dry_run
+        self.should_stop = should_stop  # asked before each partition (a settle pass within a function's time)
 
     def partitions(self, partitions: Iterable[Partition]) -> None:
         done = []
         for partition in partitions:
+            if self.should_stop():
+                self.report.stopped_early = True
+                break
             try:
                 self.partition(partition)
                 done.append(partition)
@@ -270,9 +285,7 @@ class Eraser:
                     self.lake.store.download(key, local)
                 except FileNotFoundError:
                     raise _FolderChanged(key) from None
-                names = pq.read_schema(local).names
-                table = pq.read_table(local, columns=[c for c in self.matcher.columns() if c in names])
-                matching += int(np.count_nonzero(self.matcher.drop(table)))
+                matching += _matching_rows(local, self.matcher)
                 local.unlink()
         return matching
 
@@ -303,6 +316,17 @@ class Eraser:
                 if filtered.lines:
                     self.report.quarantine[key] = filtered.lines
                 break
+
+
+def _matching_rows(path: Path, matcher: Matcher) -> int:
+    """Rows of a local data file that the matcher drops, reading only its columns, a batch at a time (memory stays
+    bounded for a compacted file of any size; the rewrite that drops them reads batch by batch too)."""
+    matching = 0
+    with pq.ParquetFile(path) as data:
+        columns = [c for c in matcher.columns() if c in data.schema_arrow.names]
+        for batch in data.iter_batches(batch_size=COUNT_BATCH_ROWS, columns=columns, use_threads=False):
+            matching += int(np.count_nonzero(matcher.drop(pa.Table.from_batches([batch]))))
+    return matching
 
 
 def erase(
@@ -382,11 +406,22 @@ def _write_record(
     return key
 
 
-def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> list[ErasureReport]:
+def settle(
+    lake: GenerationalLake,
+    *,
+    now: datetime,
+    grace: timedelta = DEFAULT_GRACE,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[ErasureReport]:
     """X5: for every erasure not settled and at least ``grace`` old, rescan the partitions of its range that
     changed since it scanned them (or appeared since), and its quarantine files; then mark it settled. Criteria
-    without any audit record (an erasure that died between writing them and its record) get a whole pass."""
-    reports = []
+    without any audit record (an erasure that died between writing them and its record) get a whole pass.
+
+    ``should_stop`` is asked before each erasure and each partition (the lifecycle function's remaining time). A
+    pass that stops leaves the erasure it was in unsettled, its record holding the state versions of the partitions
+    rescanned so far (those not reached keep the versions they had): the next pass goes on from there, rescanning
+    only what changed since (a report with ``stopped_early``). Erasures not reached are untouched."""
+    reports: list[ErasureReport] = []
     policy = read_policy(lake.store).policy
     recorded: set[str] = set()
     for key in list(lake.store.list_keys(ERASURES_PREFIX)):
@@ -395,39 +430,69 @@ def settle(lake: GenerationalLake, *, now: datetime, grace: timedelta = DEFAULT_
             continue
         body = json.loads(current.content)
         recorded.add(str(body["id"]))
-        if body.get("settled_at") or now - parse_iso(str(body["at"])) < grace:
-            continue
         criterion = next((c for c in policy.erasures if c.id == body["id"]), None)
-        report = ErasureReport(str(body["id"]), record=key)
-        if criterion is not None:
-            eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
-            scanned: dict[str, str] = body.get("scanned", {})
-            changed = [p for p in _in_scope(lake, criterion) if _changed(lake, p, scanned)]
-            eraser.partitions(changed)
-            eraser.quarantine_files(criterion)
-        body.update(
-            settled_at=now_iso(now),
-            settle_rows_erased=report.rows,
-            settle_quarantined_lines_erased=report.lines,
-            settle_errors=[{"where": w, "error": m} for w, m in report.errors],
-            scanned={} if not report.errors else {**body.get("scanned", {}), **report.scanned},
-        )
-        if report.errors:  # not settled: the next pass tries again
-            body["settled_at"] = None
+        written = parse_iso(criterion.at if criterion is not None else str(body["at"]))  # a record of a pass that
+        if body.get("settled_at") or now - written < grace:  # stopped is younger than its criteria
+            continue
+        if should_stop():
+            return _stopped(reports, str(body["id"]))
+        report = _settle_recorded(lake, policy, body, key, now, should_stop)
         with contextlib.suppress(ConditionFailedError):  # another settle pass wrote it: it did the same
             lake.store.put_bytes_if(key, (json.dumps(body, sort_keys=True, indent=1) + "\n").encode(), current.tag)
         reports.append(report)
+        if report.stopped_early:
+            return reports
     for criterion in policy.erasures:
         if criterion.id in recorded or now - parse_iso(criterion.at) < grace:
             continue
+        if should_stop():
+            return _stopped(reports, criterion.id)
         report = ErasureReport(criterion.id)
-        eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False)
+        eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False, should_stop=should_stop)
         eraser.partitions(_in_scope(lake, criterion))
-        eraser.quarantine_files(criterion)
-        settled = None if report.errors else now_iso(now)
+        if not report.stopped_early:
+            eraser.quarantine_files(criterion)
+        settled = None if report.errors or report.stopped_early else now_iso(now)
         report.record = _write_record(lake, report, criterion, now, {"by": "settle", "settled_at": settled})
         reports.append(report)
+        if report.stopped_early:
+            return reports
     return reports
+
+
+def _stopped(reports: list[ErasureReport], erasure_id: str) -> list[ErasureReport]:
+    """The reports of a settle pass out of time before the erasure ``erasure_id`` (left to the next pass)."""
+    reports.append(ErasureReport(erasure_id, stopped_early=True))
+    return reports
+
+
+def _settle_recorded(
+    lake: GenerationalLake,
+    policy: LakePolicy,
+    body: dict[str, Any],
+    key: str,
+    now: datetime,
+    should_stop: Callable[[], bool],
+) -> ErasureReport:
+    """Settle the erasure of an audit record (``body``, updated in place for the caller to write back)."""
+    criterion = next((c for c in policy.erasures if c.id == body["id"]), None)
+    report = ErasureReport(str(body["id"]), record=key)
+    if criterion is not None:
+        eraser = Eraser(lake, Matcher([criterion], policy_key(policy)), report, dry_run=False, should_stop=should_stop)
+        scanned: dict[str, str] = body.get("scanned", {})
+        changed = [p for p in _in_scope(lake, criterion) if _changed(lake, p, scanned)]
+        eraser.partitions(changed)
+        if not report.stopped_early:
+            eraser.quarantine_files(criterion)
+    unfinished = bool(report.errors) or report.stopped_early  # not settled: the next pass goes on
+    body.update(
+        settled_at=None if unfinished else now_iso(now),
+        settle_rows_erased=int(body.get("settle_rows_erased") or 0) + report.rows,  # over the passes it took
+        settle_quarantined_lines_erased=int(body.get("settle_quarantined_lines_erased") or 0) + report.lines,
+        settle_errors=[{"where": w, "error": m} for w, m in report.errors],
+        scanned={**body.get("scanned", {}), **report.scanned} if unfinished else {},
+    )
+    return report
 
 
 def _changed(lake: GenerationalLake, partition: Partition, scanned: dict[str, str]) -> bool:
@@ -468,6 +533,7 @@ class ExpiryReport:
     manifests_deleted: int = 0
     catalog_dropped: int = 0
     quarantine_deleted: list[str] = field(default_factory=list)
+    criteria_pruned: list[str] = field(default_factory=list)  # erasure criteria whose range ended before the horizon
     errors: list[tuple[str, str]] = field(default_factory=list)
     stopped_early: bool = False
 
@@ -488,10 +554,16 @@ def expire(
     if options.older_than is not None:
         wanted = horizon_hour(options.now, options.older_than)
         if options.dry_run:
-            current = read_policy(lake.store).policy.expired_before
-            report.expired_before = max(wanted, current or wanted)
+            policy = read_policy(lake.store).policy
+            _advance(policy, wanted, report.criteria_pruned)
+            report.expired_before = policy.expired_before
         else:
-            report.expired_before = update_policy(lake.store, lambda p: _advance(p, wanted)).expired_before  # R1
+
+            def advance(policy: LakePolicy) -> bool:  # R1 (called again on a newer policy after a conflict)
+                report.criteria_pruned.clear()
+                return _advance(policy, wanted, report.criteria_pruned)
+
+            report.expired_before = update_policy(lake.store, advance).expired_before
         Expirer(lake, options, catalog, report).run(hour_start(str(report.expired_before)))
     if options.quarantine_older_than is not None and not report.stopped_early:
         report.quarantine_deleted = expire_quarantine(
@@ -500,11 +572,24 @@ def expire(
     return report
 
 
-def _advance(policy: LakePolicy, hour: str) -> bool:
-    if policy.expired_before is not None and policy.expired_before >= hour:
-        return False
-    policy.expired_before = hour
-    return True
+def _advance(policy: LakePolicy, hour: str, pruned: list[str]) -> bool:
+    """The policy's horizon moved forward to ``hour`` (never back), and without the erasure criteria whose range
+    ends at or before it (their ids into ``pruned``): they match only rows of expired hours, which ingest and
+    expiry drop anyway, and every ingest would otherwise go on testing its rows against them. Their audit records
+    stay. Whether it changed."""
+    advanced = policy.expired_before is None or policy.expired_before < hour
+    if advanced:
+        policy.expired_before = hour
+    horizon = hour_start(str(policy.expired_before))
+    outlived = [c.id for c in policy.erasures if _ends_by(c, horizon)]
+    pruned.extend(outlived)
+    policy.erasures = [c for c in policy.erasures if c.id not in outlived]
+    return advanced or bool(outlived)
+
+
+def _ends_by(criterion: Criterion, moment: datetime) -> bool:
+    end = parse_time(criterion.end)
+    return end is not None and end <= moment
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 - Scheduled run (``LifecyclePipeline.run``): settle the erasures at least a grace period old (docs/COMPACTION.md
   X5), expire the hours older than LAKE_RETENTION_DAYS (0: none) and the quarantine files older than
-  QUARANTINE_RETENTION_DAYS (0: none), within the Lambda's time (it stops between two partitions and the next run
-  goes on: expiry has no cursor, every step is idempotent). A partition that fails stays with its error; the run
-  then raises ``LifecycleFailedError`` so the function's Errors alarm fires.
+  QUARANTINE_RETENTION_DAYS (0: none), within the Lambda's time: settling and expiry both stop between two
+  partitions when less than a minute is left, and the next run goes on (expiry has no cursor, every step is
+  idempotent; an erasure whose settling stopped stays unsettled, its audit record holding the partitions rescanned
+  so far, so the next run rescans only the rest and what changed since). A partition that fails stays with its
+  error; the run then raises ``LifecycleFailedError`` so the function's Errors alarm fires.
 - Publishing (``LifecyclePipeline.publish``, a CloudFormation custom resource): the stack's privacy parameters
   (client addresses, query strings, quarantine, key reference) written into the lake's policy, which every ingest
   reads (the ingest function and ``alblake ingest`` apply the same). The key is read once, to fingerprint it; it
@@ -94,20 +96,26 @@ class LifecyclePipeline:
         """One scheduled run (see the module docstring); what it did."""
         now = self._clock()
         started = time.monotonic()
-        settled = settle(self.lake, now=now, grace=self.config.grace)
+
+        def should_stop() -> bool:  # the Lambda's time, for settling and expiry alike
+            return remaining_ms() / 1000 < MIN_MARGIN.total_seconds()
+
+        settled = settle(self.lake, now=now, grace=self.config.grace, should_stop=should_stop)
         options = ExpiryOptions(
             now=now,
             older_than=_days(self.config.retention_days),
             quarantine_older_than=_days(self.config.quarantine_retention_days),
             grace=self.config.grace,
-            should_stop=lambda: remaining_ms() / 1000 < MIN_MARGIN.total_seconds(),
+            should_stop=should_stop,
             table=self.config.glue_table,
         )
         report = expire(self.lake, options, self.catalog)
         errors = report.errors + [error for erasure in settled for error in erasure.errors]
+        settling_stopped = any(erasure.stopped_early for erasure in settled)
         summary = {
             **expiry_dict(report),
-            "erasures_settled": len(settled),
+            "settling_stopped_early": settling_stopped,
+            "erasures_settled": sum(not erasure.stopped_early for erasure in settled),
             "rows_erased_when_settling": sum(erasure.rows for erasure in settled),
             "quarantined_lines_erased_when_settling": sum(erasure.lines for erasure in settled),
             "seconds": round(time.monotonic() - started, 3),
@@ -152,6 +160,7 @@ def expiry_dict(report: ExpiryReport) -> dict[str, Any]:
         "manifests_deleted": report.manifests_deleted,
         "catalog_partitions_dropped": report.catalog_dropped,
         "quarantine_files_expired": len(report.quarantine_deleted),
+        "erasure_criteria_pruned": len(report.criteria_pruned),
         "stopped_early": report.stopped_early,
     }
 
