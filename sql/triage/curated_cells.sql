@@ -3,8 +3,13 @@
 -- of one key column; a key is the dimension's value, or the raw column a value is derived from after grouping
 -- (user agent -> family, client address -> network, URL -> route template: each distinct key once, not each row).
 -- The target time's bucket is computed with the rollup's sketch scheme, so both sources compare alike.
--- Placeholders: as rollup_cells.sql, ${bucket} (the bucket of target_processing_time).
-curated_rows AS (
+-- A dimension of many values (client networks: on a day of scattered clients, most of the rows' values) keeps
+-- only the values the window has; the baseline's other values are folded into one NULL key, which counts in the
+-- dimension's totals and is never a value (rank.sql scores only values with window requests). The window's values
+-- come from a read of the window alone (its days), so the day's other values are never grouped per bucket.
+-- Placeholders: as rollup_cells.sql, ${bucket} (the bucket of target_processing_time), ${window_values} (a CTE
+-- of the window's values per folded dimension, or nothing), ${folded} (the key columns, folded where they are).
+${window_values}curated_rows AS (
   SELECT
     "time" >= ${window_start} AS in_window,
     coalesce(${hit}, FALSE) AS hit,
@@ -15,6 +20,6 @@ curated_rows AS (
 curated_sets AS (
   SELECT ${dim} AS dim, ${key} AS dim_key, in_window, bucket,
          CAST(count(*) AS BIGINT) AS n, CAST(sum(CASE WHEN hit THEN 1 ELSE 0 END) AS BIGINT) AS n_hit
-  FROM curated_rows
+  FROM (SELECT in_window, hit, bucket${folded} FROM curated_rows) AS r
   GROUP BY GROUPING SETS (${sets})
 )

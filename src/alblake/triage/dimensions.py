@@ -27,6 +27,7 @@ class Dimension:
     rollup: str | None
     label: str
     of_key: str | None = None
+    many_values: bool = False  # the curated table keeps only the window's values (alblake.triage.query)
 
     @property
     def curated_value(self) -> str:
@@ -42,31 +43,53 @@ def client_network(ip: str | None) -> str:
     ``/48`` for IPv6 (as logged, groups after a ``::`` being zero), ``-`` when absent. A lake that stores
     addresses truncated (``203.0.113.0/24``, ``2001:db8:abcd::/48``: any value with a ``/``) already holds the
     network: kept as it is. A lake that stores them keyed-hashed (``hmac-`` and hex digits) has no network to
-    derive: the hashed value is kept as it is, one client per value (``alblake.convert.privacy``)."""
+    derive: the hashed value is kept as it is, one client per value (``alblake.convert.privacy``).
+
+    Computed in two steps, as the SQL does: a cheap per-row key (:func:`network_key`), then the network of each
+    distinct key (:func:`network_of_key`)."""
+    return network_of_key(network_key(ip))
+
+
+def network_key(ip: str | None) -> str:
+    """What identifies the network of an address, at the least cost per row: an IPv4 address up to its last dot,
+    an IPv6 address up to its first ``::`` and then ``::``, a value with a ``/`` as it is; ``-`` when absent."""
     if ip is None:
         return "-"
-    if "/" in ip or ip.startswith(HASH_PREFIX):
-        return ip
-    if ":" not in ip:
-        return ip.rsplit(".", 1)[0] + ".0/24"
-    head = ip.split("::", 1)[0] if "::" in ip else ip
+    if ":" in ip:
+        return ip if "/" in ip else ip.split("::", 1)[0] + "::"
+    return ip.rsplit(".", 1)[0]
+
+
+def network_of_key(key: str) -> str:
+    if key == "-" or "/" in key or key.startswith(HASH_PREFIX):
+        return key
+    if ":" not in key:
+        return key + ".0/24"
+    head = key.split("::", 1)[0]
     groups = head.split(":") if head else []
     return ":".join(([*groups, "0", "0", "0"])[:3]) + "::/48"
 
 
-def _split(text: str, sep: str, index: int) -> str:
-    return f"coalesce(split_part({text}, '{sep}', {index}), '')"
+def network_key_sql(ip: str = "client_ip") -> str:
+    """``network_key`` in SQL (Trino and DuckDB): a few string functions per row, no repeated subexpression."""
+    v6 = f"CASE WHEN strpos({ip}, '/') > 0 THEN {ip} ELSE split_part({ip}, '::', 1) || '::' END"
+    v4 = f"substr({ip}, 1, length({ip}) - strpos(reverse({ip}), '.'))"
+    return f"CASE WHEN {ip} IS NULL THEN '-' WHEN strpos({ip}, ':') > 0 THEN {v6} ELSE {v4} END"
+
+
+def network_of_key_sql(key: str) -> str:
+    """``network_of_key`` in SQL; NULL stays NULL (the fold of values the window does not have)."""
+    head = f"split_part({key}, '::', 1)"
+    padded = f"{head} || ':0:0'"  # at least three groups when head has one: the missing ones are zero
+    groups = " || ':' || ".join(f"split_part({padded}, ':', {i})" for i in (1, 2, 3))
+    kept = f"{key} = '-' OR strpos({key}, '/') > 0 OR starts_with({key}, '{HASH_PREFIX}')"
+    return (f"CASE WHEN {key} IS NULL THEN NULL WHEN {kept} THEN {key} WHEN strpos({key}, ':') = 0 THEN {key} || "
+            f"'.0/24' WHEN {head} = '' THEN '0:0:0::/48' ELSE {groups} || '::/48' END")
 
 
 def client_network_sql(ip: str = "client_ip") -> str:
-    """``client_network`` in SQL (Trino and DuckDB): per row, so kept to a few string functions for IPv4."""
-    v4 = f"substr({ip}, 1, length({ip}) - strpos(reverse({ip}), '.')) || '.0/24'"
-    head = f"split_part({ip}, '::', 1)"  # the groups before '::' (all of them without one)
-    padded = f"{head} || ':0:0'"  # at least three groups when head has one: the missing ones are zero
-    groups = " || ':' || ".join(f"split_part({padded}, ':', {i})" for i in (1, 2, 3))
-    v6 = f"CASE WHEN {head} = '' THEN '0:0:0::/48' ELSE {groups} || '::/48' END"
-    kept = f"strpos({ip}, '/') > 0 OR starts_with({ip}, '{HASH_PREFIX}')"
-    return f"CASE WHEN {ip} IS NULL THEN '-' WHEN {kept} THEN {ip} WHEN strpos({ip}, ':') = 0 THEN {v4} ELSE {v6} END"
+    """``client_network`` in SQL: the network of the key, one expression (the query uses the two steps apart)."""
+    return network_of_key_sql(f"({network_key_sql(ip)})")
 
 
 # ------------------------------------------------------------------------------------- user agent family
@@ -136,7 +159,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("verb", "coalesce(request_verb, '-')", "coalesce(request_verb, '-')", "HTTP verb"),
     Dimension("target_group", "target_group_arn", _TARGET_GROUP, "target group", of_key=_TARGET_GROUP.replace(
         "target_group_arn", KEY)),
-    Dimension("client_network", client_network_sql(), None, "client network (/24, /48)"),
+    Dimension("client_network", network_key_sql(), None, "client network (/24, /48)",
+              of_key=network_of_key_sql(KEY), many_values=True),
     Dimension("user_agent", "user_agent", None, "user-agent family", of_key=user_agent_family_sql(KEY)),
     Dimension("error_reason", "coalesce(lambda_error_reason, '-')", None, "error_reason"),
     Dimension("classification", "coalesce(classification, '-')", None, "desync classification"),

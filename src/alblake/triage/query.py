@@ -38,6 +38,10 @@ class Window:
     def last_day(self) -> str:
         return f"{self.end:%Y-%m-%d}"
 
+    @property
+    def window_first_day(self) -> str:
+        return f"{self.start:%Y-%m-%d}"
+
 
 @dataclass(frozen=True)
 class TriageQuery:
@@ -117,6 +121,25 @@ def _cells(in_curated: list[Dimension], sources: list[str]) -> list[str]:
     return [*ctes, "cells AS (\n" + "\n  UNION ALL\n".join(parts) + "\n)"]
 
 
+_WINDOW_VALUES = """window_{name} AS (
+  SELECT DISTINCT {value} AS value FROM alb_logs
+  WHERE "time" >= {window_start} AND "time" < {window_end} AND day >= '{first_day}' AND day <= '{last_day}'
+),
+"""
+
+
+def _folding(in_curated: list[Dimension], window: Window) -> dict[str, str]:
+    """The placeholders that fold the values a dimension of many values has only in the baseline (curated_cells)."""
+    many = [d for d in in_curated if d.many_values]
+    values = "".join(_WINDOW_VALUES.format(
+        name=d.name, value=d.curated, window_start=_timestamp(window.start), window_end=_timestamp(window.end),
+        first_day=window.window_first_day, last_day=window.last_day) for d in many)
+    folded = "".join(
+        f", CASE WHEN k_{d.name} IN (SELECT value FROM window_{d.name}) THEN k_{d.name} END AS k_{d.name}"
+        if d.many_values else f", k_{d.name}" for d in in_curated if d is not ALL)
+    return {"window_values": values, "folded": folded}
+
+
 def _names(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
@@ -145,7 +168,8 @@ def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
         sources.append("rollup_sets")
     if in_curated:
         parts.append(_body("curated_cells", keys=_keys(in_curated, "curated"),
-                           bucket=bucket_index_sql("target_processing_time"), **_sets(in_curated), **times))
+                           bucket=bucket_index_sql("target_processing_time"), **_folding(in_curated, window),
+                           **_sets(in_curated), **times))
         sources.append("curated_sets")
     selection = where is not None
     rank = _body(
