@@ -113,7 +113,7 @@ def test_the_sql_is_one_text_for_trino_and_duckdb(where: str | None, use_rollup:
         assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_rows", "rollup_counts", "rollup_sets", "curated_rows",
                           "curated_sets", "keyed", "route_urls", "route_paths", "route_map", "cells", "seen",
                           "seen_cells", "totals", "dim_totals", "hist", "cumulative", "percentiles", "slow", "scored",
-                          "shared", "ranked", "window_client_network"}
+                          "shared", "ranked", "window_client_network", "curated_grouped", "rollup_grouped"}
     trino = sqlglot.parse_one(query.sql, read="trino")
     assert [f.name for f in trino.find_all(exp.Anonymous)] == []
     assert "day >= '2026-11-23' AND day <= '2026-11-24'" in query.sql  # partitions pruned on Athena

@@ -4,7 +4,8 @@
 -- time have bucket NULL (a row whose requests all have one adds none); the sketch of each rollup row gives the
 -- others (its buckets unnested, each count found by the bucket's position: buckets are unique within a row).
 -- Placeholders: ${keys} (', <key expression> AS k_<dimension>' each), ${key_columns} (', r.k_<dimension>'), ${sets}
--- (the grouping sets), ${dim} and ${key} (which set a row is of, and its key), ${hit} (the predicate over rollup
+-- (the grouping sets), ${key_names} and ${ordinals} (the key columns, and 1..n of the rows' counts per
+-- combination of keys), ${dim} and ${key} (which set a row is of, and its key), ${hit} (the predicate over rollup
 -- columns), ${window_start}, ${window_end}, ${baseline_start}, ${first_day}, ${last_day}.
 rollup_rows AS (
   SELECT
@@ -23,9 +24,14 @@ rollup_counts AS (
          r.latency_counts[array_position(r.latency_buckets, u.bucket)] AS n${key_columns}
   FROM rollup_rows r CROSS JOIN UNNEST(r.latency_buckets) AS u(bucket)
 ),
+rollup_grouped AS (
+  SELECT in_window, hit, bucket${key_names}, sum(n) AS n
+  FROM rollup_counts
+  GROUP BY ${ordinals}
+),
 rollup_sets AS (
   SELECT ${dim} AS dim, ${key} AS dim_key, in_window, bucket,
          CAST(sum(n) AS BIGINT) AS n, CAST(sum(CASE WHEN hit THEN n ELSE 0 END) AS BIGINT) AS n_hit
-  FROM rollup_counts
+  FROM rollup_grouped
   GROUP BY GROUPING SETS (${sets})
 )

@@ -70,6 +70,8 @@ def _sets(dimensions: list[Dimension]) -> dict[str, str]:
     key = " ".join(f"WHEN grouping(k_{d.name}) = 0 THEN k_{d.name}" for d in keyed)
     return {
         "sets": sets,
+        "key_names": "".join(f", k_{d.name}" for d in keyed),
+        "ordinals": ", ".join(str(i) for i in range(1, 4 + len(keyed))),
         "dim": f"CASE {dim} ELSE 'all' END" if keyed else "'all'",
         "key": f"CASE {key} ELSE '(all)' END" if keyed else "'(all)'",
     }
