@@ -5,26 +5,30 @@ same SQL over the same visible files.
    5 minutes; ~1M rows) is ingested and compacted into a local lake (kept in ``--work`` for later runs).
 2. Baseline: a fresh ``python`` process that imports duckdb, creates ``alb_logs`` with ``read_parquet`` over the
    lake's visible files (the list is written to a file beforehand: no listing, no globbing), defines the
-   ``approx_percentile`` macro and runs the 12 files of ``sql/queries/`` into Arrow tables.
-   A second baseline does the report's whole work: the same 12 files plus the triage SQL of the report's section
-   (the newest 30 minutes against the 24 hours before, ``alblake.triage.query.build_query``) with the rollup
-   as ``alb_rollup_1m`` (``read_parquet`` of its files) and the DuckDB macros the SQL needs.
+   ``approx_percentile`` macro and runs the 12 files of ``sql/queries/`` into Arrow tables: the target's baseline.
+   ``--triage-baseline`` adds, for information, a process running the same 12 files plus the triage SQL of the
+   report's section (the newest 30 minutes against the 24 hours before, ``alblake.triage.query.build_query``)
+   with the rollup as ``alb_rollup_1m`` (``read_parquet`` of its files) and the DuckDB macros the SQL needs.
 3. ``alblake report --lake ... --out ...`` (the 12 queries, the triage section and the HTML page), ``alblake
    query overview``, and a one-hour ``alblake sql`` with ``--since/--until`` (reads one hour's files), each as a
    fresh process; any other command with ``--also 'ARGS'``.
 
-Each is timed from start to exit, best of ``--repeats``, alternating so a busy neighbour slows all alike; the
-figures are ratios against the baseline of the same run. Target: report <= 1.25x the baseline.
-``--alblake-src DIR`` times the commands of another source tree (``git worktree``/``git archive`` of an earlier
-commit: its ``src``), for before/after figures.
+Each is timed from start to exit (wall) and by its CPU time (user + system of the process and its threads, from
+``getrusage``: steadier than wall on a shared machine), best of ``--repeats``, alternating so a busy neighbour
+slows all alike; the figures are ratios against the baseline of the same run. Target: report <= 1.25x the
+baseline (the 12 queries). ``--alblake-src DIR`` times the commands of another source tree (``git archive`` of an
+earlier commit: its ``src``) instead of this one; ``--before-src DIR`` adds that tree's ``alblake report`` to the
+same alternation, for before/after figures under the same load.
 
-Usage: ``python -m bench.report_timing [--work DIR] [--repeats 5] [--alblake-src DIR]``
+Usage: ``python -m bench.report_timing [--work DIR] [--repeats 5] [--alblake-src DIR] [--before-src DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -87,10 +91,14 @@ def alblake_command(src: Path | None, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def seconds(command: list[str]) -> float:
+def seconds(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a command run to its exit."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=500, help="lines per simulated object (500: ~1M rows a day)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--alblake-src", type=Path, help="the src/ directory of another alblake to time")
+    parser.add_argument("--before-src", type=Path, help="also time this src/ directory's alblake report, alternating")
+    parser.add_argument("--triage-baseline", action="store_true",
+                        help="also time plain DuckDB running the 12 queries and the report's triage SQL")
     parser.add_argument(
         "--also", action="append", default=[], metavar="ARGS",
         help="another alblake command to time against the same baseline, e.g. --also 'triage --since 30m' "
@@ -131,28 +142,34 @@ def run(work: Path, args: argparse.Namespace) -> None:
     hour = [f"--since={day}T13:00", f"--until={day}T14:00"]
     commands = {
         "plain DuckDB (12 queries)": [sys.executable, "-c", BASELINE, str(spec)],
-        "plain DuckDB (12 + triage)": [sys.executable, "-c", BASELINE, str(with_triage)],
         "alblake report": alblake_command(args.alblake_src, "report", "--lake", str(lake), "--out",
                                           str(work / "report.html")),
         "alblake query overview": alblake_command(args.alblake_src, "query", "overview", "--lake", str(lake)),
     }
+    if args.triage_baseline:
+        commands["plain DuckDB (12 + triage)"] = [sys.executable, "-c", BASELINE, str(with_triage)]
+    if args.before_src is not None:
+        commands["alblake report (before)"] = alblake_command(args.before_src, "report", "--lake", str(lake),
+                                                              "--out", str(work / "report-before.html"))
     if args.alblake_src is None:
         commands["alblake sql, one hour"] = alblake_command(
             None, "sql", "SELECT count(*) FROM alb_logs", "--lake", str(lake), *hour
         )
     for extra in args.also:
         commands[f"alblake {extra}"] = alblake_command(args.alblake_src, *shlex.split(extra), "--lake", str(lake))
-    best = dict.fromkeys(commands, float("inf"))
+    wall = dict.fromkeys(commands, float("inf"))
+    cpu = dict.fromkeys(commands, float("inf"))
     for _ in range(args.repeats):
         for name, command in commands.items():
-            best[name] = min(best[name], seconds(command))
-    base = best["plain DuckDB (12 queries)"]
-    same_work = best["plain DuckDB (12 + triage)"]
-    print(f"{len(files)} visible files; best of {args.repeats}, each a fresh process")
-    for name, value in best.items():
-        print(f"{name:<28} {value:7.3f} s  {value / base:5.2f}x  {value / same_work:5.2f}x of 12 + triage")
-    print("target: alblake report <= 1.25x plain DuckDB running the same SQL (the 12 queries and the triage section)")
-
+            took, used = seconds(command)
+            wall[name], cpu[name] = min(wall[name], took), min(cpu[name], used)
+    base, base_cpu = wall["plain DuckDB (12 queries)"], cpu["plain DuckDB (12 queries)"]
+    print(f"{len(files)} visible files; best of {args.repeats}, each a fresh process; load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end")
+    print(f"{'command':<28} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
+    for name in commands:
+        print(f"{name:<28} {wall[name]:7.3f}s {wall[name] / base:5.2f}x {cpu[name]:7.3f}s {cpu[name] / base_cpu:5.2f}x")
+    print("target: alblake report <= 1.25x plain DuckDB running the same 12 SQL files over the same files")
 
 def report_triage_sql(lake: Path) -> str:
     """The SQL of the report's triage section: the lake's newest 30 minutes against the 24 hours before."""

@@ -92,10 +92,11 @@ def test_nothing_stands_out_in_a_quiet_window(incident_lake: Path) -> None:
 
 TRINO_FUNCTIONS = {
     "coalesce", "nullif", "split_part", "substr", "length", "replace", "strpos", "regexp_like", "lower", "ceil",
-    "ln", "power", "sum", "count", "min", "max", "row_number", "cast",
+    "ln", "power", "sum", "count", "min", "max", "row_number", "cast", "reverse", "starts_with", "array_position",
+    "grouping",  # Trino's grouping operation (SELECT, GROUPING SETS): 0 when the column is in the row's set
 }
 _KEYWORDS = {"and", "or", "not", "in", "as", "from", "when", "then", "else", "over", "by", "exists", "on", "values",
-             "unnest", "join", "end"}
+             "unnest", "join", "end", "sets"}
 
 
 @pytest.mark.parametrize("where", [None, "elb_status_code >= 500", "lower(user_agent) LIKE '%bot%'"])
@@ -104,14 +105,15 @@ def test_the_sql_is_one_text_for_trino_and_duckdb(where: str | None, use_rollup:
     window = make_window(start=datetime(2026, 11, 24, 8, tzinfo=UTC), end=datetime(2026, 11, 24, 8, 20, tzinfo=UTC))
     query = build_query(window, parse_where(where) if where else None, use_rollup=use_rollup)
     called = {m.lower() for m in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", query.sql)} - _KEYWORDS
-    called -= {"u", "d", "rollup_rows", "urls"}  # aliases with column lists: u(bucket, i), d(dim)
+    called -= {"u", "rollup_rows", "urls"}  # aliases with column lists: u(bucket)
     assert called <= TRINO_FUNCTIONS, called - TRINO_FUNCTIONS
     for dialect in ("trino", "duckdb"):
         tree = sqlglot.parse_one(query.sql, read=dialect)
         tables = {t.name for t in tree.find_all(exp.Table) if t.name}
-        assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_rows", "curated_rows", "route_urls", "route_paths",
-                          "route_map", "cells", "totals", "dim_totals", "hist", "cumulative", "percentiles", "slow",
-                          "scored", "shared", "ranked", "rollup_counts", "rollup_latency", "curated_cells"}
+        assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_rows", "rollup_counts", "rollup_sets", "curated_rows",
+                          "curated_sets", "keyed", "route_urls", "route_paths", "route_map", "cells", "seen",
+                          "seen_cells", "totals", "dim_totals", "hist", "cumulative", "percentiles", "slow", "scored",
+                          "shared", "ranked", "window_client_network", "curated_grouped", "rollup_grouped"}
     trino = sqlglot.parse_one(query.sql, read="trino")
     assert [f.name for f in trino.find_all(exp.Anonymous)] == []
     assert "day >= '2026-11-23' AND day <= '2026-11-24'" in query.sql  # partitions pruned on Athena

@@ -64,6 +64,16 @@ def test_ipv6_networks_are_the_48_bit_prefix() -> None:
         assert ipaddress.IPv6Address(":".join(groups + ["0"] * 5)) == network.network_address
 
 
+def test_the_two_step_network_is_the_network() -> None:
+    """The query groups by a cheap per-row key and derives the network once per key: the composed expression
+    (what a curated row's value is) equals the Python twin on every address."""
+    client = next(d for d in DIMENSIONS if d.name == "client_network")
+    rng = random.Random(5)
+    addresses = ADDRESSES + [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(100)]
+    addresses += ["203.0.113.0/24", "2001:db8::/48", "hmac-0123456789abcdef01234567"]
+    assert _sql_values(client.curated_value, "client_ip", addresses) == [client_network(a) for a in addresses]
+
+
 def test_user_agent_family_sql_matches_python() -> None:
     assert _sql_values(user_agent_family_sql(), "user_agent", AGENTS) == [user_agent_family(a) for a in AGENTS]
     families = {user_agent_family(a) for a in AGENTS}
@@ -72,7 +82,7 @@ def test_user_agent_family_sql_matches_python() -> None:
 
 def test_dimension_expressions_parse_as_trino_and_duckdb() -> None:
     for dimension in DIMENSIONS:
-        for expression in (dimension.curated, dimension.rollup):
+        for expression in (dimension.curated, dimension.curated_value, dimension.rollup):
             if expression is not None:
                 for dialect in ("trino", "duckdb"):
                     sqlglot.parse_one(f"SELECT {expression} FROM t", read=dialect)

@@ -1,21 +1,31 @@
--- Triage cells from the curated table: the dimensions the rollup does not hold (or all of them, when the
--- predicate reads columns the rollup lacks). Same shape as rollup_cells.sql; the target time's bucket is computed
--- with the rollup's sketch scheme, so both sources compare alike.
--- Placeholders: as rollup_cells.sql, ${bucket} (the bucket of target_processing_time), ${routes} (the route
--- template CTEs, or nothing), ${route_join} (their join, or nothing).
-curated_rows AS (
+-- Triage cells from the curated table, in one scan of the window and its baseline: the dimensions the rollup does
+-- not hold (or all of them, when the predicate reads columns the rollup lacks). Each dimension is a grouping set
+-- of one key column; a key is the dimension's value, or the raw column a value is derived from after grouping
+-- (user agent -> family, client address -> network, URL -> route template: each distinct key once, not each row).
+-- The target time's bucket is computed with the rollup's sketch scheme, so both sources compare alike.
+-- A dimension of many values (client networks: on a day of scattered clients, most of the rows' values) keeps
+-- only the values the window has; the baseline's other values are folded into one NULL key, which counts in the
+-- dimension's totals and is never a value (rank.sql scores only values with window requests). The window's values
+-- come from a read of the window alone (its days), so the day's other values are never grouped per bucket.
+-- The rows are first counted per combination of keys (few on most traffic), and the grouping sets sum those.
+-- Placeholders: as rollup_cells.sql, ${bucket} (the bucket of target_processing_time), ${window_values} (a CTE
+-- of the window's values per folded dimension, or nothing), ${folded} (the key columns, folded where they are).
+${window_values}curated_rows AS (
   SELECT
-    CASE WHEN "time" >= ${window_start} THEN 'window' ELSE 'baseline' END AS period,
+    "time" >= ${window_start} AS in_window,
     coalesce(${hit}, FALSE) AS hit,
-    ${bucket} AS bucket,
-    request_url,
-    ${columns}
+    ${bucket} AS bucket${keys}
   FROM alb_logs
   WHERE "time" >= ${baseline_start} AND "time" < ${window_end} AND day >= '${first_day}' AND day <= '${last_day}'
-),${routes}
-curated_cells AS (
-  SELECT d.dim AS dim, CASE d.dim ${values} END AS value, c.period AS period, c.bucket AS bucket,
-         CAST(count(*) AS BIGINT) AS n, CAST(sum(CASE WHEN c.hit THEN 1 ELSE 0 END) AS BIGINT) AS n_hit
-  FROM curated_rows c${route_join} CROSS JOIN (VALUES ${dims}) AS d(dim)
-  GROUP BY 1, 2, 3, 4
+),
+curated_grouped AS (
+  SELECT in_window, hit, bucket${folded}, count(*) AS n
+  FROM curated_rows
+  GROUP BY ${ordinals}
+),
+curated_sets AS (
+  SELECT ${dim} AS dim, ${key} AS dim_key, in_window, bucket,
+         CAST(sum(n) AS BIGINT) AS n, CAST(sum(CASE WHEN hit THEN n ELSE 0 END) AS BIGINT) AS n_hit
+  FROM curated_grouped
+  GROUP BY GROUPING SETS (${sets})
 )

@@ -6,26 +6,39 @@
 -- and two scores: each excess minus the value's share (by window requests) of its dimension's summed excess. A
 -- value that carries the excess only in proportion to its traffic (a domain that has all of it) scores 0; a value
 -- on which the excess concentrates (the one failing target) scores about its whole excess.
+-- Only values with window requests (and 'all') are scored: a value without any has no hits and no latency in the
+-- window, so it adds nothing to its dimension's sums and can be no finding; the others' scores are the same
+-- without it, and its histogram (most of a day's values, on a long baseline) is never built.
 -- Placeholders: ${scope} (n or n_hit: which window requests the latency is about), ${per_dimension},
 -- ${w_p50}, ${w_p95}, ${b_p50}, ${b_p95} (bucket -> seconds).
+seen AS (
+  SELECT dim, value FROM cells WHERE in_window OR dim = 'all' GROUP BY dim, value
+),
+seen_cells AS (
+  SELECT c.dim AS dim, c.value AS value, c.in_window AS in_window, c.bucket AS bucket, c.n AS n, c.n_hit AS n_hit
+  FROM cells c JOIN seen s ON c.dim = s.dim AND c.value = s.value
+),
 totals AS (
   SELECT dim, value,
-         sum(CASE WHEN period = 'window' THEN n ELSE 0 END) AS w_requests,
-         sum(CASE WHEN period = 'window' THEN n_hit ELSE 0 END) AS w_hits,
-         sum(CASE WHEN period = 'baseline' THEN n ELSE 0 END) AS b_requests,
-         sum(CASE WHEN period = 'baseline' THEN n_hit ELSE 0 END) AS b_hits
-  FROM cells GROUP BY dim, value
+         sum(CASE WHEN in_window THEN n ELSE 0 END) AS w_requests,
+         sum(CASE WHEN in_window THEN n_hit ELSE 0 END) AS w_hits,
+         sum(CASE WHEN NOT in_window THEN n ELSE 0 END) AS b_requests,
+         sum(CASE WHEN NOT in_window THEN n_hit ELSE 0 END) AS b_hits
+  FROM seen_cells GROUP BY dim, value
 ),
 dim_totals AS (
-  SELECT dim, sum(w_requests) AS all_w_requests, sum(w_hits) AS all_w_hits,
-         sum(b_requests) AS all_b_requests, sum(b_hits) AS all_b_hits
-  FROM totals GROUP BY dim
+  SELECT dim, sum(CASE WHEN in_window THEN n ELSE 0 END) AS all_w_requests,
+         sum(CASE WHEN in_window THEN n_hit ELSE 0 END) AS all_w_hits,
+         sum(CASE WHEN NOT in_window THEN n ELSE 0 END) AS all_b_requests,
+         sum(CASE WHEN NOT in_window THEN n_hit ELSE 0 END) AS all_b_hits
+  FROM cells GROUP BY dim
 ),
 hist AS (
-  SELECT dim, value, bucket,
-         sum(CASE WHEN period = 'window' THEN ${scope} ELSE 0 END) AS w_n,
-         sum(CASE WHEN period = 'baseline' THEN n ELSE 0 END) AS b_n
-  FROM cells WHERE bucket IS NOT NULL GROUP BY dim, value, bucket
+  SELECT c.dim AS dim, c.value AS value, c.bucket AS bucket,
+         sum(CASE WHEN c.in_window THEN c.${scope} ELSE 0 END) AS w_n,
+         sum(CASE WHEN NOT c.in_window THEN c.n ELSE 0 END) AS b_n
+  FROM seen_cells c
+  WHERE c.bucket IS NOT NULL GROUP BY c.dim, c.value, c.bucket
 ),
 cumulative AS (
   SELECT dim, value, bucket, w_n, b_n,

@@ -15,7 +15,7 @@ from string import Template
 from alblake.analysis import sql_dir
 from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
 from alblake.rollup.sketch import bucket_index_sql, bucket_value_sql
-from alblake.triage.dimensions import ALL, DIMENSIONS, Dimension
+from alblake.triage.dimensions import ALL, DIMENSIONS, KEY, Dimension
 from alblake.triage.where import Where
 
 ERRORS = "elb_status_code >= 500"  # what "errors" means when there is no --where: responses 500-599 of the LB
@@ -38,6 +38,10 @@ class Window:
     def last_day(self) -> str:
         return f"{self.end:%Y-%m-%d}"
 
+    @property
+    def window_first_day(self) -> str:
+        return f"{self.start:%Y-%m-%d}"
+
 
 @dataclass(frozen=True)
 class TriageQuery:
@@ -57,27 +61,89 @@ def _timestamp(when: datetime) -> str:
     return f"TIMESTAMP '{when:%Y-%m-%d %H:%M:%S}'"
 
 
-def _dims(dimensions: list[Dimension]) -> str:
-    return ", ".join(f"('{d.name}')" for d in dimensions)
+def _sets(dimensions: list[Dimension]) -> dict[str, str]:
+    """The grouping-set placeholders of a cells template: one set per dimension (its key column ``k_<name>``
+    with the period and bucket; 'all' groups by those alone), and which set a row is of (``grouping``)."""
+    keyed = [d for d in dimensions if d is not ALL]
+    sets = ", ".join(f"(k_{d.name}, in_window, bucket)" if d is not ALL else "(in_window, bucket)" for d in dimensions)
+    dim = " ".join(f"WHEN grouping(k_{d.name}) = 0 THEN '{d.name}'" for d in keyed)
+    key = " ".join(f"WHEN grouping(k_{d.name}) = 0 THEN k_{d.name}" for d in keyed)
+    return {
+        "sets": sets,
+        "key_names": "".join(f", k_{d.name}" for d in keyed),
+        "ordinals": ", ".join(str(i) for i in range(1, 4 + len(keyed))),
+        "dim": f"CASE {dim} ELSE 'all' END" if keyed else "'all'",
+        "key": f"CASE {key} ELSE '(all)' END" if keyed else "'(all)'",
+    }
 
 
-def _values(dimensions: list[Dimension], prefix: str) -> str:
-    return " ".join(f"WHEN '{d.name}' THEN {prefix}d_{d.name}" for d in dimensions)
-
-
-def _columns(dimensions: list[Dimension], source: str) -> str:
-    expressions = [(d.rollup if source == "rollup" else d.curated) for d in dimensions]
-    return ",\n    ".join(f"{e} AS d_{d.name}" for d, e in zip(dimensions, expressions, strict=True)
-                          if not (source == "curated" and d.name == "route"))
+def _keys(dimensions: list[Dimension], source: str) -> str:
+    return "".join(f",\n    {d.rollup if source == 'rollup' else d.curated} AS k_{d.name}"
+                   for d in dimensions if d is not ALL)
 
 
 _ROUTES = """
-route_urls AS (SELECT DISTINCT request_url FROM curated_rows WHERE request_url IS NOT NULL),
+route_urls AS (SELECT DISTINCT dim_key AS request_url FROM keyed WHERE dim = 'route' AND dim_key IS NOT NULL),
 route_paths AS (
   SELECT request_url, route_path, {count} AS route_segments
   FROM (SELECT request_url, {path} AS route_path FROM route_urls) AS urls
 ),
 route_map AS (SELECT request_url, {template} AS route FROM route_paths),"""
+
+_REGROUP = """  SELECT {dim} AS dim, {value} AS value, k.in_window AS in_window, k.bucket AS bucket,
+         CAST(sum(k.n) AS BIGINT) AS n, CAST(sum(k.n_hit) AS BIGINT) AS n_hit
+  FROM keyed k{join}
+  WHERE k.dim {test}
+  GROUP BY 1, 2, 3, 4"""
+
+
+def _cells(in_curated: list[Dimension], sources: list[str]) -> list[str]:
+    """The CTEs from the grouped keys to the cells (dimension, value, period, bucket): keys that are their values
+    as they are; keys a value is derived from, mapped once per distinct key and summed again per value."""
+    derived = [(d.name, d.of_key) for d in in_curated if d.of_key is not None]
+    routed = any(d.name == "route" for d in in_curated)
+    keyed = "keyed AS (\n  " + "\n  UNION ALL ".join(f"SELECT * FROM {s}" for s in sources) + "\n)"
+    mapped = [name for name, _ in derived] + (["route"] if routed else [])
+    parts = ["  SELECT dim, dim_key AS value, in_window, bucket, n, n_hit FROM keyed"
+             + (f" WHERE dim NOT IN ({_names(mapped)})" if mapped else "")]
+    if derived:
+        value = "CASE k.dim " + " ".join(f"WHEN '{name}' THEN {of_key.replace(KEY, 'k.dim_key')}"
+                                          for name, of_key in derived) + " END"
+        names = _names([name for name, _ in derived])
+        parts.append(_REGROUP.format(dim="k.dim", value=value, join="", test=f"IN ({names})"))
+    ctes = [keyed]
+    if routed:
+        join = " LEFT JOIN route_map m ON k.dim_key = m.request_url"
+        parts.append(_REGROUP.format(dim="'route'", value="coalesce(m.route, '-')", join=join, test="= 'route'"))
+        ctes.append(_ROUTES.format(
+            count=segment_count_sql("route_path"),
+            path=route_path_sql("request_url"),
+            template=route_template_sql("request_url", path="route_path", count="route_segments"),
+        ).strip().rstrip(","))
+    return [*ctes, "cells AS (\n" + "\n  UNION ALL\n".join(parts) + "\n)"]
+
+
+_WINDOW_VALUES = """window_{name} AS (
+  SELECT DISTINCT {value} AS value FROM alb_logs
+  WHERE "time" >= {window_start} AND "time" < {window_end} AND day >= '{first_day}' AND day <= '{last_day}'
+),
+"""
+
+
+def _folding(in_curated: list[Dimension], window: Window) -> dict[str, str]:
+    """The placeholders that fold the values a dimension of many values has only in the baseline (curated_cells)."""
+    many = [d for d in in_curated if d.many_values]
+    values = "".join(_WINDOW_VALUES.format(
+        name=d.name, value=d.curated, window_start=_timestamp(window.start), window_end=_timestamp(window.end),
+        first_day=window.window_first_day, last_day=window.last_day) for d in many)
+    folded = "".join(
+        f", CASE WHEN k_{d.name} IN (SELECT value FROM window_{d.name}) THEN k_{d.name} END AS k_{d.name}"
+        if d.many_values else f", k_{d.name}" for d in in_curated if d is not ALL)
+    return {"window_values": values, "folded": folded}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
@@ -96,35 +162,24 @@ def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
         "hit": hit,
     }
     parts: list[str] = []
-    cells: list[str] = []
+    sources: list[str] = []
     if in_rollup:
-        parts.append(_body("rollup_cells", dims=_dims(in_rollup), values=_values(in_rollup, "r."),
-                           columns=_columns(in_rollup, "rollup"), **times))
-        cells += ["SELECT * FROM rollup_counts", "SELECT * FROM rollup_latency"]
+        key_columns = "".join(f", r.k_{d.name} AS k_{d.name}" for d in in_rollup if d is not ALL)
+        parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), key_columns=key_columns,
+                           **_sets(in_rollup), **times))
+        sources.append("rollup_sets")
     if in_curated:
-        with_route = any(d.name == "route" for d in in_curated)
-        routes = _ROUTES.format(
-            count=segment_count_sql("route_path"),
-            path=route_path_sql("request_url"),
-            template=route_template_sql("request_url", path="route_path", count="route_segments"),
-        ) if with_route else ""
-        values = " ".join(
-            f"WHEN '{d.name}' THEN " + ("coalesce(m.route, '-')" if d.name == "route" else f"c.d_{d.name}")
-            for d in in_curated
-        )
-        parts.append(_body(
-            "curated_cells", dims=_dims(in_curated), values=values, columns=_columns(in_curated, "curated"),
-            bucket=bucket_index_sql("target_processing_time"), routes=routes,
-            route_join=" LEFT JOIN route_map m ON c.request_url = m.request_url" if with_route else "", **times,
-        ))
-        cells.append("SELECT * FROM curated_cells")
+        parts.append(_body("curated_cells", keys=_keys(in_curated, "curated"),
+                           bucket=bucket_index_sql("target_processing_time"), **_folding(in_curated, window),
+                           **_sets(in_curated), **times))
+        sources.append("curated_sets")
     selection = where is not None
     rank = _body(
         "rank", scope="n_hit" if selection else "n", per_dimension=str(PER_DIMENSION),
         w_p50=bucket_value_sql("p.w_p50_bucket"), w_p95=bucket_value_sql("p.w_p95_bucket"),
         b_p50=bucket_value_sql("p.b_p50_bucket"), b_p95=bucket_value_sql("p.b_p95_bucket"),
     )
-    cells_cte = "cells AS (\n  " + "\n  UNION ALL ".join(cells) + "\n)"
     rank_ctes, _, final = rank.partition("\nSELECT dim, value,")
-    sql = "WITH " + ",\n".join([*parts, cells_cte, rank_ctes.strip()]) + "\nSELECT dim, value," + final
+    ctes = [*parts, *_cells(in_curated, sources), rank_ctes.strip()]
+    sql = "WITH " + ",\n".join(ctes) + "\nSELECT dim, value," + final
     return TriageQuery(sql, tuple(d.name for d in in_rollup), tuple(d.name for d in in_curated), selection)
