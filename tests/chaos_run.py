@@ -524,6 +524,7 @@ class Settings:
     compact_every: int = 8  # delivery rounds between two scheduled compaction rounds (the schedule, compressed)
     max_queue_age: float = 900.0  # seconds a message may wait in the ingest queue (the age alarm, compressed)
     force_each_kind: bool = True  # every kind of fault at least once (see NetworkFaults.forced, Killer)
+    stall_limit: float = 600.0  # seconds without a finished invocation before the run stops as hung
 
     @classmethod
     def small(cls, seed: int) -> Settings:
@@ -566,6 +567,7 @@ class Chaos:
         self.dlq_url = ""
         self.mid_run_violations: list[str] = []
         self._compacting: list[Any] = []
+        self._progress = self._reported = time.monotonic()
 
     # ------------------------------------------------------------------------------- the stack, in moto
 
@@ -658,7 +660,21 @@ class Chaos:
         in_flight.append((ingest.apply_async(_invoke, (event,)), messages))
         return True
 
+    def watch(self, in_flight: InFlight) -> None:
+        """Every minute a line of progress (a long run says it moves); a run in which no invocation ended for
+        ``stall_limit`` seconds stops with the batches that hang, instead of waiting for ever."""
+        now = time.monotonic()
+        if now - self._reported > 60:
+            self._reported = now
+            self.phase(f"  {self.figures.invocations:,} ingest invocations, {self.figures.compactions} compactions; "
+                       f"queue {self._queue_total(self.queue_url):,}, in flight {len(in_flight)}")
+        if now - self._progress > self.s.stall_limit:
+            hung = [_object_keys(m["Body"]) for _, messages in in_flight for m in messages]
+            raise AssertionError(f"no invocation ended for {self.s.stall_limit:.0f} s (hung batches: {hung[:5]}, "
+                                 f"compactions running: {len(self._compacting)}); see the worker logs")
+
     def _finish(self, outcome: Outcome, messages: list[dict[str, Any]]) -> None:
+        self._progress = time.monotonic()
         self.figures.invocations += 1
         self.figures.kills.update(outcome.kills)
         if outcome.failed_ids is None:
@@ -677,6 +693,7 @@ class Chaos:
         while True:
             self.poll_once(ingest, in_flight)
             self.collect_compactions()
+            self.watch(in_flight)
             if time.monotonic() - checked > 0.5:
                 checked = time.monotonic()
                 if self._queue_visible(self.queue_url) <= self.s.batch // 2:
@@ -688,6 +705,7 @@ class Chaos:
         while True:
             received = self.poll_once(ingest, in_flight)
             self.collect_compactions()
+            self.watch(in_flight)
             if received or in_flight:
                 continue
             if self._queue_total(self.queue_url) == 0:
@@ -712,6 +730,7 @@ class Chaos:
         while self._compacting:
             if ingest is not None and in_flight is not None:
                 self.poll_once(ingest, in_flight)
+                self.watch(in_flight)
             else:
                 time.sleep(0.05)
             self.collect_compactions()
@@ -720,9 +739,10 @@ class Chaos:
     def collect_compactions(self, *, wait: bool = False) -> None:
         for job in [j for j in self._compacting if wait or j.ready()]:
             self._compacting.remove(job)
-            self._count_compaction(job.get())
+            self._count_compaction(job.get(timeout=self.s.stall_limit))  # a dead container: a TimeoutError
 
     def _count_compaction(self, outcome: Outcome) -> None:
+        self._progress = time.monotonic()
         self.figures.compactions += 1
         self.figures.kills.update(outcome.kills)
         if outcome.failed_ids is None:
@@ -732,7 +752,7 @@ class Chaos:
         """After the grace period: compaction runs (faults still on) until one reports no error."""
         with self.pool("compact", 1, grace_minutes=0) as compaction:
             for _ in range(8):
-                outcome = compaction.apply(_invoke, ({},))
+                outcome = compaction.apply_async(_invoke, ({},)).get(timeout=self.s.stall_limit)
                 self._count_compaction(outcome)
                 if outcome.failed_ids is not None:
                     return
