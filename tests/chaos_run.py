@@ -752,9 +752,12 @@ class Chaos:
             self.figures.compaction_errors += 1
 
     def final_compaction(self) -> None:
-        """After the grace period: compaction runs (faults still on) until one reports no error."""
+        """After the grace period: compaction runs (faults still on) until one reports no error. The grace period's
+        end lets it delete every retired file at once, thousands of writes never made before, so several runs die
+        on the way; each death is at a write the next run passes (a fault chain ends at its first clean answer), so
+        every run gets further."""
         with self.pool("compact", 1, grace_minutes=0) as compaction:
-            for _ in range(8):
+            for _ in range(60):
                 outcome = compaction.apply_async(_invoke, ({},)).get(timeout=self.s.stall_limit)
                 self._count_compaction(outcome)
                 if outcome.failed_ids is not None:
