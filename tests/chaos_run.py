@@ -178,14 +178,15 @@ def _draw(seed: int, *parts: object) -> float:
 
 _GENERATION = re.compile(r"compacted/(.*?)g\d+-[0-9a-f]+/")
 _COMPACTED_FILE = re.compile(r"c-[0-9a-f]+-(\d+)")
+_ATTEMPT_TOKEN = re.compile(r"\.[0-9a-f]{16}(\.parquet)")
 _BODY_KEY = re.compile(r'"key"\s*:\s*"([^"]+)"')
 
 
 def stable_key(key: str) -> str:
     """A lake key without what differs between two runs of one seed: a generation folder (its number counts the
-    compactions so far, its token is random) and a compacted file's token. A file keeps its partition and name,
-    whichever generation it lands in."""
-    return _COMPACTED_FILE.sub(r"c-\1", _GENERATION.sub(r"\1", key))
+    compactions so far, its token is random), a compacted file's token and the attempt token of an object's data
+    file. A file keeps its partition and name, whichever generation or attempt it belongs to."""
+    return _ATTEMPT_TOKEN.sub(r"\1", _COMPACTED_FILE.sub(r"c-\1", _GENERATION.sub(r"\1", key)))
 
 
 def _object_keys(body: str) -> str:
