@@ -4,7 +4,8 @@ The lake holds compacted hours (generation folders no crawler can find), generat
 The catalog is then damaged as an operator might find it: partitions deleted, the table deleted, a Location
 moved by hand, a partition with no data. After one sync every named query returns what it returned before, read
 the two ways the lake is read: the local DuckDB reader (the lake's states) and the Athena model (every object
-under each Glue partition's Location, with the partition's values).
+under each Glue partition's Location, with the partition's values). The rollup (a derived table: its partitions
+follow the curated table's Locations under its own prefix) is rebuilt the same way, table and partitions.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from alblake.analysis import connect, execute, get_query, list_queries
+from alblake.analysis import connect, execute, get_query, list_queries, rollup_queries
 from alblake.aws.session import arrow_s3_filesystem
 from alblake.cli import main
-from alblake.schema import ARROW_SCHEMA, PARTITION_KEYS, glue_table_input
+from alblake.rollup.routes import DUCKDB_MACROS
+from alblake.schema import (
+    ARROW_SCHEMA,
+    PARTITION_KEYS,
+    ROLLUP_ARROW_SCHEMA,
+    ROLLUP_TABLE_NAME,
+    glue_table_input,
+    rollup_glue_table_input,
+)
 from tests.integration.moto_endpoint import aws_endpoint, moto_server_url
 from tests.log_objects import write_objects
 
@@ -31,21 +40,21 @@ LAKE = "s3://lake/x"
 DB = "alblake"
 
 
-def partitions(glue: Any) -> dict[tuple[str, ...], str]:
-    found = glue.get_partitions(DatabaseName=DB, TableName="alb_logs")["Partitions"]
+def partitions(glue: Any, table: str = "alb_logs") -> dict[tuple[str, ...], str]:
+    found = glue.get_partitions(DatabaseName=DB, TableName=table)["Partitions"]
     return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in found}
 
 
-def athena_dataset(glue: Any) -> ds.Dataset:
+def athena_dataset(glue: Any, table: str = "alb_logs", stored: pa.Schema = ARROW_SCHEMA) -> ds.Dataset:
     """What Athena reads: every Parquet object under each partition's Location, its partition columns from the
     partition's values."""
     s3: Any = boto3.client("s3")
-    schema = ARROW_SCHEMA
+    schema = stored
     for key in PARTITION_KEYS:
         schema = schema.append(pa.field(key, pa.string()))
     paths: list[str] = []
     expressions: list[pc.Expression] = []
-    for values, location in partitions(glue).items():
+    for values, location in partitions(glue, table).items():
         bucket, prefix = location.removeprefix("s3://").split("/", 1)
         for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", []):
             if item["Key"].endswith(".parquet"):
@@ -82,6 +91,22 @@ def every_query(lake_or_dataset: Any) -> dict[str, list[tuple[Any, ...]]]:
         con.close()
 
 
+def every_rollup_query(glue: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """The rollup's named queries over what Athena reads of both tables."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for macro in DUCKDB_MACROS:
+        con.execute(macro)
+    con.register("alb_logs", athena_dataset(glue))
+    con.register(ROLLUP_TABLE_NAME, athena_dataset(glue, ROLLUP_TABLE_NAME, ROLLUP_ARROW_SCHEMA))
+    try:
+        return {query.name: sorted_rows(execute(con, query)) for query in rollup_queries()}
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def lake(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """An S3 lake with compacted hours, generation-0 hours and late objects, registered in Glue."""
@@ -89,6 +114,7 @@ def lake(aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     glue: Any = boto3.client("glue")
     glue.create_database(DatabaseInput={"Name": DB})
     glue.create_table(DatabaseName=DB, TableInput=glue_table_input(f"{LAKE}/alb_logs/"))
+    glue.create_table(DatabaseName=DB, TableInput=rollup_glue_table_input(f"{LAKE}/{ROLLUP_TABLE_NAME}/"))
     ingest = ["--lake", LAKE, "--glue-database", DB, "--quiet", "--no-batch"]
     write_objects(tmp_path / "first", range(1, 7), (20, 21), 40)
     assert main(["ingest", str(tmp_path / "first"), *ingest]) == 0
@@ -126,6 +152,38 @@ def test_sync_rebuilds_deleted_partitions_and_table_and_every_query_answers_as_b
 
     assert main(["catalog", "sync", "--lake", LAKE, "--glue-database", DB]) == 0  # idempotent
     assert "changed 0 (0 created, 0 moved, 0 deleted), 3 already right" in capsys.readouterr().out
+
+
+def test_sync_rebuilds_the_rollup_table_and_partitions_and_its_queries_answer_as_before(
+    lake: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    glue = lake
+    curated, rollup = partitions(glue), partitions(glue, ROLLUP_TABLE_NAME)
+    assert len(rollup) == 3 and sum("/compacted/" in loc for loc in rollup.values()) == 2
+    assert all(f"/{ROLLUP_TABLE_NAME}/" in location for location in rollup.values())
+    rollup_before = every_rollup_query(glue)
+    assert rollup_before["errors_by_route"] and len(rollup_before) >= 3
+    requests = sum(row[2] for row in rollup_before["errors_by_route"])
+    assert requests == sum(row[1] for row in every_query(LAKE)["requests_by_status"])  # 40 lines x 12 objects
+
+    for table, found in (("alb_logs", curated), (ROLLUP_TABLE_NAME, rollup)):
+        glue.batch_delete_partition(DatabaseName=DB, TableName=table,
+                                    PartitionsToDelete=[{"Values": list(v)} for v in found])
+    glue.delete_table(DatabaseName=DB, Name=ROLLUP_TABLE_NAME)
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_table(DatabaseName=DB, Name=ROLLUP_TABLE_NAME)
+
+    assert main(["catalog", "sync", "--lake", LAKE, "--glue-database", DB]) == 0
+    out = capsys.readouterr().out
+    assert f"create table {DB}.{ROLLUP_TABLE_NAME}" in out
+    assert f"{DB}.alb_logs: changed 3 (3 created" in out and f"{DB}.{ROLLUP_TABLE_NAME}: changed 4 (3 created" in out
+    assert partitions(glue) == curated and partitions(glue, ROLLUP_TABLE_NAME) == rollup
+    assert every_rollup_query(glue) == rollup_before
+
+    assert main(["catalog", "sync", "--lake", LAKE, "--glue-database", DB]) == 0  # idempotent
+    assert f"{DB}.{ROLLUP_TABLE_NAME}: changed 0 (0 created, 0 moved, 0 deleted), 3 already right" in (
+        capsys.readouterr().out
+    )
 
 
 def test_sync_moves_a_wrong_location_back_and_deletes_a_partition_without_data(

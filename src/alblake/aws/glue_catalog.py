@@ -1,10 +1,10 @@
-"""The curated table's partitions rebuilt from the lake's own state: ``GlueCatalog`` (for ``alblake catalog sync``,
-``alblake.lake.catalog.PartitionCatalog``). An operator's adapter: the functions never call it (the template's
-OperatorPolicy grants its calls)."""
+"""The lake's tables' partitions rebuilt from the lake's own state: ``GlueCatalog`` (for ``alblake catalog sync``,
+``alblake.lake.catalog.PartitionCatalog``), for the curated table and every derived table. An operator's adapter:
+the functions never call it (the template's OperatorPolicy grants its calls)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -13,6 +13,16 @@ from alblake.aws.glue import BATCH_SIZE, GluePartitionError, GluePartitionRegist
 from alblake.lake.catalog import Move
 
 DELETE_BATCH_SIZE = 25  # batch_delete_partition accepts at most 25 partitions per call
+
+TableInput = Callable[[str], dict[str, object]]
+
+
+def table_definitions() -> dict[str, TableInput]:
+    """The Glue ``TableInput`` of each table the project declares, by name (a Location gives the input): the same
+    builders ``alblake schema --write`` generates the template's CuratedTable and RollupTable blocks from."""
+    from alblake.schema import ROLLUP_TABLE_NAME, TABLE_NAME, glue_table_input, rollup_glue_table_input
+
+    return {TABLE_NAME: glue_table_input, ROLLUP_TABLE_NAME: rollup_glue_table_input}
 
 
 class GlueCatalog:
@@ -27,24 +37,35 @@ class GlueCatalog:
         self.table = table
         self._registrar = GluePartitionRegistrar(client, database, table)
 
-    def ensure_table(self, location: str, *, dry_run: bool = False) -> str:
-        """'' when the table is there at ``location``; else what was (or, dry run, would be) done."""
-        from alblake.schema import glue_table_input  # the one definition of the table
+    def ensure_table(self, location: str, *, dry_run: bool = False, definition: TableInput | None = None) -> str:
+        """'' when the table is there at ``location``; else what was (or, dry run, would be) done. ``definition``
+        builds its ``TableInput`` (default: the curated table's, ``alblake.schema.glue_table_input``)."""
+        from alblake.schema import glue_table_input  # the one definition of the curated table
 
+        table_input = definition or glue_table_input
         try:
             table = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
                 raise
             if not dry_run:
-                self._client.create_table(DatabaseName=self.database, TableInput=glue_table_input(location))
+                self._client.create_table(DatabaseName=self.database, TableInput=table_input(location))
             return f"create table {self.database}.{self.table} at {location}"
         current = str(table.get("StorageDescriptor", {}).get("Location", ""))
         if _dir(current) == _dir(location):
             return ""
         if not dry_run:
-            self._client.update_table(DatabaseName=self.database, TableInput=glue_table_input(location))
+            self._client.update_table(DatabaseName=self.database, TableInput=table_input(location))
         return f"move table {self.database}.{self.table} from {current} to {location}"
+
+    def exists(self) -> bool:
+        try:
+            self._client.get_table(DatabaseName=self.database, Name=self.table)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                raise
+            return False
+        return True
 
     def locations(self) -> dict[tuple[str, ...], str]:
         """Every partition's values and Location (none while the table does not exist)."""

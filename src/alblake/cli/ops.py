@@ -94,9 +94,8 @@ def _report_left(sqs: Any, dlq_url: str, destination_url: str | None, latest: An
 
 
 def _cmd_catalog_sync(args: argparse.Namespace) -> int:
-    from alblake.aws.glue_catalog import GlueCatalog
     from alblake.aws.session import client
-    from alblake.lake.catalog import sync_catalog
+    from alblake.lake.derived import default_derived_tables
     from alblake.lake.generational import GenerationalLake
     from alblake.lake.layout import DATA_PREFIX
     from alblake.locations import open_store_at, scheme_of
@@ -113,25 +112,55 @@ def _cmd_catalog_sync(args: argparse.Namespace) -> int:
         print_error(f"{location}: catalog sync registers partitions in Glue: the lake must be s3://bucket[/prefix]")
         return EXIT_USAGE
     lake = GenerationalLake(open_store_at(location))
-    catalog = GlueCatalog(client("glue"), database, table)
-    table_change = catalog.ensure_table(lake.store.url(DATA_PREFIX), dry_run=args.dry_run)
-    diff = sync_catalog(lake, catalog, dry_run=args.dry_run)
-    verb = "would change" if args.dry_run else "changed"
-    for line in ([table_change] if table_change else []) + diff.lines():
-        print(printable(line))
-    changes = diff.changes + (1 if table_change else 0)
-    print(
-        f"{database}.{table}: {verb} {changes} ({len(diff.create)} created, {len(diff.move)} moved, "
-        f"{len(diff.delete)} deleted), {diff.unchanged} already right"
-    )
-    if diff.protected:
-        print_error(
-            f"{len(diff.protected)} partition(s) left alone: their state cannot be read; run "
-            f"'alblake repair --lake {location} --glue-database {database}', then sync again"
+    glue = client("glue")
+    sync = _TableSync(lake, glue, database, location, args.dry_run)
+    sync.table(table, lake.store.url(DATA_PREFIX), None)
+    for derived in default_derived_tables():  # the rollup: the curated table's partitions under its own prefix
+        sync.table(derived.name, lake.store.url(derived.prefix), derived)
+    return sync.exit_status()
+
+
+class _TableSync:
+    """``catalog sync`` of one table after the other: prints each table's diff and summary, keeps what failed."""
+
+    def __init__(self, lake: Any, glue: Any, database: str, location: str, dry_run: bool) -> None:
+        self.lake, self.glue, self.database, self.location, self.dry_run = lake, glue, database, location, dry_run
+        self.protected = self.skipped = 0
+        self.missing: list[str] = []
+
+    def table(self, name: str, table_location: str, derived: Any) -> None:
+        from alblake.aws.glue_catalog import GlueCatalog, table_definitions
+        from alblake.lake.catalog import sync_catalog
+
+        catalog = GlueCatalog(self.glue, self.database, name)
+        definition = table_definitions().get(name) if derived is not None else None
+        if derived is not None and definition is None and not catalog.exists():
+            self.missing.append(name)  # a table this version cannot describe: its stack's template can
+            print_error(f"{self.database}.{name} does not exist and this alblake cannot define it: 'sam deploy' of "
+                        "the stack restores it (the template declares it); then run catalog sync again")
+            return
+        table_change = catalog.ensure_table(table_location, dry_run=self.dry_run, definition=definition)
+        diff = sync_catalog(self.lake, catalog, dry_run=self.dry_run, derived=derived)
+        for line in ([table_change] if table_change else []) + diff.lines():
+            print(printable(line))
+        changes = diff.changes + (1 if table_change else 0)
+        verb = "would change" if self.dry_run else "changed"
+        print(
+            f"{self.database}.{name}: {verb} {changes} ({len(diff.create)} created, {len(diff.move)} moved, "
+            f"{len(diff.delete)} deleted), {diff.unchanged} already right"
         )
-    if diff.skipped:
-        print_error(f"{len(diff.skipped)} partition(s) changed while syncing: run the same command again")
-    return EXIT_FAILED if diff.protected or diff.skipped else 0
+        self.protected += len(diff.protected)
+        self.skipped += len(diff.skipped)
+
+    def exit_status(self) -> int:
+        if self.protected:
+            print_error(
+                f"{self.protected} partition(s) left alone: their state cannot be read; run "
+                f"'alblake repair --lake {self.location} --glue-database {self.database}', then sync again"
+            )
+        if self.skipped:
+            print_error(f"{self.skipped} partition(s) changed while syncing: run the same command again")
+        return EXIT_FAILED if self.protected or self.skipped or self.missing else 0
 
 
 # ------------------------------------------------------------------------------------------------- doctor
@@ -213,7 +242,9 @@ def _register_catalog(commands: Any) -> None:
     )
     actions = catalog.add_subparsers(dest="catalog_command", required=True, help="sync: rebuild the partitions")
     sync = actions.add_parser(
-        "sync", help="create, move and delete the table's partitions so they match the lake's own state"
+        "sync",
+        help="create, move and delete the partitions of the curated table and of every derived table (the "
+        "rollup) so they match the lake's own state",
     )
     add_stack(sync)
     sync.add_argument("--lake", help="the lake, s3://bucket[/prefix] (instead of --stack)")

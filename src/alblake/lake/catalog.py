@@ -13,17 +13,23 @@ cannot find them; the catalog is rebuilt from the states instead:
   Just before it moves or deletes an entry it reads that partition again, so a writer that committed meanwhile
   is not undone: a move whose target changed, or a delete of a partition that has data now, is skipped (the
   writer points the Location itself). Running it twice changes nothing the second time.
+
+A derived table (``alblake.lake.derived``: the rollup) has the curated table's partitions, each at the sibling
+of the curated live folder under its own prefix: ``sync_catalog(..., derived=table)`` syncs it from the curated
+table's targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from alblake.lake.derived import derived_key
 from alblake.lake.generational import GenerationalLake, owning_folder
 from alblake.lake.generations import COMPACTED_PREFIX, PartitionState
 from alblake.lake.layout import DATA_PREFIX, Partition, partition_location
+from alblake.ports import DerivedTable
 
 Values = tuple[str, ...]
 
@@ -136,15 +142,23 @@ def plan_sync(targets: CatalogTargets, current: Mapping[Values, str], url_of: Ma
     return diff
 
 
-def sync_catalog(lake: GenerationalLake, catalog: PartitionCatalog, *, dry_run: bool = False) -> CatalogDiff:
-    """Make the catalog hold every partition of the lake at its live folder, and nothing else. The catalog is read
-    before the lake, so every Location it holds is at most as new as the states read after it."""
+def sync_catalog(
+    lake: GenerationalLake,
+    catalog: PartitionCatalog,
+    *,
+    dry_run: bool = False,
+    derived: DerivedTable | None = None,
+) -> CatalogDiff:
+    """Make the catalog hold every partition of the lake at its live folder, and nothing else: the curated table's,
+    or with ``derived`` that table's (the sibling folders under its prefix). The catalog is read before the lake,
+    so every Location it holds is at most as new as the states read after it."""
     current = catalog.locations()
     targets = catalog_targets(lake)
-    diff = plan_sync(targets, current, {folder: lake.store.url(folder) for folder in targets.folders.values()})
+    locate = _locator(lake, derived)
+    diff = plan_sync(targets, current, {folder: locate(folder) for folder in targets.folders.values()})
     if dry_run:
         return diff
-    diff.move = [m for m in diff.move if _still_moves(lake, m, diff)]
+    diff.move = [m for m in diff.move if _still_moves(lake, m, diff, locate)]
     diff.delete = [d for d in diff.delete if _still_empty(lake, d, diff)]
     catalog.create(diff.create)
     catalog.move(diff.move)
@@ -152,10 +166,17 @@ def sync_catalog(lake: GenerationalLake, catalog: PartitionCatalog, *, dry_run: 
     return diff
 
 
-def _still_moves(lake: GenerationalLake, move: Move, diff: CatalogDiff) -> bool:
+def _locator(lake: GenerationalLake, derived: DerivedTable | None) -> Callable[[str], str]:
+    """The Location of a curated live folder in the table being synced: itself, or its derived sibling."""
+    if derived is None:
+        return lake.store.url
+    return lambda folder: lake.store.url(derived_key(derived, folder))
+
+
+def _still_moves(lake: GenerationalLake, move: Move, diff: CatalogDiff, locate: Callable[[str], str]) -> bool:
     """Whether the partition's live folder is still the target (a writer may have swapped it meanwhile and then
     points the Location itself: a move to the older folder would undo it)."""
-    live = lake.store.url(lake.read_state(move.partition).state.live)
+    live = locate(lake.read_state(move.partition).state.live)
     if _dir(live) == _dir(move.new):
         return True
     diff.skipped.append(f"{_name(move.partition.values)}: a writer changed it while syncing (run sync again)")
@@ -164,7 +185,8 @@ def _still_moves(lake: GenerationalLake, move: Move, diff: CatalogDiff) -> bool:
 
 def _still_empty(lake: GenerationalLake, delete: tuple[Values, str], diff: CatalogDiff) -> bool:
     """Whether the partition still has no data: no state, no file in its generation-0 folder (a commit may have
-    written one since the listing; it creates the catalog entry itself)."""
+    written one since the listing; it creates the catalog entry itself). A derived table has data exactly where
+    the curated table has."""
     values = delete[0]
     if len(values) != 3:
         return True  # not a partition of this lake's layout
