@@ -611,7 +611,10 @@ class Chaos:
 
     def pool(self, function: str, processes: int, grace_minutes: int = 1) -> Any:
         (self.work / "tmp").mkdir(exist_ok=True)
-        context = multiprocessing.get_context("fork")
+        # Containers start from a fork server, not by forking this process: this process runs threads (the fault
+        # proxy, the pools' handlers, pytest-xdist's channel), and a child forked while one of them held a lock
+        # (logging, a connection pool) hung for good: a small run under load once waited 600 s on such a batch.
+        context = multiprocessing.get_context("forkserver")
         kill_rate = self.s.kill_rate if function == "ingest" else self.s.kill_rate / 4
         forced = self.s.force_each_kind and function == "ingest"
         return context.Pool(
