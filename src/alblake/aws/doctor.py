@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from alblake.aws.glue import missing_entity
 from alblake.aws.redrive import queue_arn, queue_depth
 from alblake.aws.stack import StackOutputs
 from alblake.keys import AccessLogKey, classify_key
@@ -239,7 +240,7 @@ def check_table(outputs: StackOutputs, clients: Clients) -> Check:
     try:
         table = clients.glue.get_table(DatabaseName=outputs.glue_database, Name=outputs.table)["Table"]
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "EntityNotFoundException":
+        if missing_entity(error):
             return Check(name, False, f"{outputs.glue_database}.{outputs.table} does not exist", fix)
         raise
     location = str(table.get("StorageDescriptor", {}).get("Location", ""))

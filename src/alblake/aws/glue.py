@@ -218,6 +218,11 @@ def verified_registrar(client: Any, database: str, table: str, lake_location: st
     return registrar
 
 
+def missing_entity(error: ClientError) -> bool:
+    """Whether Glue answered that the database, table or partition asked for does not exist."""
+    return str(error.response.get("Error", {}).get("Code")) == "EntityNotFoundException"
+
+
 def derived_registrars(
     client: Any, database: str, tables: Sequence[DerivedTable], location_of: Callable[[str], str]
 ) -> dict[str, GluePartitionRegistrar]:
@@ -229,6 +234,6 @@ def derived_registrars(
         try:
             registrars[table.name] = verified_registrar(client, database, table.name, location_of(table.prefix))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+            if not missing_entity(error):
                 raise
     return registrars

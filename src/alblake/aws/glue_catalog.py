@@ -9,7 +9,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from alblake.aws.glue import BATCH_SIZE, GluePartitionError, GluePartitionRegistrar, PartitionLike, _dir
+from alblake.aws.glue import (
+    BATCH_SIZE,
+    GluePartitionError,
+    GluePartitionRegistrar,
+    PartitionLike,
+    _dir,
+    missing_entity,
+)
 from alblake.lake.catalog import Move
 
 DELETE_BATCH_SIZE = 25  # batch_delete_partition accepts at most 25 partitions per call
@@ -46,7 +53,7 @@ class GlueCatalog:
         try:
             table = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"]
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+            if not missing_entity(error):
                 raise
             if not dry_run:
                 self._client.create_table(DatabaseName=self.database, TableInput=table_input(location))
@@ -62,7 +69,7 @@ class GlueCatalog:
         try:
             self._client.get_table(DatabaseName=self.database, Name=self.table)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+            if not missing_entity(error):
                 raise
             return False
         return True
@@ -78,7 +85,7 @@ class GlueCatalog:
                     location = str(partition.get("StorageDescriptor", {}).get("Location", ""))
                     found[tuple(partition["Values"])] = location
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+            if not missing_entity(error):
                 raise
         return found
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from alblake.aws.glue import GluePartitionError
+from alblake.aws.glue import GluePartitionError, missing_entity
 from alblake.lake.layout import Partition
 
 DELETE_BATCH_SIZE = 25  # batch_delete_partition accepts at most 25 partitions per call
@@ -36,7 +36,7 @@ class GluePartitionCatalog:
                     **self._catalog,
                 )
             except ClientError as error:
-                if _missing_table(error):
+                if missing_entity(error):
                     return existed
                 raise
             errors = response.get("Errors", [])
@@ -67,10 +67,7 @@ class GluePartitionCatalog:
                     if len(values) == 3:
                         found.append(Partition(*values))
         except ClientError as error:
-            if not _missing_table(error):
+            if not missing_entity(error):
                 raise
         return found
 
-
-def _missing_table(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "EntityNotFoundException"
