@@ -28,6 +28,9 @@ Caps that keep a file's rollup small whatever the traffic:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,7 +55,7 @@ def _numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """An integer code per row and the distinct values, in their sort order: codes compare as the values do
-    (NULL is the last code, as NULLs sort last)."""
+    (NULL is the last code, as NULLs sort last). Hashing finds the distinct values; only they are sorted."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
     encoded = pc.dictionary_encode(column)
@@ -64,20 +67,53 @@ def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return codes, encoded.dictionary.take(pa.array(order, pa.int64()))
 
 
-def _group(codes: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """A group number per row, from the rows' codes in several columns (each with its number of codes), and the
-    first row of each group: groups are numbered in the order of the codes, column by column."""
-    key = np.zeros(len(codes[0][0]), dtype=np.int64)
+@dataclass(frozen=True)
+class _Dimension:
+    """A dimension of the rows: a code per row (``_codes``: in the values' sort order, NULL last) and its values."""
+
+    codes: np.ndarray
+    values: pa.Array
+
+    @classmethod
+    def of(cls, column: pa.Array | pa.ChunkedArray) -> _Dimension:
+        return cls(*_codes(column))
+
+    def mapped(self, image: Callable[[pa.Array], pa.Array]) -> _Dimension:
+        """The dimension whose value is ``image`` of this one's (NULL stays NULL), computed once per distinct value:
+        ``image`` gets the values and returns one value for each (NULL allowed, repeats allowed)."""
+        codes, values = _codes(image(self.values))
+        return _Dimension(np.append(codes, len(values))[self.codes], values)
+
+    def at(self, rows: np.ndarray) -> pa.Array:
+        """The values of some rows (by position)."""
+        picked = self.codes[rows]
+        return self.values.take(pa.array(picked, mask=picked == len(self.values)))
+
+
+def _group(dimensions: Sequence[_Dimension]) -> np.ndarray:
+    """A group number per row, from the rows' codes in several dimensions: groups are numbered in the order of
+    the codes, dimension by dimension."""
+    key = np.zeros(len(dimensions[0].codes), dtype=np.int64)
     span = 1
-    for column, size in codes:
+    for dimension in dimensions:
+        size = len(dimension.values)
         if span * (size + 1) >= 1 << 62:  # renumber densely before the key could overflow
-            _, key = np.unique(key, return_inverse=True)
-            key = np.asarray(key, dtype=np.int64).reshape(-1)
+            key, _ = _dense(key)
             span = int(key.max()) + 1
-        key = key * (size + 1) + column
+        key = key * (size + 1) + dimension.codes
         span *= size + 1
-    _, first, dense = np.unique(key, return_index=True, return_inverse=True)
-    return np.asarray(dense, dtype=np.int64).reshape(-1), first
+    return _dense(key)[0]
+
+
+def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A number per row, 0 to n-1 in the order of the distinct keys, and the distinct keys (sorted). Hashing finds
+    the distinct keys (cheaper than sorting every row); only they are sorted."""
+    encoded = pc.dictionary_encode(pa.array(key, pa.int64()))
+    distinct = _numpy(encoded.dictionary)
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[_numpy(encoded.indices).astype(np.int64)], distinct[order]
 
 
 def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = ROUTE_CAP) -> pa.Array:
@@ -101,11 +137,21 @@ def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = 
     return pc.if_else(pa.array(kept[elb_codes * width + route_codes]), routes, OTHER_ROUTE)
 
 
-def _status_class(statuses: pa.ChunkedArray) -> pa.Array:
-    """``2xx`` for 200-299 and so on (NULL stays NULL), computed once per distinct code."""
-    codes, values = _codes(statuses)
-    classes = [None if v is None else f"{v // 100}xx" for v in values.to_pylist()]
-    return pa.array([*classes, None], pa.string()).take(pa.array(codes))
+def _route_dimension(elb: pa.ChunkedArray, urls: pa.ChunkedArray, cap: int) -> _Dimension:
+    """The route template of every row (computed once per distinct URL), capped per load balancer."""
+    routes = _Dimension.of(urls).mapped(route_templates)
+    if len(routes.values) <= cap:  # the common case: no load balancer can have more routes than the cap
+        return routes
+    return _Dimension.of(capped_routes(elb, routes.at(np.arange(len(routes.codes))), cap))
+
+
+def _status_classes(statuses: pa.Array) -> pa.Array:
+    """``2xx`` for 200-299 and so on."""
+    return pa.array([None if v is None else f"{v // 100}xx" for v in statuses.to_pylist()], pa.string())
+
+
+def _verb_names(verbs: pa.Array) -> pa.Array:
+    return pc.if_else(pc.is_in(verbs, pa.array(sorted(VERBS))), verbs, OTHER_VERB)
 
 
 def _minutes(times: pa.ChunkedArray) -> pa.Array:
@@ -113,18 +159,6 @@ def _minutes(times: pa.ChunkedArray) -> pa.Array:
     micros = _numpy(pc.cast(times, pa.int64()).fill_null(0))
     valid = _numpy(pc.is_valid(times))
     return pa.array(micros - micros % 60_000_000, pa.int64(), mask=~valid).cast(times.type)
-
-
-def _verbs(verb: pa.ChunkedArray) -> pa.Array:
-    standard = pc.or_kleene(pc.is_in(verb, pa.array(sorted(VERBS))), pc.is_null(verb))
-    return pc.if_else(standard, verb, OTHER_VERB)
-
-
-def _row_routes(urls: pa.ChunkedArray) -> pa.Array:
-    """The route template of every row, computed once per distinct URL."""
-    codes, values = _codes(urls)
-    templates = pa.concat_arrays([route_templates(values), pa.array([None], pa.string())])
-    return templates.take(pa.array(codes))
 
 
 def _sums(group: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
@@ -136,12 +170,27 @@ def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array
     valid = _numpy(pc.is_valid(buckets))
     bucket = _numpy(pc.fill_null(buckets, 0)).astype(np.int64)[valid]
     width = int(bucket.max()) + 1 if len(bucket) else 1
-    pairs, counts = np.unique(group[valid] * width + bucket, return_counts=True)
+    pair_of_row, pairs = _dense(group[valid] * width + bucket)
+    counts = np.bincount(pair_of_row, minlength=len(pairs))
     offsets = np.concatenate([[0], np.cumsum(np.bincount(pairs // width, minlength=size))]).astype(np.int32)
     return (
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(pairs % width, pa.int32())),
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts, pa.int64())),
     )
+
+
+def _dimensions(rows: pa.Table, route_cap: int) -> dict[str, _Dimension]:
+    return {
+        "minute": _Dimension.of(_minutes(rows["time"])),
+        "elb": _Dimension.of(rows["elb"]),
+        "target_group_arn": _Dimension.of(rows["target_group_arn"]),
+        "target_ip": _Dimension.of(rows["target_ip"]),
+        "target_port": _Dimension.of(rows["target_port"]),
+        "route": _route_dimension(rows["elb"], rows["request_url"], route_cap),
+        "request_verb": _Dimension.of(rows["request_verb"]).mapped(_verb_names),
+        "elb_status_code": _Dimension.of(rows["elb_status_code"]),
+        "target_status_class": _Dimension.of(rows["target_status_code"]).mapped(_status_classes),
+    }
 
 
 def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
@@ -152,30 +201,18 @@ def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
     missing = [c for c in ARROW_SCHEMA.names if c not in rows.column_names]
     for name in missing:  # older files lack later columns: NULL, as readers see them
         rows = rows.append_column(name, pa.nulls(rows.num_rows, ARROW_SCHEMA.field(name).type))
-    dimensions = pa.table(
-        {
-            "minute": _minutes(rows["time"]),
-            "elb": rows["elb"],
-            "target_group_arn": rows["target_group_arn"],
-            "target_ip": rows["target_ip"],
-            "target_port": rows["target_port"],
-            "route": capped_routes(rows["elb"], _row_routes(rows["request_url"]), route_cap),
-            "request_verb": _verbs(rows["request_verb"]),
-            "elb_status_code": rows["elb_status_code"],
-            "target_status_class": _status_class(rows["target_status_code"]),
-        }
-    )
-    codes = [_codes(dimensions[name]) for name in DIMENSION_NAMES]
-    group, first = _group([(c, len(v)) for c, v in codes])
-    size = len(first)
+    dimensions = _dimensions(rows, route_cap)
+    group = _group([dimensions[name] for name in DIMENSION_NAMES])
+    size = int(group.max()) + 1
+    representative = np.empty(size, dtype=np.int64)  # a row of each group (any: they share every dimension)
+    representative[group] = np.arange(len(group))
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        name: dimensions[name].at(representative) for name in DIMENSION_NAMES
+    }
     status = _numpy(pc.fill_null(rows["elb_status_code"], 0))
     times = _numpy(pc.fill_null(rows["target_processing_time"], -2.0)).astype(np.float64)
     classification = rows["classification"]
     timed = times >= 0
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
-    for name, (column_codes, values) in zip(DIMENSION_NAMES, codes, strict=True):
-        picked = column_codes[first]
-        columns[name] = values.take(pa.array(picked, mask=picked == len(values)))
     flags = {
         "requests": np.ones(rows.num_rows),
         "received_bytes": _numpy(pc.fill_null(rows["received_bytes"], 0)).astype(np.float64),
