@@ -36,6 +36,7 @@ DEEPER = "{*}"
 MAX_SEGMENTS = 8
 OTHER_ROUTE = "(other)"  # the rollup's fold for routes beyond its cap (alblake.rollup.table)
 SCHEME = "^[A-Za-z][A-Za-z0-9+.-]*://"
+TEMPLATE_SLICE_BYTES = 4 << 20  # URLs templated at a time (see route_templates)
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,19 @@ def _id_mask(segments: pa.Array) -> np.ndarray:
 
 
 def route_templates(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``route_template`` of every URL of a string array, vectorised (RE2 through Arrow)."""
+    """``route_template`` of every URL of a string array, vectorised (RE2 through Arrow), a slice of about
+    ``TEMPLATE_SLICE_BYTES`` of URLs at a time: each step copies the text, so memory follows the slice, not the
+    array (20,000 distinct 1.5 KB URLs at once took 170 MB)."""
     if isinstance(urls, pa.ChunkedArray):
         urls = urls.combine_chunks() if urls.num_chunks else pa.array([], pa.string())
     urls = urls.cast(pa.string())
+    step = max(1, int(len(urls) * TEMPLATE_SLICE_BYTES / max(urls.nbytes, 1)))
+    if step >= len(urls):
+        return _route_templates(urls)
+    return pa.concat_arrays([_route_templates(urls.slice(start, step)) for start in range(0, len(urls), step)])
+
+
+def _route_templates(urls: pa.Array) -> pa.Array:
     part = pc.list_element(pc.split_pattern(urls, "?", max_splits=1), 0)
     without_host = pc.replace_substring_regex(part, "^[^/]*//[^/]*", "", max_replacements=1)
     path = pc.if_else(pc.match_substring_regex(part, SCHEME), without_host, part)
@@ -142,8 +152,15 @@ def route_templates(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
     # each distinct path once (traffic repeats its paths: '/', '/health', ...)
     encoded = pc.dictionary_encode(path)
     distinct = encoded.dictionary
-    templates = pc.if_else(pc.starts_with(distinct, "/"), _template_paths(distinct), distinct)
+    templates = pc.if_else(pc.starts_with(distinct, "/"), _template_paths(_first_segments(distinct)), distinct)
     return templates.take(encoded.indices)
+
+
+def _first_segments(paths: pa.Array) -> pa.Array:
+    """The paths cut after their first ``MAX_SEGMENTS + 1`` segments: the template keeps ``MAX_SEGMENTS`` and needs
+    only to know that there are more. A URL of 1.5 KB with a hundred segments then costs no more than a short one."""
+    deep = f"^((?:/[^/]*){{{MAX_SEGMENTS + 1}}})(?s:.+)"
+    return pc.replace_substring_regex(paths, deep, r"\1", max_replacements=1)
 
 
 def _template_paths(paths: pa.Array) -> pa.Array:

@@ -53,18 +53,29 @@ def _numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(array.to_numpy(zero_copy_only=False))
 
 
+def _encoded(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """The column hashed: its distinct values (in the order met) and an index into them per row, NULL as the
+    index one past the last. A chunked column is hashed chunk by chunk, never copied into one array: its chunks
+    share one dictionary."""
+    if not isinstance(column, pa.ChunkedArray):
+        column = pa.chunked_array([column])
+    encoded = pc.dictionary_encode(column)
+    if encoded.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64), pa.array([], column.type)
+    dictionary = encoded.chunk(0).dictionary
+    indices = [_numpy(pc.fill_null(chunk.indices, len(dictionary))) for chunk in encoded.chunks]
+    return np.concatenate(indices).astype(np.int64, copy=False), dictionary
+
+
 def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """An integer code per row and the distinct values, in their sort order: codes compare as the values do
     (NULL is the last code, as NULLs sort last). Hashing finds the distinct values; only they are sorted."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    encoded = pc.dictionary_encode(column)
-    order = _numpy(pc.array_sort_indices(encoded.dictionary))
+    indices, dictionary = _encoded(column)
+    order = _numpy(pc.array_sort_indices(dictionary))
     rank = np.empty(len(order) + 1, dtype=np.int64)
     rank[order] = np.arange(len(order))
     rank[len(order)] = len(order)
-    codes = rank[_numpy(pc.fill_null(encoded.indices, len(order))).astype(np.int64)]
-    return codes, encoded.dictionary.take(pa.array(order, pa.int64()))
+    return rank[indices], dictionary.take(pa.array(order, pa.int64()))
 
 
 @dataclass(frozen=True)
@@ -78,11 +89,15 @@ class _Dimension:
     def of(cls, column: pa.Array | pa.ChunkedArray) -> _Dimension:
         return cls(*_codes(column))
 
-    def mapped(self, image: Callable[[pa.Array], pa.Array]) -> _Dimension:
-        """The dimension whose value is ``image`` of this one's (NULL stays NULL), computed once per distinct value:
-        ``image`` gets the values and returns one value for each (NULL allowed, repeats allowed)."""
-        codes, values = _codes(image(self.values))
-        return _Dimension(np.append(codes, len(values))[self.codes], values)
+    @classmethod
+    def image(cls, column: pa.Array | pa.ChunkedArray, image: Callable[[pa.Array], pa.Array]) -> _Dimension:
+        """The dimension whose value is ``image`` of the column's (NULL stays NULL), computed once per distinct
+        value: ``image`` gets the distinct values and returns one value for each (NULL and repeats allowed). The
+        column's own values are never sorted nor copied (1.5 KB URLs: only their templates are)."""
+        indices, dictionary = _encoded(column)
+        codes, values = _codes(image(dictionary))
+        lookup = np.append(codes, len(values))  # a NULL of the column maps to NULL
+        return cls(lookup[indices], values)
 
     def at(self, rows: np.ndarray) -> pa.Array:
         """The values of some rows (by position)."""
@@ -139,7 +154,7 @@ def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = 
 
 def _route_dimension(elb: pa.ChunkedArray, urls: pa.ChunkedArray, cap: int) -> _Dimension:
     """The route template of every row (computed once per distinct URL), capped per load balancer."""
-    routes = _Dimension.of(urls).mapped(route_templates)
+    routes = _Dimension.image(urls, route_templates)
     if len(routes.values) <= cap:  # the common case: no load balancer can have more routes than the cap
         return routes
     return _Dimension.of(capped_routes(elb, routes.at(np.arange(len(routes.codes))), cap))
@@ -170,8 +185,8 @@ def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array
     valid = _numpy(pc.is_valid(buckets))
     bucket = _numpy(pc.fill_null(buckets, 0)).astype(np.int64)[valid]
     width = int(bucket.max()) + 1 if len(bucket) else 1
-    pair_of_row, pairs = _dense(group[valid] * width + bucket)
-    counts = np.bincount(pair_of_row, minlength=len(pairs))
+    # (group, bucket) pairs are nearly as many as the rows: sorting them all beats hashing them (_dense)
+    pairs, counts = np.unique(group[valid] * width + bucket, return_counts=True)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(pairs // width, minlength=size))]).astype(np.int32)
     return (
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(pairs % width, pa.int32())),
@@ -187,9 +202,9 @@ def _dimensions(rows: pa.Table, route_cap: int) -> dict[str, _Dimension]:
         "target_ip": _Dimension.of(rows["target_ip"]),
         "target_port": _Dimension.of(rows["target_port"]),
         "route": _route_dimension(rows["elb"], rows["request_url"], route_cap),
-        "request_verb": _Dimension.of(rows["request_verb"]).mapped(_verb_names),
+        "request_verb": _Dimension.image(rows["request_verb"], _verb_names),
         "elb_status_code": _Dimension.of(rows["elb_status_code"]),
-        "target_status_class": _Dimension.of(rows["target_status_code"]).mapped(_status_classes),
+        "target_status_class": _Dimension.image(rows["target_status_code"], _status_classes),
     }
 
 
