@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -27,6 +28,7 @@ from alblake.convert.decompress import BLOCK_SIZE, LONG_LINE_SAMPLE_BYTES
 from alblake.convert.quarantine import STORED_LINES_LIMIT
 from alblake.lake.layout import KEY_MAX_BYTES, NAME_MAX_BYTES, Partition, data_key, object_stem
 from alblake.parse import MAX_LINE_BYTES
+from alblake.rollup.table import DIMENSION_NAMES, ROLLUP, derive
 from tests.convert_helpers import KEY, convert_bytes, lake_files, quarantine_file
 from tests.parse_helpers import DOC_LINE
 
@@ -252,6 +254,19 @@ def test_rows_of_8_kb_user_agents_are_written_in_row_groups_bounded_by_bytes(tmp
     assert pq.read_table(file).column("conn_trace_id").to_pylist() == [f"TID_{n}" for n in range(4_000)]
 
 
+def rollup_totals(rollup: pa.Table) -> dict[tuple[object, ...], tuple[int, ...]]:
+    """A rollup's sums and sketch counts by its dimensions (rows of one combination may be split over rows)."""
+    totals: dict[tuple[object, ...], list[int]] = {}
+    for row in rollup.to_pylist():
+        key = tuple(row[name] for name in DIMENSION_NAMES)
+        sums = totals.setdefault(key, [0, 0, 0, 0])
+        sums[0] += row["requests"]
+        sums[1] += row["sent_bytes"]
+        sums[2] += row["errors_5xx"]
+        sums[3] += sum(b * c for b, c in zip(row["latency_buckets"], row["latency_counts"], strict=True))
+    return {key: tuple(sums) for key, sums in totals.items()}
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 5), st.integers(1, 20)), min_size=1, max_size=40),
@@ -275,14 +290,20 @@ def test_rows_spilled_written_and_held_come_out_in_line_order(runs: list[tuple[i
             ("MAX_OPEN_WRITERS", 2),
         ]:
             patch.setattr(parquet_out, name, value)
+        patch.setattr(parquet_out, "DERIVED_BUFFER_BYTES", 2 * row_bytes)  # derived rows go to part files too
         stream = ShortReads(text, per_block * row_bytes)  # each read a block's worth: blocks of a few lines
-        staged = convert_stream(stream, "local/spread.log", Path(directory), block_size=per_block * row_bytes)
+        staged = convert_stream(
+            stream, "local/spread.log", Path(directory), block_size=per_block * row_bytes, derived=[ROLLUP]
+        )
         try:
             assert staged.rows == len(hours) and not list(staged.stage_dir.glob("spill*"))
             for data in staged.data:
-                ids = pq.read_table(data.path).column("conn_trace_id").to_pylist()
+                rows = pq.read_table(data.path)
+                ids = rows.column("conn_trace_id").to_pylist()
                 expected = [f"TID_{n}" for n, hour in enumerate(hours) if hour == int(data.partition.hour)]
                 assert (ids, data.rows) == (expected, len(expected))
+                # the rollup derived while converting sums to the rollup of the file's rows, whatever the path
+                assert rollup_totals(pq.read_table(data.derived[ROLLUP.name])) == rollup_totals(derive(rows))
             assert sum(data.rows for data in staged.data) == len(hours)
         finally:
             staged.discard()

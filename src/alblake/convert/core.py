@@ -37,6 +37,7 @@ from alblake.parse import (
     reason_kind,
     takes_blocks_of_any_lines,
 )
+from alblake.ports import DerivedTable
 
 _ELB_CODE_SHIFT = 40  # group key = elb code << 40 | hour offset: hour offsets stay far below 2**40
 MAX_LINES_PER_PARSE = 1 << 15  # the parser's memory grows with lines (~4 KB per line it parses line by line)
@@ -233,12 +234,13 @@ def convert_stream(
     *,
     block_size: int = BLOCK_SIZE,
     privacy: Privacy = NO_PRIVACY,
+    derived: Sequence[DerivedTable] = (),
 ) -> StagedObject:
-    """Convert one log object (``privacy``: the lake's settings). Raises ``InputError`` for unreadable input,
-    leaving nothing staged."""
+    """Convert one log object (``privacy``: the lake's settings; ``derived``: the lake's derived tables, whose rows
+    are derived as the rows are written). Raises ``InputError`` for unreadable input, leaving nothing staged."""
     staged = StagedObject(source_id, Path(tempfile.mkdtemp(prefix="convert-", dir=staging_dir)))
     try:
-        _Conversion(staged, privacy).run(fileobj, block_size)
+        _Conversion(staged, privacy, derived).run(fileobj, block_size)
     except BaseException:
         staged.discard()
         raise
@@ -246,10 +248,10 @@ def convert_stream(
 
 
 class _Conversion:
-    def __init__(self, staged: StagedObject, privacy: Privacy) -> None:
+    def __init__(self, staged: StagedObject, privacy: Privacy, derived: Sequence[DerivedTable] = ()) -> None:
         self.staged = staged
         self.privacy = privacy
-        self.writers = PartitionWriters(staged.stage_dir)
+        self.writers = PartitionWriters(staged.stage_dir, derived=derived)
         self.quarantine = QuarantineWriter(staged.stage_dir, staged.source_id, privacy)
         self.unstorable: dict[str, str | None] = {}  # by elb name (day and hour have a fixed width)
 

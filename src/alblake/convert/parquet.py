@@ -13,6 +13,11 @@ At most ``max_open`` Parquet files are open at once (Lambda allows 1,024 descrip
 needs a writer, the least recently used one is closed and that partition continues in a new part file (as it
 does after rows of it were spilled). ``close`` joins each partition's parts, spilled rows and rows still in
 memory into one file, in the order they came.
+
+The lake's derived tables (``alblake.lake.derived``: the rollup) are derived from the rows as they are written,
+once each, so that no staged file is read back for them: their rows are held in memory up to
+``DERIVED_BUFFER_BYTES`` (beyond that, written out as part files, one per partition and table) and ``close`` gives
+each partition one file per derived table next to its data file (``StagedData.derived``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
+from alblake.lake.derived import derive_rows, derived_writer
 from alblake.lake.layout import Partition
 from alblake.lake.staged import StagedData
+from alblake.ports import DerivedTable
 
 ROW_GROUP_BYTES = 24 << 20  # a partition's rows are written out at this size, or at ROW_GROUP_ROWS rows
 BUFFER_BYTES = 48 << 20  # rows held in memory across partitions, at most
@@ -40,6 +47,7 @@ CHUNK_COST_BYTES = 64 << 10  # what a chunk costs in memory beyond its rows (~40
 PARTITIONS_PER_SPILL_READ = 8
 _SMALL_PIECE_BYTES = 1 << 20  # pieces smaller on average are joined before writing (Parquet pays per chunk)
 MAX_OPEN_WRITERS = 64  # Parquet files open at once while converting one object
+DERIVED_BUFFER_BYTES = 16 << 20  # derived rows held in memory across partitions, at most
 
 Groups = Sequence[tuple[Partition, np.ndarray | None]]  # each partition's row positions in a table (None: all)
 
@@ -145,11 +153,63 @@ class _SpillFile:
         self.path.unlink(missing_ok=True)
 
 
+class _DerivedRows:
+    """The derived tables' rows of each partition, derived from its rows as they are written (see the module's
+    description); no file stays open between calls."""
+
+    def __init__(self, staging: Path, tables: Sequence[DerivedTable]) -> None:
+        self.staging = staging
+        self.tables = {table.name: table for table in tables}
+        self.held: dict[tuple[Partition, str], list[pa.Table]] = {}
+        self.parts: dict[tuple[Partition, str], list[Path]] = {}
+        self.bytes = 0
+        self._files = 0
+
+    def add(self, partition: Partition, rows: pa.Table) -> None:
+        for table in self.tables.values():
+            held = self.held.setdefault((partition, table.name), [])
+            for derived in derive_rows(table, rows):
+                held.append(derived)
+                self.bytes += derived.nbytes
+        if self.bytes >= DERIVED_BUFFER_BYTES:
+            for key, tables in self.held.items():
+                self.parts.setdefault(key, []).append(self._file(self.tables[key[1]].schema, [], tables))
+            self.held.clear()
+            self.bytes = 0
+
+    def finish(self, partition: Partition) -> dict[str, Path]:
+        """The partition's file for each derived table (written now from its parts and rows in memory)."""
+        files: dict[str, Path] = {}
+        for name, table in self.tables.items():
+            held = self.held.pop((partition, name), [])
+            self.bytes -= sum(derived.nbytes for derived in held)
+            parts = self.parts.pop((partition, name), [])
+            files[name] = parts[0] if len(parts) == 1 and not held else self._file(table.schema, parts, held)
+        return files
+
+    def _file(self, schema: pa.Schema, parts: list[Path], held: list[pa.Table]) -> Path:
+        """One file of the parts' rows, then the rows held; the parts are removed."""
+        path = self.staging / f"derived-{self._files:05d}.parquet"
+        self._files += 1
+        with derived_writer(path, schema) as writer:
+            for part in parts:
+                with pq.ParquetFile(part) as rows:
+                    for group in range(rows.num_row_groups):
+                        writer.write_table(rows.read_row_group(group))
+                part.unlink()
+            if held:
+                writer.write_table(pa.concat_tables(held))
+        return path
+
+
 class PartitionWriters:
     """One Parquet file per partition, from rows held in memory by bytes (see the module's description)."""
 
-    def __init__(self, staging: Path, max_open: int | None = None) -> None:
+    def __init__(
+        self, staging: Path, max_open: int | None = None, derived: Sequence[DerivedTable] = ()
+    ) -> None:
         self.staging = staging
+        self.derived = _DerivedRows(staging, derived)
         self.max_open = max_open or MAX_OPEN_WRITERS
         self.writers: dict[Partition, pq.ParquetWriter] = {}  # open ones, least recently used first
         self.partitions: dict[Partition, _PartitionRows] = {}
@@ -202,6 +262,7 @@ class PartitionWriters:
         pieces = self.partitions[partition].release()
         table = _joined([piece.table() for piece in pieces])
         self._writer(partition).write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.derived.add(partition, table)
         self._consumed(pieces)
 
     def _spill(self, partitions: list[Partition]) -> None:
@@ -277,20 +338,27 @@ class PartitionWriters:
             for first in range(0, len(partitions), PARTITIONS_PER_SPILL_READ):
                 group = partitions[first : first + PARTITIONS_PER_SPILL_READ]
                 reader = self.spill.reader() if self.spill.batches else None
-                staged.extend(StagedData(p, self._one_file(self.partitions[p], reader), self.rows[p]) for p in group)
+                for partition in group:
+                    path = self._one_file(partition, reader)
+                    staged.append(StagedData(partition, path, self.rows[partition], self.derived.finish(partition)))
                 del reader  # its memory map goes with the last table read from it
             return staged
         finally:
             self.spill.remove()
 
-    def _one_file(self, held: _PartitionRows, reader: pa.ipc.RecordBatchFileReader | None) -> Path:
+    def _one_file(self, partition: Partition, reader: pa.ipc.RecordBatchFileReader | None) -> Path:
+        """The partition's rows in one file; the rows no part file held are derived now (the others were when
+        their part was written)."""
+        held = self.partitions[partition]
         if len(held.segments) == 1 and isinstance(held.segments[0], Path) and not held.in_memory:
             return held.segments[0]
         whole = self._new_file()
         with parquet_writer(whole) as writer:
             pending: list[pa.Table] = []
             rows = size = 0
-            for table in self._tables(held, reader):
+            for table, derived in self._tables(held, reader):
+                if not derived:
+                    self.derived.add(partition, table)
                 pending.append(table)
                 rows, size = rows + table.num_rows, size + table.nbytes
                 if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
@@ -300,24 +368,28 @@ class PartitionWriters:
                 writer.write_table(_joined(pending), row_group_size=ROW_GROUP_ROWS)
         return whole
 
-    def _tables(self, held: _PartitionRows, reader: pa.ipc.RecordBatchFileReader | None) -> Iterator[pa.Table]:
-        """A partition's rows in order, a row group or a slice at a time."""
+    def _tables(
+        self, held: _PartitionRows, reader: pa.ipc.RecordBatchFileReader | None
+    ) -> Iterator[tuple[pa.Table, bool]]:
+        """A partition's rows in order, a row group or a slice at a time; each with whether it was derived already
+        (rows of part files were, when written)."""
         for segment in held.segments:
             if isinstance(segment, Path):
                 with pq.ParquetFile(segment) as part:
                     for group in range(part.num_row_groups):
-                        yield part.read_row_group(group)
+                        yield part.read_row_group(group), True
                 segment.unlink()
             else:
                 assert reader is not None
-                yield pa.Table.from_batches([reader.get_batch(segment.batch).slice(segment.start, segment.rows)])
+                yield pa.Table.from_batches([reader.get_batch(segment.batch).slice(segment.start, segment.rows)]), False
         pieces = held.release()
-        yield from (piece.table() for piece in pieces)
+        yield from ((piece.table(), False) for piece in pieces)
         self._consumed(pieces)
 
     def abort(self) -> None:
         """Close every open file without writing what is in memory (the conversion failed); never raises."""
         self.partitions.clear()
+        self.derived.held.clear()
         while self.writers:
             with contextlib.suppress(Exception):
                 self.writers.popitem()[1].close()

@@ -31,6 +31,7 @@ from alblake.convert.parquet_format import ROW_GROUP_ROWS, parquet_writer
 from alblake.convert.privacy import NO_PRIVACY, Privacy
 from alblake.errors import ConflictError
 from alblake.lake.criteria import Matcher, filter_quarantine, hour_start
+from alblake.lake.derived import derived_tables_of
 from alblake.lake.layout import Partition
 from alblake.lake.settings import POLICY_KEY, LakePolicy, policy_key, read_policy
 from alblake.lake.staged import StagedBatch, StagedData, StagedObject, StagedRows
@@ -132,7 +133,8 @@ class IngestLifecycle:
                 continue
             dropped = filter_file(data.path, self.matcher).dropped
             rows += dropped
-            kept.append(StagedData(data.partition, data.path, data.rows - dropped))
+            # fewer rows: the derived files the conversion wrote no longer match them, the commit derives again
+            kept.append(StagedData(data.partition, data.path, data.rows - dropped) if dropped else data)
         staged.data = kept
         staged.rows -= rows
         lines = _filter_staged_quarantine(staged, self.matcher)
@@ -259,7 +261,8 @@ def ingest_object(
     lifecycle = IngestLifecycle.of(lake)
     with open_stream() as stream:
         staged = convert_stream(
-            stream, source_id, lake.staging_dir(), block_size=block_size, privacy=lifecycle.privacy
+            stream, source_id, lake.staging_dir(), block_size=block_size, privacy=lifecycle.privacy,
+            derived=derived_tables_of(lake),
         )
     try:
         lifecycle.filter_object(staged)

@@ -8,9 +8,10 @@ visible files of the curated table, mapped, and its Glue partitions follow the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alblake.lake.layout import DATA_PREFIX
@@ -22,6 +23,11 @@ DERIVE_BATCH_ROWS = 128 * 1024  # rows derived at a time at most: memory stays b
 # batches of 1.5 KB URLs peaked at 469 MB in bench/adversarial.py, 8 MiB at 315 MB): rows with long URLs are ~10x wider
 # than typical ones, and a compacted file of them, read 128 Ki rows at a time, took a gigabyte per batch
 DERIVE_BATCH_BYTES = 8 * 1024 * 1024
+# Rows in memory (the conversion's) are measured as Arrow holds them, decoded: several times their Parquet size
+# for repetitive columns (a load balancer's name, its target group ARN). derive() takes about its input once more
+# plus a constant (bench/adversarial.py: 20,000 rows of 1.5 KB URLs, 33 MB, +73 MB RSS), so a slice of 32 MiB keeps
+# ordinary rows in slices of DERIVE_BATCH_ROWS (fewer calls: each costs a few milliseconds whatever its size).
+DERIVE_MEMORY_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def derived_key(table: DerivedTable, data_key: str) -> str:
@@ -35,6 +41,11 @@ def sibling_keys(tables: Iterable[DerivedTable], data_key: str) -> list[str]:
     return [derived_key(table, data_key) for table in tables]
 
 
+def derived_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A writer with the settings of every derived file."""
+    return pq.ParquetWriter(path, schema, compression="zstd", compression_level=1, write_page_checksum=True)
+
+
 def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
     """Write the derived rows of a local data file to ``out_path``, batch by batch (only the columns the table
     reads, batches bounded by rows and bytes); the rows written."""
@@ -42,15 +53,25 @@ def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
     data = pq.ParquetFile(data_path)
     present = set(data.schema_arrow.names)
     columns = [c for c in table.columns if c in present]  # a column older files lack: derive() sees NULL
-    with pq.ParquetWriter(
-        out_path, table.schema, compression="zstd", compression_level=1, write_page_checksum=True
-    ) as writer:
+    with derived_writer(out_path, table.schema) as writer:
         for batch in data.iter_batches(batch_size=batch_rows(data, columns), columns=columns, use_threads=False):
             derived = table.derive(conform_rows(batch, str(data_path)))
             if derived.num_rows:
                 writer.write_table(derived.cast(table.schema))
                 written += derived.num_rows
     return written
+
+
+def derive_rows(table: DerivedTable, rows: pa.Table) -> Iterator[pa.Table]:
+    """The derived rows of rows in memory (``ARROW_SCHEMA`` columns, as the conversion holds them), in ``table``'s
+    schema: derived a slice at a time, slices bounded by rows and bytes (``DERIVE_MEMORY_BATCH_BYTES``)."""
+    selected = rows.select([c for c in table.columns if c in rows.column_names])
+    per_row = selected.nbytes / max(selected.num_rows, 1)
+    step = max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_MEMORY_BATCH_BYTES / max(per_row, 1.0))))
+    for start in range(0, selected.num_rows, step):
+        derived = table.derive(selected.slice(start, step))
+        if derived.num_rows:
+            yield derived.cast(table.schema)
 
 
 def batch_rows(data: pq.ParquetFile, columns: Sequence[str]) -> int:
@@ -74,3 +95,8 @@ def default_derived_tables() -> list[DerivedTable]:
     from alblake.rollup.table import ROLLUP  # the per-minute rollup (docs/ROLLUP.md)
 
     return [ROLLUP]
+
+
+def derived_tables_of(lake: object) -> tuple[DerivedTable, ...]:
+    """The derived tables a lake keeps (``GenerationalLake.derived``; a lake without any has no such attribute)."""
+    return tuple(getattr(lake, "derived", ()))

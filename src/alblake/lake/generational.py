@@ -279,7 +279,7 @@ class GenerationalLake:
             if earlier.legacy_stem is not None and data.partition in earlier.legacy_partitions:
                 key = self._replace_legacy(data.partition, earlier.legacy_stem, staged.stem, data.path, data.rows)
             else:
-                key = self._commit_partition(data.partition, staged.stem, data.path, data.rows)
+                key = self._commit_partition(data.partition, staged.stem, data.path, data.rows, data.derived)
             result.written.extend([key] if key else [])
         result.partitions_created = self._point(staged.partitions)
         self._finish_object(staged, result, earlier)
@@ -411,14 +411,17 @@ class GenerationalLake:
                 return {stem: [done.state.live + name for name in done.files_of.get(stem, [])] for stem in rows.stems}
         raise LakeConflictError(f"{rows.partition.path}: gave up after {self.attempts} conflicting writes")
 
-    def _commit_partition(self, partition: Partition, stem: str, path: Path, rows: int) -> str:
-        """Make ``path`` the rows of ``stem`` in ``partition``; the key it now lives at."""
+    def _commit_partition(
+        self, partition: Partition, stem: str, path: Path, rows: int, derived: Mapping[str, Path] | None = None
+    ) -> str:
+        """Make ``path`` the rows of ``stem`` in ``partition``; the key it now lives at. ``derived``: files of
+        derived tables the conversion derived from exactly these rows (by table name; the others are derived now)."""
         digest: str | None = None
         for _ in range(self.attempts):
             live = self.read_state(partition)
             if live.tag is None:  # generation 0 without state: a plain Hive put, then check nobody sealed it
                 key = data_key(partition, stem)
-                self._put_data(key, path, keep=True)
+                self._put_data(key, path, keep=True, derived=derived)
                 if self.store.get_versioned(state_key(partition)) is None:
                     return key
                 continue
@@ -437,7 +440,7 @@ class GenerationalLake:
                     return "" if record is None else done.state.live + record.file
                 continue
             key = f"{state.live}{stem}.parquet"
-            self._put_data(key, path, keep=True)
+            self._put_data(key, path, keep=True, derived=derived)
             state.sources[stem] = SourceRecord(digest, rows, f"{stem}.parquet", late=state.compacted_at is not None)
             if self._swap(live, state):
                 self._mark_pending(partition)
@@ -476,13 +479,27 @@ class GenerationalLake:
         """Mark the partition for the next compaction run: a per-object file to merge, a retired folder to delete."""
         self.store.put_bytes(pending_key(partition), b"")
 
-    def _put_data(self, key: str, path: Path, *, lineage: Path | None = None, keep: bool = False) -> None:
+    def _put_data(
+        self,
+        key: str,
+        path: Path,
+        *,
+        lineage: Path | None = None,
+        keep: bool = False,
+        derived: Mapping[str, Path] | None = None,
+    ) -> None:
         """Make a data file visible at ``key``: its derived siblings first, then its lineage (a compacted file),
-        then the file itself. ``keep``: put a copy (a store may move the file it puts; a retry needs it again)."""
+        then the file itself. ``keep``: put a copy (a store may move the file it puts; a retry needs it again).
+        ``derived``: siblings already derived from the file's rows, by table name (copied: a retry needs them
+        again); the others are derived from the file now."""
         with tempfile.TemporaryDirectory(dir=self.store.staging_dir(), prefix="put-") as directory:
             for table in self.derived:
                 sibling = Path(directory) / f"{len(table.prefix)}-{secrets.token_hex(4)}.parquet"
-                write_derived(table, path, sibling)
+                prepared = (derived or {}).get(table.name)
+                if prepared is None:
+                    write_derived(table, path, sibling)
+                else:
+                    shutil.copyfile(prepared, sibling)
                 self.store.put_file(derived_key(table, key), sibling)
             if lineage is not None:
                 self.store.put_file(lineage_key(key), lineage)

@@ -16,11 +16,13 @@ from alblake.lake.layout import Partition, object_stem
 
 @dataclass(frozen=True)
 class StagedData:
-    """One partition's rows of the object, in a local Parquet file."""
+    """One partition's rows of the object, in a local Parquet file, and the file of each of the lake's derived
+    tables (by name) for exactly those rows when the conversion derived them (else the commit derives them)."""
 
     partition: Partition
     path: Path
     rows: int
+    derived: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
