@@ -290,7 +290,10 @@ def test_rows_spilled_written_and_held_come_out_in_line_order(runs: list[tuple[i
             ("MAX_OPEN_WRITERS", 2),
         ]:
             patch.setattr(parquet_out, name, value)
-        patch.setattr(parquet_out, "DERIVED_BUFFER_BYTES", 2 * row_bytes)  # derived rows go to part files too
+        # rows are derived a few at a time, and derived rows go to part files too
+        patch.setattr(parquet_out, "DERIVE_BATCH_ROWS", 5)
+        patch.setattr(parquet_out, "DERIVE_MEMORY_BATCH_BYTES", 4 * row_bytes)
+        patch.setattr(parquet_out, "DERIVED_BUFFER_BYTES", 2 * row_bytes)
         stream = ShortReads(text, per_block * row_bytes)  # each read a block's worth: blocks of a few lines
         staged = convert_stream(
             stream, "local/spread.log", Path(directory), block_size=per_block * row_bytes, derived=[ROLLUP]

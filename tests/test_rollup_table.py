@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +23,7 @@ from alblake.rollup.check import rollup_check
 from alblake.rollup.files import rollup_url
 from alblake.rollup.routes import OTHER_ROUTE, route_template
 from alblake.rollup.sketch import bucket_index, exact_quantile, quantile
-from alblake.rollup.table import OTHER_VERB, ROLLUP, ROUTE_CAP, SCHEMA, capped_routes, derive
+from alblake.rollup.table import OTHER_VERB, ROLLUP, ROUTE_CAP, SCHEMA, capped_routes, derive, derive_parts
 from alblake.sample import write_sample_logs
 from alblake.schema import ARROW_SCHEMA, ROLLUP_TABLE_NAME
 from tests.analysis_fixtures import make_rows
@@ -154,6 +155,20 @@ def test_derive_agrees_with_the_reference(n: int, seed: int, cap: int, odd: bool
             row["time"] = rnd.choice([row["time"], None])
     table = rows_table(rows)
     assert derive(table, route_cap=cap).equals(reference_derive(table, route_cap=cap))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 500), st.integers(0, 2**32), st.integers(1, 6), st.sampled_from([ROUTE_CAP, 2]))
+def test_derive_parts_is_each_part_derived_alone(n: int, seed: int, count: int, cap: int) -> None:
+    """The conversion derives many small partition-hours in one pass: each part's table is exactly the reference's
+    derive of that part's rows alone (the route cap too), also for a part without rows."""
+    table = rows_table(make_rows(n, seed=seed))
+    parts = np.random.default_rng(seed).integers(0, count, n)
+    together = derive_parts(table, parts, count, route_cap=cap)
+    assert len(together) == count
+    for part, derived in enumerate(together):
+        alone = reference_derive(table.filter(pa.array(parts == part)), route_cap=cap)
+        assert derived.equals(alone)
 
 
 def test_empty_and_old_files() -> None:

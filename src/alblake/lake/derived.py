@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -87,6 +88,16 @@ def batch_rows(data: pq.ParquetFile, columns: Sequence[str]) -> int:
     )
     per_row = size / max(meta.num_rows, 1)
     return max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_BATCH_BYTES / max(per_row, 1.0))))
+
+
+def derive_parts(table: DerivedTable, rows: pa.Table, parts: np.ndarray, count: int) -> list[pa.Table]:
+    """The derived rows of each part of ``rows`` (``parts``: a part number per row, 0 to ``count - 1``) as if each
+    part's rows were derived alone: in one pass by a table that can (``RollupTable.derive_parts``), else part by part.
+    The caller keeps ``rows`` small (the conversion's many small partition-hours): no slicing here."""
+    together = getattr(table, "derive_parts", None)
+    if together is not None:
+        return [derived.cast(table.schema) for derived in together(rows, parts, count)]
+    return [table.derive(rows.filter(pa.array(parts == part))).cast(table.schema) for part in range(count)]
 
 
 def default_derived_tables() -> list[DerivedTable]:

@@ -63,8 +63,8 @@ def _encoded(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     if encoded.num_chunks == 0:
         return np.zeros(0, dtype=np.int64), pa.array([], column.type)
     dictionary = encoded.chunk(0).dictionary
-    indices = [_numpy(pc.fill_null(chunk.indices, len(dictionary))) for chunk in encoded.chunks]
-    return np.concatenate(indices).astype(np.int64, copy=False), dictionary
+    indices = pa.chunked_array([chunk.indices for chunk in encoded.chunks])
+    return _numpy(pc.fill_null(indices, len(dictionary))).astype(np.int64, copy=False), dictionary
 
 
 def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
@@ -152,12 +152,14 @@ def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = 
     return pc.if_else(pa.array(kept[elb_codes * width + route_codes]), routes, OTHER_ROUTE)
 
 
-def _route_dimension(elb: pa.ChunkedArray, urls: pa.ChunkedArray, cap: int) -> _Dimension:
-    """The route template of every row (computed once per distinct URL), capped per load balancer."""
+def _route_dimension(elb: pa.ChunkedArray, urls: pa.ChunkedArray, cap: int, parts: _Dimension) -> _Dimension:
+    """The route template of every row (computed once per distinct URL), capped per load balancer of each part."""
     routes = _Dimension.image(urls, route_templates)
     if len(routes.values) <= cap:  # the common case: no load balancer can have more routes than the cap
         return routes
-    return _Dimension.of(capped_routes(elb, routes.at(np.arange(len(routes.codes))), cap))
+    elb_codes, elb_values = _codes(elb)
+    owner = pa.array(parts.codes * (len(elb_values) + 1) + elb_codes)  # (part, load balancer): the cap's unit
+    return _Dimension.of(capped_routes(owner, routes.at(np.arange(len(routes.codes))), cap))
 
 
 def _status_classes(statuses: pa.Array) -> pa.Array:
@@ -194,14 +196,15 @@ def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array
     )
 
 
-def _dimensions(rows: pa.Table, route_cap: int) -> dict[str, _Dimension]:
+def _dimensions(rows: pa.Table, route_cap: int, parts: _Dimension) -> dict[str, _Dimension]:
     return {
+        "part": parts,
         "minute": _Dimension.of(_minutes(rows["time"])),
         "elb": _Dimension.of(rows["elb"]),
         "target_group_arn": _Dimension.of(rows["target_group_arn"]),
         "target_ip": _Dimension.of(rows["target_ip"]),
         "target_port": _Dimension.of(rows["target_port"]),
-        "route": _route_dimension(rows["elb"], rows["request_url"], route_cap),
+        "route": _route_dimension(rows["elb"], rows["request_url"], route_cap, parts),
         "request_verb": _Dimension.image(rows["request_verb"], _verb_names),
         "elb_status_code": _Dimension.of(rows["elb_status_code"]),
         "target_status_class": _Dimension.image(rows["target_status_code"], _status_classes),
@@ -211,13 +214,21 @@ def _dimensions(rows: pa.Table, route_cap: int) -> dict[str, _Dimension]:
 def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
     """The rollup rows of some rows of one data file (``ARROW_SCHEMA`` columns; others are ignored). Pure: the same
     rows give the same table, rows sorted by the dimensions."""
+    return derive_parts(rows, np.zeros(rows.num_rows, dtype=np.int64), 1, route_cap=route_cap)[0]
+
+
+def derive_parts(rows: pa.Table, parts: np.ndarray, count: int, *, route_cap: int = ROUTE_CAP) -> list[pa.Table]:
+    """``derive`` of the rows of each part, in one pass (``parts``: the part of every row, 0 to ``count - 1``): the
+    same tables as deriving each part's rows alone (the route cap applies per part too), at the fixed cost of one
+    derivation. The conversion derives the rows of many small partition-hours at once this way."""
     if rows.num_rows == 0:
-        return SCHEMA.empty_table()
+        return [SCHEMA.empty_table() for _ in range(count)]
     missing = [c for c in ARROW_SCHEMA.names if c not in rows.column_names]
     for name in missing:  # older files lack later columns: NULL, as readers see them
         rows = rows.append_column(name, pa.nulls(rows.num_rows, ARROW_SCHEMA.field(name).type))
-    dimensions = _dimensions(rows, route_cap)
-    group = _group([dimensions[name] for name in DIMENSION_NAMES])
+    part_dimension = _Dimension(np.asarray(parts, dtype=np.int64), pa.array(np.arange(count), pa.int64()))
+    dimensions = _dimensions(rows, route_cap, part_dimension)
+    group = _group([dimensions[name] for name in ("part", *DIMENSION_NAMES)])  # the part first: parts in order
     size = int(group.max()) + 1
     representative = np.empty(size, dtype=np.int64)  # a row of each group (any: they share every dimension)
     representative[group] = np.arange(len(group))
@@ -250,7 +261,9 @@ def derive(rows: pa.Table, *, route_cap: int = ROUTE_CAP) -> pa.Table:
     columns["latency_max"] = pa.array(latency_max, pa.float64(), mask=~with_latency)
     columns["latency_buckets"], columns["latency_counts"] = _sketches(group, size, bucket_indexes(
         rows["target_processing_time"]))
-    return pa.table(columns).cast(SCHEMA)  # groups are numbered in the dimensions' sort order
+    table = pa.table(columns).cast(SCHEMA)  # groups are numbered in the part's, then the dimensions' sort order
+    ends = np.cumsum(np.bincount(part_dimension.codes[representative], minlength=count))
+    return [table.slice(int(end - rows), int(rows)) for end, rows in zip(ends, np.diff(ends, prepend=0), strict=True)]
 
 
 class RollupTable:
@@ -267,6 +280,9 @@ class RollupTable:
 
     def derive(self, rows: pa.Table) -> pa.Table:
         return derive(rows)
+
+    def derive_parts(self, rows: pa.Table, parts: np.ndarray, count: int) -> list[pa.Table]:
+        return derive_parts(rows, parts, count)
 
 
 ROLLUP = RollupTable()
