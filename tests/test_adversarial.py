@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alblake.convert import core as convert
+from alblake.convert import derived as derived_rows
 from alblake.convert import parquet as parquet_out
 from alblake.convert.core import MAX_LINES_PER_PARSE, convert_stream
 from alblake.convert.decompress import BLOCK_SIZE, LONG_LINE_SAMPLE_BYTES
@@ -291,9 +292,9 @@ def test_rows_spilled_written_and_held_come_out_in_line_order(runs: list[tuple[i
         ]:
             patch.setattr(parquet_out, name, value)
         # rows are derived a few at a time, and derived rows go to part files too
-        patch.setattr(parquet_out, "DERIVE_BATCH_ROWS", 5)
-        patch.setattr(parquet_out, "DERIVE_MEMORY_BATCH_BYTES", 4 * row_bytes)
-        patch.setattr(parquet_out, "DERIVED_BUFFER_BYTES", 2 * row_bytes)
+        patch.setattr(derived_rows, "DERIVE_BATCH_ROWS", 5)
+        patch.setattr(derived_rows, "DERIVE_MEMORY_BATCH_BYTES", 4 * row_bytes)
+        patch.setattr(derived_rows, "DERIVED_BUFFER_BYTES", 2 * row_bytes)
         stream = ShortReads(text, per_block * row_bytes)  # each read a block's worth: blocks of a few lines
         staged = convert_stream(
             stream, "local/spread.log", Path(directory), block_size=per_block * row_bytes, derived=[ROLLUP]
