@@ -16,7 +16,7 @@ from alblake.analysis import sql_dir
 from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
 from alblake.rollup.sketch import bucket_index_sql, bucket_value_sql
 from alblake.triage.dimensions import ALL, DIMENSIONS, KEY, Dimension
-from alblake.triage.where import Where
+from alblake.triage.predicate import Where
 
 ERRORS = "elb_status_code >= 500"  # what "errors" means when there is no --where: responses 500-599 of the LB
 PER_DIMENSION = 10  # values kept per dimension and signal
