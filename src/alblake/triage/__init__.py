@@ -161,9 +161,10 @@ def parse_where(text: str) -> Where:
 
 
 def run_triage(run_sql: RunSql, window: Window, where: Where | None = None, *, engine: str,
-               use_rollup: bool = True, top: int = DEFAULT_TOP, notes: list[str] | None = None) -> TriageResult:
+               use_rollup: bool = True, top: int = DEFAULT_TOP, notes: list[str] | None = None,
+               dimensions: tuple[Dimension, ...] = DIMENSIONS) -> TriageResult:
     """Build the triage query, run it with ``run_sql`` (DuckDB or Athena) and rank what it returns."""
-    query = build_query(window, where, use_rollup=use_rollup)
+    query = build_query(window, where, use_rollup=use_rollup, dimensions=dimensions)
     started = time.perf_counter()
     table = run_sql(query.sql)
     seconds = time.perf_counter() - started
