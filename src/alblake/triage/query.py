@@ -164,8 +164,9 @@ def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
     parts: list[str] = []
     sources: list[str] = []
     if in_rollup:
-        key_columns = "".join(f", r.k_{d.name} AS k_{d.name}" for d in in_rollup if d is not ALL)
-        parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), key_columns=key_columns,
+        columns = list(dict.fromkeys(c for d in in_rollup for c in d.rollup_columns))
+        parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), columns="".join(f", {c}" for c in columns),
+                           column_ordinals=", ".join(str(i) for i in range(1, 4 + len(columns))),
                            **_sets(in_rollup), **times))
         sources.append("rollup_sets")
     if in_curated:
