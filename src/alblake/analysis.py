@@ -231,7 +231,7 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
     con = duckdb.connect(":memory:")
     # each query reads the footers of every file it scans: keep them (the lake's files never change; DuckDB also
     # checks a file's modification time) for the connection's later queries and for the footer pass below
-    con.execute("SET parquet_metadata_cache = true")
+    _session(con, "SET parquet_metadata_cache = true")
     _session(con, "SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.
     _session(con, "CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
