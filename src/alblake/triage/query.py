@@ -70,8 +70,7 @@ def _sets(dimensions: list[Dimension]) -> dict[str, str]:
     key = " ".join(f"WHEN grouping(k_{d.name}) = 0 THEN k_{d.name}" for d in keyed)
     return {
         "sets": sets,
-        "key_names": "".join(f", k_{d.name}" for d in keyed),
-        "ordinals": ", ".join(str(i) for i in range(1, 4 + len(keyed))),
+        "ordinals": ", ".join(str(i) for i in range(1, 3 + len(keyed))),
         "dim": f"CASE {dim} ELSE 'all' END" if keyed else "'all'",
         "key": f"CASE {key} ELSE '(all)' END" if keyed else "'(all)'",
     }
@@ -166,7 +165,7 @@ def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
     if in_rollup:
         columns = list(dict.fromkeys(c for d in in_rollup for c in d.rollup_columns))
         parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), columns="".join(f", {c}" for c in columns),
-                           column_ordinals=", ".join(str(i) for i in range(1, 4 + len(columns))),
+                           column_ordinals=", ".join(str(i) for i in range(1, 3 + len(columns))),
                            **_sets(in_rollup), **times))
         sources.append("rollup_sets")
     if in_curated:
