@@ -7,8 +7,9 @@ same SQL over the same visible files.
    lake's visible files (the list is written to a file beforehand: no listing, no globbing), defines the
    ``approx_percentile`` macro and runs the 12 files of ``sql/queries/`` into Arrow tables: the target's baseline.
    ``--triage-baseline`` adds, for information, a process running the same 12 files plus the triage SQL of the
-   report's section (the newest 30 minutes against the 24 hours before, ``alblake.triage.query.build_query``)
-   with the rollup as ``alb_rollup_1m`` (``read_parquet`` of its files) and the DuckDB macros the SQL needs.
+   report's section (the newest 30 minutes against the 24 hours before, over the dimensions the rollup holds:
+   ``alblake.triage.query.build_query`` with ``alblake.triage.section.REPORT_DIMENSIONS``) with the rollup as
+   ``alb_rollup_1m`` (``read_parquet`` of its files) and the DuckDB macros the SQL needs.
 3. ``alblake report --lake ... --out ...`` (the 12 queries, the triage section and the HTML page), ``alblake
    query overview``, and a one-hour ``alblake sql`` with ``--since/--until`` (reads one hour's files), each as a
    fresh process; any other command with ``--also 'ARGS'``.
@@ -171,13 +172,14 @@ def run(work: Path, args: argparse.Namespace) -> None:
         print(f"{name:<28} {wall[name]:7.3f}s {wall[name] / base:5.2f}x {cpu[name]:7.3f}s {cpu[name] / base_cpu:5.2f}x")
     print("target: alblake report <= 1.25x plain DuckDB running the same 12 SQL files over the same files")
 
+
 def report_triage_sql(lake: Path) -> str:
     """The SQL of the report's triage section: the lake's newest 30 minutes against the 24 hours before."""
     from alblake.analysis import connect
     from alblake.triage import make_window
     from alblake.triage.query import build_query
     from alblake.triage.section import BASELINE as TRIAGE_BASELINE
-    from alblake.triage.section import WINDOW
+    from alblake.triage.section import REPORT_DIMENSIONS, WINDOW
 
     con = connect(lake)
     try:
@@ -185,7 +187,8 @@ def report_triage_sql(lake: Path) -> str:
     finally:
         con.close()
     end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return build_query(make_window(start=end - WINDOW, end=end, baseline=TRIAGE_BASELINE), None).sql
+    window = make_window(start=end - WINDOW, end=end, baseline=TRIAGE_BASELINE)
+    return build_query(window, None, dimensions=REPORT_DIMENSIONS).sql
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import shutil
@@ -20,9 +21,11 @@ from typing import Any
 import pytest
 
 from alblake import analysis
+from alblake import report as report_module
 from alblake.cli import main
 from alblake.cli.output import format_table
 from alblake.report import MAX_BARS, PALETTE, STATUS_COLOURS, render_report
+from alblake.scope import EVERYTHING
 from tests.analysis_fixtures import Row, make_rows, oracle_lake, oracle_rows, write_lake
 
 __all__ = ["oracle_lake", "oracle_rows"]  # pytest fixtures imported from analysis_fixtures
@@ -255,3 +258,56 @@ def test_report_screenshot_shows_the_charts(report: Path, tmp_path: Path) -> Non
     # Bars are solid fills in known colours: the charts are really painted, not just present in the DOM.
     for colour in (PALETTE[0], STATUS_COLOURS[2], STATUS_COLOURS[4], STATUS_COLOURS[5]):
         assert counts.get(_rgb(colour), 0) > 0, f"no {colour} pixels: charts not drawn"
+
+
+# ------------------------------------------------------------------------------------- two at a time
+
+
+def _without_timing(section: str) -> str:
+    return re.sub(r"duckdb, [0-9.]+ s", "duckdb", section)
+
+
+def _same(value: Any, other: Any) -> bool:
+    """Equal, floats to 12 digits: a sum of doubles depends on the order DuckDB's threads add them up in."""
+    if isinstance(value, float) and isinstance(other, float):
+        return math.isclose(value, other, rel_tol=1e-12)
+    return bool(value == other)
+
+
+def test_the_queries_two_at_a_time_answer_as_one_at_a_time(oracle_lake: Path) -> None:
+    queries = analysis.list_queries()
+    con = analysis.connect(oracle_lake)
+    try:
+        together, sections = report_module.run_queries(con, oracle_lake, EVERYTHING, queries)
+    finally:
+        con.close()
+    con = analysis.connect(oracle_lake)
+    try:
+        alone, alone_sections = report_module.run_queries(con, oracle_lake, EVERYTHING, queries, lanes=1)
+    finally:
+        con.close()
+    assert list(together) == [q.name for q in queries]
+    for name, table in alone.items():
+        assert together[name].schema == table.schema, name
+        rows, expected = together[name].to_pylist(), table.to_pylist()
+        assert len(rows) == len(expected) > 0, name
+        assert all(_same(row[c], want[c]) for row, want in zip(rows, expected, strict=True) for c in want), name
+    assert [_without_timing(s) for s in sections] == [_without_timing(s) for s in alone_sections]
+    assert 'id="q-triage"' in sections[0]
+
+
+def test_a_cursor_has_the_views_macros_and_time_zone_of_its_connection(oracle_lake: Path) -> None:
+    con = analysis.connect(oracle_lake)
+    other = analysis.cursor(con)
+    try:
+        sql = ('SELECT count(*), approx_percentile(target_processing_time, 0.5), min("time"), '
+               "(SELECT count(*) FROM alb_rollup_1m), current_setting('TimeZone') FROM alb_logs")
+        assert other.sql(sql).fetchall() == con.sql(sql).fetchall()
+        assert other.sql(sql).fetchall()[0][0] > 0
+        assert analysis.files_read(other) == analysis.files_read(con)
+        # the footers read once serve every later query of both (the report's 13 queries read the same files)
+        for connection in (con, other):
+            assert connection.sql("SELECT current_setting('parquet_metadata_cache')").fetchall() == [(True,)]
+    finally:
+        other.close()
+        con.close()

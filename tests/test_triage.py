@@ -105,12 +105,12 @@ def test_the_sql_is_one_text_for_trino_and_duckdb(where: str | None, use_rollup:
     window = make_window(start=datetime(2026, 11, 24, 8, tzinfo=UTC), end=datetime(2026, 11, 24, 8, 20, tzinfo=UTC))
     query = build_query(window, parse_where(where) if where else None, use_rollup=use_rollup)
     called = {m.lower() for m in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", query.sql)} - _KEYWORDS
-    called -= {"u", "rollup_rows", "urls"}  # aliases with column lists: u(bucket)
+    called -= {"u", "urls"}  # aliases with column lists: u(bucket)
     assert called <= TRINO_FUNCTIONS, called - TRINO_FUNCTIONS
     for dialect in ("trino", "duckdb"):
         tree = sqlglot.parse_one(query.sql, read=dialect)
         tables = {t.name for t in tree.find_all(exp.Table) if t.name}
-        assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_rows", "rollup_counts", "rollup_sets", "curated_rows",
+        assert tables <= {"alb_logs", "alb_rollup_1m", "rollup_keyed", "rollup_counts", "rollup_sets", "curated_rows",
                           "curated_sets", "keyed", "route_urls", "route_paths", "route_map", "cells", "seen",
                           "seen_cells", "totals", "dim_totals", "hist", "cumulative", "percentiles", "slow", "scored",
                           "shared", "ranked", "window_client_network", "curated_grouped", "rollup_grouped"}

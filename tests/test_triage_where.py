@@ -4,6 +4,8 @@ runs as the same text on DuckDB (Athena's Trino grammar parsed it)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -138,3 +140,19 @@ def test_a_refused_predicate_is_an_input_error_of_the_cli(capsys: pytest.Capture
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --where") and len(err.splitlines()) == 1
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    shown = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    return set(shown.stdout.split())
+
+
+def test_only_a_where_imports_the_parser() -> None:
+    # sqlglot takes about as long to import as the rest of alblake report's own code: every command builds the
+    # parser (which registers alblake triage), the report runs triage, and neither needs it without a --where
+    without = _modules_after("from alblake.cli import build_parser; build_parser(); import alblake.report")
+    assert "alblake.triage.section" in without
+    assert "sqlglot" not in without and "alblake.triage.where" not in without
+    assert "sqlglot" in _modules_after("from alblake.triage import parse_where; parse_where('elb_status_code >= 500')")

@@ -229,11 +229,14 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
     """
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
     con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
+    # each query reads the footers of every file it scans: keep them (the lake's files never change; DuckDB also
+    # checks a file's modification time) for the connection's later queries and for the footer pass below
+    _session(con, "SET parquet_metadata_cache = true")
+    _session(con, "SET TimeZone = 'UTC'")
     # Portability shim, see the module docstring.
-    con.execute("CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
+    _session(con, "CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
     for macro in ROUTE_MACROS:  # regexp_like (Trino's name) for the route template SQL
-        con.execute(macro)
+        _session(con, macro)
     read: dict[str, list[str]] = {}
     for view in VIEWS.values():
         try:
@@ -252,6 +255,29 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
 
 
 _FILES: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict[str, list[str]]] = weakref.WeakKeyDictionary()
+# What makes a connection's session, in order (DuckDB keeps it per connection): statements (time zone, macros,
+# views) and objects registered by name (the pyarrow datasets of S3 files or of a table without files).
+Step = str | tuple[str, ds.Dataset]
+_SESSION: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, list[Step]] = weakref.WeakKeyDictionary()
+
+
+def _session(con: duckdb.DuckDBPyConnection, step: Step) -> None:
+    if isinstance(step, str):
+        con.execute(step)
+    else:
+        con.register(*step)
+    _SESSION.setdefault(con, []).append(step)
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the database of a ``connect`` connection, with the same views, macros and time zone,
+    for running a query while another runs on ``con`` (DuckDB runs the queries of different connections at the
+    same time, each on its own thread). The caller closes it."""
+    other = con.cursor()
+    for step in _SESSION.get(con, []):
+        _session(other, step)
+    _FILES[other] = _FILES.get(con, {})
+    return other
 
 
 def files_read(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
@@ -265,9 +291,9 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: TableView, files: list[st
         source = _read_parquet_sql(con, view, files)
     else:
         dataset = lake_dataset(files, view.schema, view.partition_keys)
-        con.register(f"{view.name}_files", dataset)
+        _session(con, (f"{view.name}_files", dataset))
         source = f"{view.name}_files"
-    con.execute(f"CREATE TEMP VIEW {view.name} AS SELECT * FROM {source} WHERE {where}")
+    _session(con, f"CREATE TEMP VIEW {view.name} AS SELECT * FROM {source} WHERE {where}")
 
 
 def _duckdb_reads(files: Sequence[str], first_key: str) -> bool:

@@ -25,12 +25,13 @@ from alblake.triage import (
     make_window,
     parse_duration,
     parse_time,
+    parse_where,
     run_triage,
 )
 from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.predicate import Where
 from alblake.triage.query import Window, build_query
 from alblake.triage.render import CSV_COLUMNS, as_json, csv_rows, format_text
-from alblake.triage.where import Where, parse_where
 
 
 def _window(args: argparse.Namespace) -> Window:

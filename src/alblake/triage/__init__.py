@@ -20,9 +20,9 @@ from typing import Any
 import pyarrow as pa
 
 from alblake.errors import InputError
-from alblake.triage.dimensions import DIMENSIONS
+from alblake.triage.dimensions import DIMENSIONS, Dimension
+from alblake.triage.predicate import Where
 from alblake.triage.query import ERRORS, TriageQuery, Window, build_query
-from alblake.triage.where import Where, parse_where
 
 DEFAULT_BASELINE = timedelta(hours=24)
 DEFAULT_TOP = 10
@@ -152,10 +152,19 @@ def findings_of(rows: list[dict[str, Any]], query: TriageQuery, top: int = DEFAU
     return found[:top]
 
 
+def parse_where(text: str) -> Where:
+    """``--where``: check ``text`` as a predicate over the curated columns (``alblake.triage.where``, imported here:
+    only a command given a predicate pays for the parser's import); ``WhereError`` says what is wrong."""
+    from alblake.triage.where import parse_where as parse
+
+    return parse(text)
+
+
 def run_triage(run_sql: RunSql, window: Window, where: Where | None = None, *, engine: str,
-               use_rollup: bool = True, top: int = DEFAULT_TOP, notes: list[str] | None = None) -> TriageResult:
+               use_rollup: bool = True, top: int = DEFAULT_TOP, notes: list[str] | None = None,
+               dimensions: tuple[Dimension, ...] = DIMENSIONS) -> TriageResult:
     """Build the triage query, run it with ``run_sql`` (DuckDB or Athena) and rank what it returns."""
-    query = build_query(window, where, use_rollup=use_rollup)
+    query = build_query(window, where, use_rollup=use_rollup, dimensions=dimensions)
     started = time.perf_counter()
     table = run_sql(query.sql)
     seconds = time.perf_counter() - started

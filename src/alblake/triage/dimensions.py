@@ -28,6 +28,7 @@ class Dimension:
     label: str
     of_key: str | None = None
     many_values: bool = False  # the curated table keeps only the window's values (alblake.triage.query)
+    rollup_columns: tuple[str, ...] = ()  # the rollup columns ``rollup`` reads
 
     @property
     def curated_value(self) -> str:
@@ -153,12 +154,13 @@ _TARGET = "CASE WHEN target_ip IS NULL THEN '-' ELSE target_ip || ':' || CAST(ta
 _TARGET_GROUP = "coalesce(nullif(split_part(target_group_arn, '/', 2), ''), '-')"
 
 DIMENSIONS: tuple[Dimension, ...] = (
-    Dimension("target", _TARGET, _TARGET, "target ip:port"),
+    Dimension("target", _TARGET, _TARGET, "target ip:port", rollup_columns=("target_ip", "target_port")),
     # the curated table's route is the URL's template: alblake.triage.query maps each distinct URL once
-    Dimension("route", "request_url", "coalesce(route, '-')", "route template"),
-    Dimension("verb", "coalesce(request_verb, '-')", "coalesce(request_verb, '-')", "HTTP verb"),
+    Dimension("route", "request_url", "coalesce(route, '-')", "route template", rollup_columns=("route",)),
+    Dimension("verb", "coalesce(request_verb, '-')", "coalesce(request_verb, '-')", "HTTP verb",
+              rollup_columns=("request_verb",)),
     Dimension("target_group", "target_group_arn", _TARGET_GROUP, "target group", of_key=_TARGET_GROUP.replace(
-        "target_group_arn", KEY)),
+        "target_group_arn", KEY), rollup_columns=("target_group_arn",)),
     Dimension("client_network", network_key_sql(), None, "client network (/24, /48)",
               of_key=network_of_key_sql(KEY), many_values=True),
     Dimension("user_agent", "user_agent", None, "user-agent family", of_key=user_agent_family_sql(KEY)),

@@ -16,7 +16,7 @@ from alblake.analysis import sql_dir
 from alblake.rollup.routes import route_path_sql, route_template_sql, segment_count_sql
 from alblake.rollup.sketch import bucket_index_sql, bucket_value_sql
 from alblake.triage.dimensions import ALL, DIMENSIONS, KEY, Dimension
-from alblake.triage.where import Where
+from alblake.triage.predicate import Where
 
 ERRORS = "elb_status_code >= 500"  # what "errors" means when there is no --where: responses 500-599 of the LB
 PER_DIMENSION = 10  # values kept per dimension and signal
@@ -70,8 +70,7 @@ def _sets(dimensions: list[Dimension]) -> dict[str, str]:
     key = " ".join(f"WHEN grouping(k_{d.name}) = 0 THEN k_{d.name}" for d in keyed)
     return {
         "sets": sets,
-        "key_names": "".join(f", k_{d.name}" for d in keyed),
-        "ordinals": ", ".join(str(i) for i in range(1, 4 + len(keyed))),
+        "ordinals": ", ".join(str(i) for i in range(1, 3 + len(keyed))),
         "dim": f"CASE {dim} ELSE 'all' END" if keyed else "'all'",
         "key": f"CASE {key} ELSE '(all)' END" if keyed else "'(all)'",
     }
@@ -164,8 +163,9 @@ def build_query(window: Window, where: Where | None, *, use_rollup: bool = True,
     parts: list[str] = []
     sources: list[str] = []
     if in_rollup:
-        key_columns = "".join(f", r.k_{d.name} AS k_{d.name}" for d in in_rollup if d is not ALL)
-        parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), key_columns=key_columns,
+        columns = list(dict.fromkeys(c for d in in_rollup for c in d.rollup_columns))
+        parts.append(_body("rollup_cells", keys=_keys(in_rollup, "rollup"), columns="".join(f", {c}" for c in columns),
+                           column_ordinals=", ".join(str(i) for i in range(1, 3 + len(columns))),
                            **_sets(in_rollup), **times))
         sources.append("rollup_sets")
     if in_curated:

@@ -13,8 +13,10 @@ from typing import Any
 
 from alblake.display import printable
 from alblake.triage import Finding, TriageResult
+from alblake.triage.dimensions import DIMENSIONS
 
 _MAX_VALUE = 48
+_LABELS = {d.name: d.label for d in DIMENSIONS}
 CSV_COLUMNS = (
     "rank", "signal", "dimension", "value", "score", "source", "window_requests", "window_hits", "baseline_requests",
     "baseline_hits", "window_latency", "window_slow", "baseline_latency", "baseline_slow", "window_p50",
@@ -47,6 +49,10 @@ def baseline_text(finding: Finding) -> str:
 def _short(text: str) -> str:
     text = printable(text)
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def _hits(result: TriageResult) -> str:
+    return "selected requests" if result.query.selection else "5xx"
 
 
 def _minutes(start: datetime, end: datetime) -> str:
@@ -129,9 +135,24 @@ def as_json(result: TriageResult) -> dict[str, Any]:
     }
 
 
-def html_section(result: TriageResult, title: str = "Triage: what is different about the window") -> str:
-    """A card of the HTML report: the summary lines and the findings table."""
+def _compared(result: TriageResult) -> str:
+    """The labels of the dimensions the result compares, as a phrase ('target ip:port, route template and ...')."""
+    labels = [_LABELS[name] for name in (*result.query.from_rollup, *result.query.from_curated) if name in _LABELS]
+    return ", ".join(labels[:-1]) + f" and {labels[-1]}" if len(labels) > 1 else "".join(labels)
+
+
+def html_section(result: TriageResult, title: str = "Triage: what is different about the window",
+                 more: str | None = None) -> str:
+    """A card of the HTML report: the summary lines and the findings table. ``more``: the command that compares
+    the dimensions this result leaves out (``alblake triage`` over the same window), named in the card."""
     esc = html.escape
+    left_out = [d.label for d in DIMENSIONS
+                if d.name not in result.query.from_rollup and d.name not in result.query.from_curated]
+    others = ""
+    if more is not None and left_out:
+        others = f" The other dimensions ({esc(', '.join(left_out))}): <code>{esc(more)}</code>"
+    elif more is not None:
+        others = f" <code>{esc(more)}</code>"
     summary = "".join(f"<li>{esc(line)}</li>" for line in summary_lines(result))
     head = "".join(f"<th>{h}</th>" for h in ("rank", "signal", "dimension", "value", "score", "window", "baseline"))
     body = "".join(
@@ -143,9 +164,9 @@ def html_section(result: TriageResult, title: str = "Triage: what is different a
     return (
         '<section class="card wide" id="q-triage" data-rows="' + str(len(result.findings)) + '">'
         f"<h2>{esc(title)}</h2>"
-        '<p class="desc">The window\'s 5xx and latency against the 24 hours before, by target, route, client '
-        "network, user agent and more; scores are requests beyond the baseline. "
-        "<code>alblake triage --since 30m</code></p>"
+        f'<p class="desc">The window\'s {esc(_hits(result))} and latency against the '
+        f"{esc(_minutes(result.window.baseline_start, result.window.start))} before, by "
+        f"{esc(_compared(result))}; scores are requests beyond the baseline.{others}</p>"
         f'<ul class="muted">{summary}</ul>'
         f'<table class="data" id="triage-findings"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
         "</section>"

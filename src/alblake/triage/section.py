@@ -1,4 +1,10 @@
-"""The triage section of ``alblake report``: the lake's last 30 minutes of data against the 24 hours before."""
+"""The triage section of ``alblake report``: the lake's last 30 minutes of data against the 24 hours before.
+
+The section compares the dimensions the rollup holds (target, route, verb, target group: ``REPORT_DIMENSIONS``),
+with the same counts and scores ``alblake triage`` gives for them; the others (client network, user-agent family,
+error_reason, desync classification, TLS protocol, domain) are what ``alblake triage`` adds, and the section names
+the command for the same window. Reading the curated table for those too would be a second full scan of the day
+on top of the report's own queries (docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -14,12 +20,14 @@ from alblake.analysis import execute
 from alblake.locations import open_lake_at
 from alblake.ports import Lake
 from alblake.scope import EVERYTHING, Scope
-from alblake.triage import RunSql, make_window, run_triage
+from alblake.triage import RunSql, Window, make_window, run_triage
+from alblake.triage.dimensions import DIMENSIONS
 from alblake.triage.local import local_sql, rollup_gaps
 from alblake.triage.render import html_section
 
 WINDOW = timedelta(minutes=30)
 BASELINE = timedelta(hours=24)
+REPORT_DIMENSIONS = tuple(d for d in DIMENSIONS if d.rollup is not None)
 
 
 def report_section(
@@ -38,8 +46,15 @@ def report_section(
         window = make_window(start=end - WINDOW, end=end, baseline=BASELINE)
         gaps = rollup_gaps(opened, window)
         notes = [f"{len(gaps)} data files of these hours have no rollup file: read the curated table"] if gaps else []
-        result = run_triage(run, window, engine="duckdb", use_rollup=not gaps, notes=notes)
-    return html_section(result, f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)")
+        result = run_triage(run, window, engine="duckdb", use_rollup=not gaps, notes=notes,
+                            dimensions=REPORT_DIMENSIONS)
+    title = f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)"
+    return html_section(result, title, more=triage_command(window))
+
+
+def triage_command(window: Window) -> str:
+    """``alblake triage`` over the section's window and baseline (every dimension)."""
+    return f"alblake triage --from {window.start:%Y-%m-%dT%H:%M} --to {window.end:%Y-%m-%dT%H:%M}"
 
 
 @contextmanager

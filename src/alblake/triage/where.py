@@ -11,19 +11,14 @@ runs is what was checked, the same text on both engines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlglot
 from sqlglot import expressions as exp
 from sqlglot.errors import ParseError
 
 from alblake.errors import InputError
-from alblake.schema import COLUMN_NAMES, PARTITION_KEYS
+from alblake.triage.predicate import COLUMNS, ROLLUP_COLUMNS, Where
 
-COLUMNS = frozenset((*COLUMN_NAMES, *PARTITION_KEYS))
-# columns the rollup holds with the curated table's values: a predicate on these alone can be read from it
-ROLLUP_COLUMNS = frozenset({"elb", "elb_status_code", "target_ip", "target_port", "target_group_arn",
-                            "elb_name", "day", "hour"})
+__all__ = ["COLUMNS", "FUNCTIONS", "ROLLUP_COLUMNS", "Where", "WhereError", "parse_where"]
 
 _STRUCTURE: tuple[type[exp.Expression], ...] = (
     exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.And, exp.Or, exp.Not,
@@ -41,19 +36,6 @@ _TYPES = frozenset({exp.DataType.Type.VARCHAR, exp.DataType.Type.INT, exp.DataTy
 
 class WhereError(InputError, ValueError):
     """A ``--where`` that is not a predicate over the curated columns (the message says what is wrong)."""
-
-
-@dataclass(frozen=True)
-class Where:
-    """A checked predicate: its SQL (identifiers quoted) and the columns it reads."""
-
-    sql: str
-    columns: frozenset[str]
-
-    @property
-    def rollup_ready(self) -> bool:
-        """Whether the rollup answers it exactly (it reads only columns the rollup keeps as they are)."""
-        return self.columns <= ROLLUP_COLUMNS
 
 
 def _name(node: object) -> str:
