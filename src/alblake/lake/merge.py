@@ -50,9 +50,9 @@ CHUNK_ROWS = 4 * 1024
 # MAX_FAN_IN x CHUNK_BYTES, a step and its sorted copy, and the output row group being filled, GROUP_BYTES).
 INPUT_BATCH_BYTES = 4 * 1024 * 1024  # rows read from an input at a time
 READ_BUFFER_BYTES = 1024 * 1024  # Parquet pages are read through a buffer this size, not whole column chunks
-RUN_BYTES = 32 * 1024 * 1024  # rows sorted in memory before they go to a run file
+RUN_BYTES = 48 * 1024 * 1024  # rows sorted in memory before they go to a run file
 CHUNK_BYTES = 2 * 1024 * 1024  # a record batch of a run file: what the k-way merge holds per run
-MAX_FAN_IN = 16  # runs merged at once; more go in passes (MAX_FAN_IN x CHUNK_BYTES of batches in memory)
+MAX_FAN_IN = 32  # runs merged at once; more go in passes (MAX_FAN_IN x CHUNK_BYTES of batches in memory)
 STEP_BYTES = 8 * 1024 * 1024  # rows emitted by one step of the k-way merge, at most (ties at its bound aside)
 GROUP_BYTES = 24 * 1024 * 1024  # rows buffered for one output row group (the size ingest writes, too)
 _NULL_TIME = np.iinfo(np.int64).max
