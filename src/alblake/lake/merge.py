@@ -435,16 +435,16 @@ def _run_batches(path: Path) -> Iterator[pa.Table]:
 
 def _merge_runs(runs: list[Path], output: _Output, chunk_rows: int) -> None:
     """Merge the runs into ``output``, reading at most ``MAX_FAN_IN`` at once: with more runs, groups of
-    consecutive runs are first merged into longer runs (rows of equal times keep the order they were read in),
-    as few as needed to leave ``MAX_FAN_IN`` runs, so most rows are merged once."""
+    consecutive runs are first merged into longer runs, as few as needed to leave ``MAX_FAN_IN`` runs (so most rows
+    are merged once; far more runs take several passes)."""
     passes = 0
     while len(runs) > MAX_FAN_IN:
         passes += 1
         excess = len(runs) - MAX_FAN_IN  # runs to get rid of; merging n runs into one gets rid of n - 1
         merged: list[Path] = []
         start = 0
-        while excess:
-            count = min(MAX_FAN_IN, excess + 1)
+        while excess and len(runs) - start > 1:
+            count = min(MAX_FAN_IN, excess + 1, len(runs) - start)
             path = runs[start].with_name(f"pass-{passes:02d}-{len(merged):05d}.arrows")
             merged.append(_write_run(path, _rechunked(_merged_steps(runs[start : start + count]), chunk_rows)))
             start, excess = start + count, excess - (count - 1)
