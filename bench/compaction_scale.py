@@ -54,9 +54,11 @@ options = CompactionOptions(now=datetime.now(UTC), older_than=timedelta(0), grac
                             step_bytes=int(sys.argv[2]))
 started = time.perf_counter()
 report = compact(lake, options)
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": round(time.perf_counter() - started, 1), "rows": report.rows_compacted,
+                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
                   "steps": report.partitions_compacted, "errors": report.errors, "bytes": report.bytes_written,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "maxrss_mb": usage.ru_maxrss / 1024}))
 """
 
 
@@ -172,7 +174,8 @@ def run(work: Path, text_bytes: int, step: int) -> None:
     report, peak_rss, peak_disk = compact_watched(lake, step)
     disk_bound = DISK_FACTOR * (step + largest)
     print(f"compacted    {report['rows']:,} rows merged in {report['steps']} steps of <= {step / 1e6:.0f} MB, "
-          f"{int(report['bytes']) / 1e6:,.0f} MB written, {report['seconds']} s")
+          f"{int(report['bytes']) / 1e6:,.0f} MB written, {report['seconds']} s ({report['cpu_seconds']} s of CPU: "
+          "on a shared machine, wall time grows with the other processes and CPU time much less)")
     print(f"peak RSS     {peak_rss:,.0f} MB (ceiling {RSS_CEILING_MB} MB)")
     print(f"peak staging {peak_disk / 1e6:,.0f} MB on disk (bound {DISK_FACTOR} x (step + largest input) = "
           f"{disk_bound / 1e6:,.0f} MB; {peak_disk / step:.2f}x the step)")

@@ -3,19 +3,29 @@
 An input is a local Parquet file plus, per row, the stem of the source object the row came from (one stem for a
 per-object file; a lineage array for a compacted file). Rows of the sources an input excludes are left out.
 
-Memory stays bounded whatever the partition size and however wide its rows: rows are read in batches and sorted
-in runs of at most ``run_rows`` rows and ``RUN_BYTES``; when more than one run is needed the runs go to local files
-and a vectorised k-way merge reads them back ``chunk_rows`` at a time (fewer for wide rows: ``CHUNK_BYTES`` per
-run); output row groups hold at most ``GROUP_BYTES``. Output files are split above ``max_file_bytes`` (estimated
-from the inputs' bytes per row). Every output file gets a *lineage* file: one int32 per row, the index of its source in
-the stem list kept in the lineage file's metadata, so a later rewrite can drop one source's rows exactly.
+Memory stays bounded by bytes whatever the partition size and however wide its rows (8 KB user agents make rows
+~30x wider than typical ones, so row counts alone do not bound anything):
+
+- inputs are read one at a time, in batches of about ``INPUT_BATCH_BYTES`` (rows per batch from the bytes per
+  row seen so far, first from the file's metadata), streaming pages through a ``READ_BUFFER_BYTES`` buffer;
+- rows are sorted in runs of at most ``run_rows`` rows and ``RUN_BYTES``; when more than one run is needed the
+  runs go to local files (record batches of at most ``chunk_rows`` rows and ``CHUNK_BYTES``);
+- a vectorised k-way merge reads one batch of each run at a time and emits at most ``STEP_BYTES`` per step; it
+  reads at most ``MAX_FAN_IN`` runs at once, so more runs are first merged in groups into longer runs (passes);
+- output row groups hold at most ``group_rows`` rows and ``GROUP_BYTES``.
+
+Output files are split above ``max_file_bytes`` (estimated from the inputs' bytes per row). Every output file gets
+a *lineage* file: one int32 per row, the index of its source in the stem list kept in the lineage file's metadata,
+so a later rewrite can drop one source's rows exactly.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +45,16 @@ LINEAGE_METADATA_KEY = b"alblake.sources"
 MAX_FILE_BYTES = 512 * 1024 * 1024
 RUN_ROWS = 128 * 1024
 CHUNK_ROWS = 4 * 1024
-# Memory is bounded by bytes as well as rows: rows with 8 KB user agents are ~30x wider than typical ones, and
-# row counts alone let a run, a merge chunk or an output row group grow to a gigabyte.
-RUN_BYTES = 64 * 1024 * 1024  # Arrow bytes of rows sorted in memory before they go to a run file
-CHUNK_BYTES = 2 * 1024 * 1024  # Arrow bytes per run per step of the k-way merge
-GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered for one output row group
+# Memory is bounded by bytes as well as rows (Arrow bytes of decoded rows). The largest holders at once: a run
+# being sorted (its rows and their sorted copy: 2 x RUN_BYTES), or the k-way merge (a batch of each run it reads,
+# MAX_FAN_IN x CHUNK_BYTES, a step and its sorted copy, and the output row group being filled, GROUP_BYTES).
+INPUT_BATCH_BYTES = 4 * 1024 * 1024  # rows read from an input at a time
+READ_BUFFER_BYTES = 1024 * 1024  # Parquet pages are read through a buffer this size, not whole column chunks
+RUN_BYTES = 48 * 1024 * 1024  # rows sorted in memory before they go to a run file
+CHUNK_BYTES = 2 * 1024 * 1024  # a record batch of a run file: what the k-way merge holds per run
+MAX_FAN_IN = 32  # runs merged at once; more go in passes (MAX_FAN_IN x CHUNK_BYTES of batches in memory)
+STEP_BYTES = 8 * 1024 * 1024  # rows emitted by one step of the k-way merge, at most (ties at its bound aside)
+GROUP_BYTES = 24 * 1024 * 1024  # rows buffered for one output row group (the size ingest writes, too)
 _NULL_TIME = np.iinfo(np.int64).max
 
 
@@ -119,7 +134,12 @@ def _rows_and_bytes(item: MergeInput) -> tuple[int, int]:
 def _open(item: MergeInput) -> pq.ParquetFile:
     assert item.path is not None
     try:
-        parquet = pq.ParquetFile(item.path, page_checksum_verification=True)  # never copy a damaged page
+        parquet = pq.ParquetFile(
+            item.path,
+            page_checksum_verification=True,  # never copy a damaged page
+            buffer_size=READ_BUFFER_BYTES,  # pages streamed: a column chunk of wide rows is megabytes
+            pre_buffer=False,  # else every column chunk of a row group is read into memory before decoding
+        )
     except (OSError, pa.ArrowException) as error:
         raise UnreadableInputError(f"{item.name}: not a readable Parquet file ({error})") from None
     names = set(parquet.schema_arrow.names)
@@ -176,10 +196,36 @@ def _batches(inputs: Sequence[MergeInput], stem_index: dict[str, int]) -> Iterat
 
 
 def _input_batches(item: MergeInput) -> Iterator[pa.RecordBatch]:
+    """The input's rows in batches of about ``INPUT_BATCH_BYTES`` (and at most ``CHUNK_ROWS`` rows)."""
     if item.table is not None:
-        yield from item.table.to_batches()
-    else:
-        yield from _open(item).iter_batches(batch_size=CHUNK_ROWS, use_threads=False)  # memory ~ batch size
+        yield from item.table.to_batches(max_chunksize=_rows_within(INPUT_BATCH_BYTES, _row_width(item.table)))
+        return
+    parquet = _open(item)
+    metadata = parquet.metadata
+    width = _encoded_row_width(metadata)
+    for group in range(metadata.num_row_groups):
+        rows = _rows_within(INPUT_BATCH_BYTES, width)
+        for batch in parquet.iter_batches(batch_size=rows, row_groups=[group], use_threads=False):
+            # decoded rows can be far wider than encoded ones (a repeated value is stored once): the next row
+            # group is read at the width seen, not the metadata's
+            width = max(width, _row_width(batch))
+            yield batch
+
+
+def _encoded_row_width(metadata: pq.FileMetaData) -> float:
+    """Bytes per row of a Parquet file's rows uncompressed (a lower bound of their width decoded)."""
+    groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+    size: float = sum(group.total_byte_size for group in groups)
+    return size / max(int(metadata.num_rows), 1)
+
+
+def _row_width(rows: pa.Table | pa.RecordBatch) -> float:
+    return float(rows.nbytes) / max(int(rows.num_rows), 1)
+
+
+def _rows_within(size: int, width: float, most: int = CHUNK_ROWS) -> int:
+    """Rows of ``width`` bytes that fit in ``size`` bytes: at least one, at most ``most``."""
+    return max(1, min(most, int(size / max(width, 1.0))))
 
 
 def _times(table: pa.Table) -> np.ndarray:
@@ -269,6 +315,7 @@ def _system_allocator() -> Iterator[None]:
     try:
         yield
     finally:
+        _release_memory()  # what comes next (the derived siblings, the uploads) starts from a small heap
         pa.set_memory_pool(previous)
 
 
@@ -311,15 +358,15 @@ def _merge(
         buffered += table.num_rows
         buffered_bytes += table.nbytes
         if buffered >= run_rows or buffered_bytes >= RUN_BYTES:
-            runs.append(_write_run(out_dir, len(runs), buffer, chunk_rows))
+            runs.append(_write_run(out_dir / f"run-{len(runs):05d}.arrows", _sorted_slices(buffer, chunk_rows)))
             buffered = buffered_bytes = 0
             _release_memory()
     if buffer:
         if runs:
-            runs.append(_write_run(out_dir, len(runs), buffer, chunk_rows))
+            runs.append(_write_run(out_dir / f"run-{len(runs):05d}.arrows", _sorted_slices(buffer, chunk_rows)))
         else:
-            output.add(_sorted(pa.concat_tables(buffer)))
-        buffer = []
+            for rows in _sorted_slices(buffer, chunk_rows):
+                output.add(rows)
     if runs:
         _merge_runs(runs, output, chunk_rows)
     result = output.close()
@@ -327,53 +374,161 @@ def _merge(
     return result
 
 
-def _write_run(out_dir: Path, index: int, buffer: list[pa.Table], chunk_rows: int) -> Path:
-    """Write the buffered rows sorted by time, one ``chunk_rows`` slice at a time (the sorted copy is never
-    whole); empties ``buffer``. The rows are made contiguous first: a take on many chunks concatenates them
-    on every call."""
-    path = out_dir / f"run-{index:05d}.arrows"
+def _sorted_slices(buffer: list[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
+    """The buffered rows sorted by time, one slice of at most ``chunk_rows`` rows and ``CHUNK_BYTES`` at a time
+    (the sorted copy is never whole); empties ``buffer``. The rows are made contiguous first: a take on many
+    chunks concatenates them on every call."""
     table = pa.concat_tables(buffer).combine_chunks()
     buffer.clear()
-    chunk_rows = max(1, min(chunk_rows, CHUNK_BYTES * table.num_rows // max(table.nbytes, 1)))  # wide rows: fewer
+    rows = _rows_within(CHUNK_BYTES, _row_width(table), chunk_rows)
     order = np.argsort(_times(table), kind="stable")
-    options = pa.ipc.IpcWriteOptions(compression="zstd")  # runs stay small on Lambda's /tmp
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
-        for start in range(0, len(order), chunk_rows):
-            writer.write_table(table.take(pa.array(order[start : start + chunk_rows])))
+    for start in range(0, len(order), rows):
+        yield table.take(pa.array(order[start : start + rows]))
+
+
+def _write_run(path: Path, tables: Iterable[pa.Table]) -> Path:
+    """Write ``tables`` (in order, one record batch each) to a run file at ``path``."""
+    writer: pa.ipc.RecordBatchFileWriter | None = None
+    # zstd: runs stay small on Lambda's /tmp; one thread: buffers compressed by the thread pool's threads land in
+    # their own allocator arenas, which kept ~80 MB resident after the merge
+    options = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
+    with pa.OSFile(str(path), "wb") as sink:
+        try:
+            for table in tables:
+                if writer is None:
+                    writer = pa.ipc.new_file(sink, table.schema, options=options)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 
 def _release_memory() -> None:
-    """Hand freed buffers back to the OS (the allocators keep them otherwise; peak RSS is what Lambda bills)."""
+    """Hand freed buffers back to the OS (the allocators keep them otherwise; peak RSS is what Lambda bills).
+
+    The system pool's ``release_unused`` does not return glibc's freed heap pages: after merging four 300 MB
+    objects of wide rows the heap still held ~100 MB free (mallinfo2), resident until the process ended and
+    under the derived tables' writing that comes next. ``malloc_trim`` returns them."""
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (Linux, as on Lambda); None where the C library has none (macOS, musl)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 def _run_batches(path: Path) -> Iterator[pa.Table]:
     with pa.OSFile(str(path), "rb") as source:  # read, not mapped: mapped pages would count as resident memory
-        reader = pa.ipc.open_file(source)
+        reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(use_threads=False))  # see _write_run
         for i in range(reader.num_record_batches):
             yield pa.Table.from_batches([reader.get_batch(i)])
 
 
 def _merge_runs(runs: list[Path], output: _Output, chunk_rows: int) -> None:
-    """Vectorised k-way merge: emit every row no later than the smallest last time among the runs' heads."""
+    """Merge the runs into ``output``, reading at most ``MAX_FAN_IN`` at once: with more runs, groups of
+    consecutive runs are first merged into longer runs, as few as needed to leave ``MAX_FAN_IN`` runs (so most rows
+    are merged once; far more runs take several passes)."""
+    passes = 0
+    while len(runs) > MAX_FAN_IN:
+        passes += 1
+        excess = len(runs) - MAX_FAN_IN  # runs to get rid of; merging n runs into one gets rid of n - 1
+        merged: list[Path] = []
+        start = 0
+        while excess and len(runs) - start > 1:
+            count = min(MAX_FAN_IN, excess + 1, len(runs) - start)
+            path = runs[start].with_name(f"pass-{passes:02d}-{len(merged):05d}.arrows")
+            merged.append(_write_run(path, _rechunked(_merged_steps(runs[start : start + count]), chunk_rows)))
+            start, excess = start + count, excess - (count - 1)
+        runs = [*merged, *runs[start:]]
+    for rows in _merged_steps(runs):
+        output.add(rows)
+
+
+def _rechunked(tables: Iterable[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` in contiguous tables of about ``CHUNK_BYTES`` (at most ``chunk_rows`` rows)."""
+    pending: list[pa.Table] = []
+    rows = size = 0
+    for table in tables:
+        pending.append(table)
+        rows, size = rows + table.num_rows, size + table.nbytes
+        if rows >= chunk_rows or size >= CHUNK_BYTES:
+            joined = pa.concat_tables(pending).combine_chunks()
+            pending.clear()
+            step = _rows_within(CHUNK_BYTES, _row_width(joined), chunk_rows)
+            whole = joined.num_rows - joined.num_rows % step
+            for start in range(0, whole, step):
+                yield joined.slice(start, step)
+            rest = joined.slice(whole)
+            pending, rows, size = ([rest], rest.num_rows, rest.nbytes) if rest.num_rows else ([], 0, 0)
+    if pending:
+        yield pa.concat_tables(pending).combine_chunks()
+
+
+@dataclass
+class _Head:
+    """The batch of a run the k-way merge holds: its rows not emitted yet and their times."""
+
+    rows: pa.Table
+    times: np.ndarray
+    width: float  # bytes per row
+
+    def take(self, count: int) -> tuple[pa.Table, _Head | None]:
+        rest = _Head(self.rows.slice(count), self.times[count:], self.width)
+        return self.rows.slice(0, count), rest if rest.rows.num_rows else None
+
+
+def _next_head(reader: Iterator[pa.Table]) -> _Head | None:
+    rows = next(reader, None)
+    return None if rows is None else _Head(rows, _times(rows), _row_width(rows))
+
+
+def _merged_steps(runs: list[Path]) -> Iterator[pa.Table]:
+    """Vectorised k-way merge of sorted runs, in sorted tables: each step emits every row no later than a bound,
+    the smallest last time among the runs' batches (so no row still unread is earlier), lowered so that a step
+    holds about ``STEP_BYTES`` at most. Deletes each run once read."""
     readers = [_run_batches(path) for path in runs]
-    heads: list[pa.Table | None] = [next(reader, None) for reader in readers]
-    merged = 0
-    while any(head is not None for head in heads):
-        bound = min(int(_times(head)[-1]) for head in heads if head is not None)
+    heads = [_next_head(reader) for reader in readers]
+    steps = 0
+    while True:
+        live = [head for head in heads if head is not None]
+        if not live:
+            break
+        bound = _step_bound(live)
         taken = []
         for i, head in enumerate(heads):
             if head is None:
                 continue
-            count = int(np.searchsorted(_times(head), bound, side="right"))
+            count = int(np.searchsorted(head.times, bound, side="right"))
             if count:
-                taken.append(head.slice(0, count))
-            rest = head.slice(count)
-            heads[i] = rest if rest.num_rows else next(readers[i], None)
-        output.add(_sorted(pa.concat_tables(taken)))
-        merged += 1
-        if merged % 64 == 0:
+                rows, rest = head.take(count)
+                taken.append(rows)
+                heads[i] = rest if rest is not None else _next_head(readers[i])
+        yield _sorted(pa.concat_tables(taken))
+        steps += 1
+        if steps % 64 == 0:
             _release_memory()
     for path in runs:
         path.unlink(missing_ok=True)
+
+
+def _step_bound(heads: Sequence[_Head]) -> int:
+    """The latest time a step may emit: every run's rows up to it are in memory, and they take about
+    ``STEP_BYTES`` at most (at least one row: the earliest time of all is never above the bound)."""
+    bound = min(int(head.times[-1]) for head in heads)
+    counts = [int(np.searchsorted(head.times, bound, side="right")) for head in heads]
+    if sum(count * head.width for count, head in zip(counts, heads, strict=True)) <= STEP_BYTES:
+        return bound
+    times = np.concatenate([head.times[:count] for count, head in zip(counts, heads, strict=True)])
+    widths = np.concatenate([np.full(count, head.width) for count, head in zip(counts, heads, strict=True)])
+    order = np.argsort(times, kind="stable")
+    within = int(np.searchsorted(np.cumsum(widths[order]), STEP_BYTES, side="right"))
+    return int(times[order[max(within, 1) - 1]])
