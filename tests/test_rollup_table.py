@@ -157,6 +157,15 @@ def test_derive_agrees_with_the_reference(n: int, seed: int, cap: int, odd: bool
     assert derive(table, route_cap=cap).equals(reference_derive(table, route_cap=cap))
 
 
+def test_a_file_of_one_load_balancer_and_target_agrees_with_the_reference() -> None:
+    """Columns of one value (a data file's load balancer) take a shortcut: the rows are still the reference's."""
+    rows = make_rows(300, seed=4)
+    for row in rows:
+        row.update(elb=rows[0]["elb"], target_ip="10.0.0.1", target_port=80, request_verb="GET")
+    table = rows_table(rows)
+    assert derive(table).equals(reference_derive(table))
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 500), st.integers(0, 2**32), st.integers(1, 6), st.sampled_from([ROUTE_CAP, 2]))
 def test_derive_parts_is_each_part_derived_alone(n: int, seed: int, count: int, cap: int) -> None:

@@ -57,14 +57,14 @@ class DerivedRows:
         present = set(rows.column_names)
         selected = rows.select([c for c in self.columns if c in present])
         size = selected.nbytes
+        if self.pending_rows.get(partition, 0) + selected.num_rows > DERIVE_BATCH_ROWS:
+            self._derive(partition)  # what waits first: batches of at most DERIVE_BATCH_ROWS, not one and a bit
+        if self.pending_bytes + size > DERIVE_MEMORY_BATCH_BYTES:
+            for waiting in list(self.pending):
+                self._derive(waiting)
         self.pending.setdefault(partition, []).append((selected, size))
         self.pending_bytes += size
         self.pending_rows[partition] = self.pending_rows.get(partition, 0) + selected.num_rows
-        if self.pending_rows[partition] >= DERIVE_BATCH_ROWS:
-            self._derive(partition)
-        if self.pending_bytes >= DERIVE_MEMORY_BATCH_BYTES:
-            for waiting in list(self.pending):
-                self._derive(waiting)
 
     def _derive(self, partition: Partition) -> None:
         pending = self.pending.pop(partition, [])

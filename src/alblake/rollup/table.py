@@ -87,6 +87,9 @@ class _Dimension:
 
     @classmethod
     def of(cls, column: pa.Array | pa.ChunkedArray) -> _Dimension:
+        if len(column) and column.null_count == 0 and pc.all(pc.equal(column, column[0])).as_py():
+            # one value (a data file's load balancer): a comparison is cheaper than hashing
+            return cls(np.zeros(len(column), dtype=np.int64), pa.array([column[0].as_py()], column.type))
         return cls(*_codes(column))
 
     @classmethod
@@ -187,8 +190,13 @@ def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array
     valid = _numpy(pc.is_valid(buckets))
     bucket = _numpy(pc.fill_null(buckets, 0)).astype(np.int64)[valid]
     width = int(bucket.max()) + 1 if len(bucket) else 1
-    # (group, bucket) pairs are nearly as many as the rows: sorting them all beats hashing them (_dense)
-    pairs, counts = np.unique(group[valid] * width + bucket, return_counts=True)
+    # (group, bucket) pairs are nearly as many as the rows: sorting them all beats hashing them (_dense), and
+    # sorting 32-bit keys beats 64-bit ones where they fit
+    keys = group[valid] * width + bucket
+    if size * width < 1 << 31:
+        keys = keys.astype(np.int32)
+    pairs, counts = np.unique(keys, return_counts=True)
+    pairs = pairs.astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(pairs // width, minlength=size))]).astype(np.int32)
     return (
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(pairs % width, pa.int32())),
