@@ -60,8 +60,7 @@ class DerivedRows:
         if self.pending_rows.get(partition, 0) + selected.num_rows > DERIVE_BATCH_ROWS:
             self._derive(partition)  # what waits first: batches of at most DERIVE_BATCH_ROWS, not one and a bit
         if self.pending_bytes + size > DERIVE_MEMORY_BATCH_BYTES:
-            for waiting in list(self.pending):
-                self._derive(waiting)
+            self._derive_waiting(list(self.pending))
         self.pending.setdefault(partition, []).append((selected, size))
         self.pending_bytes += size
         self.pending_rows[partition] = self.pending_rows.get(partition, 0) + selected.num_rows
@@ -79,8 +78,13 @@ class DerivedRows:
             self._hold(partition, table.name, derive_rows(table, rows))
 
     def finish_all(self, partitions: Sequence[Partition]) -> list[dict[str, Path]]:
-        """``finish`` for each partition; the rows still waiting of those with few derived together, in one pass
-        for up to ``DERIVE_BATCH_ROWS`` rows (an object spread over 2,000 hours has ~500 rows in each)."""
+        """``finish`` for each partition, the rows still waiting derived first (``_derive_waiting``)."""
+        self._derive_waiting(partitions)
+        return [self.finish(partition) for partition in partitions]
+
+    def _derive_waiting(self, partitions: Sequence[Partition]) -> None:
+        """Derive the rows waiting of these partitions, those with few together: one pass for up to
+        ``DERIVE_BATCH_ROWS`` rows (an object spread over 2,000 hours has ~500 rows in each)."""
         batch: list[Partition] = []
         rows = size = 0
         for partition in partitions:
@@ -95,7 +99,6 @@ class DerivedRows:
             rows, size = rows + waiting, size + waiting_bytes
         if batch:
             self._derive_together(batch)
-        return [self.finish(partition) for partition in partitions]
 
     def _derive_together(self, partitions: list[Partition]) -> None:
         if len(partitions) == 1:
