@@ -20,13 +20,13 @@ from alblake.lake.merge import conform_rows
 from alblake.ports import DerivedTable
 
 DERIVE_BATCH_ROWS = 128 * 1024  # rows derived at a time at most: memory stays bounded for a file of any size
-# ... and at most about this many bytes of the columns read (8 MiB: derive() takes several times its input; 32 MiB
-# batches of 1.5 KB URLs peaked at 469 MB in bench/adversarial.py, 8 MiB at 315 MB): rows with long URLs are ~10x wider
-# than typical ones, and a compacted file of them, read 128 Ki rows at a time, took a gigabyte per batch
+# ... and at most about this many bytes of the columns read (8 MiB: the first derive() took several times its input;
+# 32 MiB batches of 1.5 KB URLs peaked at 469 MB in bench/adversarial.py, 8 MiB at 315 MB): rows with long URLs are
+# ~10x wider than typical ones, and a compacted file of them, read 128 Ki rows at a time, took a gigabyte per batch
 DERIVE_BATCH_BYTES = 8 * 1024 * 1024
 # Rows in memory (the conversion's) are measured as Arrow holds them, decoded: several times their Parquet size
 # for repetitive columns (a load balancer's name, its target group ARN). derive() takes about its input once more
-# plus a constant (bench/adversarial.py: 20,000 rows of 1.5 KB URLs, 33 MB, +73 MB RSS), so a slice of 32 MiB keeps
+# plus a constant (20,000 rows of distinct 1.5 KB URLs, 33 MB of Arrow: +61 MB of RSS), so a slice of 32 MiB keeps
 # ordinary rows in slices of DERIVE_BATCH_ROWS (fewer calls: each costs a few milliseconds whatever its size).
 DERIVE_MEMORY_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -66,7 +66,8 @@ def write_derived(table: DerivedTable, data_path: Path, out_path: Path) -> int:
 def derive_rows(table: DerivedTable, rows: pa.Table) -> Iterator[pa.Table]:
     """The derived rows of rows in memory (``ARROW_SCHEMA`` columns, as the conversion holds them), in ``table``'s
     schema: derived a slice at a time, slices bounded by rows and bytes (``DERIVE_MEMORY_BATCH_BYTES``)."""
-    selected = rows.select([c for c in table.columns if c in rows.column_names])
+    present = set(rows.column_names)
+    selected = rows.select([c for c in table.columns if c in present])
     per_row = selected.nbytes / max(selected.num_rows, 1)
     step = max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_MEMORY_BATCH_BYTES / max(per_row, 1.0))))
     for start in range(0, selected.num_rows, step):
