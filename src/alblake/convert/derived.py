@@ -65,13 +65,18 @@ class DerivedRows:
         self.pending_bytes += size
         self.pending_rows[partition] = self.pending_rows.get(partition, 0) + selected.num_rows
 
-    def _derive(self, partition: Partition) -> None:
-        pending = self.pending.pop(partition, [])
+    def _take(self, partition: Partition) -> list[pa.Table]:
+        """The rows waiting of a partition, no longer waiting."""
+        pieces = self.pending.pop(partition, [])
         self.pending_rows.pop(partition, None)
-        if not pending:
+        self.pending_bytes -= sum(size for _, size in pieces)
+        return [table for table, _ in pieces]
+
+    def _derive(self, partition: Partition) -> None:
+        waiting = self._take(partition)
+        if not waiting:
             return
-        self.pending_bytes -= sum(size for _, size in pending)
-        rows = pa.concat_tables([table for table, _ in pending])
+        rows = pa.concat_tables(waiting)
         if rows.num_rows < _COMBINE_BELOW_ROWS:  # one chunk per column: derive() pays per chunk
             rows = rows.combine_chunks()
         for table in self.tables.values():
@@ -104,12 +109,9 @@ class DerivedRows:
         if len(partitions) == 1:
             self._derive(partitions[0])
             return
-        waiting = [self.pending.pop(partition) for partition in partitions]
-        for partition in partitions:
-            self.pending_rows.pop(partition)
-        self.pending_bytes -= sum(size for pieces in waiting for _, size in pieces)
-        rows = pa.concat_tables([table for pieces in waiting for table, _ in pieces]).combine_chunks()
-        parts = np.repeat(np.arange(len(partitions)), [sum(t.num_rows for t, _ in pieces) for pieces in waiting])
+        waiting = [self._take(partition) for partition in partitions]
+        rows = pa.concat_tables([table for tables in waiting for table in tables]).combine_chunks()
+        parts = np.repeat(np.arange(len(partitions)), [sum(t.num_rows for t in tables) for tables in waiting])
         for table in self.tables.values():
             for partition, derived in zip(partitions, derive_parts(table, rows, parts, len(partitions)), strict=True):
                 self._hold(partition, table.name, [derived])

@@ -68,8 +68,7 @@ def derive_rows(table: DerivedTable, rows: pa.Table) -> Iterator[pa.Table]:
     schema: derived a slice at a time, slices bounded by rows and bytes (``DERIVE_MEMORY_BATCH_BYTES``)."""
     present = set(rows.column_names)
     selected = rows.select([c for c in table.columns if c in present])
-    per_row = selected.nbytes / max(selected.num_rows, 1)
-    step = max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_MEMORY_BATCH_BYTES / max(per_row, 1.0))))
+    step = _rows_per_batch(selected.nbytes / max(selected.num_rows, 1), DERIVE_MEMORY_BATCH_BYTES)
     for start in range(0, selected.num_rows, step):
         derived = table.derive(selected.slice(start, step))
         if derived.num_rows:
@@ -87,8 +86,12 @@ def batch_rows(data: pq.ParquetFile, columns: Sequence[str]) -> int:
         for c in range(meta.num_columns)
         if meta.row_group(g).column(c).path_in_schema in wanted
     )
-    per_row = size / max(meta.num_rows, 1)
-    return max(1024, min(DERIVE_BATCH_ROWS, int(DERIVE_BATCH_BYTES / max(per_row, 1.0))))
+    return _rows_per_batch(size / max(meta.num_rows, 1), DERIVE_BATCH_BYTES)
+
+
+def _rows_per_batch(bytes_per_row: float, budget: int) -> int:
+    """Rows of that width in about ``budget`` bytes, at most ``DERIVE_BATCH_ROWS`` and at least 1,024."""
+    return max(1024, min(DERIVE_BATCH_ROWS, int(budget / max(bytes_per_row, 1.0))))
 
 
 def derive_parts(table: DerivedTable, rows: pa.Table, parts: np.ndarray, count: int) -> list[pa.Table]:
