@@ -9,6 +9,8 @@
 - ``athena_files``: what Athena would read: every object under each registered Location, subfolders included.
 - ``EchoTable``: a derived table (``alblake.ports.DerivedTable``) whose rows are the curated rows' request URLs,
   so the same exactly-once checks run on a derived table's views.
+- ``FaultyWrites``: the faults a property test's world injects at the store's writes (a crash, another writer in
+  the middle, a lost acknowledgement), one implementation for every world.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import io
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -153,3 +156,56 @@ class EchoTable:
 
     def derive(self, rows: pa.Table) -> pa.Table:
         return rows.select(["request_url"])
+
+
+class LostAnswerError(ConnectionError):
+    """The answer to a write that happened never arrived (a reset connection, a timeout while reading it) and the
+    SDK gave up: the writer's operation fails after its write took effect."""
+
+
+class SimulatedCrashError(BaseException):
+    """A simulated crash of the writer at a store write: a BaseException, so that no ``except Exception`` of the
+    code under test can handle it (a real crash leaves nothing to handle it)."""
+
+
+@dataclass
+class FaultyWrites:
+    """Faults at a ``MemoryStore``'s writes, counted from 1 (``writes``): a crash before write ``crash_at``;
+    another writer's operation ``nested`` before write ``nested_at``; the answer to write ``lost_ack_at`` lost,
+    with ``between`` (another writer's operation) run before the writer learns it, and a conditional write then
+    failing as the SDK's retry would (``lost_ack_retried``) or the operation failing with ``LostAnswerError``.
+    Each fault fires once. A world inherits it and ``install``s it on its store (it may extend the hooks)."""
+
+    writes: int = 0
+    crash_at: int | None = None
+    nested: Callable[[], None] | None = None
+    nested_at: int | None = None
+    lost_ack_at: int | None = None  # the write whose acknowledgement is lost
+    lost_ack_retried: bool = True  # conditional writes: the SDK retried (-> "condition failed"); else it gave up
+    between: Callable[[], None] | None = None  # another writer's operation, between the lost write and its answer
+
+    def install(self, store: MemoryStore) -> None:
+        store.before_write = self.before_write
+        store.after_write = self.after_write
+
+    def before_write(self, operation: str, key: str) -> None:
+        self.writes += 1
+        if self.nested is not None and self.writes == self.nested_at:
+            nested, self.nested = self.nested, None
+            nested()
+        if self.crash_at is not None and self.writes == self.crash_at:
+            self.crash_at = None
+            raise SimulatedCrashError(f"crash before {operation} {key}")
+
+    def after_write(self, operation: str, key: str) -> None:
+        if self.lost_ack_at is None or self.writes != self.lost_ack_at:
+            return
+        self.lost_ack_at = None
+        if self.between is not None:
+            between, self.between = self.between, None
+            between()
+        if operation == "put_bytes_if" and self.lost_ack_retried:
+            raise ConditionFailedError(f"{key}: the SDK's retry of a write that succeeded")
+        if operation != "put_bytes_if" and self.lost_ack_retried:
+            return  # an unconditional write retried by the SDK succeeds again: nothing to see
+        raise LostAnswerError(f"no answer to {operation} {key}")

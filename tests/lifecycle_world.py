@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,9 +49,15 @@ from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.layout import DATA_PREFIX, Partition
 from alblake.lake.lifecycle import ErasureRequest, ExpiryOptions, criterion_for, erase, expire, settle
 from alblake.lake.settings import POLICY_KEY, LakePolicy, key_check, read_policy, update_policy
-from alblake.ports import ConditionFailedError
 from alblake.rollup.table import ROLLUP
-from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
+from tests.lake_fakes import (
+    URL_PREFIX,
+    FaultyWrites,
+    LostAnswerError,
+    MemoryCatalog,
+    MemoryStore,
+    athena_files,
+)
 
 OBJECTS = 3
 CLIENTS = ("192.0.2.1", "192.0.2.2", "198.51.100.7")
@@ -89,14 +95,6 @@ class Catalogs:
         if table not in self.derived:
             return self.curated.partitions_before(table, day)
         return sorted(p for p in self.derived[table].locations if p.day < day)
-
-
-class LostAnswerError(ConnectionError):
-    """The answer to a write that happened never arrived and the SDK gave up: the operation fails."""
-
-
-class SimulatedCrashError(BaseException):
-    """A crash of the writer at a store write (a BaseException: nothing in the code under test handles it)."""
 
 
 def version_rows(obj: int, version: int) -> dict[str, list[tuple[str, str]]]:
@@ -173,7 +171,7 @@ class Sweep:
 
 
 @dataclass
-class World:
+class World(FaultyWrites):
     keyed: bool = False  # the lake has a key (file:): keyed digests (else plain SHA-256)
     checking: bool = True  # check what readers see (False: only count writes)
     key_dir: Path | None = None
@@ -181,14 +179,7 @@ class World:
     catalog: MemoryCatalog = field(default_factory=MemoryCatalog)
     rollup_catalog: MemoryCatalog = field(default_factory=MemoryCatalog)  # the rollup table's Glue partitions
     now: datetime = START
-    writes: int = 0
     checks: int = 0
-    crash_at: int | None = None
-    nested: Callable[[], None] | None = None
-    nested_at: int | None = None
-    lost_ack_at: int | None = None
-    lost_ack_retried: bool = True
-    between: Callable[[], None] | None = None
     committed: dict[int, Attempt] = field(default_factory=dict)
     in_flight: dict[int, list[Attempt]] = field(default_factory=dict)
     leftovers: dict[int, list[Attempt]] = field(default_factory=dict)  # crashed, retried: rows may stay in hour 10
@@ -222,34 +213,17 @@ class World:
         for client in CLIENTS:
             criterion, _ = criterion_for(ErasureRequest(client_ip=client), policy, key, self.now)
             self.ids[criterion.id] = client
-        self.store.before_write = self.before_write
-        self.store.after_write = self.after_write
+        self.install(self.store)
 
     # ------------------------------------------------------------------------------------------------ hooks
     def before_write(self, operation: str, key: str) -> None:
-        self.check()
-        self.writes += 1
-        if self.nested is not None and self.writes == self.nested_at:
-            nested, self.nested = self.nested, None
-            nested()
-        if self.crash_at is not None and self.writes == self.crash_at:
-            self.crash_at = None
-            raise SimulatedCrashError(f"crash before {operation} {key}")
+        self.check()  # what readers see at every write
+        super().before_write(operation, key)
 
     def after_write(self, operation: str, key: str) -> None:
         if key == POLICY_KEY:
             self._note_policy()
-        if self.lost_ack_at is None or self.writes != self.lost_ack_at:
-            return
-        self.lost_ack_at = None
-        if self.between is not None:
-            between, self.between = self.between, None
-            between()
-        if operation == "put_bytes_if" and self.lost_ack_retried:
-            raise ConditionFailedError(f"{key}: the SDK's retry of a write that succeeded")
-        if operation != "put_bytes_if" and self.lost_ack_retried:
-            return
-        raise LostAnswerError(f"no answer to {operation} {key}")
+        super().after_write(operation, key)
 
     def _note_policy(self) -> None:
         policy = LakePolicy.from_json(self.store.objects[POLICY_KEY])

@@ -30,8 +30,17 @@ from alblake.lake.compaction import CompactionOptions, compact
 from alblake.lake.generational import GenerationalLake, owning_folder
 from alblake.lake.generations import COMPACTED_PREFIX, LINEAGE_PREFIX
 from alblake.lake.layout import DATA_PREFIX, object_stem
-from alblake.ports import BatchCommitError, ConditionFailedError
-from tests.lake_fakes import URL_PREFIX, EchoTable, MemoryCatalog, MemoryStore, athena_files
+from alblake.ports import BatchCommitError
+from tests.lake_fakes import (
+    URL_PREFIX,
+    EchoTable,
+    FaultyWrites,
+    LostAnswerError,
+    MemoryCatalog,
+    MemoryStore,
+    SimulatedCrashError,
+    athena_files,
+)
 
 OBJECTS = 3
 TEMPLATE = (
@@ -41,16 +50,6 @@ TEMPLATE = (
     '"Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" '
     '"10.0.0.1:80" "200" "-" "-" TID_1234abcd5678ef90 "-" "-" "-"'
 )
-
-
-class LostAnswerError(ConnectionError):
-    """The answer to a write that happened never arrived (a reset connection, a timeout while reading it) and the
-    SDK gave up: the writer's operation fails after its write took effect."""
-
-
-class SimulatedCrashError(BaseException):
-    """A simulated crash of the writer at a store write: a BaseException, so that no ``except Exception`` of the
-    code under test can handle it (a real crash leaves nothing to handle it)."""
 
 
 def version_rows(obj: int, version: int) -> dict[str, Counter[str]]:
@@ -74,18 +73,11 @@ def version_text(obj: int, version: int) -> bytes:
 
 
 @dataclass
-class World:
+class World(FaultyWrites):
     store: MemoryStore = field(default_factory=MemoryStore)
     catalog: MemoryCatalog = field(default_factory=MemoryCatalog)
     committed: dict[int, int] = field(default_factory=dict)  # object -> committed version
     in_flight: dict[int, Counter[int]] = field(default_factory=dict)  # object -> versions that may show
-    crash_at: int | None = None
-    nested: Callable[[], None] | None = None
-    nested_at: int | None = None
-    lost_ack_at: int | None = None  # the write whose acknowledgement is lost
-    lost_ack_retried: bool = True  # conditional writes: the SDK retried (-> "condition failed"); else it gave up
-    between: Callable[[], None] | None = None  # another writer's operation, between the lost write and its answer
-    writes: int = 0
     checks: int = 0
 
     def __post_init__(self) -> None:
@@ -97,31 +89,11 @@ class World:
             derived=[EchoTable()],
             derived_registrars={EchoTable.name: self.echo_catalog},
         )
-        self.store.before_write = self.before_write
-        self.store.after_write = self.after_write
+        self.install(self.store)
 
     def before_write(self, operation: str, key: str) -> None:
-        self.check()
-        self.writes += 1
-        if self.nested is not None and self.writes == self.nested_at:
-            nested, self.nested = self.nested, None
-            nested()
-        if self.crash_at is not None and self.writes == self.crash_at:
-            self.crash_at = None
-            raise SimulatedCrashError(f"crash before {operation} {key}")
-
-    def after_write(self, operation: str, key: str) -> None:
-        if self.lost_ack_at is None or self.writes != self.lost_ack_at:
-            return
-        self.lost_ack_at = None
-        if self.between is not None:
-            between, self.between = self.between, None
-            between()
-        if operation == "put_bytes_if" and self.lost_ack_retried:
-            raise ConditionFailedError(f"{key}: the SDK's retry of a write that succeeded")
-        if operation != "put_bytes_if" and self.lost_ack_retried:
-            return  # an unconditional write retried by the SDK succeeds again: nothing to see
-        raise LostAnswerError(f"no answer to {operation} {key}")
+        self.check()  # what readers see at every write
+        super().before_write(operation, key)
 
     # --------------------------------------------------------------------------------------------- operations
     def ingest(self, obj: int, version: int) -> None:

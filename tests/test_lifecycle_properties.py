@@ -22,14 +22,8 @@ from hypothesis import strategies as st
 from alblake.lake.lifecycle import lake_partitions
 from alblake.lake.settings import forget_keys
 from alblake.ports import BatchCommitError
-from tests.lifecycle_world import (
-    CLIENTS,
-    OBJECTS,
-    LostAnswerError,
-    SimulatedCrashError,
-    World,
-    version_rows,
-)
+from tests.lake_fakes import LostAnswerError, SimulatedCrashError
+from tests.lifecycle_world import CLIENTS, OBJECTS, World, version_rows
 
 ingest_op = st.tuples(st.just("ingest"), st.integers(0, OBJECTS - 1), st.booleans())  # (obj, new content?)
 dying_op = st.tuples(st.just("ingest_dies"), st.integers(0, OBJECTS - 1), st.booleans())

@@ -29,7 +29,7 @@ from alblake.lake.generational import GenerationalLake
 from alblake.lake.generations import partition_of_path
 from alblake.replay import quarantine_index, select_for_replay
 from alblake.rollup.table import ROLLUP
-from tests.lake_fakes import URL_PREFIX, MemoryCatalog, MemoryStore, athena_files
+from tests.lake_fakes import URL_PREFIX, FaultyWrites, MemoryCatalog, MemoryStore, SimulatedCrashError, athena_files
 
 OBJECTS = 3
 LINE = (
@@ -42,10 +42,6 @@ LINE = (
 )
 Key = tuple[str, str, int]  # (partition path, elb, ELB status code)
 NOT_A_LOG_LINE = "http this line is not an ALB log entry"  # quarantined: what replay re-reads the sources for
-
-
-class SimulatedCrashError(BaseException):
-    """A crash of the writer at a store write (no ``except Exception`` of the code under test may catch it)."""
 
 
 def version_lines(obj: int, version: int) -> list[str]:
@@ -86,24 +82,16 @@ def _partition_path(key: str) -> str:
 
 
 @dataclass
-class World:
+class World(FaultyWrites):
     store: MemoryStore = field(default_factory=MemoryStore)
     catalog: MemoryCatalog = field(default_factory=MemoryCatalog)
     rollup_catalog: MemoryCatalog = field(default_factory=MemoryCatalog)
     committed: dict[int, int] = field(default_factory=dict)
-    crash_at: int | None = None
-    writes: int = 0
 
     def __post_init__(self) -> None:
         self.lake = GenerationalLake(self.store, self.catalog, clock=lambda: datetime(2018, 7, 3, tzinfo=UTC),
                                      derived=[ROLLUP], derived_registrars={ROLLUP.name: self.rollup_catalog})
-        self.store.before_write = self.before_write
-
-    def before_write(self, operation: str, key: str) -> None:
-        self.writes += 1
-        if self.crash_at is not None and self.writes == self.crash_at:
-            self.crash_at = None
-            raise SimulatedCrashError(f"crash before {operation} {key}")
+        self.install(self.store)
 
     # -------------------------------------------------------------------------------------------- operations
     def ingest(self, obj: int, version: int) -> None:
