@@ -278,6 +278,12 @@ def format_policy(policy: LakePolicy) -> str:
 # --------------------------------------------------------------------------------------------------- register
 
 
+def _glue_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--glue-database", metavar="NAME", help="an s3:// lake's Glue database (default with --stack: the stack's)"
+    )
+
+
 def _grace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace",
@@ -316,9 +322,7 @@ def _register_erase(commands: Any) -> None:
         "--whole-network", action="store_true",
         help="in a lake that truncates client addresses: erase the address's whole /24 (IPv6: /48)",
     )
-    erase_parser.add_argument(
-        "--glue-database", metavar="NAME", help="an s3:// lake's Glue database (default with --stack: the stack's)"
-    )
+    _glue_database(erase_parser)
     erase_parser.add_argument("--by", help="who asks (default: user@host); kept in the audit record")
     erase_parser.add_argument("--reason", help="a ticket or reference for the audit record (not the erased value)")
     erase_parser.add_argument("--dry-run", action="store_true", help="only count what would be erased")
@@ -341,9 +345,7 @@ def _register_expire(commands: Any) -> None:
     expire_parser.add_argument(
         "--quarantine-older-than", type=duration, metavar="AGE", help="quarantine files of objects older than this"
     )
-    expire_parser.add_argument(
-        "--glue-database", metavar="NAME", help="an s3:// lake's Glue database (default with --stack: the stack's)"
-    )
+    _glue_database(expire_parser)
     expire_parser.add_argument("--dry-run", action="store_true", help="only say what would go")
     _grace(expire_parser)
     expire_parser.set_defaults(func=_cmd_expire)
