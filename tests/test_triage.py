@@ -14,10 +14,12 @@ import pytest
 import sqlglot
 from sqlglot import expressions as exp
 
+from alblake.analysis import files_read
 from alblake.cli import main
 from alblake.lake.generational import open_local_lake
+from alblake.scope import Scope
 from alblake.triage import TriageInputError, TriageResult, make_window, parse_duration, parse_time, run_triage
-from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.local import local_connection, local_sql, newest_time, rollup_gaps
 from alblake.triage.query import build_query
 from alblake.triage.where import parse_where
 from tests.triage_fixtures import FAILING, SLOW, SLOW_ROUTE, incident_lake, window_of
@@ -201,7 +203,26 @@ def test_a_lake_written_before_the_rollup_reads_the_curated_table(incident_lake:
         path.unlink()
     assert removed
     window = make_window(start=window_of(FAILING)[0], end=window_of(FAILING)[1])
-    assert rollup_gaps(open_local_lake(lake), window)
+    with local_connection(open_local_lake(lake)) as con:
+        gaps = rollup_gaps(con, window)
+    assert gaps and all("/hour=08/" in gap for gap in gaps)
     text = _cli(lake, *window_of(FAILING), capsys=capsys)
     assert "no rollup file" in text and "curated table (target, route" in text
     assert FAILING.target in next(line for line in text.splitlines() if line.strip().startswith("1 "))
+
+
+def test_the_newest_time_is_read_from_the_newest_hour_and_from_all_when_the_scope_empties_it(
+        incident_lake: Path) -> None:
+    lake = open_local_lake(incident_lake)
+    with local_connection(lake) as con:
+        everything = con.sql('SELECT max("time") FROM alb_logs').fetchall()[0][0]
+        assert newest_time(con) == everything
+    newest_hour = everything.replace(minute=0, second=0, microsecond=0)
+    # the newest hour's partition is in the scope, none of its rows is: the answer is the hour before's newest
+    scope = Scope(until=newest_hour + timedelta(microseconds=1))
+    with local_connection(lake, scope) as con:
+        assert any(f"/hour={newest_hour:%H}/" in url for url in files_read(con)["alb_logs"])
+        expected = con.sql('SELECT max("time") FROM alb_logs').fetchall()[0][0]
+        assert expected < newest_hour and newest_time(con) == expected
+    with local_connection(lake, Scope(until=datetime(2000, 1, 1, tzinfo=UTC))) as con:
+        assert newest_time(con) is None

@@ -28,7 +28,7 @@ from alblake.triage import (
     parse_where,
     run_triage,
 )
-from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.local import local_connection, rollup_gaps, sql_runner
 from alblake.triage.predicate import Where
 from alblake.triage.query import Window, build_query
 from alblake.triage.render import CSV_COLUMNS, as_json, csv_rows, format_text
@@ -48,14 +48,13 @@ def _window(args: argparse.Namespace) -> Window:
 
 
 def _local(args: argparse.Namespace, window: Window, where: Where | None) -> TriageResult:
-    lake = open_existing_lake_at(lake_of(args))
-    gaps = [] if args.no_rollup else rollup_gaps(lake, window)
-    notes = []
-    if gaps:
-        notes.append(f"{len(gaps)} data files of these hours have no rollup file (ingested before the rollup "
-                     "existed): every dimension is read from the curated table")
-    with local_sql(lake) as run:
-        return run_triage(run, window, where, engine="duckdb", use_rollup=not (args.no_rollup or gaps),
+    with local_connection(open_existing_lake_at(lake_of(args))) as con:
+        gaps = [] if args.no_rollup else rollup_gaps(con, window)
+        notes = []
+        if gaps:
+            notes.append(f"{len(gaps)} data files of these hours have no rollup file (ingested before the rollup "
+                         "existed): every dimension is read from the curated table")
+        return run_triage(sql_runner(con), window, where, engine="duckdb", use_rollup=not (args.no_rollup or gaps),
                           top=args.top, notes=notes)
 
 

@@ -14,15 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from alblake.analysis import execute
 from alblake.locations import open_lake_at
 from alblake.ports import Lake
 from alblake.scope import EVERYTHING, Scope
-from alblake.triage import RunSql, Window, make_window, run_triage
+from alblake.triage import Window, make_window, run_triage
 from alblake.triage.dimensions import DIMENSIONS
-from alblake.triage.local import local_sql, rollup_gaps
+from alblake.triage.local import local_connection, newest_time, rollup_gaps, sql_runner
 from alblake.triage.render import html_section
 
 WINDOW = timedelta(minutes=30)
@@ -37,16 +35,16 @@ def report_section(
     the baseline is what the scope holds of the 24 hours before). ``con``: the report's connection to the same
     lake and scope (``alblake.analysis.connect``), reused; else one is opened."""
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
-    with _runner(opened, scope, con) as run:
-        latest = run('SELECT max("time") AS latest FROM alb_logs').column("latest")[0].as_py()
+    with _connection(opened, scope, con) as connection:
+        latest = newest_time(connection)
         if latest is None:
             return ('<section class="card wide" id="q-triage" data-rows="0"><h2>Triage</h2>'
                     '<p class="muted">no data</p></section>')
         end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
         window = make_window(start=end - WINDOW, end=end, baseline=BASELINE)
-        gaps = rollup_gaps(opened, window)
+        gaps = rollup_gaps(connection, window)
         notes = [f"{len(gaps)} data files of these hours have no rollup file: read the curated table"] if gaps else []
-        result = run_triage(run, window, engine="duckdb", use_rollup=not gaps, notes=notes,
+        result = run_triage(sql_runner(connection), window, engine="duckdb", use_rollup=not gaps, notes=notes,
                             dimensions=REPORT_DIMENSIONS)
     title = f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)"
     return html_section(result, title, more=triage_command(window))
@@ -58,14 +56,10 @@ def triage_command(window: Window) -> str:
 
 
 @contextmanager
-def _runner(lake: Lake, scope: Scope, con: duckdb.DuckDBPyConnection | None) -> Iterator[RunSql]:
-    if con is None:
-        with local_sql(lake, scope) as own:
-            yield own
+def _connection(lake: Lake, scope: Scope, con: duckdb.DuckDBPyConnection | None
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+    if con is not None:
+        yield con
         return
-    reused = con
-
-    def run(sql: str) -> pa.Table:
-        return execute(reused, sql)
-
-    yield run
+    with local_connection(lake, scope) as own:
+        yield own
