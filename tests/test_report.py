@@ -311,3 +311,12 @@ def test_a_cursor_has_the_views_macros_and_time_zone_of_its_connection(oracle_la
     finally:
         other.close()
         con.close()
+
+
+def test_lanes_start_the_long_queries_first_and_the_page_keeps_its_order() -> None:
+    queries = analysis.list_queries()
+    ordered = [q.name for q in report_module.longest_first(queries)]
+    long = {"clients_per_target", "latency_by_target", "overview", "top_clients"}  # clients, exact percentiles
+    assert set(ordered[: len(long)]) == long and sorted(ordered) == sorted(q.name for q in queries)
+    rest = [q.name for q in queries if q.name not in long]
+    assert ordered[len(long):] == rest  # the others as listed

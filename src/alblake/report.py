@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -393,11 +394,22 @@ def run_queries(
     try:
         with ThreadPoolExecutor(lanes) as pool:
             section = pool.submit(on_free, partial(report_section, lake, scope))  # the longest first
-            tables = {q.name: pool.submit(on_free, partial(_table, query=q)) for q in queries}
-            return {name: table.result() for name, table in tables.items()}, [section.result()]
+            tables = {q.name: pool.submit(on_free, partial(_table, query=q)) for q in longest_first(queries)}
+            return {q.name: tables[q.name].result() for q in queries}, [section.result()]
     finally:
         for connection in opened:
             connection.close()
+
+
+# What makes a query long: hash tables of every client address, or every value of a group kept for an exact
+# percentile (DuckDB's quantile_cont); such a query takes 2-4 times the time of a plain GROUP BY over a day.
+_LONG = re.compile(r"\bclient_ip\b|\bapprox_percentile\b|\bquantile", re.IGNORECASE)
+
+
+def longest_first(queries: Sequence[Query]) -> list[Query]:
+    """The queries in the order the lanes start them: the long ones (``_LONG``) first, so that no lane is left with
+    a long query while the other has nothing to do (on the bench day, 30-50 ms of a 0.7 s run)."""
+    return sorted(queries, key=lambda query: _LONG.search(query.sql) is None)
 
 
 def _table(con: duckdb.DuckDBPyConnection, query: Query) -> pa.Table:
