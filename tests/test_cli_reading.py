@@ -231,3 +231,20 @@ def test_the_python_api(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert table.column("a")[0].as_py() >= datetime(2026, 11, 24, 10, tzinfo=UTC)
     monkeypatch.setenv("ALBLAKE_LAKE", str(lake))
     assert alblake.connect().sql("SELECT count(*) FROM alb_logs").fetchall() == [(3600,)]
+
+
+def test_sums_arrive_as_bigint_and_a_sum_beyond_it_is_an_error_line(lake: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    con = connect(lake)
+    try:
+        from alblake.analysis import execute
+
+        table = execute(con, "SELECT sum(sent_bytes) AS total, sum(received_bytes) AS total_2 FROM alb_logs")
+        assert table.schema.types == [pa.int64(), pa.int64()] and table.column("total")[0].as_py() > 0
+        same_names = execute(con, "SELECT sum(sent_bytes) AS s, sum(received_bytes) AS s FROM alb_logs")
+        assert same_names.schema.types == [pa.int64(), pa.int64()]
+    finally:
+        con.close()
+    code, out, err = run(capsys, "sql", "SELECT sum(x) FROM (VALUES (9223372036854775807), (1)) AS t(x)",
+                         "--lake", str(lake))
+    assert code == 2 and out == "" and err.startswith("error: Conversion Error") and "Traceback" not in err

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeAlias
 from urllib.parse import unquote
 
 import duckdb
@@ -257,7 +258,7 @@ def connect(lake: Lake | Path | str, scope: Scope = EVERYTHING) -> duckdb.DuckDB
 _FILES: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict[str, list[str]]] = weakref.WeakKeyDictionary()
 # What makes a connection's session, in order (DuckDB keeps it per connection): statements (time zone, macros,
 # views) and objects registered by name (the pyarrow datasets of S3 files or of a table without files).
-Step = str | tuple[str, ds.Dataset]
+Step: TypeAlias = "str | tuple[str, ds.Dataset]"  # a string: naming ds.Dataset here would import it
 _SESSION: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, list[Step]] = weakref.WeakKeyDictionary()
 
 
@@ -439,8 +440,21 @@ def _find_unreadable(files: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
+def _bigint_sums(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """DuckDB's sums of integers are HUGEINT (decimal128(38, 0) in Arrow): cast to BIGINT, like Athena's bigint, by
+    DuckDB (a sum beyond BIGINT is then DuckDB's conversion error, which ``execute`` reports as a ``SqlError``).
+    Columns that share a name cannot be told apart here: ``_normalise`` casts those in Arrow."""
+    types = [str(t) for t in relation.types]
+    names = relation.columns
+    if "HUGEINT" not in types or len(set(names)) < len(names):
+        return relation
+    quoted = ['"' + name.replace('"', '""') + '"' for name in names]
+    return relation.project(", ".join(f"CAST({q} AS BIGINT) AS {q}" if t == "HUGEINT" else q
+                                      for q, t in zip(quoted, types, strict=True)))
+
+
 def _normalise(table: pa.Table) -> pa.Table:
-    """DuckDB's HUGEINT sums arrive as decimal128(38, 0): make them int64 like Athena's bigint."""
+    """Decimals of scale 0 that ``_bigint_sums`` left (columns of the same name) as int64 like Athena's bigint."""
     for i, field in enumerate(table.schema):
         if pa.types.is_decimal(field.type) and field.type.scale == 0:
             table = table.set_column(i, pa.field(field.name, pa.int64()), table.column(i).cast(pa.int64()))
@@ -456,6 +470,7 @@ def execute(con: duckdb.DuckDBPyConnection, query: Query | str) -> pa.Table:
         if relation is None:  # a statement without a result (SET, CREATE ...)
             return pa.table({})
         # DuckDB >= 1.4 has to_arrow_table(); older releases return a Table from arrow().
+        relation = _bigint_sums(relation)
         to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
         table = to_table()
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
