@@ -94,7 +94,8 @@ def build_lake(work: Path, lines: int) -> Path:
 def alblake_command(src: Path | None, *args: str) -> list[str]:
     if src is None:
         return [sys.executable, "-m", "alblake", *args]
-    code = f"import sys; sys.path.insert(0, {str(src)!r}); from alblake.cli import main; sys.exit(main(sys.argv[1:]))"
+    # as `python -m alblake` does (alblake.__main__, where the command line defers some imports), from that tree
+    code = f"import runpy, sys; sys.path.insert(0, {str(src)!r}); runpy.run_module('alblake', run_name='__main__')"
     return [sys.executable, "-c", code, *args]
 
 
