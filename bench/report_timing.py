@@ -20,11 +20,11 @@ package's modules when it installs it, as it did DuckDB's and pyarrow's. Without
 of a 1.2 s report, which no user of an installed alblake pays.
 
 Each is timed from start to exit (wall) and by its CPU time (user + system of the process and its threads, from
-``getrusage``: steadier than wall on a shared machine), best of ``--repeats``, alternating so a busy neighbour
-slows all alike; the figures are ratios against the baseline of the same run. Target: report <= 1.25x the
-baseline (the 12 queries). ``--alblake-src DIR`` times the commands of another source tree (``git archive`` of an
-earlier commit: its ``src``) instead of this one; ``--before-src DIR`` adds that tree's ``alblake report`` to the
-same alternation, for before/after figures under the same load.
+``getrusage``: steadier than wall on a shared machine), ``--repeats`` times, alternating so a busy neighbour
+slows all alike; the figures are ratios against the baseline of the same run, of the best runs and of the
+medians. Target: report <= 1.25x the baseline (the 12 queries). ``--alblake-src DIR`` times the commands of
+another source tree (``git archive`` of an earlier commit: its ``src``) instead of this one; ``--before-src DIR``
+adds that tree's ``alblake report`` to the same alternation, for before/after figures under the same load.
 
 Usage: ``python -m bench.report_timing [--work DIR] [--repeats 5] [--alblake-src DIR] [--before-src DIR]``
 """
@@ -44,6 +44,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,18 +169,21 @@ def run(work: Path, args: argparse.Namespace) -> None:
         )
     for extra in args.also:
         commands[f"alblake {extra}"] = alblake_command(args.alblake_src, *shlex.split(extra), "--lake", str(lake))
-    wall = dict.fromkeys(commands, float("inf"))
-    cpu = dict.fromkeys(commands, float("inf"))
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.repeats):
         for name, command in commands.items():
             took, used = seconds(command)
-            wall[name], cpu[name] = min(wall[name], took), min(cpu[name], used)
-    base, base_cpu = wall["plain DuckDB (12 queries)"], cpu["plain DuckDB (12 queries)"]
-    print(f"{len(files)} visible files; best of {args.repeats}, each a fresh process; load average "
+            walls[name].append(took)
+            cpus[name].append(used)
+    print(f"{len(files)} visible files; best and median of {args.repeats}, each a fresh process; load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end")
-    print(f"{'command':<28} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
+    print(f"{'command':<28} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}   median: {'wall':>6} {'cpu':>6}")
+    base = "plain DuckDB (12 queries)"
     for name in commands:
-        print(f"{name:<28} {wall[name]:7.3f}s {wall[name] / base:5.2f}x {cpu[name]:7.3f}s {cpu[name] / base_cpu:5.2f}x")
+        wall, cpu = min(walls[name]), min(cpus[name])
+        print(f"{name:<28} {wall:7.3f}s {wall / min(walls[base]):5.2f}x {cpu:7.3f}s {cpu / min(cpus[base]):5.2f}x"
+              f"   {median(walls[name]) / median(walls[base]):13.2f}x {median(cpus[name]) / median(cpus[base]):5.2f}x")
     print("target: alblake report <= 1.25x plain DuckDB running the same 12 SQL files over the same files")
 
 
