@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,25 @@ def test_small_objects_in_batches_into_an_s3_lake_with_glue(
     assert compacted and len(compacted) < len(locations)  # hours of several objects; of one object: its own file
     listing = boto3.client("s3").list_objects_v2(Bucket=LAKE_BUCKET, Prefix="x/manifests/")["Contents"]
     assert len(listing) == len(keys)  # one manifest per object
+
+
+def test_the_console_script_reads_an_s3_lake_with_its_deferred_imports(
+    aws_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m alblake`` defers pyarrow's dataset and filesystem modules (alblake.deferred); over an s3:// lake
+    the views are pyarrow datasets registered in DuckDB, which load them at their first use: the same answers."""
+    _, valid = upload_sample(tmp_path, files=3)
+    lake = f"s3://{LAKE_BUCKET}/x"
+    assert main(["ingest", f"s3://{LOG_BUCKET}/AWSLogs/", "--lake", lake, "--quiet"]) == 0
+    capsys.readouterr()
+
+    def script(*argv: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "alblake", *argv], capture_output=True, text=True, check=True)
+        return done.stdout
+
+    assert main(["query", "overview", "--lake", lake, "--csv"]) == 0
+    assert script("query", "overview", "--lake", lake, "--csv") == capsys.readouterr().out
+    assert f"{valid:,}" in script("query", "overview", "--lake", lake)
+    assert json.loads(script("status", "--lake", lake, "--json"))["rollup"]["requests"] == valid
+    script("report", "--lake", lake, "--out", str(tmp_path / "report.html"))
+    assert f"{valid:,}" in (tmp_path / "report.html").read_text()
