@@ -364,12 +364,10 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     world = World()
     for obj in range(OBJECTS):
         world.ingest(obj, 1)
-    world.crash_at = world.writes + crash_at
-    try:
+    world.crash_at = world.writes + crash_at  # a write of hour 10 or the first of hour 11: the crash fires
+    with pytest.raises(SimulatedCrashError):
         world.compact()
-    except SimulatedCrashError:
-        world.check()
-    world.crash_at = None
+    world.check()
     world.compact_to_the_end()  # what the crash uploaded and never made live is swept
     assert len(world.lake.visible_files()) == 2  # hours 10 and 11, one file each
 
@@ -540,12 +538,16 @@ def test_a_lost_answer_at_every_write_of_a_compaction(at_write: int, retried: bo
     """The write takes effect but its answer is lost. A compaction that took its own state swap for another
     writer's used to delete the folder it had just made live: every row of the partition vanished."""
     world = world_before_a_late_compaction()
-    world.lost_ack_at, world.lost_ack_retried = world.writes + at_write, retried
-    try:
+    lost_at = world.writes + at_write
+    world.lost_ack_at, world.lost_ack_retried = lost_at, retried
+    if retried:  # the SDK's retry answers "condition failed" (a conditional write) or succeeds again
         world.compact()
-    except LostAnswerError:
+    else:  # the run fails
+        with pytest.raises(LostAnswerError):
+            world.compact()
         world.check()
         world.compact()  # the next run
+    assert world.fired_at("lost_ack") == [lost_at]
     world.check()
     world.compact_to_the_end()
     assert len(world.lake.visible_files()) == 2
@@ -558,7 +560,9 @@ def test_a_lost_answer_followed_by_another_writer_before_the_retry(at_write: int
     which therefore must not be deleted."""
     world = world_before_a_late_compaction()
     world.between = lambda: world.ingest(2, 1)
-    world.lost_ack_at = world.writes + at_write
+    lost_at = world.lost_ack_at = world.writes + at_write
     world.compact()
+    assert world.fired_at("lost_ack") == [lost_at]
+    assert world.committed[2] == 1  # the other writer ran between the write and its answer
     world.check()
     world.compact_to_the_end()
