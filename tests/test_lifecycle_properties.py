@@ -274,8 +274,12 @@ def test_the_counted_writes_are_the_whole_operation(name: str) -> None:
 @pytest.mark.parametrize(("name", "at"), [(n, at) for n in sorted(RACES) for at in range(1, RACE_WRITES[n] + 2)])
 def test_a_race_at_every_write(name: str, at: int) -> None:
     before, first, second = RACES[name]
-    world = World()
-    play(world, [*before, ("interleave", first, second, at)])
+    world, versions = World(), dict[int, int]()
+    play(world, before, versions)
+    nested_at = world.writes + at
+    play(world, [("interleave", first, second, at)], versions)
+    inside = at <= RACE_WRITES[name]  # else (one past the last write) the second runs after the first
+    assert world.fired_at("nested") == ([nested_at] if inside else [])
     the_end(world)
 
 
