@@ -18,7 +18,7 @@ from alblake.analysis import connect, files_read
 from alblake.cli import main
 from alblake.cli.output import format_csv, json_text, render
 from alblake.sample import write_sample_logs
-from alblake.scope import Scope, parse_moment, scoped_for_catalog
+from alblake.scope import Scope, parse_age, parse_moment, scoped_for_catalog
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,13 @@ def test_times_users_give() -> None:
     assert parse_moment("2026-11-24T10:00+02:00", now).at == datetime(2026, 11, 24, 8, tzinfo=UTC)
     day = parse_moment("2026-11-24", now)
     assert day.whole_day and day.at == datetime(2026, 11, 24, tzinfo=UTC)
+    assert parse_moment("2h", now).relative and parse_moment(" NOW ", now).relative
+    assert not parse_moment("2026-11-24T08:00", now).relative and not day.relative
     with pytest.raises(ValueError, match="2h, 30m"):
         parse_moment("yesterday-ish", now)
+    assert parse_age(" 1.5 d ") == timedelta(days=1.5) and parse_age("1w") == timedelta(weeks=1)
+    with pytest.raises(ValueError, match="like 2h or 7d"):
+        parse_age("2026-11-24")
 
 
 def test_an_empty_window_and_a_bad_time_are_refused(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
