@@ -133,6 +133,27 @@ def test_times_users_give() -> None:
         parse_age("2026-11-24")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9999999999d", "too long an age"),
+        ("999999d", "ago is before the year 1"),
+        ("9999-12-31T23:00-05:00", "outside the years 1 to 9999 in UTC"),
+        ("0001-01-01T00:00+05:00", "outside the years 1 to 9999 in UTC"),
+    ],
+)
+def test_a_time_out_of_range_is_refused_with_a_message_not_a_traceback(
+    lake: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    """Python's dates end at the years 1 and 9999: a time beyond them was an OverflowError, which argparse does not
+    catch (a traceback); it is refused like any time that is not one."""
+    with pytest.raises(ValueError, match=message):
+        parse_moment(text, datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    with pytest.raises(SystemExit):
+        run(capsys, "files", "--lake", str(lake), "--since", text)
+    assert message in capsys.readouterr().err
+
+
 def test_an_empty_window_and_a_bad_time_are_refused(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "sql", "SELECT 1", "--lake", str(lake), "--since", "2026-11-24T10:00",
                        "--until", "2026-11-24T09:00")

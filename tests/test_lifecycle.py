@@ -460,7 +460,7 @@ def test_the_expire_command(
     assert not list((tmp_path / "lake").rglob("*.parquet"))
 
 
-@pytest.mark.parametrize("age", ["30m", "45s", "2w", "1D", "400", "forever"])
+@pytest.mark.parametrize("age", ["30m", "45s", "2w", "1D", "400", "forever", "9999999999d"])
 def test_expiry_ages_are_days_or_hours(tmp_path: Path, capsys: pytest.CaptureFixture[str], age: str) -> None:
     """--older-than and --quarantine-older-than are read by ``alblake.scope.parse_age`` (as --since 2h is), in days
     or hours only: the stack's retention is in days, expiry works on whole partition-hours."""

@@ -131,7 +131,12 @@ def parse_age(text: str) -> timedelta:
 
 def _age(text: str) -> timedelta | None:
     found = _AGO.match(text)
-    return None if found is None else timedelta(**{_UNITS[found.group(2)]: float(found.group(1))})
+    if found is None:
+        return None
+    try:
+        return timedelta(**{_UNITS[found.group(2)]: float(found.group(1))})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long an age (at most {timedelta.max.days:,} days)") from None
 
 
 def parse_moment(text: str, now: datetime | None = None) -> Moment:
@@ -140,7 +145,10 @@ def parse_moment(text: str, now: datetime | None = None) -> Moment:
     now = now or datetime.now(UTC)
     age = _age(text)
     if age is not None:
-        return Moment(now - age, False, relative=True)
+        try:
+            return Moment(now - age, False, relative=True)
+        except OverflowError:
+            raise ValueError(f"{text!r} ago is before the year 1: {WHEN_HELP}") from None
     if text.strip().lower() == "now":
         return Moment(now, False, relative=True)
     stripped = text.strip()
@@ -151,7 +159,10 @@ def parse_moment(text: str, now: datetime | None = None) -> Moment:
         value = datetime.fromisoformat(stripped[:-1] + "+00:00" if zulu else stripped)
     except ValueError:
         raise ValueError(f"{text!r} is not a time: {WHEN_HELP}") from None
-    return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
+    try:
+        return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def window_start(since: Moment | None) -> datetime | None:
