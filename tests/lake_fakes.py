@@ -19,7 +19,7 @@ import hashlib
 import io
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -168,13 +168,27 @@ class SimulatedCrashError(BaseException):
     code under test can handle it (a real crash leaves nothing to handle it)."""
 
 
+@dataclass(frozen=True)
+class Fired:
+    """A fault that fired: ``crash``, ``nested`` or ``lost_ack``, at store write ``write``, and for a lost answer what
+    the writer was told (``told``): "condition failed" (the SDK's retry of a conditional write), "no answer" (the
+    operation failed with ``LostAnswerError``) or "success" (the SDK's retry of an unconditional write)."""
+
+    fault: str
+    write: int
+    operation: str
+    told: str = ""
+
+
 @dataclass
 class FaultyWrites:
     """Faults at a ``MemoryStore``'s writes, counted from 1 (``writes``): a crash before write ``crash_at``;
     another writer's operation ``nested`` before write ``nested_at``; the answer to write ``lost_ack_at`` lost,
     with ``between`` (another writer's operation) run before the writer learns it, and a conditional write then
     failing as the SDK's retry would (``lost_ack_retried``) or the operation failing with ``LostAnswerError``.
-    Each fault fires once. A world inherits it and ``install``s it on its store (it may extend the hooks)."""
+    Each fault fires once, and is then recorded in ``fired``: a test asserts that the fault it set up did fire
+    (a fault set past the last write never fires, and a test accepting that cannot fail). A world inherits it and
+    ``install``s it on its store (it may extend the hooks)."""
 
     writes: int = 0
     crash_at: int | None = None
@@ -183,6 +197,7 @@ class FaultyWrites:
     lost_ack_at: int | None = None  # the write whose acknowledgement is lost
     lost_ack_retried: bool = True  # conditional writes: the SDK retried (-> "condition failed"); else it gave up
     between: Callable[[], None] | None = None  # another writer's operation, between the lost write and its answer
+    fired: list[Fired] = field(default_factory=list)  # the faults that fired, in order
 
     def install(self, store: MemoryStore) -> None:
         store.before_write = self.before_write
@@ -192,20 +207,29 @@ class FaultyWrites:
         self.writes += 1
         if self.nested is not None and self.writes == self.nested_at:
             nested, self.nested = self.nested, None
+            self.fired.append(Fired("nested", self.writes, operation))
             nested()
         if self.crash_at is not None and self.writes == self.crash_at:
             self.crash_at = None
+            self.fired.append(Fired("crash", self.writes, operation))
             raise SimulatedCrashError(f"crash before {operation} {key}")
 
     def after_write(self, operation: str, key: str) -> None:
         if self.lost_ack_at is None or self.writes != self.lost_ack_at:
             return
-        self.lost_ack_at = None
+        self.lost_ack_at, at = None, self.writes
         if self.between is not None:
             between, self.between = self.between, None
             between()
         if operation == "put_bytes_if" and self.lost_ack_retried:
+            self.fired.append(Fired("lost_ack", at, operation, "condition failed"))
             raise ConditionFailedError(f"{key}: the SDK's retry of a write that succeeded")
         if operation != "put_bytes_if" and self.lost_ack_retried:
+            self.fired.append(Fired("lost_ack", at, operation, "success"))
             return  # an unconditional write retried by the SDK succeeds again: nothing to see
+        self.fired.append(Fired("lost_ack", at, operation, "no answer"))
         raise LostAnswerError(f"no answer to {operation} {key}")
+
+    def fired_at(self, fault: str) -> list[int]:
+        """The store writes at which ``fault`` fired."""
+        return [fired.write for fired in self.fired if fired.fault == fault]

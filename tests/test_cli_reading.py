@@ -18,7 +18,7 @@ from alblake.analysis import connect, files_read
 from alblake.cli import main
 from alblake.cli.output import format_csv, json_text, render
 from alblake.sample import write_sample_logs
-from alblake.scope import Scope, parse_moment, scoped_for_catalog
+from alblake.scope import Scope, parse_age, parse_moment, scoped_for_catalog
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,34 @@ def test_times_users_give() -> None:
     assert parse_moment("2026-11-24T10:00+02:00", now).at == datetime(2026, 11, 24, 8, tzinfo=UTC)
     day = parse_moment("2026-11-24", now)
     assert day.whole_day and day.at == datetime(2026, 11, 24, tzinfo=UTC)
+    assert parse_moment("2h", now).relative and parse_moment(" NOW ", now).relative
+    assert not parse_moment("2026-11-24T08:00", now).relative and not day.relative
     with pytest.raises(ValueError, match="2h, 30m"):
         parse_moment("yesterday-ish", now)
+    assert parse_age(" 1.5 d ") == timedelta(days=1.5) and parse_age("1w") == timedelta(weeks=1)
+    with pytest.raises(ValueError, match="like 2h or 7d"):
+        parse_age("2026-11-24")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9999999999d", "too long an age"),
+        ("999999d", "ago is before the year 1"),
+        ("9999-12-31T23:00-05:00", "outside the years 1 to 9999 in UTC"),
+        ("0001-01-01T00:00+05:00", "outside the years 1 to 9999 in UTC"),
+    ],
+)
+def test_a_time_out_of_range_is_refused_with_a_message_not_a_traceback(
+    lake: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    """Python's dates end at the years 1 and 9999: a time beyond them was an OverflowError, which argparse does not
+    catch (a traceback); it is refused like any time that is not one."""
+    with pytest.raises(ValueError, match=message):
+        parse_moment(text, datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    with pytest.raises(SystemExit):
+        run(capsys, "files", "--lake", str(lake), "--since", text)
+    assert message in capsys.readouterr().err
 
 
 def test_an_empty_window_and_a_bad_time_are_refused(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -364,17 +364,34 @@ def test_crash_at_every_write_of_a_compaction_then_retry(crash_at: int) -> None:
     world = World()
     for obj in range(OBJECTS):
         world.ingest(obj, 1)
-    world.crash_at = world.writes + crash_at
-    try:
+    world.crash_at = world.writes + crash_at  # a write of hour 10 or the first of hour 11: the crash fires
+    with pytest.raises(SimulatedCrashError):
         world.compact()
-    except SimulatedCrashError:
-        world.check()
-    world.crash_at = None
+    world.check()
     world.compact_to_the_end()  # what the crash uploaded and never made live is swept
     assert len(world.lake.visible_files()) == 2  # hours 10 and 11, one file each
 
 
-@pytest.mark.parametrize("at_write", range(1, 8))
+RACING_INGEST_WRITES = 3  # store writes of the ingest of object 1 after object 0 (derived file, data file, manifest)
+REMOVAL_WRITES = 5  # store writes of the ingest of object 0's version 4 after version 0 and object 1
+
+
+def test_the_race_cases_cover_every_write_of_the_ingest() -> None:
+    """The compaction set to run at each write of the ingests below runs inside them: none runs after them."""
+    world = World()
+    world.ingest(0, 0)
+    before = world.writes
+    world.ingest(1, 0)
+    assert world.writes - before == RACING_INGEST_WRITES
+    world = World()
+    world.ingest(0, 0)
+    world.ingest(1, 0)
+    before = world.writes
+    world.ingest(0, 4)
+    assert world.writes - before == REMOVAL_WRITES
+
+
+@pytest.mark.parametrize("at_write", range(1, RACING_INGEST_WRITES + 1))
 def test_ingest_racing_the_first_compaction_of_its_hour_is_not_lost(at_write: int) -> None:
     """A commit that read 'no state' while a compaction sealed and replaced generation 0 redoes its commit."""
     world = World()
@@ -382,12 +399,13 @@ def test_ingest_racing_the_first_compaction_of_its_hour_is_not_lost(at_write: in
     world.nested = world.compact
     world.nested_at = world.writes + at_write
     world.ingest(1, 0)
+    assert world.fired_at("nested") == [world.nested_at]  # the compaction ran inside the ingest
     world.check()
     world.compact()
     world.check()
 
 
-@pytest.mark.parametrize("at_write", range(1, 10))
+@pytest.mark.parametrize("at_write", range(1, REMOVAL_WRITES + 1))
 def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     """Version 4 of an object has no rows in hour 10 any more; a compaction of hour 10 runs in the middle."""
     world = World()
@@ -396,6 +414,7 @@ def test_removal_of_an_hour_racing_a_compaction(at_write: int) -> None:
     world.nested = world.compact
     world.nested_at = world.writes + at_write
     world.ingest(0, 4)
+    assert world.fired_at("nested") == [world.nested_at]  # the compaction ran inside the ingest
     world.check()
     world.compact()
     world.check()
@@ -419,6 +438,7 @@ def batch_with_nested(world: World, nested: Callable[[], None], at_write: int) -
     world.nested = nested
     world.nested_at = world.writes + at_write
     world.ingest_batch(THE_BATCH)
+    assert world.fired_at("nested") == [world.nested_at]  # it ran inside the batch
     world.check()
 
 
@@ -540,12 +560,16 @@ def test_a_lost_answer_at_every_write_of_a_compaction(at_write: int, retried: bo
     """The write takes effect but its answer is lost. A compaction that took its own state swap for another
     writer's used to delete the folder it had just made live: every row of the partition vanished."""
     world = world_before_a_late_compaction()
-    world.lost_ack_at, world.lost_ack_retried = world.writes + at_write, retried
-    try:
+    lost_at = world.writes + at_write
+    world.lost_ack_at, world.lost_ack_retried = lost_at, retried
+    if retried:  # the SDK's retry answers "condition failed" (a conditional write) or succeeds again
         world.compact()
-    except LostAnswerError:
+    else:  # the run fails
+        with pytest.raises(LostAnswerError):
+            world.compact()
         world.check()
         world.compact()  # the next run
+    assert world.fired_at("lost_ack") == [lost_at]
     world.check()
     world.compact_to_the_end()
     assert len(world.lake.visible_files()) == 2
@@ -558,7 +582,9 @@ def test_a_lost_answer_followed_by_another_writer_before_the_retry(at_write: int
     which therefore must not be deleted."""
     world = world_before_a_late_compaction()
     world.between = lambda: world.ingest(2, 1)
-    world.lost_ack_at = world.writes + at_write
+    lost_at = world.lost_ack_at = world.writes + at_write
     world.compact()
+    assert world.fired_at("lost_ack") == [lost_at]
+    assert world.committed[2] == 1  # the other writer ran between the write and its answer
     world.check()
     world.compact_to_the_end()

@@ -232,6 +232,35 @@ def test_bad_requests_are_refused_with_what_to_change(tmp_path: Path, capsys: py
     assert "give --glue-database" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "start",
+    ["2018-07-02T22:00", "2018-07-02 22:00:00", "2018-07-02T22:00Z", "2018-07-02T22:00z", "2018-07-03T00:00+02:00"],
+)
+def test_the_erase_window_is_read_as_the_reading_commands_read_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str
+) -> None:
+    """--from and --to are read by ``alblake.scope.parse_moment``, as --since and --until are: UTC unless the time
+    says otherwise, ``Z`` in either case (a lowercase ``z`` was refused before)."""
+    two_objects(tmp_path / "lake")
+    assert main(["erase", "--lake", str(tmp_path / "lake"), "--client-ip", VICTIM, "--from", start, "--dry-run"]) == 0
+    assert "would erase 2 rows in 1 partition-hour(s)" in capsys.readouterr().out  # 22:02 and 22:04, not 21:00
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--from", "2h"), ("--from", "1.5d"), ("--to", "now"), ("--to", "2018-07")]
+)
+def test_the_erase_window_refuses_times_relative_to_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    """The way back after a failed erasure is the same command again, which finds its criteria by their window: a
+    time relative to now (which --since takes) would name other rows then, so it is refused as a time that is not
+    one (2018-07) is, saying what to write."""
+    two_objects(tmp_path / "lake")
+    with pytest.raises(SystemExit):
+        main(["erase", "--lake", str(tmp_path / "lake"), "--client-ip", VICTIM, option, value, "--dry-run"])
+    assert f"'{value}': expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)" in capsys.readouterr().err
+
+
 def test_a_truncating_lake_erases_a_network_only_when_asked(tmp_path: Path) -> None:
     lake = local_lake(tmp_path / "lake")
     ingest_lines(lake, [line(VICTIM, hour="20")])  # before truncation: the full address
@@ -429,6 +458,19 @@ def test_the_expire_command(
     assert main(["expire", "--lake", lake_dir, "--older-than", "1d", "--grace", "16"]) == 0
     assert "dropped               2 partition-hour(s) dropped" in capsys.readouterr().out
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("age", ["30m", "45s", "2w", "1D", "400", "forever", "9999999999d"])
+def test_expiry_ages_are_days_or_hours(tmp_path: Path, capsys: pytest.CaptureFixture[str], age: str) -> None:
+    """--older-than and --quarantine-older-than are read by ``alblake.scope.parse_age`` (as --since 2h is), in days
+    or hours only: the stack's retention is in days, expiry works on whole partition-hours."""
+    two_objects(tmp_path / "lake")
+    lake_dir = str(tmp_path / "lake")
+    for option in ("--older-than", "--quarantine-older-than"):
+        with pytest.raises(SystemExit):
+            main(["expire", "--lake", lake_dir, option, age, "--dry-run"])
+        assert f"'{age}': expected a number of days or hours, like 400d or 36h" in capsys.readouterr().err
+    assert main(["expire", "--lake", lake_dir, "--older-than", " 0.5 d", "--quarantine-older-than", "36h"]) == 0
 
 
 @pytest.mark.parametrize("command", [["expire", "--older-than", "1d"], ["erase", "--client-ip", VICTIM]])

@@ -114,7 +114,10 @@ def play(world: World, steps: list[tuple[object, ...]], versions: dict[int, int]
         world.check(between_operations=True)
 
 
-def lose_an_answer(world: World, op: tuple[object, ...], versions: dict[int, int]) -> None:
+def lose_an_answer(world: World, op: tuple[object, ...], versions: dict[int, int]) -> bool:
+    """Run ``op[1]`` with the answer to its ``op[2]``-th store write lost (``op[3]``: the SDK retried), another
+    writer's operation ``op[4]`` (if any) between that write and the lost answer; retry the operation if it failed.
+    Whether it failed."""
     inner, at, retried, between = op[1], int(op[2]), bool(op[3]), op[4]  # type: ignore[call-overload]
     assert isinstance(inner, tuple)
     action = run(world, inner, versions)
@@ -123,15 +126,18 @@ def lose_an_answer(world: World, op: tuple[object, ...], versions: dict[int, int
             between = (*between[:2], False)
         world.between = run(world, between, versions)
     world.lost_ack_at, world.lost_ack_retried = world.writes + at, retried
+    failed = False
     try:
         action()
     except (LostAnswerError, BatchCommitError):
+        failed = True
         world.check()
         action()  # the retry
     world.lost_ack_at = None
     if world.between is not None:
         between_action, world.between = world.between, None
         between_action()
+    return failed
 
 
 def the_end(world: World) -> None:
@@ -268,8 +274,12 @@ def test_the_counted_writes_are_the_whole_operation(name: str) -> None:
 @pytest.mark.parametrize(("name", "at"), [(n, at) for n in sorted(RACES) for at in range(1, RACE_WRITES[n] + 2)])
 def test_a_race_at_every_write(name: str, at: int) -> None:
     before, first, second = RACES[name]
-    world = World()
-    play(world, [*before, ("interleave", first, second, at)])
+    world, versions = World(), dict[int, int]()
+    play(world, before, versions)
+    nested_at = world.writes + at
+    play(world, [("interleave", first, second, at)], versions)
+    inside = at <= RACE_WRITES[name]  # else (one past the last write) the second runs after the first
+    assert world.fired_at("nested") == ([nested_at] if inside else [])
     the_end(world)
 
 
@@ -279,8 +289,15 @@ DYING_CASES = [(name, at) for name in sorted(DYING) for at in range(1, DYING_WRI
 @pytest.mark.parametrize(("name", "at"), DYING_CASES)
 def test_a_crash_at_every_write_then_the_retry(name: str, at: int) -> None:
     before, op = DYING[name]
-    world = World()
-    play(world, [*before, ("crash", op, at)])
+    world, versions = World(), dict[int, int]()
+    play(world, before, versions)
+    action = run(world, op, versions)
+    world.crash_at = world.writes + at
+    with pytest.raises(SimulatedCrashError):
+        action()
+    world.check()  # what a crash leaves behind
+    action()  # the retry
+    world.check(between_operations=True)
     the_end(world)
 
 
@@ -290,8 +307,13 @@ def test_a_lost_answer_at_every_write(name: str, at: int, retried: bool) -> None
     """The write takes effect, another writer ingests in between, and the answer is lost (the SDK's retry of a
     conditional write says "condition failed"; or the operation fails and is retried)."""
     before, op = DYING[name]
-    world = World()
-    play(world, [*before, ("lost_ack", op, at, retried, ("ingest", 1, True))])
+    world, versions = World(), dict[int, int]()
+    play(world, before, versions)
+    lost_at = world.writes + at
+    failed = lose_an_answer(world, ("lost_ack", op, at, retried, ("ingest", 1, True)), versions)
+    assert world.fired_at("lost_ack") == [lost_at]
+    assert failed is not retried  # the SDK gave up: the operation failed (and was retried); else it went on
+    world.check(between_operations=True)
     the_end(world)
 
 

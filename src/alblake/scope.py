@@ -13,7 +13,16 @@ from datetime import UTC, date, datetime, timedelta
 from alblake.lake.layout import Partition
 from alblake.schema import TABLE_NAME
 
-__all__ = ["EVERYTHING", "WHEN_HELP", "Moment", "Scope", "parse_moment", "scoped_for_catalog", "window_end"]
+__all__ = [
+    "EVERYTHING",
+    "WHEN_HELP",
+    "Moment",
+    "Scope",
+    "parse_age",
+    "parse_moment",
+    "scoped_for_catalog",
+    "window_end",
+]
 
 WHEN_HELP = "2h, 30m, 45s, 7d (ago), a UTC day 2026-11-24, or a time 2026-11-24T08:00[:00][Z]"
 
@@ -103,21 +112,45 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 @dataclass(frozen=True)
 class Moment:
-    """A point in time a user gave, and whether it was a bare day (``--until DAY`` then means the day's end)."""
+    """A point in time a user gave, whether it was a bare day (``--until DAY`` then means the day's end), and whether
+    it was relative to now (``2h`` ago, ``now``: the same text given later is another time)."""
 
     at: datetime
     whole_day: bool
+    relative: bool = False
+
+
+def parse_age(text: str) -> timedelta:
+    """``2h``, ``30m``, ``45s``, ``7d``, ``1w`` (a number, maybe with decimals, and a unit). ``ValueError``
+    otherwise."""
+    age = _age(text)
+    if age is None:
+        raise ValueError(f"{text!r} is not an age: a number and a unit (s, m, h, d, w), like 2h or 7d")
+    return age
+
+
+def _age(text: str) -> timedelta | None:
+    found = _AGO.match(text)
+    if found is None:
+        return None
+    try:
+        return timedelta(**{_UNITS[found.group(2)]: float(found.group(1))})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long an age (at most {timedelta.max.days:,} days)") from None
 
 
 def parse_moment(text: str, now: datetime | None = None) -> Moment:
     """``2h``/``30m``/``45s``/``7d``/``1w`` ago, ``now``, a UTC day, or an ISO 8601 time (UTC unless it has an
     offset; ``Z`` accepted). ``ValueError`` naming the accepted forms otherwise."""
     now = now or datetime.now(UTC)
-    ago = _AGO.match(text)
-    if ago:
-        return Moment(now - timedelta(**{_UNITS[ago.group(2)]: float(ago.group(1))}), False)
+    age = _age(text)
+    if age is not None:
+        try:
+            return Moment(now - age, False, relative=True)
+        except OverflowError:
+            raise ValueError(f"{text!r} ago is before the year 1: {WHEN_HELP}") from None
     if text.strip().lower() == "now":
-        return Moment(now, False)
+        return Moment(now, False, relative=True)
     stripped = text.strip()
     zulu = stripped[-1:] in ("Z", "z")
     try:
@@ -126,7 +159,10 @@ def parse_moment(text: str, now: datetime | None = None) -> Moment:
         value = datetime.fromisoformat(stripped[:-1] + "+00:00" if zulu else stripped)
     except ValueError:
         raise ValueError(f"{text!r} is not a time: {WHEN_HELP}") from None
-    return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
+    try:
+        return Moment(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC), False)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def window_start(since: Moment | None) -> datetime | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -28,13 +27,13 @@ from alblake.cli.common import (
 from alblake.convert.privacy import CLIENT_IP_MODES, QUARANTINE_MODES, QUERY_MODES
 from alblake.display import printable
 from alblake.locations import LakeLocationError, open_existing_lake_at, open_lake_at, scheme_of
+from alblake.scope import parse_age, parse_moment
 
 if TYPE_CHECKING:  # the commands import the lake's lifecycle when they run (reading commands start without it)
     from alblake.lake.generational import GenerationalLake
     from alblake.lake.lifecycle import ErasureReport, ExpiryReport, PartitionCatalog
     from alblake.lake.settings import LakePolicy
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dh])\s*$")
 # The grace period's floor, as the stack's CompactGraceMinutes (whose value the lifecycle function uses). Nothing
 # comes back after an erasure or an expiry because every ingest that read the policy before it changed has finished
 # a grace period later (docs/COMPACTION.md, "Retention and erasure"): the ingest function runs at most 15 minutes
@@ -44,21 +43,30 @@ MIN_GRACE_MINUTES = 16.0
 
 
 def duration(text: str) -> timedelta:
-    """``400d`` or ``36h`` (an argparse type)."""
-    found = _DURATION.match(text)
-    if found is None:
+    """``400d`` or ``36h`` (an argparse type): an age as ``parse_age`` reads it (the reading commands' ``--since
+    2h``), in days or hours only. Expiry's horizons are the stack's retention days or whole partition-hours; an age
+    in minutes, seconds or weeks is refused, as it always was."""
+    try:
+        age = parse_age(text)
+    except ValueError:
+        age = None
+    if age is None or text.strip()[-1:] not in ("d", "h"):
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of days or hours, like 400d or 36h")
-    amount = float(found.group(1))
-    return timedelta(days=amount) if found.group(2) == "d" else timedelta(hours=amount)
+    return age
 
 
 def moment(text: str) -> datetime:
-    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``, UTC unless it says otherwise (an argparse type)."""
+    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``, UTC unless it says otherwise (an argparse type): a time as
+    ``parse_moment`` reads it (the reading commands' ``--since``/``--until``), absolute only. An erasure's criteria
+    are known by their values and window, and running the same command again (the way back after a failure) reuses
+    them: a time relative to now (``2h``, ``now``) would then be another window, so it is refused."""
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        found = parse_moment(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        found = None
+    if found is None or found.relative:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
+    return found.at
 
 
 def grace_minutes(text: str) -> float:
