@@ -134,9 +134,13 @@ def test_windows_and_durations() -> None:
     assert parse_duration("2h") == timedelta(hours=2) and parse_duration("1.5d") == timedelta(hours=36)
     assert parse_time("2026-11-24T08:00:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
     assert parse_time("2026-11-24T09:00:00+01:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
-    for bad in ("30", "5x", "10s", ""):
+    assert parse_time("2026-11-24T08:00z") == parse_time("2026-11-24 08:00Z") == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    for bad in ("30", "5x", "10s", "", "9999999999d"):  # the last beyond what a time can hold: a line, no traceback
         with pytest.raises(TriageInputError):
             parse_duration(bad)
+    for bad_time in ("2h", "now", "9999-12-31T23:00-05:00", "yesterday"):  # relative, out of range, not a time
+        with pytest.raises(TriageInputError, match="not a time"):
+            parse_time(bad_time)
     with pytest.raises(TriageInputError, match="before it starts"):
         make_window(start=now, end=now - timedelta(hours=1))
     with pytest.raises(TriageInputError, match="not both"):

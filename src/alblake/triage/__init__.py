@@ -10,7 +10,6 @@ every row keeps the counts behind it. The rollup answers the dimensions it holds
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +19,13 @@ from typing import Any
 import pyarrow as pa
 
 from alblake.errors import InputError
+from alblake.scope import parse_age, parse_moment
 from alblake.triage.dimensions import DIMENSIONS, Dimension
 from alblake.triage.predicate import Where
 from alblake.triage.query import ERRORS, TriageQuery, Window, build_query
 
 DEFAULT_BASELINE = timedelta(hours=24)
 DEFAULT_TOP = 10
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LABELS = {d.name: d.label for d in DIMENSIONS}
 
 RunSql = Callable[[str], pa.Table]
@@ -38,23 +36,29 @@ class TriageInputError(InputError, ValueError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30m``, ``24h``, ``2d``, ``90s``, ``1w``: at least a minute."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise TriageInputError(f"{text!r}: a duration is a number and a unit (s, m, h, d, w), e.g. 30m or 24h")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 60:
+    """``30m``, ``24h``, ``2d``, ``90s``, ``1w`` (``alblake.scope.parse_age``, as ``--since`` reads them): at least a
+    minute."""
+    try:
+        duration = parse_age(text)
+    except ValueError:
+        message = f"{text!r}: a duration is a number and a unit (s, m, h, d, w), e.g. 30m or 24h"
+        raise TriageInputError(message) from None
+    if duration < timedelta(minutes=1):
         raise TriageInputError(f"{text!r}: at least a minute (the rollup's grain)")
-    return timedelta(seconds=seconds)
+    return duration
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time (``2026-11-24T08:00:00``, ``2026-11-24 08:00``, with or without ``Z``); UTC if no zone."""
+    """An ISO 8601 time (``2026-11-24T08:00:00``, ``2026-11-24 08:00``, with or without ``Z``) or a day, UTC if no
+    zone (``alblake.scope.parse_moment``, as ``--since`` reads them): absolute only, so that the same command names
+    the same window later."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        found = parse_moment(text)
     except ValueError:
-        raise TriageInputError(f"{text!r}: not a time (write 2026-11-24T08:00:00, UTC)") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        found = None
+    if found is None or found.relative:
+        raise TriageInputError(f"{text!r}: not a time (write 2026-11-24T08:00:00, UTC)")
+    return found.at
 
 
 def _minute(when: datetime) -> datetime:
