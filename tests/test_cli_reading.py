@@ -18,7 +18,7 @@ from alblake.analysis import connect, files_read
 from alblake.cli import main
 from alblake.cli.output import format_csv, json_text, render
 from alblake.sample import write_sample_logs
-from alblake.scope import Scope, parse_age, parse_moment, scoped_for_catalog
+from alblake.scope import Scope, parse_age, parse_moment, scoped_for_catalog, window_end
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,14 @@ def test_a_time_out_of_range_is_refused_with_a_message_not_a_traceback(
     with pytest.raises(SystemExit):
         run(capsys, "files", "--lake", str(lake), "--since", text)
     assert message in capsys.readouterr().err
+
+
+def test_until_the_last_day_a_time_can_hold_is_no_upper_bound(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--until 9999-12-31 means the end of that day, which Python cannot hold (it was an OverflowError): no end."""
+    assert window_end(parse_moment("9999-12-31")) is None
+    code, out, _ = run(capsys, "sql", "SELECT count(*) AS n FROM alb_logs", "--lake", str(lake), "--until",
+                       "9999-12-31", "--format", "csv")
+    assert code == 0 and out.splitlines()[1] == str(12 * 300)
 
 
 def test_an_empty_window_and_a_bad_time_are_refused(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:

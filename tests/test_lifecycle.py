@@ -473,6 +473,19 @@ def test_expiry_ages_are_days_or_hours(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["expire", "--lake", lake_dir, "--older-than", " 0.5 d", "--quarantine-older-than", "36h"]) == 0
 
 
+def test_expiry_ages_that_reach_before_the_year_1000_or_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An age whose horizon is before the year 1 is refused with a line (it was an OverflowError, a traceback); one
+    whose horizon is before the year 1000 works (its hour was written with a 3-digit year, which did not read back)."""
+    two_objects(tmp_path / "lake")
+    lake_dir = str(tmp_path / "lake")
+    with pytest.raises(SystemExit):
+        main(["expire", "--lake", lake_dir, "--older-than", "999999d", "--dry-run"])
+    assert "'999999d': reaches back before the year 1" in capsys.readouterr().err
+    assert horizon_hour(datetime(2026, 1, 1, tzinfo=UTC), timedelta(days=700_000)) == "0109-06-20T00"
+    assert main(["expire", "--lake", lake_dir, "--older-than", "700000d", "--dry-run"]) == 0
+    assert "dry run: nothing changed" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", [["expire", "--older-than", "1d"], ["erase", "--client-ip", VICTIM]])
 @pytest.mark.parametrize("grace", ["0", "15.9"])
 def test_the_commands_refuse_a_grace_period_shorter_than_any_ingest(

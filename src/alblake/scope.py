@@ -170,7 +170,11 @@ def window_start(since: Moment | None) -> datetime | None:
 
 
 def window_end(until: Moment | None) -> datetime | None:
-    """The end of the window, exclusive: a bare day means the end of that day."""
-    if until is None:
+    """The end of the window, exclusive: a bare day means the end of that day (none for 9999-12-31, the last day a
+    time can hold: nothing comes after it)."""
+    if until is None or not until.whole_day:
+        return None if until is None else until.at
+    try:
+        return until.at + timedelta(days=1)
+    except OverflowError:
         return None
-    return until.at + timedelta(days=1) if until.whole_day else until.at

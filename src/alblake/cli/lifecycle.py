@@ -52,6 +52,9 @@ def duration(text: str) -> timedelta:
         age = None
     if age is None or text.strip()[-1:] not in ("d", "h"):
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of days or hours, like 400d or 36h")
+    if age >= datetime.now(UTC) - datetime(1, 1, 2, tzinfo=UTC):  # its horizon would be before the year 1
+        raise argparse.ArgumentTypeError(f"{text!r}: reaches back before the year 1; expire takes days or hours "
+                                         "such as 400d or 36h")
     return age
 
 

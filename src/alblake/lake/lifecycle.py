@@ -541,7 +541,7 @@ class ExpiryReport:
 def horizon_hour(now: datetime, older_than: timedelta) -> str:
     """The first hour that is kept: every hour that ended at least ``older_than`` before ``now`` goes."""
     cutoff = (now - older_than).astimezone(UTC)
-    return cutoff.strftime("%Y-%m-%dT%H")
+    return cutoff.isoformat(timespec="hours")[:13]  # the year in four digits (strftime's %Y is not, before 1000)
 
 
 def expire(
