@@ -44,7 +44,6 @@ class DerivedRows:
         self.tables = {table.name: table for table in tables}
         self.columns = list(dict.fromkeys(column for table in tables for column in table.columns))
         self.pending: dict[Partition, list[tuple[pa.Table, int]]] = {}  # rows waiting, with their bytes
-        self.pending_rows: dict[Partition, int] = {}
         self.pending_bytes = 0
         self.held: dict[tuple[Partition, str], list[pa.Table]] = {}
         self.parts: dict[tuple[Partition, str], list[Path]] = {}
@@ -57,18 +56,19 @@ class DerivedRows:
         present = set(rows.column_names)
         selected = rows.select([c for c in self.columns if c in present])
         size = selected.nbytes
-        if self.pending_rows.get(partition, 0) + selected.num_rows > DERIVE_BATCH_ROWS:
+        if self._waiting_rows(partition) + selected.num_rows > DERIVE_BATCH_ROWS:
             self._derive(partition)  # what waits first: batches of at most DERIVE_BATCH_ROWS, not one and a bit
         if self.pending_bytes + size > DERIVE_MEMORY_BATCH_BYTES:
             self._derive_waiting(list(self.pending))
         self.pending.setdefault(partition, []).append((selected, size))
         self.pending_bytes += size
-        self.pending_rows[partition] = self.pending_rows.get(partition, 0) + selected.num_rows
+
+    def _waiting_rows(self, partition: Partition) -> int:
+        return sum(table.num_rows for table, _ in self.pending.get(partition, []))
 
     def _take(self, partition: Partition) -> list[pa.Table]:
         """The rows waiting of a partition, no longer waiting."""
         pieces = self.pending.pop(partition, [])
-        self.pending_rows.pop(partition, None)
         self.pending_bytes -= sum(size for _, size in pieces)
         return [table for table, _ in pieces]
 
@@ -93,7 +93,7 @@ class DerivedRows:
         batch: list[Partition] = []
         rows = size = 0
         for partition in partitions:
-            waiting = self.pending_rows.get(partition, 0)
+            waiting = self._waiting_rows(partition)
             if not waiting:
                 continue
             waiting_bytes = sum(bytes_ for _, bytes_ in self.pending[partition])
@@ -127,6 +127,14 @@ class DerivedRows:
                 self.parts.setdefault(key, []).append(self._file(self.tables[key[1]].schema, [], tables))
             self.held.clear()
             self.bytes = 0
+
+    def abort(self) -> None:
+        """Forget every row waiting and held (the conversion failed; its staging directory goes with the parts)."""
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.held.clear()
+        self.parts.clear()
+        self.bytes = 0
 
     def finish(self, partition: Partition) -> dict[str, Path]:
         """The partition's file for each derived table (written now from its parts and rows in memory)."""

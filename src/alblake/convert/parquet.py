@@ -337,9 +337,7 @@ class PartitionWriters:
     def abort(self) -> None:
         """Close every open file without writing what is in memory (the conversion failed); never raises."""
         self.partitions.clear()
-        self.derived.held.clear()
-        self.derived.pending.clear()
-        self.derived.pending_rows.clear()
+        self.derived.abort()
         while self.writers:
             with contextlib.suppress(Exception):
                 self.writers.popitem()[1].close()

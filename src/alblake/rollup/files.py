@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 
+from alblake.lake.derived import derived_tables_of
 from alblake.lake.layout import DATA_PREFIX
 from alblake.ports import Lake
 from alblake.rollup.table import NAME, PREFIX, SCHEMA
@@ -34,7 +35,7 @@ def rollup_url(data_url: str) -> str:
 def rollup_files(lake: Lake) -> list[str]:
     """The rollup files readers read: the lake's list when it keeps the rollup as a derived table (``alblake.lake.
     derived``), else the sibling of every visible data file (those that exist)."""
-    if any(table.name == NAME for table in getattr(lake, "derived", ())):
+    if any(table.name == NAME for table in derived_tables_of(lake)):
         return list(lake.visible_files(table=NAME))  # type: ignore[call-arg]
     return [rollup_url(url) for url in lake.visible_files()]
 
@@ -43,7 +44,7 @@ def visible_rollup(lake: Lake, scope: Scope) -> list[str]:
     """The rollup files of the view ``alb_rollup_1m`` within ``scope``: the sibling of every visible data file of
     the scope's partitions, those present (one listing of the rollup's prefix). A lake that does not keep the
     rollup shows none (``alblake triage`` then reads the curated table)."""
-    if not any(table.name == NAME for table in getattr(lake, "derived", ())):
+    if not any(table.name == NAME for table in derived_tables_of(lake)):
         return []
     keys = getattr(lake, "visible_keys", None)
     store = getattr(lake, "store", None)

@@ -155,13 +155,12 @@ def capped_routes(elb: pa.ChunkedArray | pa.Array, routes: pa.Array, cap: int = 
     return pc.if_else(pa.array(kept[elb_codes * width + route_codes]), routes, OTHER_ROUTE)
 
 
-def _route_dimension(elb: pa.ChunkedArray, urls: pa.ChunkedArray, cap: int, parts: _Dimension) -> _Dimension:
+def _route_dimension(elb: _Dimension, urls: pa.ChunkedArray, cap: int, parts: _Dimension) -> _Dimension:
     """The route template of every row (computed once per distinct URL), capped per load balancer of each part."""
     routes = _Dimension.image(urls, route_templates)
     if len(routes.values) <= cap:  # the common case: no load balancer can have more routes than the cap
         return routes
-    elb_codes, elb_values = _codes(elb)
-    owner = pa.array(parts.codes * (len(elb_values) + 1) + elb_codes)  # (part, load balancer): the cap's unit
+    owner = pa.array(parts.codes * (len(elb.values) + 1) + elb.codes)  # (part, load balancer): the cap's unit
     return _Dimension.of(capped_routes(owner, routes.at(np.arange(len(routes.codes))), cap))
 
 
@@ -205,14 +204,15 @@ def _sketches(group: np.ndarray, size: int, buckets: pa.Array) -> tuple[pa.Array
 
 
 def _dimensions(rows: pa.Table, route_cap: int, parts: _Dimension) -> dict[str, _Dimension]:
+    elb = _Dimension.of(rows["elb"])
     return {
         "part": parts,
         "minute": _Dimension.of(_minutes(rows["time"])),
-        "elb": _Dimension.of(rows["elb"]),
+        "elb": elb,
         "target_group_arn": _Dimension.of(rows["target_group_arn"]),
         "target_ip": _Dimension.of(rows["target_ip"]),
         "target_port": _Dimension.of(rows["target_port"]),
-        "route": _route_dimension(rows["elb"], rows["request_url"], route_cap, parts),
+        "route": _route_dimension(elb, rows["request_url"], route_cap, parts),
         "request_verb": _Dimension.image(rows["request_verb"], _verb_names),
         "elb_status_code": _Dimension.of(rows["elb_status_code"]),
         "target_status_class": _Dimension.image(rows["target_status_code"], _status_classes),
