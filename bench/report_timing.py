@@ -190,20 +190,16 @@ def run(work: Path, args: argparse.Namespace) -> None:
 def report_triage_sql(lake: Path) -> str:
     """The SQL of the report's triage section: the lake's newest 30 minutes against the 24 hours before."""
     from alblake.analysis import connect
-    from alblake.triage import make_window
     from alblake.triage.query import build_query
-    from alblake.triage.section import BASELINE as TRIAGE_BASELINE
-    from alblake.triage.section import REPORT_DIMENSIONS, WINDOW
+    from alblake.triage.section import REPORT_DIMENSIONS, section_window
 
     con = connect(lake)
     try:
-        latest = con.sql('SELECT max("time") FROM alb_logs').fetchall()[0][0]
+        window = section_window(con)
     finally:
         con.close()
-    end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    window = make_window(start=end - WINDOW, end=end, baseline=TRIAGE_BASELINE)
+    assert window is not None, "the bench lake holds no request"
     return build_query(window, None, dimensions=REPORT_DIMENSIONS).sql
-
 
 if __name__ == "__main__":
     main()

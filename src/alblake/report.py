@@ -394,7 +394,7 @@ def run_queries(
     try:
         with ThreadPoolExecutor(lanes) as pool:
             section = pool.submit(on_free, partial(report_section, lake, scope))  # the longest first
-            tables = {q.name: pool.submit(on_free, partial(_table, query=q)) for q in longest_first(queries)}
+            tables = {q.name: pool.submit(on_free, partial(execute, query=q)) for q in longest_first(queries)}
             return {q.name: tables[q.name].result() for q in queries}, [section.result()]
     finally:
         for connection in opened:
@@ -411,6 +411,3 @@ def longest_first(queries: Sequence[Query]) -> list[Query]:
     a long query while the other has nothing to do (on the bench day, 30-50 ms of a 0.7 s run)."""
     return sorted(queries, key=lambda query: _LONG.search(query.sql) is None)
 
-
-def _table(con: duckdb.DuckDBPyConnection, query: Query) -> pa.Table:
-    return execute(con, query)

@@ -172,8 +172,10 @@ def window_start(since: Moment | None) -> datetime | None:
 def window_end(until: Moment | None) -> datetime | None:
     """The end of the window, exclusive: a bare day means the end of that day (none for 9999-12-31, the last day a
     time can hold: nothing comes after it)."""
-    if until is None or not until.whole_day:
-        return None if until is None else until.at
+    if until is None:
+        return None
+    if not until.whole_day:
+        return until.at
     try:
         return until.at + timedelta(days=1)
     except OverflowError:

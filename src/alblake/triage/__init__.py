@@ -26,7 +26,6 @@ from alblake.triage.query import ERRORS, TriageQuery, Window, build_query
 
 DEFAULT_BASELINE = timedelta(hours=24)
 DEFAULT_TOP = 10
-_LABELS = {d.name: d.label for d in DIMENSIONS}
 
 RunSql = Callable[[str], pa.Table]
 

@@ -47,10 +47,10 @@ def _hour_of(url: str) -> datetime | None:
 def newest_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest request time ``alb_logs`` holds: read from the files of its newest partition-hour (a lake is
     partitioned by the hour of ``time``), and from all of them only when that hour has no row in the scope."""
-    hours = {(found.group(1), found.group(2)) for url in files_read(con).get(TABLE_NAME, ())
-             if (found := _HOUR.search(url)) is not None}
-    newest_hour = [f"day = '{day}' AND hour = '{hour}'" for day, hour in [max(hours)]] if hours else []
-    for where in [*newest_hour, "TRUE"]:
+    newest_hour = max((hour for url in files_read(con).get(TABLE_NAME, ()) if (hour := _hour_of(url)) is not None),
+                      default=None)
+    within = [f"day = '{newest_hour:%Y-%m-%d}' AND hour = '{newest_hour:%H}'"] if newest_hour is not None else []
+    for where in [*within, "TRUE"]:
         newest = execute(con, f'SELECT max("time") AS newest FROM {TABLE_NAME} WHERE {where}').column("newest")[0]
         if newest.is_valid:
             value: datetime = newest.as_py()

@@ -36,18 +36,26 @@ def report_section(
     lake and scope (``alblake.analysis.connect``), reused; else one is opened."""
     opened = open_lake_at(lake) if isinstance(lake, Path | str) else lake
     with _connection(opened, scope, con) as connection:
-        latest = newest_time(connection)
-        if latest is None:
+        window = section_window(connection)
+        if window is None:
             return ('<section class="card wide" id="q-triage" data-rows="0"><h2>Triage</h2>'
                     '<p class="muted">no data</p></section>')
-        end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        window = make_window(start=end - WINDOW, end=end, baseline=BASELINE)
         gaps = rollup_gaps(connection, window)
         notes = [f"{len(gaps)} data files of these hours have no rollup file: read the curated table"] if gaps else []
         result = run_triage(sql_runner(connection), window, engine="duckdb", use_rollup=not gaps, notes=notes,
                             dimensions=REPORT_DIMENSIONS)
-    title = f"Triage: what is different about the last 30 minutes (to {end:%Y-%m-%d %H:%M} UTC)"
+    title = f"Triage: what is different about the last 30 minutes (to {window.end:%Y-%m-%d %H:%M} UTC)"
     return html_section(result, title, more=triage_command(window))
+
+
+def section_window(con: duckdb.DuckDBPyConnection) -> Window | None:
+    """The section's window on the connection's views: the 30 minutes up to the minute after the newest request,
+    and the 24 hours before; None when the views hold no request."""
+    latest = newest_time(con)
+    if latest is None:
+        return None
+    end = latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return make_window(start=end - WINDOW, end=end, baseline=BASELINE)
 
 
 def triage_command(window: Window) -> str:
