@@ -99,16 +99,19 @@ class PartitionCatalog(Protocol):
 
 
 def lake_partitions(lake: GenerationalLake) -> set[Partition]:
-    """Every partition the lake knows: those with a state, with generation-0 files, or with an expiry marker."""
+    """Every partition the lake knows: those with a state, with generation-0 files, with an expiry marker, or with
+    files of a derived table only (a writer whose data file never followed its sibling: the rollup's file of an
+    ingest that gave up, which Athena's rollup table reads until its hour is dropped)."""
     found: set[Partition] = set()
     for key in lake.store.list_keys(STATE_PREFIX):
         partition = partition_of_path(key[len(STATE_PREFIX) :].removesuffix(".json"))
         if partition is not None:
             found.add(partition)
-    for key in lake.store.list_keys(f"{DATA_PREFIX}elb_name="):
-        folder = owning_folder(key)
-        if folder is not None:
-            found.add(folder[0])
+    for prefix in (DATA_PREFIX, *(table.prefix for table in lake.derived)):  # a derived tree mirrors the data tree
+        for key in lake.store.list_keys(f"{prefix}elb_name="):
+            folder = owning_folder(DATA_PREFIX + key[len(prefix) :])
+            if folder is not None:
+                found.add(folder[0])
     for key in lake.store.list_keys(EXPIRED_PREFIX):
         partition = partition_of_path(key[len(EXPIRED_PREFIX) :])
         if partition is not None:
